@@ -1,0 +1,82 @@
+"""API Gateway (HTTP API) → pdrelay ingest. An adapter: parse the event, call the domain, answer."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from pdrelay import __version__, formats, ingest
+from pdrelay.errors import BadRequest, NotFound, PdrelayError
+from pdrelay.observability import logger
+
+app = APIGatewayHttpResolver()
+PAGERDUTY_PATHS = ("/v2/enqueue",)
+
+
+def _json(status: int, body: dict[str, Any]) -> Response:
+    return Response(status_code=status, content_type="application/json", body=json.dumps(body))
+
+
+def _request() -> ingest.IncomingRequest:
+    event = app.current_event
+    raw = event.body or ""
+    if event.is_base64_encoded:
+        try:
+            body = base64.b64decode(raw, validate=True)
+        except binascii.Error as exc:
+            raise BadRequest("body is not valid base64") from exc
+    else:
+        body = raw.encode("utf-8", "surrogatepass")
+    epoch_ms = event.request_context.time_epoch
+    received = datetime.fromtimestamp(epoch_ms / 1000, UTC) if epoch_ms else datetime.now(UTC)
+    return ingest.IncomingRequest(
+        body=body,
+        request_id=event.request_context.request_id or "",
+        received_at=received,
+        headers={k.lower(): v for k, v in (event.headers or {}).items()},
+        query=dict(event.query_string_parameters or {}),
+    )
+
+
+@app.post("/v1/alerts/<format_name>")
+def post_alerts(format_name: str) -> Response:
+    return _json(202, ingest.accept_alerts(_request(), format_name, ingest.deps_from_environment()))
+
+
+@app.post("/v2/enqueue")
+def post_v2_event() -> Response:
+    return _json(202, ingest.accept_v2_event(_request(), ingest.deps_from_environment()))
+
+
+@app.get("/health")
+def health() -> Response:
+    return _json(200, {"status": "ok", "version": __version__, "formats": ["auto", *formats.names()]})
+
+
+@app.not_found
+def not_found(_exc: Exception) -> Response:
+    return _on_error(NotFound("no such endpoint", ["POST /v1/alerts/{format}, POST /v2/enqueue, GET /health"]))
+
+
+@app.exception_handler(PdrelayError)
+def _on_error(exc: PdrelayError) -> Response:
+    status, body = ingest.error_response(exc, pagerduty_style=app.current_event.path in PAGERDUTY_PATHS)
+    return _json(status, body)
+
+
+@app.exception_handler(Exception)
+def _on_unexpected(exc: Exception) -> Response:
+    logger.exception("unexpected error in ingest")
+    return _json(500, {"status": "error", "message": "internal error"})
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

@@ -1,0 +1,49 @@
+"""Caller authentication: a bearer token, or basic auth whose password is the token.
+
+Every configured token is compared, in constant time, whatever matched first, so timing says
+nothing about which token was close. Nothing here logs a credential.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+from collections.abc import Mapping
+
+from pdrelay.config import Caller, RelayConfig
+from pdrelay.errors import Unauthorized
+
+
+def presented_token(headers: Mapping[str, str]) -> str | None:
+    value = headers.get("authorization", "").strip()
+    scheme, _, credential = value.partition(" ")
+    scheme = scheme.lower()
+    credential = credential.strip()
+    if scheme == "bearer" and credential:
+        return credential
+    if scheme == "basic" and credential:
+        try:
+            decoded = base64.b64decode(credential, validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        _user, sep, password = decoded.partition(":")
+        return password if sep and password else None
+    return None
+
+
+def authenticate(config: RelayConfig, headers: Mapping[str, str]) -> Caller:
+    token = presented_token(headers)
+    if token is None:
+        raise Unauthorized(
+            "missing credentials",
+            ["send 'Authorization: Bearer <token>', or basic auth with the token as the password"],
+        )
+    given = token.encode()
+    match: Caller | None = None
+    for caller in config.callers:
+        if hmac.compare_digest(given, caller.token.encode()) and match is None:
+            match = caller
+    if match is None:
+        raise Unauthorized("invalid credentials")
+    return match

@@ -1,0 +1,167 @@
+"""The relay's configuration document: callers (who may send) and routes (where alerts go).
+
+One document, validated at load with errors that name the place of each mistake. It lives in a
+file locally and in SSM Parameter Store (``ssm:/name``) or Secrets Manager (``secret:name``) in
+AWS, read through Powertools Parameters with a cache age, so a change is picked up without a
+redeploy. Example (YAML or JSON)::
+
+    version: 1
+    default_route: platform
+    callers:
+      - name: alertmanager
+        token: "a-long-random-string"
+        routes: [platform]          # optional; empty means every route
+    routes:
+      platform:
+        routing_key: "<32-character Events API v2 integration key>"
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from pdrelay.errors import ConfigError
+from pdrelay.settings import Settings
+
+ROUTING_KEY_RE = re.compile(r"^[A-Za-z0-9]{32}$")
+ROUTE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+DEMO_ROUTING_KEY = "pdrelaydemo000000000000000000000"
+
+
+class Route(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    routing_key: str = Field(description="The PagerDuty Events API v2 integration key (32 characters).")
+    description: str = ""
+
+    @field_validator("routing_key")
+    @classmethod
+    def _key_shape(cls, value: str) -> str:
+        if not ROUTING_KEY_RE.fullmatch(value):
+            raise ValueError("must be a 32-character Events API v2 integration key (letters and digits)")
+        return value
+
+
+class Caller(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, max_length=64)
+    token: str = Field(min_length=16, description="Bearer token, or the password of basic auth.")
+    routes: tuple[str, ...] = ()
+    default_route: str | None = None
+
+
+class RelayConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    version: int = 1
+    default_route: str
+    allow_unlisted_routing_keys: bool = Field(
+        False, description="On /v2/enqueue, pass routing keys that no route names straight through."
+    )
+    callers: tuple[Caller, ...] = Field(min_length=1)
+    routes: dict[str, Route] = Field(min_length=1)
+
+    @field_validator("version")
+    @classmethod
+    def _version(cls, value: int) -> int:
+        if value != 1:
+            raise ValueError("only version 1 is understood")
+        return value
+
+    @model_validator(mode="after")
+    def _references(self) -> RelayConfig:
+        problems = [
+            f"routes.{name}: route names are lower-case letters, digits, '.', '_' or '-'"
+            for name in self.routes
+            if not ROUTE_NAME_RE.fullmatch(name)
+        ]
+        if self.default_route not in self.routes:
+            problems.append(f"default_route: no route named {self.default_route!r}")
+        seen: set[str] = set()
+        for i, caller in enumerate(self.callers):
+            for name in (*caller.routes, *([caller.default_route] if caller.default_route else [])):
+                if name not in self.routes:
+                    problems.append(f"callers.{i}.routes: no route named {name!r}")
+            if caller.token in seen:
+                problems.append(f"callers.{i}.token: the same token is given to two callers")
+            seen.add(caller.token)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def route_for_key(self, routing_key: str) -> str | None:
+        for name, route in self.routes.items():
+            if route.routing_key == routing_key:
+                return name
+        return None
+
+
+def parse_config(text: str, origin: str = "configuration") -> RelayConfig:
+    """Parse and validate a JSON or YAML document; errors name each wrong place."""
+    try:
+        raw: Any = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{origin} is not valid YAML or JSON", [str(exc)]) from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{origin} must be a mapping at the top level")
+    try:
+        return RelayConfig.model_validate(raw)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+            msg = err["msg"].removeprefix("Value error, ")
+            problems.append(f"{where}: {msg}")
+        raise ConfigError(f"{origin} is invalid", problems) from exc
+
+
+@lru_cache(maxsize=8)
+def _parse_cached(digest: str, text: str, origin: str) -> RelayConfig:
+    del digest  # part of the cache key only
+    return parse_config(text, origin)
+
+
+def default_config(settings: Settings) -> RelayConfig:
+    """The embedded one-route document used when no configuration source is named."""
+    if not settings.token:
+        raise ConfigError("no configuration: set PDRELAY_CONFIG, or PDRELAY_TOKEN for a local default")
+    return RelayConfig.model_validate(
+        {
+            "default_route": "default",
+            "callers": [{"name": "default", "token": settings.token}],
+            "routes": {"default": {"routing_key": settings.routing_key or DEMO_ROUTING_KEY}},
+        }
+    )
+
+
+def read_source(source: str, max_age: int) -> str:
+    """The raw document behind ``source``: ``ssm:/name``, ``secret:name`` or a file path."""
+    if source.startswith("ssm:"):
+        from aws_lambda_powertools.utilities import parameters
+
+        return str(parameters.get_parameter(source[4:], decrypt=True, max_age=max_age))
+    if source.startswith("secret:"):
+        from aws_lambda_powertools.utilities import parameters
+
+        return str(parameters.get_secret(source[7:], max_age=max_age))
+    path = Path(source.removeprefix("file:"))
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read configuration file {path}", [exc.strerror or str(exc)]) from exc
+
+
+def load_config(settings: Settings) -> RelayConfig:
+    if not settings.config_source:
+        return default_config(settings)
+    text = read_source(settings.config_source, settings.config_max_age_seconds)
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    return _parse_cached(digest, text, settings.config_source)

@@ -1,0 +1,92 @@
+"""One exception hierarchy for pdrelay.
+
+::
+
+    PdrelayError
+    ├── ConfigError              configuration document or settings are invalid
+    ├── RequestError             the caller sent something we refuse (HTTP 4xx)
+    │   ├── BadRequest           400: malformed body, unknown format, missing fields
+    │   ├── Unauthorized         401: no or wrong credentials
+    │   ├── Forbidden            403: credentials valid, route not allowed for them
+    │   ├── NotFound             404: no such path
+    │   └── PayloadTooLarge      413: body over the size limit
+    ├── EnqueueError             SQS did not take every message (HTTP 503, caller retries)
+    ├── StoreError               DynamoDB failed in a way a retry may fix
+    │   └── ConcurrentUpdate     the conditional write lost a race
+    └── DeliveryError            the Events API did not take an event
+        ├── PermanentDelivery    400 from PagerDuty: never retried, goes to the DLQ
+        └── RetryableDelivery    429, 5xx, timeouts, connection errors
+
+HTTP status codes are decided in one place: :func:`pdrelay.ingest.error_response`.
+"""
+
+from __future__ import annotations
+
+
+class PdrelayError(Exception):
+    """Base of every error pdrelay raises on purpose."""
+
+
+class ConfigError(PdrelayError):
+    """The configuration is invalid; ``problems`` says where."""
+
+    def __init__(self, message: str, problems: list[str] | None = None) -> None:
+        self.problems = problems or []
+        detail = "; ".join(self.problems)
+        super().__init__(f"{message}: {detail}" if detail else message)
+
+
+class RequestError(PdrelayError):
+    status = 400
+
+    def __init__(self, message: str, problems: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.problems = problems or []
+
+
+class BadRequest(RequestError):
+    status = 400
+
+
+class Unauthorized(RequestError):
+    status = 401
+
+
+class Forbidden(RequestError):
+    status = 403
+
+
+class NotFound(RequestError):
+    status = 404
+
+
+class PayloadTooLarge(RequestError):
+    status = 413
+
+
+class EnqueueError(PdrelayError):
+    """Not every message reached SQS; nothing may be answered 202."""
+
+
+class StoreError(PdrelayError):
+    """The dedup table could not be read or written."""
+
+
+class ConcurrentUpdate(StoreError):
+    """Another dispatcher changed the item between our read and our write."""
+
+
+class DeliveryError(PdrelayError):
+    def __init__(self, message: str, status: int | None = None, errors: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.errors = errors or []
+
+
+class PermanentDelivery(DeliveryError):
+    """PagerDuty rejected the event (400): retrying cannot help."""
+
+
+class RetryableDelivery(DeliveryError):
+    """PagerDuty or the network failed in a way that may pass."""

@@ -1,0 +1,146 @@
+"""The PagerDuty Events API v2 client: building events by PagerDuty's rules, sending, classifying.
+
+- ``links`` and ``images`` at the top level of the event; images only over HTTPS.
+- ``payload.summary`` at most 1024 characters, ``dedup_key`` at most 255.
+- The whole event at most 512 KB: ``custom_details`` is trimmed first, and says so.
+- Resolves and acknowledges carry the full payload too, so PagerDuty's event rules route them
+  like the trigger.
+
+Answers: 2xx delivered; 400 :class:`PermanentDelivery`; 429, other 4xx/5xx, timeouts and
+connection errors :class:`RetryableDelivery`. One pooled ``requests.Session`` per client.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from pdrelay.errors import PermanentDelivery, RetryableDelivery
+from pdrelay.models import SUMMARY_LIMIT, QueueMessageV1, truncate
+from pdrelay.timeutil import iso
+
+MAX_EVENT_BYTES = 512 * 1024
+TRIM_NOTE_KEY = "pdrelay_note"
+
+
+def payload_snapshot(message: QueueMessageV1) -> dict[str, Any]:
+    """The payload fields kept in the dedup table, for later events that carry none."""
+    a = message.alert
+    snap = {"summary": a.summary, "source": a.source, "severity": a.severity,
+            "component": a.component, "group": a.group, "class": a.class_}
+    return {k: v for k, v in snap.items() if v}
+
+
+def build_event(message: QueueMessageV1, action: str, stored: dict[str, Any] | None = None) -> dict[str, Any]:
+    a = message.alert
+    stored = stored or {}
+    summary = a.summary or stored.get("summary") or f"{a.format} alert {a.identity}"
+    payload: dict[str, Any] = {
+        "summary": truncate(summary, SUMMARY_LIMIT),
+        "source": a.source or stored.get("source") or "pdrelay",
+        "severity": a.severity if a.summary else stored.get("severity", a.severity),
+        "timestamp": iso(a.timestamp or a.occurred_at),
+    }
+    for key, value in (("component", a.component), ("group", a.group), ("class", a.class_)):
+        value = value or stored.get(key)
+        if value:
+            payload[key] = value
+    details = dict(a.custom_details)
+    dropped_images = [i.src for i in a.images if not i.src.lower().startswith("https://")]
+    if dropped_images:
+        details[TRIM_NOTE_KEY] = f"{len(dropped_images)} image(s) dropped: PagerDuty shows HTTPS images only"
+    if details:
+        payload["custom_details"] = details
+    event: dict[str, Any] = {
+        "routing_key": message.routing_key,
+        "event_action": action,
+        "dedup_key": message.dedup_key,
+        "payload": payload,
+        "client": a.client or "pdrelay",
+    }
+    if a.client_url and a.client_url.lower().startswith(("https://", "http://")):
+        event["client_url"] = a.client_url
+    if a.links:
+        event["links"] = [link.model_dump(exclude_none=True) for link in a.links]
+    images = [i.model_dump(exclude_none=True) for i in a.images if i.src.lower().startswith("https://")]
+    if images:
+        event["images"] = images
+    return fit_size(event)
+
+
+def _size(doc: Any) -> int:
+    return len(json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode())
+
+
+def fit_size(event: dict[str, Any], limit: int = MAX_EVENT_BYTES) -> dict[str, Any]:
+    """Trim ``custom_details`` (largest values first) until the event fits in ``limit`` bytes."""
+    if _size(event) <= limit:
+        return event
+    details = dict(event["payload"].get("custom_details") or {})
+    removed: list[str] = []
+    while details and _size(event) > limit:
+        biggest = max(details, key=lambda k: _size(details[k]))
+        details.pop(biggest)
+        removed.append(biggest)
+        note = (f"custom_details trimmed to fit PagerDuty's 512 KB event limit; removed: "
+                f"{', '.join(sorted(removed))}")
+        event["payload"]["custom_details"] = {**details, TRIM_NOTE_KEY: truncate(note, 2000)}
+    if _size(event) > limit:
+        # Links/images alone can be oversized; keep the event deliverable.
+        event.pop("images", None)
+        event["links"] = event.get("links", [])[:10]
+    return event
+
+
+@dataclass(frozen=True)
+class Delivered:
+    status: int
+    dedup_key: str | None
+
+
+class EventsClient:
+    """Sends events to ``{base_url}/v2/enqueue`` through one pooled session."""
+
+    def __init__(self, base_url: str, *, connect_timeout: float = 3.05, read_timeout: float = 6.0,
+                 session: requests.Session | None = None) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = (connect_timeout, read_timeout)
+        if session is None:
+            session = requests.Session()
+            adapter = HTTPAdapter(pool_connections=4, pool_maxsize=16, max_retries=0)
+            session.mount("https://", adapter)
+            session.mount("http://", adapter)
+            session.headers["User-Agent"] = "pdrelay"
+        self.session = session
+
+    def send(self, event: dict[str, Any], path: str = "/v2/enqueue") -> Delivered:
+        try:
+            answer = self.session.post(self.base_url + path, json=event, timeout=self.timeout)
+        except requests.Timeout as exc:
+            raise RetryableDelivery("timed out waiting for the Events API") from exc
+        except requests.ConnectionError as exc:
+            raise RetryableDelivery("could not connect to the Events API") from exc
+        except requests.RequestException as exc:
+            raise RetryableDelivery(f"request to the Events API failed: {type(exc).__name__}") from exc
+        return classify(answer)
+
+
+def classify(answer: requests.Response) -> Delivered:
+    status = answer.status_code
+    try:
+        body = answer.json()
+    except ValueError:
+        body = {}
+    if not isinstance(body, dict):
+        body = {}
+    if 200 <= status < 300:
+        return Delivered(status=status, dedup_key=body.get("dedup_key"))
+    message = str(body.get("message") or answer.reason or "no message")[:500]
+    errors = [str(e)[:500] for e in body.get("errors", []) if isinstance(e, str | int | float)][:20]
+    if status == 400:
+        raise PermanentDelivery(f"PagerDuty rejected the event: {message}", status=status, errors=errors)
+    raise RetryableDelivery(f"PagerDuty answered {status}: {message}", status=status, errors=errors)

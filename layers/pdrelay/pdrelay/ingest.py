@@ -1,0 +1,178 @@
+"""Ingest: authenticate, limit, decode, detect/parse, route, enqueue; and the HTTP answers.
+
+``functions/ingest/app.py`` adapts API Gateway events to :class:`IncomingRequest` and calls
+:func:`accept_alerts` or :func:`accept_v2_event`. HTTP status codes are decided here, in
+:func:`error_response`, and nowhere else.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from pdrelay import formats
+from pdrelay.auth import authenticate
+from pdrelay.config import RelayConfig
+from pdrelay.errors import (
+    BadRequest,
+    ConfigError,
+    EnqueueError,
+    PayloadTooLarge,
+    PdrelayError,
+    RequestError,
+)
+from pdrelay.formats import ParseContext
+from pdrelay.models import QueueMessageV1, make_message
+from pdrelay.observability import ALERTS_ACCEPTED, ALERTS_RECEIVED, REQUESTS_REJECTED, count, logger
+from pdrelay.queue import enqueue
+from pdrelay.routing import route_for_routing_key, select_route
+from pdrelay.settings import Settings
+
+
+@dataclass(frozen=True)
+class IncomingRequest:
+    body: bytes
+    request_id: str
+    received_at: datetime
+    headers: Mapping[str, str] = field(default_factory=dict)  # lower-case names
+    query: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Deps:
+    settings: Settings
+    config: RelayConfig
+    sqs: Any
+
+
+def check_size(request: IncomingRequest, limit: int) -> None:
+    if len(request.body) > limit:
+        raise PayloadTooLarge(f"body is {len(request.body)} bytes; the limit is {limit} bytes")
+
+
+def decode_json(body: bytes) -> Any:
+    if not body.strip():
+        raise BadRequest("empty body", ["send the monitor's JSON payload as the request body"])
+    try:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise BadRequest("body is not UTF-8 text", [f"invalid byte at position {exc.start}"]) from exc
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise BadRequest(
+            "malformed JSON", [f"{exc.msg} at line {exc.lineno} column {exc.colno}"]
+        ) from exc
+    except RecursionError as exc:
+        raise BadRequest("malformed JSON", ["nested too deeply"]) from exc
+
+
+def _enqueue(messages: list[QueueMessageV1], deps: Deps) -> None:
+    enqueue(messages, deps.sqs, deps.settings.queue_url)
+    for message in messages:
+        count(ALERTS_ACCEPTED, Format=message.alert.format, Action=message.alert.action)
+
+
+def accept_alerts(request: IncomingRequest, format_name: str, deps: Deps) -> dict[str, Any]:
+    """``POST /v1/alerts/{format}``: the 202 body, or a RequestError."""
+    caller = authenticate(deps.config, request.headers)
+    check_size(request, deps.settings.max_body_bytes)
+    doc = decode_json(request.body)
+    fmt = formats.detect(doc, request.headers) if format_name == "auto" else formats.get(format_name)
+    count(ALERTS_RECEIVED, Format=fmt.name)
+    destination = select_route(deps.config, caller, request.headers, request.query)
+    context = ParseContext(received_at=request.received_at, headers=request.headers)
+    try:
+        alerts = fmt.parse(doc, context)
+    except ValidationError as exc:
+        raise BadRequest(
+            f"invalid {fmt.name} payload",
+            [f"{'.'.join(str(p) for p in e['loc']) or 'alert'}: {e['msg']}" for e in exc.errors()],
+        ) from exc
+    messages = [
+        make_message(
+            alert,
+            route=destination.route,
+            routing_key=destination.routing_key,
+            received_at=request.received_at,
+            request_id=request.request_id,
+        )
+        for alert in alerts
+    ]
+    _enqueue(messages, deps)
+    logger.info(
+        "alerts accepted",
+        extra={"format": fmt.name, "route": destination.route, "caller": caller.name,
+               "dedup_keys": [m.dedup_key for m in messages]},
+    )
+    return {
+        "status": "accepted",
+        "format": fmt.name,
+        "route": destination.route,
+        "accepted": len(messages),
+        "alerts": [
+            {"action": m.alert.action, "dedup_key": m.dedup_key, "identity": m.alert.identity}
+            for m in messages
+        ],
+    }
+
+
+def accept_v2_event(request: IncomingRequest, deps: Deps) -> dict[str, Any]:
+    """``POST /v2/enqueue``: answered exactly as PagerDuty answers."""
+    caller = authenticate(deps.config, request.headers)
+    check_size(request, deps.settings.max_body_bytes)
+    doc = decode_json(request.body)
+    if not isinstance(doc, dict):
+        raise BadRequest("Event object is invalid", ["Event object must be a JSON object"])
+    fmt = formats.get("events_v2")
+    count(ALERTS_RECEIVED, Format=fmt.name)
+    destination = route_for_routing_key(deps.config, caller, doc.get("routing_key"))
+    (alert,) = fmt.parse(doc, ParseContext(received_at=request.received_at, headers=request.headers))
+    message = make_message(
+        alert,
+        route=destination.route,
+        routing_key=destination.routing_key,
+        received_at=request.received_at,
+        request_id=request.request_id,
+    )
+    _enqueue([message], deps)
+    logger.info("event accepted", extra={"format": fmt.name, "route": destination.route,
+                                         "caller": caller.name, "dedup_key": message.dedup_key})
+    return {"status": "success", "message": "Event processed", "dedup_key": message.dedup_key}
+
+
+def error_response(exc: PdrelayError, *, pagerduty_style: bool = False) -> tuple[int, dict[str, Any]]:
+    """The one place that maps errors to HTTP statuses and bodies."""
+    if isinstance(exc, RequestError):
+        status = exc.status
+        count(REQUESTS_REJECTED, Status=str(status))
+        if pagerduty_style and status == 400:
+            return status, {"status": "invalid event", "message": "Event object is invalid",
+                            "errors": exc.problems or [exc.message]}
+        body: dict[str, Any] = {"status": "rejected", "message": exc.message}
+        if exc.problems:
+            body["errors"] = exc.problems
+        return status, body
+    if isinstance(exc, EnqueueError):
+        logger.error("enqueue failed", extra={"error": str(exc)})
+        return 503, {"status": "unavailable", "message": "the alert could not be queued; retry"}
+    if isinstance(exc, ConfigError):
+        logger.error("configuration error", extra={"error": str(exc)})
+        return 500, {"status": "error", "message": "pdrelay is misconfigured; see its logs"}
+    logger.error("unexpected pdrelay error", extra={"error": type(exc).__name__})
+    return 500, {"status": "error", "message": "internal error"}
+
+
+def deps_from_environment() -> Deps:
+    """Settings and clients are cached; the configuration is re-read per its cache age."""
+    from pdrelay.aws import client
+    from pdrelay.config import load_config
+    from pdrelay.settings import get_settings
+
+    settings = get_settings()
+    return Deps(settings=settings, config=load_config(settings), sqs=client("sqs"))

@@ -1,0 +1,131 @@
+"""What to send for an alert event, given what the dedup table knows (pure logic, no I/O).
+
+Rules, for an event with action *a*, time *t* (when the reported state began) and content *h*:
+
+- nothing known: a trigger opens an incident; a resolve or acknowledge is skipped (``unknown``), and
+  a resolve leaves a tombstone so that an older trigger delivered later stays stale;
+- an open alert (triggered/acknowledged): an event older than the episode's start is ``stale``; the
+  very event last applied is ``duplicate`` once delivered and re-sent (``retry``) while not; a
+  trigger with unchanged content is ``unchanged``; with new content it is an ``update``; a resolve
+  closes it; an acknowledge acknowledges a triggered alert;
+- a resolved alert: a trigger newer than the resolve opens a new episode (``reopen``); anything
+  else is ``stale`` or ``duplicate`` (a resolve not yet confirmed delivered is re-sent).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+Reason = Literal[
+    "new", "update", "reopen", "resolve", "acknowledge", "retry",
+    "stale", "duplicate", "unchanged", "unknown",
+]
+OPEN_STATES = ("triggered", "acknowledged")
+
+
+@dataclass(frozen=True)
+class Record:
+    """One alert's row in the dedup table."""
+
+    pk: str
+    dedup_key: str
+    state: str  # triggered | acknowledged | resolved
+    started_at: int  # µs since epoch: start of the current (or last) episode
+    event_at: int  # µs: time of the last event applied
+    last_action: str
+    content_hash: str
+    delivered: bool
+    version: int = 0
+    route: str | None = None
+    format: str = ""
+    identity: str = ""
+    payload: dict[str, Any] = field(default_factory=dict)
+    events: int = 0
+    sends: int = 0
+
+
+@dataclass(frozen=True)
+class Event:
+    pk: str
+    dedup_key: str
+    action: str
+    at: int
+    content_hash: str
+    route: str | None
+    format: str
+    identity: str
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Decision:
+    send: str | None  # the Events API action to send, or None
+    reason: Reason
+    record: Record | None  # the row as it stands after the decision
+    write: bool = True  # whether ``record`` must be written (conditionally) before sending
+
+
+def _applied(rec: Record | None, ev: Event, state: str, *, started_at: int, delivered: bool) -> Record:
+    base = rec or Record(pk=ev.pk, dedup_key=ev.dedup_key, state=state, started_at=started_at,
+                         event_at=ev.at, last_action=ev.action, content_hash=ev.content_hash,
+                         delivered=delivered)
+    return replace(
+        base,
+        dedup_key=ev.dedup_key,
+        state=state,
+        started_at=started_at,
+        event_at=max(ev.at, base.event_at) if rec else ev.at,
+        last_action=ev.action,
+        content_hash=ev.content_hash,
+        delivered=delivered,
+        version=base.version + 1 if rec else 1,
+        route=ev.route,
+        format=ev.format,
+        identity=ev.identity,
+        payload=ev.payload if ev.action == "trigger" or not base.payload else base.payload,
+        events=base.events + 1 if rec else 1,
+    )
+
+
+def _is_last(rec: Record, ev: Event) -> bool:
+    return (rec.last_action, rec.event_at, rec.content_hash) == (ev.action, ev.at, ev.content_hash)
+
+
+def decide(rec: Record | None, ev: Event) -> Decision:
+    if rec is None:
+        if ev.action == "trigger":
+            return Decision("trigger", "new", _applied(None, ev, "triggered", started_at=ev.at, delivered=False))
+        if ev.action == "resolve":
+            tomb = _applied(None, ev, "resolved", started_at=ev.at, delivered=True)
+            return Decision(None, "unknown", tomb)
+        return Decision(None, "unknown", None, write=False)
+
+    if _is_last(rec, ev):
+        if rec.delivered:
+            return Decision(None, "duplicate", None, write=False)
+        if rec.last_action == ev.action and (ev.action != "trigger" or rec.state in OPEN_STATES):
+            return Decision(ev.action, "retry", rec, write=False)
+
+    if rec.state in OPEN_STATES:
+        if ev.at < rec.started_at:
+            return Decision(None, "stale", None, write=False)
+        if ev.action == "trigger":
+            if ev.content_hash == rec.content_hash and rec.last_action == "trigger":
+                return Decision(None, "unchanged", None, write=False)
+            return Decision("trigger", "update",
+                            _applied(rec, ev, rec.state, started_at=rec.started_at, delivered=False))
+        if ev.action == "resolve":
+            return Decision("resolve", "resolve",
+                            _applied(rec, ev, "resolved", started_at=rec.started_at, delivered=False))
+        if rec.state == "acknowledged":
+            return Decision(None, "duplicate", None, write=False)
+        return Decision("acknowledge", "acknowledge",
+                        _applied(rec, ev, "acknowledged", started_at=rec.started_at, delivered=False))
+
+    # resolved
+    if ev.action == "trigger" and ev.at > rec.event_at:
+        return Decision("trigger", "reopen", _applied(rec, ev, "triggered", started_at=ev.at, delivered=False))
+    if ev.action == "trigger" or ev.at < rec.started_at:
+        return Decision(None, "stale", None, write=False)
+    return Decision(None, "duplicate", None, write=False)

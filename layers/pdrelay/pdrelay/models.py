@@ -1,0 +1,122 @@
+"""The normalized alert and the versioned queue message that carries it.
+
+Every monitor format turns its payload into :class:`Alert` objects; ingest wraps each in a
+:class:`QueueMessage` (the alert plus routing and receipt metadata), so the dispatcher never
+re-parses monitor formats. A schema change bumps ``v`` and :func:`parse_message` reads every version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+
+Action = Literal["trigger", "acknowledge", "resolve"]
+Severity = Literal["critical", "error", "warning", "info"]
+SEVERITIES: tuple[str, ...] = ("critical", "error", "warning", "info")
+
+SUMMARY_LIMIT = 1024
+DEDUP_KEY_LIMIT = 255
+TRUNCATION_MARKER = " …[truncated by pdrelay]"
+
+
+def truncate(text: str, limit: int, marker: str = TRUNCATION_MARKER) -> str:
+    """``text`` cut to at most ``limit`` characters, with a visible marker when cut."""
+    if len(text) <= limit:
+        return text
+    return text[: max(0, limit - len(marker))] + marker
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Link(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    href: str
+    text: str | None = None
+
+
+class Image(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    src: str
+    href: str | None = None
+    alt: str | None = None
+
+
+class Alert(BaseModel):
+    """One alert event in pdrelay's own terms."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="forbid")
+
+    format: str
+    identity: str = Field(min_length=1, description="Stable across firing and recovery within the format.")
+    action: Action
+    occurred_at: datetime = Field(description="When the reported state began; orders events of one alert.")
+    summary: str | None = Field(None, min_length=1, max_length=SUMMARY_LIMIT)
+    source: str | None = Field(None, min_length=1)
+    severity: Severity = "error"
+    timestamp: datetime | None = None
+    component: str | None = None
+    group: str | None = None
+    class_: str | None = Field(None, alias="class")
+    custom_details: dict[str, Any] = Field(default_factory=dict)
+    links: list[Link] = Field(default_factory=list)
+    images: list[Image] = Field(default_factory=list)
+    client: str | None = None
+    client_url: str | None = None
+    dedup_key: str | None = Field(None, max_length=DEDUP_KEY_LIMIT, description="Given by the sender.")
+
+    @model_validator(mode="after")
+    def _trigger_has_payload(self) -> Alert:
+        if self.action == "trigger" and not (self.summary and self.source):
+            raise ValueError("a trigger needs a summary and a source")
+        return self
+
+
+def deterministic_dedup_key(fmt: str, identity: str) -> str:
+    """The dedup key for an alert identity: readable when short, hashed when long."""
+    key = f"{fmt}:{identity}"
+    if len(key) <= DEDUP_KEY_LIMIT and key.isprintable():
+        return key
+    return f"{fmt}:sha256:{hashlib.sha256(identity.encode()).hexdigest()}"
+
+
+class QueueMessageV1(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    v: Literal[1] = 1
+    alert: Alert
+    route: str | None
+    routing_key: str
+    dedup_key: str = Field(min_length=1, max_length=DEDUP_KEY_LIMIT)
+    received_at: datetime
+    request_id: str = ""
+
+    def to_json(self) -> str:
+        return self.model_dump_json(by_alias=True, exclude_none=True)
+
+
+_MESSAGE = TypeAdapter(QueueMessageV1)
+
+
+def parse_message(body: str) -> QueueMessageV1:
+    """Read a queue message of any known version."""
+    doc = json.loads(body)
+    return _MESSAGE.validate_python(doc)
+
+
+def make_message(
+    alert: Alert, *, route: str | None, routing_key: str, received_at: datetime, request_id: str
+) -> QueueMessageV1:
+    return QueueMessageV1(
+        alert=alert,
+        route=route,
+        routing_key=routing_key,
+        dedup_key=alert.dedup_key or deterministic_dedup_key(alert.format, alert.identity),
+        received_at=received_at,
+        request_id=request_id,
+    )

@@ -1,0 +1,65 @@
+"""Putting queue messages on SQS: ``SendMessageBatch`` in chunks, failed entries retried once.
+
+Raises :class:`~pdrelay.errors.EnqueueError` unless every message was accepted by SQS, so ingest
+never answers 202 for an alert that is not durably queued. Message attributes carry what operators
+filter on (route, format, action), never the routing key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from pdrelay.errors import EnqueueError
+from pdrelay.models import QueueMessageV1
+
+MAX_BATCH_ENTRIES = 10
+MAX_BATCH_BYTES = 256 * 1024
+
+
+def _attributes(message: QueueMessageV1) -> dict[str, Any]:
+    attrs = {
+        "format": message.alert.format,
+        "action": message.alert.action,
+        "route": message.route or "(unlisted)",
+        "request_id": message.request_id or "-",
+    }
+    return {k: {"DataType": "String", "StringValue": v} for k, v in attrs.items()}
+
+
+def _chunks(entries: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    chunks: list[list[dict[str, Any]]] = []
+    current: list[dict[str, Any]] = []
+    size = 0
+    for entry in entries:
+        entry_size = len(entry["MessageBody"].encode()) + 512
+        if current and (len(current) == MAX_BATCH_ENTRIES or size + entry_size > MAX_BATCH_BYTES):
+            chunks.append(current)
+            current, size = [], 0
+        current.append(entry)
+        size += entry_size
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+def enqueue(messages: Sequence[QueueMessageV1], sqs: Any, queue_url: str) -> None:
+    entries = [
+        {"Id": str(i), "MessageBody": m.to_json(), "MessageAttributes": _attributes(m)}
+        for i, m in enumerate(messages)
+    ]
+    for chunk in _chunks(entries):
+        pending = chunk
+        for _attempt in range(2):
+            try:
+                answer = sqs.send_message_batch(QueueUrl=queue_url, Entries=pending)
+            except (ClientError, BotoCoreError) as exc:
+                raise EnqueueError(f"SQS refused the batch: {type(exc).__name__}") from exc
+            failed_ids = {f["Id"] for f in answer.get("Failed", [])}
+            pending = [e for e in pending if e["Id"] in failed_ids]
+            if not pending:
+                break
+        if pending:
+            raise EnqueueError(f"SQS did not accept {len(pending)} of {len(messages)} messages")

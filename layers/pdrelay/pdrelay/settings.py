@@ -1,0 +1,58 @@
+"""Runtime settings: one validated model whose fields mirror environment variables.
+
+Read once through :func:`get_settings` (cached), never at import time. Tests call
+``get_settings.cache_clear()``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from functools import lru_cache
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from pdrelay.errors import ConfigError
+
+DEFAULT_EVENTS_URL = "https://events.pagerduty.com"
+
+
+class Settings(BaseModel):
+    """Each field is read from the environment variable named by its alias."""
+
+    model_config = ConfigDict(populate_by_name=True, frozen=True)
+
+    config_source: str = Field(
+        "",
+        alias="PDRELAY_CONFIG",
+        description="Where the routing/auth document lives: a file path, ssm:/name or secret:name. "
+        "Empty: a one-route document built from PDRELAY_ROUTING_KEY and PDRELAY_TOKEN (local use).",
+    )
+    config_max_age_seconds: int = Field(60, alias="PDRELAY_CONFIG_MAX_AGE", ge=0)
+    routing_key: str = Field("", alias="PDRELAY_ROUTING_KEY", description="Local use only.")
+    token: str = Field("", alias="PDRELAY_TOKEN", description="Local use only.")
+    queue_url: str = Field("", alias="PDRELAY_QUEUE_URL")
+    dlq_url: str = Field("", alias="PDRELAY_DLQ_URL")
+    table_name: str = Field("", alias="PDRELAY_TABLE_NAME")
+    events_url: str = Field(DEFAULT_EVENTS_URL, alias="PDRELAY_EVENTS_URL")
+    max_body_bytes: int = Field(256 * 1024, alias="PDRELAY_MAX_BODY_BYTES", gt=0)
+    connect_timeout_seconds: float = Field(3.05, alias="PDRELAY_CONNECT_TIMEOUT", gt=0)
+    read_timeout_seconds: float = Field(6.0, alias="PDRELAY_READ_TIMEOUT", gt=0)
+    retry_base_seconds: int = Field(30, alias="PDRELAY_RETRY_BASE_SECONDS", ge=0)
+    retry_max_seconds: int = Field(900, alias="PDRELAY_RETRY_MAX_SECONDS", ge=0, le=43200)
+    record_ttl_days: int = Field(30, alias="PDRELAY_RECORD_TTL_DAYS", gt=0)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        names = {f.alias for f in cls.model_fields.values() if f.alias}
+        try:
+            return cls.model_validate({k: v for k, v in env.items() if k in names})
+        except ValidationError as exc:
+            problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
+            raise ConfigError("invalid environment settings", problems) from exc
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings.from_env()
