@@ -15,6 +15,7 @@ import os
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
 DEFAULT_NAMESPACE = "pdrelay"
 
@@ -31,7 +32,12 @@ DELIVERY_FAILED = "DeliveryFailed"  # dims: Kind (permanent|retryable)
 
 
 def count(name: str, value: int = 1, **dimensions: str) -> None:
-    """Emit one count with its own dimensions (an EMF line of its own)."""
+    """Emit one count with its own dimensions (an EMF line of its own).
+
+    ``single_metric`` does not honour ``POWERTOOLS_METRICS_DISABLED`` itself, so this does.
+    """
+    if is_metrics_disabled():
+        return
     namespace = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", DEFAULT_NAMESPACE)
     with single_metric(name=name, unit=MetricUnit.Count, value=value, namespace=namespace) as metric:
         for key, dim in dimensions.items():

@@ -1,0 +1,252 @@
+"""A PagerDuty Events API v2 emulator, for demos and tests, on 127.0.0.1.
+
+It validates events as PagerDuty documents them and keeps incidents per (routing key, dedup key)
+with PagerDuty's dedup rules: a trigger whose key matches an open incident adds to its log; after a
+resolve the same key opens a new incident; acknowledge/resolve for unknown or resolved keys are
+accepted and dropped. ``GET /`` shows incidents as a page, ``GET /incidents`` as JSON,
+``GET /events`` lists every event received, ``POST /_reset`` clears everything.
+"""
+
+from __future__ import annotations
+
+import html
+import itertools
+import json
+import re
+import threading
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+ROUTING_KEY_RE = re.compile(r"^[A-Za-z0-9]{32}$")
+MAX_EVENT_BYTES = 512 * 1024
+SEVERITIES = ("critical", "error", "warning", "info")
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def _mask(key: str) -> str:
+    return "…" + key[-4:]
+
+
+@dataclass
+class Incident:
+    number: int
+    routing_key: str
+    dedup_key: str
+    status: str
+    summary: str
+    severity: str
+    source: str
+    created_at: str
+    updated_at: str
+    log: list[dict[str, Any]] = field(default_factory=list)
+
+    def public(self) -> dict[str, Any]:
+        doc = asdict(self)
+        doc["routing_key"] = _mask(self.routing_key)
+        return doc
+
+
+def validate_event(event: Any, raw_size: int) -> list[str]:
+    """PagerDuty's documented rules for an Events API v2 event."""
+    if raw_size > MAX_EVENT_BYTES:
+        return [f"Event is {raw_size} bytes; the limit is {MAX_EVENT_BYTES}"]
+    if not isinstance(event, dict):
+        return ["Event object must be a JSON object"]
+    errors = []
+    key = event.get("routing_key")
+    if not isinstance(key, str) or not ROUTING_KEY_RE.fullmatch(key):
+        errors.append("'routing_key' is invalid: it must be a 32-character integration key")
+    action = event.get("event_action")
+    if action not in ("trigger", "acknowledge", "resolve"):
+        errors.append("'event_action' is invalid")
+    dedup = event.get("dedup_key")
+    if dedup is not None and (not isinstance(dedup, str) or not dedup or len(dedup) > 255):
+        errors.append("'dedup_key' must be a string of 1 to 255 characters")
+    if action in ("acknowledge", "resolve") and not dedup:
+        errors.append("'dedup_key' is required for acknowledge and resolve")
+    payload = event.get("payload")
+    if action == "trigger":
+        if not isinstance(payload, dict):
+            errors.append("'payload' is missing")
+        else:
+            summary = payload.get("summary")
+            if not isinstance(summary, str) or not summary:
+                errors.append("'payload.summary' is missing or blank")
+            elif len(summary) > 1024:
+                errors.append("'payload.summary' is longer than 1024 characters")
+            if not isinstance(payload.get("source"), str) or not payload.get("source"):
+                errors.append("'payload.source' is missing or blank")
+            if payload.get("severity") not in SEVERITIES:
+                errors.append("'payload.severity' is invalid")
+    if isinstance(payload, dict) and ("links" in payload or "images" in payload):
+        errors.append("'links' and 'images' belong at the top level of the event, not in 'payload'")
+    for image in event.get("images") or []:
+        if not isinstance(image, dict) or not str(image.get("src", "")).startswith("https://"):
+            errors.append("'images[].src' must be an HTTPS URL")
+    for link in event.get("links") or []:
+        if not isinstance(link, dict) or not isinstance(link.get("href"), str):
+            errors.append("'links[].href' is required")
+    return errors
+
+
+class EmulatorState:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.incidents: list[Incident] = []
+        self.events: list[dict[str, Any]] = []
+        self.change_events: list[dict[str, Any]] = []
+        self._numbers = itertools.count(1)
+
+    def reset(self) -> None:
+        with self.lock:
+            self.incidents.clear()
+            self.events.clear()
+            self.change_events.clear()
+
+    def _open(self, routing_key: str, dedup_key: str) -> Incident | None:
+        for incident in reversed(self.incidents):
+            if incident.routing_key == routing_key and incident.dedup_key == dedup_key:
+                return incident if incident.status != "resolved" else None
+        return None
+
+    def apply(self, event: dict[str, Any]) -> str:
+        action = event["event_action"]
+        key = event["routing_key"]
+        dedup = event.get("dedup_key") or uuid.uuid4().hex
+        payload = event.get("payload") or {}
+        now = _now()
+        with self.lock:
+            self.events.append({"received_at": now, **event, "routing_key": _mask(key), "dedup_key": dedup})
+            incident = self._open(key, dedup)
+            entry = {"at": now, "action": action, "summary": payload.get("summary")}
+            if action == "trigger":
+                if incident is None:
+                    incident = Incident(
+                        number=next(self._numbers), routing_key=key, dedup_key=dedup, status="triggered",
+                        summary=payload["summary"], severity=payload["severity"], source=payload["source"],
+                        created_at=now, updated_at=now,
+                    )
+                    self.incidents.append(incident)
+                incident.log.append(entry)
+                incident.updated_at = now
+            elif incident is not None:
+                incident.status = "acknowledged" if action == "acknowledge" else "resolved"
+                incident.log.append(entry)
+                incident.updated_at = now
+        return dedup
+
+    def snapshot(self, routing_key: str | None = None) -> list[dict[str, Any]]:
+        with self.lock:
+            return [i.public() for i in self.incidents if routing_key in (None, i.routing_key)]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: EmulatorServer
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        pass
+
+    def _send(self, status: int, body: Any, content_type: str = "application/json") -> None:
+        data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def do_POST(self) -> None:  # noqa: N802 - stdlib name
+        path = urlparse(self.path).path
+        raw = self._body()
+        state = self.server.state
+        if path == "/_reset":
+            state.reset()
+            self._send(200, {"status": "reset"})
+            return
+        try:
+            event = json.loads(raw)
+        except ValueError:
+            self._send(400, {"status": "invalid event", "message": "Event object is invalid",
+                             "errors": ["Malformed JSON"]})
+            return
+        if path == "/v2/change/enqueue":
+            with state.lock:
+                state.change_events.append(event)
+            self._send(202, {"status": "success", "message": "Change event processed"})
+            return
+        if path != "/v2/enqueue":
+            self._send(404, {"status": "not found"})
+            return
+        errors = validate_event(event, len(raw))
+        if errors:
+            self._send(400, {"status": "invalid event", "message": "Event object is invalid", "errors": errors})
+            return
+        dedup = state.apply(event)
+        self._send(202, {"status": "success", "message": "Event processed", "dedup_key": dedup})
+
+    def do_GET(self) -> None:  # noqa: N802 - stdlib name
+        url = urlparse(self.path)
+        query = parse_qs(url.query)
+        state = self.server.state
+        if url.path == "/incidents":
+            self._send(200, state.snapshot(query.get("routing_key", [None])[0]))
+        elif url.path == "/events":
+            with state.lock:
+                self._send(200, list(state.events))
+        elif url.path == "/":
+            self._send(200, render_page(state.snapshot()), "text/html; charset=utf-8")
+        else:
+            self._send(404, {"status": "not found"})
+
+
+def render_page(incidents: list[dict[str, Any]]) -> str:
+    rows = "".join(
+        f"<tr><td>#{i['number']}</td><td class='{i['status']}'>{i['status']}</td>"
+        f"<td>{html.escape(i['severity'])}</td><td>{html.escape(i['summary'])}</td>"
+        f"<td><code>{html.escape(i['dedup_key'])}</code></td><td>{i['routing_key']}</td>"
+        f"<td>{len(i['log'])}</td><td>{i['updated_at']}</td></tr>"
+        for i in reversed(incidents)
+    )
+    return (
+        "<!doctype html><meta charset=utf-8><meta http-equiv=refresh content=3>"
+        "<title>pdrelay - PagerDuty emulator</title>"
+        "<style>body{font-family:sans-serif}td,th{padding:4px 8px;border-bottom:1px solid #ddd}"
+        ".triggered{color:#c00}.acknowledged{color:#c80}.resolved{color:#080}</style>"
+        "<h1>PagerDuty Events API emulator</h1><table><tr><th>incident</th><th>status</th>"
+        "<th>severity</th><th>summary</th><th>dedup key</th><th>routing key</th><th>events</th>"
+        f"<th>updated</th></tr>{rows}</table>"
+    )
+
+
+class EmulatorServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        super().__init__((host, port), _Handler)
+        self.state = EmulatorState()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> EmulatorServer:
+        self._thread = threading.Thread(target=self.serve_forever, name="pd-emulator", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.shutdown()
+        self.server_close()

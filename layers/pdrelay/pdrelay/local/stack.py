@@ -1,0 +1,424 @@
+"""The whole relay on one machine: moto server + API Gateway adapter + SQS poller + PD emulator.
+
+The queues and table come from template.yaml's properties; the handlers are the functions' own
+``app.lambda_handler`` loaded from their CodeUri; the poller feeds SQS batches to the dispatcher as
+Lambda's event source mapping does (batch size, partial batch failures; redelivery after the
+visibility timeout and the move to the DLQ after ``maxReceiveCount`` are SQS's own, in moto).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlparse
+
+from pdrelay.local.emulator import EmulatorServer
+from pdrelay.local.template import FunctionSpec, TemplateSpec, read_spec
+
+REGION = "us-east-1"
+API_GATEWAY_MAX_BODY = 10 * 1024 * 1024
+TEXT_TYPES = ("text/", "application/json", "application/xml", "application/javascript",
+              "application/x-www-form-urlencoded")
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class FakeLambdaContext:
+    function_name: str
+    memory_limit_in_mb: int = 256
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    timeout_seconds: int = 30
+
+    @property
+    def invoked_function_arn(self) -> str:
+        return f"arn:aws:lambda:{REGION}:000000000000:function:{self.function_name}"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.timeout_seconds * 1000
+
+
+def api_gateway_event(method: str, raw_path: str, headers: dict[str, str], body: bytes,
+                      source_ip: str = "127.0.0.1") -> dict[str, Any]:
+    """An API Gateway HTTP API (payload format 2.0) event, as API Gateway builds it."""
+    url = urlparse(raw_path)
+    content_type = headers.get("content-type", "")
+    is_text = not body or content_type.startswith(TEXT_TYPES) or not content_type
+    try:
+        text = body.decode("utf-8") if is_text else None
+    except UnicodeDecodeError:
+        text = None
+    query: dict[str, str] = {}
+    for key, value in parse_qsl(url.query, keep_blank_values=True):
+        query[key] = f"{query[key]},{value}" if key in query else value
+    now = datetime.now(UTC)
+    request_id = base64.b32encode(uuid.uuid4().bytes[:10]).decode().rstrip("=")
+    return {
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": url.path,
+        "rawQueryString": url.query,
+        "headers": headers,
+        "queryStringParameters": query or None,
+        "requestContext": {
+            "accountId": "000000000000",
+            "apiId": "local",
+            "domainName": "127.0.0.1",
+            "http": {"method": method, "path": url.path, "protocol": "HTTP/1.1",
+                     "sourceIp": source_ip, "userAgent": headers.get("user-agent", "")},
+            "requestId": request_id,
+            "routeKey": "$default",
+            "stage": "$default",
+            "time": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
+            "timeEpoch": int(now.timestamp() * 1000),
+        },
+        "body": text if text is not None else base64.b64encode(body).decode(),
+        "isBase64Encoded": text is None,
+    }
+
+
+class _ApiHandler(BaseHTTPRequestHandler):
+    server: ApiServer
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        pass
+
+    def _handle(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > API_GATEWAY_MAX_BODY:
+            self._reply(413, {"message": "Request Entity Too Large"})
+            self.close_connection = True
+            return
+        body = self.rfile.read(length) if length else b""
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        event = api_gateway_event(self.command, self.path, headers, body, self.client_address[0])
+        context = FakeLambdaContext("IngestFunction", timeout_seconds=10)
+        try:
+            answer = self.server.ingest(event, context)
+        except Exception:  # noqa: BLE001 - API Gateway answers 500 when the function fails
+            self._reply(500, {"message": "Internal Server Error"})
+            return
+        data = answer.get("body") or ""
+        raw = base64.b64decode(data) if answer.get("isBase64Encoded") else data.encode()
+        self.send_response(int(answer.get("statusCode", 200)))
+        for key, value in (answer.get("headers") or {}).items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(raw)))
+        self.end_headers()
+        self.wfile.write(raw)
+
+    def _reply(self, status: int, body: dict[str, Any]) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _handle  # noqa: N815 - stdlib names
+
+
+class ApiServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, ingest: Callable[[dict[str, Any], Any], dict[str, Any]], host: str, port: int) -> None:
+        super().__init__((host, port), _ApiHandler)
+        self.ingest = ingest
+
+
+class SqsPoller:
+    """Lambda's SQS event source mapping, in threads: receive a batch, invoke, delete the successes."""
+
+    def __init__(self, sqs: Any, queue_url: str, queue_arn: str, function: FunctionSpec,
+                 handler: Callable[[dict[str, Any], Any], dict[str, Any]], workers: int) -> None:
+        assert function.sqs_source is not None
+        self.sqs = sqs
+        self.queue_url = queue_url
+        self.queue_arn = queue_arn
+        self.function = function
+        self.source = function.sqs_source
+        self.handler = handler
+        self.workers = workers
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.invocations = 0
+        self.errors = 0
+
+    def start(self) -> None:
+        for i in range(self.workers):
+            thread = threading.Thread(target=self._run, name=f"sqs-poller-{i}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.poll_once(wait_seconds=1)
+            except Exception:  # noqa: BLE001 - keep polling, as the event source mapping does
+                self.errors += 1
+                time.sleep(0.5)
+
+    def poll_once(self, wait_seconds: int = 0) -> int:
+        answer = self.sqs.receive_message(
+            QueueUrl=self.queue_url, MaxNumberOfMessages=min(self.source.batch_size, 10),
+            WaitTimeSeconds=wait_seconds, AttributeNames=["All"], MessageAttributeNames=["All"],
+        )
+        messages = answer.get("Messages", [])
+        if not messages:
+            return 0
+        event = {"Records": [self._record(m) for m in messages]}
+        self.invocations += 1
+        try:
+            result = self.handler(event, FakeLambdaContext(self.function.logical_id,
+                                                           timeout_seconds=self.function.timeout))
+        except Exception:  # noqa: BLE001 - a failed invocation fails the whole batch
+            self.errors += 1
+            return len(messages)
+        failed = {f["itemIdentifier"] for f in (result or {}).get("batchItemFailures", [])}
+        done = [m for m in messages if m["MessageId"] not in failed]
+        if done:
+            self.sqs.delete_message_batch(
+                QueueUrl=self.queue_url,
+                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)],
+            )
+        return len(messages)
+
+    def _record(self, message: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "messageId": message["MessageId"],
+            "receiptHandle": message["ReceiptHandle"],
+            "body": message["Body"],
+            "attributes": message.get("Attributes", {}),
+            "messageAttributes": {
+                name: {"stringValue": attr.get("StringValue"), "dataType": attr.get("DataType", "String"),
+                       "stringListValues": [], "binaryListValues": []}
+                for name, attr in message.get("MessageAttributes", {}).items()
+            },
+            "md5OfBody": message.get("MD5OfBody", ""),
+            "eventSource": "aws:sqs",
+            "eventSourceARN": self.queue_arn,
+            "awsRegion": REGION,
+        }
+
+
+@dataclass
+class StackOptions:
+    template: Path = Path("template.yaml")
+    host: str = "127.0.0.1"
+    port: int = 3000
+    emulator_port: int = 0
+    events_url: str | None = None  # None: start the emulator and send there
+    routing_key: str = ""
+    token: str = ""
+    config: str = ""  # a configuration file; overrides routing_key/token
+    retry_base_seconds: int | None = None
+    pollers: int | None = None
+    quiet_metrics: bool = True
+
+
+@contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, old in saved.items():
+            if old is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = old
+
+
+class LocalStack:
+    """Start with :meth:`start`, stop with :meth:`stop` (or use as a context manager)."""
+
+    def __init__(self, options: StackOptions) -> None:
+        self.options = options
+        self.spec: TemplateSpec = read_spec(options.template.resolve())
+        self.emulator: EmulatorServer | None = None
+        self.api: ApiServer | None = None
+        self.pollers: list[SqsPoller] = []
+        self.queue_urls: dict[str, str] = {}
+        self.table_names: dict[str, str] = {}
+        self.moto_url = ""
+        self.events_url = ""
+        self._moto: Any = None
+        self._env: Any = None
+        self._threads: list[threading.Thread] = []
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self) -> LocalStack:
+        import logging
+
+        from moto.server import ThreadedMotoServer
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        moto_port = free_port(self.options.host)
+        self._moto = ThreadedMotoServer(ip_address=self.options.host, port=moto_port, verbose=False)
+        self._moto.start()
+        self.moto_url = f"http://{self.options.host}:{moto_port}"
+        if self.options.events_url:
+            self.events_url = self.options.events_url
+        else:
+            self.emulator = EmulatorServer(self.options.host, self.options.emulator_port).start()
+            self.events_url = self.emulator.url
+        env = {
+            "AWS_ENDPOINT_URL": self.moto_url,
+            "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": "local",  # noqa: S105 - moto accepts any credentials
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_REGION": REGION,
+            "POWERTOOLS_SERVICE_NAME": "pdrelay",
+            "POWERTOOLS_METRICS_NAMESPACE": "pdrelay",
+        }
+        if self.options.quiet_metrics:
+            env["POWERTOOLS_METRICS_DISABLED"] = "true"
+        self._env = _environment(env)
+        self._env.__enter__()
+        import boto3
+
+        session = boto3.session.Session()
+        self.sqs = session.client("sqs")
+        self.dynamodb = session.client("dynamodb")
+        self._create_resources()
+        ingest_fn = self.spec.functions["IngestFunction"]
+        dispatch_fn = self.spec.functions["DispatchFunction"]
+        relay_env = {
+            "PDRELAY_QUEUE_URL": self.queue_urls[dispatch_fn.sqs_source.queue],  # type: ignore[union-attr]
+            "PDRELAY_DLQ_URL": self.queue_urls[self._dlq_of(dispatch_fn)],
+            "PDRELAY_TABLE_NAME": next(iter(self.table_names.values())),
+            "PDRELAY_EVENTS_URL": self.events_url,
+            "PDRELAY_CONFIG": str(Path(self.options.config).resolve()) if self.options.config else "",
+            "PDRELAY_ROUTING_KEY": self.options.routing_key,
+            "PDRELAY_TOKEN": self.options.token,
+        }
+        if self.options.retry_base_seconds is not None:
+            relay_env["PDRELAY_RETRY_BASE_SECONDS"] = str(self.options.retry_base_seconds)
+        os.environ.update(relay_env)
+        self._env_keys = list(relay_env)
+        self._reset_caches()
+        ingest = ingest_fn.load_handler()
+        dispatch = dispatch_fn.load_handler()
+        self.api = ApiServer(ingest, self.options.host, self.options.port)
+        self._spawn(self.api.serve_forever, "api")
+        source = dispatch_fn.sqs_source
+        assert source is not None
+        poller = SqsPoller(
+            self.sqs, self.queue_urls[source.queue], self._arn(source.queue), dispatch_fn, dispatch,
+            workers=self.options.pollers or min(source.max_concurrency, 2),
+        )
+        poller.start()
+        self.pollers.append(poller)
+        return self
+
+    def stop(self) -> None:
+        for poller in self.pollers:
+            poller.stop()
+        if self.api is not None:
+            self.api.shutdown()
+            self.api.server_close()
+        if self.emulator is not None:
+            self.emulator.stop()
+        if self._moto is not None:
+            self._moto.stop()
+        for key in getattr(self, "_env_keys", []):
+            os.environ.pop(key, None)
+        if self._env is not None:
+            self._env.__exit__(None, None, None)
+        self._reset_caches()
+
+    def __enter__(self) -> LocalStack:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- helpers ---------------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        assert self.api is not None
+        host, port = self.api.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def _spawn(self, target: Callable[[], None], name: str) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    @staticmethod
+    def _reset_caches() -> None:
+        from pdrelay.aws import clear_clients
+        from pdrelay.dispatch import reset_dispatcher
+        from pdrelay.settings import get_settings
+
+        get_settings.cache_clear()
+        clear_clients()
+        reset_dispatcher()
+
+    def _dlq_of(self, function: FunctionSpec) -> str:
+        assert function.sqs_source is not None
+        target = self.spec.queues[function.sqs_source.queue].dead_letter_target
+        assert target is not None, "the dispatcher's queue has no redrive policy in the template"
+        return target
+
+    def _arn(self, logical_id: str) -> str:
+        return f"arn:aws:sqs:{REGION}:123456789012:pdrelay-{logical_id}"
+
+    def _create_resources(self) -> None:
+        # Dead-letter targets first, so redrive policies can name them.
+        ordered = sorted(self.spec.queues.values(), key=lambda q: q.dead_letter_target is not None)
+        for queue in ordered:
+            attributes = dict(queue.attributes)
+            if queue.dead_letter_target:
+                attributes["RedrivePolicy"] = json.dumps({
+                    "deadLetterTargetArn": self._arn(queue.dead_letter_target),
+                    "maxReceiveCount": queue.max_receive_count,
+                })
+            answer = self.sqs.create_queue(QueueName=f"pdrelay-{queue.logical_id}", Attributes=attributes)
+            self.queue_urls[queue.logical_id] = answer["QueueUrl"]
+        for table in self.spec.tables.values():
+            name = f"pdrelay-{table.logical_id}"
+            self.dynamodb.create_table(
+                TableName=name, KeySchema=table.key_schema,
+                AttributeDefinitions=table.attribute_definitions, BillingMode=table.billing_mode,
+            )
+            if table.ttl_attribute:
+                self.dynamodb.update_time_to_live(
+                    TableName=name,
+                    TimeToLiveSpecification={"AttributeName": table.ttl_attribute, "Enabled": True},
+                )
+            self.table_names[table.logical_id] = name
+
+    def queue_depths(self) -> dict[str, dict[str, int]]:
+        depths = {}
+        for logical_id, url in self.queue_urls.items():
+            attrs = self.sqs.get_queue_attributes(
+                QueueUrl=url,
+                AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+            )["Attributes"]
+            depths[logical_id] = {"waiting": int(attrs["ApproximateNumberOfMessages"]),
+                                  "in_flight": int(attrs["ApproximateNumberOfMessagesNotVisible"])}
+        return depths
