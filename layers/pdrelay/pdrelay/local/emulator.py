@@ -151,7 +151,7 @@ class _Handler(BaseHTTPRequestHandler):
     server: EmulatorServer
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
     def _send(self, status: int, body: Any, content_type: str = "application/json") -> None:
@@ -166,7 +166,7 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length) if length else b""
 
-    def do_POST(self) -> None:  # noqa: N802 - stdlib name
+    def do_POST(self) -> None:
         path = urlparse(self.path).path
         raw = self._body()
         state = self.server.state
@@ -195,7 +195,7 @@ class _Handler(BaseHTTPRequestHandler):
         dedup = state.apply(event)
         self._send(202, {"status": "success", "message": "Event processed", "dedup_key": dedup})
 
-    def do_GET(self) -> None:  # noqa: N802 - stdlib name
+    def do_GET(self) -> None:
         url = urlparse(self.path)
         query = parse_qs(url.query)
         state = self.server.state

@@ -93,11 +93,47 @@ def api_gateway_event(method: str, raw_path: str, headers: dict[str, str], body:
     }
 
 
+def queue_arn(logical_id: str, account: str = "123456789012") -> str:
+    return f"arn:aws:sqs:{REGION}:{account}:pdrelay-{logical_id}"
+
+
+def create_resources(spec: TemplateSpec, sqs: Any, dynamodb: Any) -> tuple[dict[str, str], dict[str, str]]:
+    """Create the template's queues and tables (moto or AWS) with the template's properties.
+
+    Returns the queue URLs and table names by logical id.
+    """
+    queue_urls: dict[str, str] = {}
+    table_names: dict[str, str] = {}
+    # Dead-letter targets first, so redrive policies can name them.
+    for queue in sorted(spec.queues.values(), key=lambda q: q.dead_letter_target is not None):
+        attributes = dict(queue.attributes)
+        if queue.dead_letter_target:
+            attributes["RedrivePolicy"] = json.dumps({
+                "deadLetterTargetArn": queue_arn(queue.dead_letter_target),
+                "maxReceiveCount": queue.max_receive_count,
+            })
+        answer = sqs.create_queue(QueueName=f"pdrelay-{queue.logical_id}", Attributes=attributes)
+        queue_urls[queue.logical_id] = answer["QueueUrl"]
+    for table in spec.tables.values():
+        name = f"pdrelay-{table.logical_id}"
+        dynamodb.create_table(
+            TableName=name, KeySchema=table.key_schema,
+            AttributeDefinitions=table.attribute_definitions, BillingMode=table.billing_mode,
+        )
+        if table.ttl_attribute:
+            dynamodb.update_time_to_live(
+                TableName=name,
+                TimeToLiveSpecification={"AttributeName": table.ttl_attribute, "Enabled": True},
+            )
+        table_names[table.logical_id] = name
+    return queue_urls, table_names
+
+
 class _ApiHandler(BaseHTTPRequestHandler):
     server: ApiServer
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
     def _handle(self) -> None:
@@ -112,7 +148,7 @@ class _ApiHandler(BaseHTTPRequestHandler):
         context = FakeLambdaContext("IngestFunction", timeout_seconds=10)
         try:
             answer = self.server.ingest(event, context)
-        except Exception:  # noqa: BLE001 - API Gateway answers 500 when the function fails
+        except Exception:
             self._reply(500, {"message": "Internal Server Error"})
             return
         data = answer.get("body") or ""
@@ -132,7 +168,7 @@ class _ApiHandler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _handle  # noqa: N815 - stdlib names
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _handle
 
 
 class ApiServer(ThreadingHTTPServer):
@@ -176,7 +212,7 @@ class SqsPoller:
         while not self._stop.is_set():
             try:
                 self.poll_once(wait_seconds=1)
-            except Exception:  # noqa: BLE001 - keep polling, as the event source mapping does
+            except Exception:
                 self.errors += 1
                 time.sleep(0.5)
 
@@ -193,7 +229,7 @@ class SqsPoller:
         try:
             result = self.handler(event, FakeLambdaContext(self.function.logical_id,
                                                            timeout_seconds=self.function.timeout))
-        except Exception:  # noqa: BLE001 - a failed invocation fails the whole batch
+        except Exception:
             self.errors += 1
             return len(messages)
         failed = {f["itemIdentifier"] for f in (result or {}).get("batchItemFailures", [])}
@@ -288,7 +324,7 @@ class LocalStack:
         env = {
             "AWS_ENDPOINT_URL": self.moto_url,
             "AWS_ACCESS_KEY_ID": "local",
-            "AWS_SECRET_ACCESS_KEY": "local",  # noqa: S105 - moto accepts any credentials
+            "AWS_SECRET_ACCESS_KEY": "local",
             "AWS_DEFAULT_REGION": REGION,
             "AWS_REGION": REGION,
             "POWERTOOLS_SERVICE_NAME": "pdrelay",
@@ -385,32 +421,10 @@ class LocalStack:
         return target
 
     def _arn(self, logical_id: str) -> str:
-        return f"arn:aws:sqs:{REGION}:123456789012:pdrelay-{logical_id}"
+        return queue_arn(logical_id)
 
     def _create_resources(self) -> None:
-        # Dead-letter targets first, so redrive policies can name them.
-        ordered = sorted(self.spec.queues.values(), key=lambda q: q.dead_letter_target is not None)
-        for queue in ordered:
-            attributes = dict(queue.attributes)
-            if queue.dead_letter_target:
-                attributes["RedrivePolicy"] = json.dumps({
-                    "deadLetterTargetArn": self._arn(queue.dead_letter_target),
-                    "maxReceiveCount": queue.max_receive_count,
-                })
-            answer = self.sqs.create_queue(QueueName=f"pdrelay-{queue.logical_id}", Attributes=attributes)
-            self.queue_urls[queue.logical_id] = answer["QueueUrl"]
-        for table in self.spec.tables.values():
-            name = f"pdrelay-{table.logical_id}"
-            self.dynamodb.create_table(
-                TableName=name, KeySchema=table.key_schema,
-                AttributeDefinitions=table.attribute_definitions, BillingMode=table.billing_mode,
-            )
-            if table.ttl_attribute:
-                self.dynamodb.update_time_to_live(
-                    TableName=name,
-                    TimeToLiveSpecification={"AttributeName": table.ttl_attribute, "Enabled": True},
-                )
-            self.table_names[table.logical_id] = name
+        self.queue_urls, self.table_names = create_resources(self.spec, self.sqs, self.dynamodb)
 
     def queue_depths(self) -> dict[str, dict[str, int]]:
         depths = {}

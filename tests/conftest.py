@@ -1,0 +1,61 @@
+"""Shared test fixtures: sample events from events/, and a clean process for every test."""
+
+from __future__ import annotations
+
+import copy
+import json
+import uuid
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+EVENTS = ROOT / "events"
+TOKEN = "example-token-change-me-000001"  # the token in events/apigw-*.json
+ROUTING_KEY = "R0UT1NGKEYF0RTESTS00000000000001"
+
+
+@cache
+def _read(name: str) -> str:
+    return (EVENTS / name).read_text(encoding="utf-8")
+
+
+def load_event(name: str) -> Any:
+    """A fresh copy of a sample event from events/ (the same files `sam local invoke -e` uses)."""
+    return copy.deepcopy(json.loads(_read(name)))
+
+
+def unique(prefix: str = "t") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+def reset_pdrelay_caches() -> None:
+    from aws_lambda_powertools.utilities import parameters
+
+    from pdrelay import config
+    from pdrelay.aws import clear_clients
+    from pdrelay.dispatch import reset_dispatcher
+    from pdrelay.settings import get_settings
+
+    get_settings.cache_clear()
+    config._parse_cached.cache_clear()
+    clear_clients()
+    reset_dispatcher()
+    parameters.clear_caches()
+
+
+@pytest.fixture(autouse=True)
+def _clean_process(monkeypatch: pytest.MonkeyPatch) -> Any:
+    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "PDRELAY_CONFIG", "PDRELAY_QUEUE_URL", "PDRELAY_DLQ_URL",
+                 "PDRELAY_TABLE_NAME", "PDRELAY_EVENTS_URL", "PDRELAY_ROUTING_KEY", "PDRELAY_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "pdrelay")
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "pdrelay")
+    reset_pdrelay_caches()
+    yield
+    reset_pdrelay_caches()

@@ -1,0 +1,91 @@
+"""Integration fixtures: the template's queues and table in moto (in process), the real handlers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from pdrelay.local.emulator import EmulatorServer
+from pdrelay.local.stack import FakeLambdaContext, create_resources
+from pdrelay.local.template import read_spec
+from tests.conftest import ROOT, TOKEN
+
+SPEC = read_spec(ROOT / "template.yaml")
+
+
+@dataclass
+class Aws:
+    sqs: Any
+    dynamodb: Any
+    queue_url: str
+    dlq_url: str
+    table_name: str
+
+    def drain(self, url: str | None = None) -> list[dict[str, Any]]:
+        """Every message on a queue (received and deleted)."""
+        messages: list[dict[str, Any]] = []
+        while True:
+            got = self.sqs.receive_message(QueueUrl=url or self.queue_url, MaxNumberOfMessages=10,
+                                           MessageAttributeNames=["All"], AttributeNames=["All"])
+            batch = got.get("Messages", [])
+            if not batch:
+                return messages
+            messages.extend(batch)
+            for m in batch:
+                self.sqs.delete_message(QueueUrl=url or self.queue_url, ReceiptHandle=m["ReceiptHandle"])
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
+    with mock_aws():
+        sqs = boto3.client("sqs")
+        dynamodb = boto3.client("dynamodb")
+        queues, tables = create_resources(SPEC, sqs, dynamodb)
+        env = Aws(sqs, dynamodb, queues["AlertQueue"], queues["DeadLetterQueue"], tables["DedupTable"])
+        monkeypatch.setenv("PDRELAY_QUEUE_URL", env.queue_url)
+        monkeypatch.setenv("PDRELAY_DLQ_URL", env.dlq_url)
+        monkeypatch.setenv("PDRELAY_TABLE_NAME", env.table_name)
+        monkeypatch.setenv("PDRELAY_TOKEN", TOKEN)
+        monkeypatch.setenv("PDRELAY_RETRY_BASE_SECONDS", "0")
+        yield env
+
+
+@pytest.fixture(scope="session")
+def emulator() -> Iterator[EmulatorServer]:
+    server = EmulatorServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pagerduty(emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch) -> EmulatorServer:
+    emulator.state.reset()
+    monkeypatch.setenv("PDRELAY_EVENTS_URL", emulator.url)
+    return emulator
+
+
+Handler = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def _invoker(logical_id: str) -> Handler:
+    handler = SPEC.functions[logical_id].load_handler()
+
+    def invoke(event: dict[str, Any]) -> dict[str, Any]:
+        return handler(event, FakeLambdaContext(logical_id))  # type: ignore[no-any-return]
+
+    return invoke
+
+
+@pytest.fixture(scope="session")
+def ingest() -> Handler:
+    return _invoker("IngestFunction")
+
+
+@pytest.fixture(scope="session")
+def dispatch() -> Handler:
+    return _invoker("DispatchFunction")

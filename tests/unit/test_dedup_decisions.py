@@ -1,0 +1,111 @@
+"""The dedup table's rules: one incident per problem, stale events never win, repeats cost nothing."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from pdrelay.lifecycle import Event, Record, decide
+
+T0, T1, T2, T3 = 1_000, 2_000, 3_000, 4_000
+
+
+def event(action: str, at: int, content: str = "h1") -> Event:
+    return Event(pk="pk", dedup_key="dk", action=action, at=at, content_hash=content, route="r",
+                 format="alertmanager", identity="id", payload={"summary": "s"})
+
+
+def applied(*events: Event) -> Record | None:
+    """The record after applying ``events`` in order, each delivered."""
+    record: Record | None = None
+    for ev in events:
+        decision = decide(record, ev)
+        if decision.record is not None and decision.write:
+            record = replace(decision.record, delivered=True)
+    return record
+
+
+def test_a_first_trigger_opens_and_is_written_undelivered() -> None:
+    decision = decide(None, event("trigger", T0))
+    assert (decision.send, decision.reason) == ("trigger", "new")
+    assert decision.record is not None
+    assert decision.record.state == "triggered"
+    assert decision.record.delivered is False
+    assert decision.write
+
+
+def test_a_repeated_unchanged_trigger_is_skipped() -> None:
+    record = applied(event("trigger", T0))
+    assert decide(record, event("trigger", T0)).send is None
+
+
+def test_a_trigger_with_new_content_is_sent_as_an_update() -> None:
+    record = applied(event("trigger", T0))
+    decision = decide(record, event("trigger", T0, content="h2"))
+    assert (decision.send, decision.reason) == ("trigger", "update")
+
+
+def test_an_undelivered_event_is_retried_when_redelivered() -> None:
+    decision = decide(None, event("trigger", T0))
+    assert decision.record is not None
+    again = decide(decision.record, event("trigger", T0))
+    assert (again.send, again.reason, again.write) == ("trigger", "retry", False)
+
+
+def test_a_resolve_closes_an_open_alert() -> None:
+    record = applied(event("trigger", T0))
+    decision = decide(record, event("resolve", T1))
+    assert (decision.send, decision.reason) == ("resolve", "resolve")
+    assert decision.record is not None
+    assert decision.record.state == "resolved"
+
+
+def test_a_late_duplicate_firing_after_the_resolve_does_not_reopen() -> None:
+    record = applied(event("trigger", T0), event("resolve", T1))
+    decision = decide(record, event("trigger", T0))
+    assert (decision.send, decision.reason) == (None, "stale")
+
+
+def test_a_new_firing_after_the_resolve_opens_a_new_episode() -> None:
+    record = applied(event("trigger", T0), event("resolve", T1))
+    decision = decide(record, event("trigger", T2))
+    assert (decision.send, decision.reason) == ("trigger", "reopen")
+
+
+def test_a_resolve_of_an_unknown_alert_costs_no_call_but_leaves_a_tombstone() -> None:
+    decision = decide(None, event("resolve", T1))
+    assert (decision.send, decision.reason, decision.write) == (None, "unknown", True)
+    assert decision.record is not None
+    # the firing that SQS delivered after its resolve is then stale, not a new incident
+    later = decide(replace(decision.record, delivered=True), event("trigger", T0))
+    assert (later.send, later.reason) == (None, "stale")
+
+
+def test_a_duplicate_resolve_is_skipped() -> None:
+    record = applied(event("trigger", T0), event("resolve", T1))
+    assert decide(record, event("resolve", T1)).reason == "duplicate"
+
+
+def test_a_resolve_from_an_earlier_episode_does_not_close_the_current_one() -> None:
+    record = applied(event("trigger", T0), event("resolve", T1), event("trigger", T2))
+    decision = decide(record, event("resolve", T1 + 1))
+    assert (decision.send, decision.reason) == (None, "stale")
+
+
+def test_acknowledge_then_resolve() -> None:
+    record = applied(event("trigger", T0))
+    ack = decide(record, event("acknowledge", T1))
+    assert ack.send == "acknowledge"
+    record = applied(event("trigger", T0), event("acknowledge", T1))
+    assert decide(record, event("acknowledge", T2)).send is None
+    assert decide(record, event("resolve", T3)).send == "resolve"
+
+
+def test_an_acknowledge_of_an_unknown_alert_is_skipped_without_a_write() -> None:
+    decision = decide(None, event("acknowledge", T0))
+    assert (decision.send, decision.write) == (None, False)
+
+
+def test_versions_advance_with_every_applied_event() -> None:
+    record = applied(event("trigger", T0), event("trigger", T0, "h2"), event("resolve", T1))
+    assert record is not None
+    assert (record.version, record.events) == (3, 3)
