@@ -10,7 +10,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pdrelay import dispatch
 from pdrelay.observability import logger
 
-processor = BatchProcessor(event_type=EventType.SQS)
+# Report every failed record, even when all fail, rather than raising: same effect, clearer logs.
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
 def record_handler(record: SQSRecord) -> str:

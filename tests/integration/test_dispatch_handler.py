@@ -1,0 +1,134 @@
+"""The dispatch handler against DynamoDB/SQS semantics (moto) and real HTTP to the PagerDuty emulator."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+import requests
+
+from pdrelay.dedup import DedupStore, item_key
+from pdrelay.formats import ParseContext, alertmanager
+from pdrelay.local.emulator import EmulatorServer
+from pdrelay.local.stack import free_port
+from pdrelay.models import QueueMessageV1, make_message
+from tests.conftest import ROUTING_KEY, load_event, unique
+from tests.integration.conftest import Aws, Handler
+
+RECEIVED = datetime(2026, 11, 24, 9, 30, tzinfo=UTC)
+
+
+def alert_messages(name: str, fingerprint: str, routing_key: str = ROUTING_KEY) -> list[QueueMessageV1]:
+    doc = load_event(name)
+    for alert in doc["alerts"]:
+        alert["fingerprint"] = f"{fingerprint}-{alert['fingerprint']}"
+    return [
+        make_message(a, route="default", routing_key=routing_key, received_at=RECEIVED, request_id="req-1")
+        for a in alertmanager.parse(doc, ParseContext(received_at=RECEIVED))
+    ]
+
+
+def sqs_event(*messages: QueueMessageV1 | str, receive_count: int = 1) -> dict[str, Any]:
+    template = load_event("sqs-dispatch-batch.json")["Records"][0]
+    records = []
+    for i, message in enumerate(messages):
+        record = json.loads(json.dumps(template))
+        record["messageId"] = f"msg-{i}"
+        record["body"] = message if isinstance(message, str) else message.to_json()
+        record["attributes"]["ApproximateReceiveCount"] = str(receive_count)
+        records.append(record)
+    return {"Records": records}
+
+
+def incidents(pd: EmulatorServer) -> list[dict[str, Any]]:
+    return pd.state.snapshot()
+
+
+def test_the_sample_sqs_event_is_delivered(aws: Aws, pagerduty: EmulatorServer, dispatch: Handler) -> None:
+    answer = dispatch(load_event("sqs-dispatch-batch.json"))
+    assert answer == {"batchItemFailures": []}
+    (incident,) = incidents(pagerduty)
+    assert (incident["status"], incident["dedup_key"]) == ("triggered", "alertmanager:c0ffee00d15ea5e1")
+
+
+def test_trigger_then_resolve_is_one_incident_that_ends_resolved(aws: Aws, pagerduty: EmulatorServer,
+                                                                 dispatch: Handler) -> None:
+    fp = unique()
+    (firing,) = alert_messages("alertmanager-firing.json", fp)
+    (resolved,) = alert_messages("alertmanager-resolved.json", fp)
+    dispatch(sqs_event(firing))
+    dispatch(sqs_event(resolved))
+    (incident,) = incidents(pagerduty)
+    assert incident["status"] == "resolved"
+    assert [e["action"] for e in incident["log"]] == ["trigger", "resolve"]
+    record = DedupStore(aws.dynamodb, aws.table_name).get(item_key(ROUTING_KEY, firing.dedup_key))
+    assert record is not None
+    assert (record.state, record.delivered, record.events) == ("resolved", True, 2)
+
+
+def test_a_redelivered_message_makes_no_second_call(aws: Aws, pagerduty: EmulatorServer, dispatch: Handler) -> None:
+    (firing,) = alert_messages("alertmanager-firing.json", unique())
+    dispatch(sqs_event(firing))
+    dispatch(sqs_event(firing, receive_count=2))
+    dispatch(sqs_event(firing, firing))
+    assert len(pagerduty.state.events) == 1
+
+
+def test_reordered_resolve_before_trigger_opens_nothing(aws: Aws, pagerduty: EmulatorServer,
+                                                        dispatch: Handler) -> None:
+    fp = unique()
+    (firing,) = alert_messages("alertmanager-firing.json", fp)
+    (resolved,) = alert_messages("alertmanager-resolved.json", fp)
+    dispatch(sqs_event(resolved))
+    dispatch(sqs_event(firing))
+    assert incidents(pagerduty) == []
+    assert pagerduty.state.events == []
+
+
+def test_a_400_goes_to_the_dlq_with_pagerdutys_reason_and_is_not_retried(
+    aws: Aws, pagerduty: EmulatorServer, dispatch: Handler
+) -> None:
+    (firing,) = alert_messages("alertmanager-firing.json", unique(), routing_key="not-a-valid-key")
+    answer = dispatch(sqs_event(firing))
+    assert answer == {"batchItemFailures": []}  # handled: it is in the DLQ, not to be redelivered
+    (dead,) = aws.drain(aws.dlq_url)
+    attributes = dead["MessageAttributes"]
+    assert "routing_key" in attributes["failure_reason"]["StringValue"]
+    assert attributes["http_status"]["StringValue"] == "400"
+    assert attributes["format"]["StringValue"] == "alertmanager"
+    assert json.loads(dead["Body"])["dedup_key"] == firing.dedup_key
+
+
+def test_an_unreachable_events_api_fails_the_item_and_a_retry_delivers(
+    aws: Aws, pagerduty: EmulatorServer, dispatch: Handler, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.conftest import reset_pdrelay_caches
+
+    (firing,) = alert_messages("alertmanager-firing.json", unique())
+    monkeypatch.setenv("PDRELAY_EVENTS_URL", f"http://127.0.0.1:{free_port()}")
+    reset_pdrelay_caches()
+    answer = dispatch(sqs_event(firing))
+    assert answer == {"batchItemFailures": [{"itemIdentifier": "msg-0"}]}
+    monkeypatch.setenv("PDRELAY_EVENTS_URL", pagerduty.url)
+    reset_pdrelay_caches()
+    assert dispatch(sqs_event(firing, receive_count=2)) == {"batchItemFailures": []}
+    (incident,) = incidents(pagerduty)
+    assert incident["status"] == "triggered"
+
+
+def test_only_the_failed_item_of_a_batch_is_reported(aws: Aws, pagerduty: EmulatorServer, dispatch: Handler,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    good, also_good = (alert_messages("alertmanager-firing.json", unique())[0] for _ in range(2))
+    answer = dispatch(sqs_event(good, "{broken json", also_good))
+    assert answer == {"batchItemFailures": []}
+    assert len(incidents(pagerduty)) == 2
+    (dead,) = aws.drain(aws.dlq_url)
+    assert "unreadable queue message" in dead["MessageAttributes"]["failure_reason"]["StringValue"]
+
+
+def test_the_emulator_is_reachable_over_real_http(pagerduty: EmulatorServer) -> None:
+    answer = requests.post(pagerduty.url + "/v2/enqueue", json={"event_action": "trigger"}, timeout=5)
+    assert answer.status_code == 400
+    assert answer.json()["status"] == "invalid event"
