@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from pdrelay.errors import BadRequest
 from pdrelay.formats import ParseContext
 from pdrelay.formats._common import first, http_link, map_severity, str_map, summary, text
-from pdrelay.models import Alert, Link
+from pdrelay.models import Action, Alert, Link
 from pdrelay.timeutil import iso, parse_time
 
 NAME = "alertmanager"
@@ -79,6 +79,7 @@ def _alert(raw: dict[str, Any], doc: dict[str, Any], group_status: str | None, c
 
     starts_at = parse_time(raw.get("startsAt"))
     ends_at = parse_time(raw.get("endsAt"))
+    action: Action
     if status == "firing":
         action = "trigger"
         occurred_at = starts_at or ctx.received_at
@@ -124,7 +125,7 @@ def _alert(raw: dict[str, Any], doc: dict[str, Any], group_status: str | None, c
             fallback=fallback,
         ),
         source=where or text(doc.get("externalURL")) or "alertmanager",
-        severity=map_severity(labels.get("severity")),  # type: ignore[arg-type]
+        severity=map_severity(labels.get("severity")),
         timestamp=occurred_at,
         component=first(labels, "component", "service", "job"),
         group=first(labels, "cluster", "namespace", "env", "environment"),

@@ -239,8 +239,12 @@ class EmulatorServer(ThreadingHTTPServer):
 
     @property
     def url(self) -> str:
-        host, port = self.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{self.server_name_str}:{self.server_address[1]}"
+
+    @property
+    def server_name_str(self) -> str:
+        host = self.server_address[0]
+        return host.decode() if isinstance(host, bytes) else str(host)
 
     def start(self) -> EmulatorServer:
         self._thread = threading.Thread(target=self.serve_forever, name="pd-emulator", daemon=True)

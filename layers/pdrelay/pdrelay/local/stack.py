@@ -396,8 +396,9 @@ class LocalStack:
     @property
     def url(self) -> str:
         assert self.api is not None
-        host, port = self.api.server_address[:2]
-        return f"http://{host}:{port}"
+        host = self.api.server_address[0]
+        host = host.decode() if isinstance(host, bytes) else str(host)
+        return f"http://{host}:{self.api.server_address[1]}"
 
     def _spawn(self, target: Callable[[], None], name: str) -> None:
         thread = threading.Thread(target=target, name=name, daemon=True)
