@@ -132,6 +132,7 @@ def create_resources(spec: TemplateSpec, sqs: Any, dynamodb: Any) -> tuple[dict[
 class _ApiHandler(BaseHTTPRequestHandler):
     server: ApiServer
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # see emulator._Handler
 
     def log_message(self, format: str, *args: Any) -> None:
         pass

@@ -1,0 +1,173 @@
+"""pdrelay benchmark: prints figures, asserts nothing. Run with `make bench` (ARGS="--events 500").
+
+1. Dispatch throughput: the real Dispatcher (dedup table in moto, in process) sending to the
+   PagerDuty emulator on 127.0.0.1, next to a bare ``requests.Session`` loop posting the same events.
+2. Cold import: each handler module loaded in a fresh interpreter, next to ``import boto3`` alone,
+   with the interpreter's peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+ROUTING_KEY = "BENCHR0UT1NGKEY00000000000000001"
+
+
+def _messages(count: int) -> list:
+    from pdrelay.formats import ParseContext, alertmanager
+    from pdrelay.models import make_message
+
+    now = datetime.now(UTC)
+    doc_alerts = [
+        {"status": "firing", "labels": {"alertname": "Bench", "instance": f"host-{i}", "severity": "warning"},
+         "annotations": {"summary": f"bench alert {i}"}, "startsAt": "2026-11-24T09:00:00Z",
+         "fingerprint": f"bench{i:08d}"}
+        for i in range(count)
+    ]
+    doc = {"version": "4", "receiver": "bench", "groupKey": "{}:{}", "status": "firing", "alerts": doc_alerts}
+    alerts = alertmanager.parse(doc, ParseContext(received_at=now))
+    return [make_message(a, route="default", routing_key=ROUTING_KEY, received_at=now, request_id="bench")
+            for a in alerts]
+
+
+class MemoryStore:
+    """The dedup store's interface over a dict: isolates pdrelay's own cost from DynamoDB's."""
+
+    def __init__(self) -> None:
+        self.items: dict = {}
+
+    def get(self, pk: str):
+        return self.items.get(pk)
+
+    def write(self, record, previous_version) -> None:
+        self.items[record.pk] = record
+
+    def mark_delivered(self, pk: str, version: int) -> bool:
+        from dataclasses import replace
+
+        self.items[pk] = replace(self.items[pk], delivered=True)
+        return True
+
+
+def bench_dispatch(count: int) -> None:
+    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+    os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1")
+    import boto3
+    import requests
+    from moto import mock_aws
+    from pdrelay.dedup import DedupStore
+    from pdrelay.dispatch import Dispatcher
+    from pdrelay.events_api import EventsClient, build_event
+    from pdrelay.local.emulator import EmulatorServer
+    from pdrelay.local.stack import create_resources
+    from pdrelay.local.template import read_spec
+    from pdrelay.settings import Settings
+
+    messages = _messages(count)
+    emulator = EmulatorServer().start()
+    try:
+        # Bare loop: the same events, one pooled session, no dedup, no decisions.
+        events = [build_event(m, "trigger") for m in messages]
+        session = requests.Session()
+        start = time.perf_counter()
+        for event in events:
+            session.post(emulator.url + "/v2/enqueue", json=event, timeout=5).raise_for_status()
+        bare = time.perf_counter() - start
+        emulator.state.reset()
+
+        with mock_aws():
+            spec = read_spec(ROOT / "template.yaml")
+            sqs, ddb = boto3.client("sqs"), boto3.client("dynamodb")
+            queues, tables = create_resources(spec, sqs, ddb)
+            settings = Settings.from_env({"PDRELAY_EVENTS_URL": emulator.url,
+                                          "PDRELAY_DLQ_URL": queues["DeadLetterQueue"],
+                                          "PDRELAY_QUEUE_URL": queues["AlertQueue"]})
+            dispatcher = Dispatcher(settings, DedupStore(ddb, tables["DedupTable"]), EventsClient(emulator.url), sqs)
+            bodies = [m.to_json() for m in messages]
+            start = time.perf_counter()
+            outcomes = [dispatcher.process(b).result for b in bodies]
+            full = time.perf_counter() - start
+            assert outcomes.count("delivered") == count, outcomes[:5]
+            start = time.perf_counter()
+            repeats = [dispatcher.process(b).result for b in bodies]
+            skipped = time.perf_counter() - start
+            assert repeats.count("skipped") == count
+        emulator.state.reset()
+        memory = Dispatcher(settings, MemoryStore(), EventsClient(emulator.url), None)  # type: ignore[arg-type]
+        start = time.perf_counter()
+        outcomes = [memory.process(b).result for b in bodies]
+        in_memory = time.perf_counter() - start
+        assert outcomes.count("delivered") == count
+    finally:
+        emulator.stop()
+    print(f"dispatch throughput ({count} alerts, emulator on 127.0.0.1, moto DynamoDB in process)")
+    print(f"  bare requests.Session loop : {count / bare:8.1f} events/s")
+    print(f"  pdrelay Dispatcher (new)   : {count / full:8.1f} events/s   ratio {full / bare:5.2f}x"
+          " the bare loop's time")
+    print(f"  Dispatcher, in-memory store: {count / in_memory:8.1f} events/s   ratio {in_memory / bare:5.2f}x"
+          "   (pdrelay's own cost without DynamoDB)")
+    print(f"  pdrelay Dispatcher (repeat): {count / skipped:8.1f} events/s   (skipped, no PagerDuty call)")
+    print(f"  per alert: bare {bare / count * 1000:.2f} ms, dispatcher {full / count * 1000:.2f} ms")
+
+
+# Peak RSS from VmHWM: ru_maxrss would include the forked parent's memory from before exec.
+IMPORT_SNIPPET = """
+import sys, time, importlib.util
+t = time.perf_counter()
+{body}
+elapsed = time.perf_counter() - t
+hwm = [line.split()[1] for line in open("/proc/self/status") if line.startswith("VmHWM")][0]
+print(elapsed, hwm)
+"""
+
+HANDLER_BODY = """
+spec = importlib.util.spec_from_file_location("handler", {path!r})
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+"""
+
+
+def _cold(body: str, runs: int) -> tuple[float, float]:
+    times, rss = [], []
+    env = {**os.environ, "POWERTOOLS_SERVICE_NAME": "pdrelay", "AWS_DEFAULT_REGION": "us-east-1"}
+    for _ in range(runs):
+        out = subprocess.run([sys.executable, "-c", IMPORT_SNIPPET.format(body=body)], capture_output=True,
+                             text=True, check=True, env=env).stdout.split()
+        times.append(float(out[0]))
+        rss.append(int(out[1]) / 1024)
+    return statistics.median(times), statistics.median(rss)
+
+
+def bench_imports(runs: int) -> None:
+    bare, bare_rss = _cold("pass", runs)
+    baseline, base_rss = _cold("import boto3", runs)
+    print(f"\ncold import (median of {runs} fresh interpreters)")
+    print(f"  empty interpreter          : {bare * 1000:7.1f} ms   peak RSS {bare_rss:6.1f} MiB")
+    print(f"  import boto3 alone         : {baseline * 1000:7.1f} ms   peak RSS {base_rss:6.1f} MiB")
+    for name in ("ingest", "dispatch"):
+        path = str(ROOT / "functions" / name / "app.py")
+        elapsed, rss = _cold(HANDLER_BODY.format(path=path), runs)
+        print(f"  functions/{name}/app.py{' ' * (9 - len(name))}: {elapsed * 1000:7.1f} ms   peak RSS {rss:6.1f} MiB"
+              f"   ratio {elapsed / baseline:4.2f}x boto3")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=300)
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    bench_dispatch(args.events)
+    bench_imports(args.runs)
+
+
+if __name__ == "__main__":
+    main()
