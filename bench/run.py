@@ -64,6 +64,7 @@ def bench_dispatch(count: int) -> None:
     import boto3
     import requests
     from moto import mock_aws
+
     from pdrelay.dedup import DedupStore
     from pdrelay.dispatch import Dispatcher
     from pdrelay.events_api import EventsClient, build_event

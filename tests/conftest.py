@@ -33,6 +33,7 @@ def unique(prefix: str = "t") -> str:
 
 def reset_pdrelay_caches() -> None:
     from aws_lambda_powertools.utilities import parameters
+
     from pdrelay import config
     from pdrelay.aws import clear_clients
     from pdrelay.dispatch import reset_dispatcher

@@ -11,6 +11,7 @@ from typing import Any
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from pdrelay import __version__, formats, ingest
 from pdrelay.errors import BadRequest, NotFound, PdrelayError
 from pdrelay.observability import logger

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 import requests
-from pdrelay.local.stack import LocalStack, StackOptions
 
+from pdrelay.local.stack import LocalStack, StackOptions
 from tests.conftest import ROOT, TOKEN
 
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 import requests
-from pdrelay.local.stack import free_port
 
+from pdrelay.local.stack import free_port
 from tests.conftest import ROOT, load_event, unique
 
 pytestmark = pytest.mark.e2e

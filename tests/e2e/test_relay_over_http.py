@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from pdrelay import cli
 
+from pdrelay import cli
 from tests.conftest import load_event, unique
 from tests.e2e.conftest import Relay
 

@@ -9,10 +9,10 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
+
 from pdrelay.local.emulator import EmulatorServer
 from pdrelay.local.stack import FakeLambdaContext, create_resources
 from pdrelay.local.template import read_spec
-
 from tests.conftest import ROOT, TOKEN
 
 SPEC = read_spec(ROOT / "template.yaml")

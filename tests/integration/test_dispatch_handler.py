@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 import requests
+
 from pdrelay.dedup import DedupStore, item_key
 from pdrelay.formats import ParseContext, alertmanager
 from pdrelay.local.emulator import EmulatorServer
 from pdrelay.local.stack import free_port
 from pdrelay.models import QueueMessageV1, make_message
-
 from tests.conftest import ROUTING_KEY, load_event, unique
 from tests.integration.conftest import Aws, Handler
 

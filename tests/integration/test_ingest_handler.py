@@ -8,8 +8,8 @@ from typing import Any
 
 import boto3
 import pytest
-from pdrelay.models import parse_message
 
+from pdrelay.models import parse_message
 from tests.conftest import ROUTING_KEY, TOKEN, load_event
 from tests.integration.conftest import Aws, Handler
 

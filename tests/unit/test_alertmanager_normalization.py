@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+
 from pdrelay.errors import BadRequest
 from pdrelay.formats import ParseContext, alertmanager, detect
 from pdrelay.models import SUMMARY_LIMIT, TRUNCATION_MARKER
-
 from tests.conftest import load_event
 
 RECEIVED = datetime(2026, 11, 24, 9, 30, tzinfo=UTC)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from pdrelay.config import DEMO_ROUTING_KEY, default_config, load_config, parse_config
 from pdrelay.errors import ConfigError
 from pdrelay.settings import Settings
-
 from tests.conftest import ROUTING_KEY
 
 GOOD = {

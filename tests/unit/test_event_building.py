@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 from pdrelay.events_api import MAX_EVENT_BYTES, TRIM_NOTE_KEY, build_event, payload_snapshot
 from pdrelay.formats import ParseContext, alertmanager, events_v2
 from pdrelay.models import QueueMessageV1, deterministic_dedup_key, make_message, parse_message
-
 from tests.conftest import ROUTING_KEY, load_event
 
 RECEIVED = datetime(2026, 11, 24, 9, 30, tzinfo=UTC)

@@ -7,9 +7,10 @@ from typing import Any
 
 import pytest
 import requests
+from requests.adapters import BaseAdapter
+
 from pdrelay.errors import PermanentDelivery, RetryableDelivery
 from pdrelay.events_api import EventsClient
-from requests.adapters import BaseAdapter
 
 
 class ScriptedTransport(BaseAdapter):

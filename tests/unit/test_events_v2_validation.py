@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+
 from pdrelay.errors import BadRequest
 from pdrelay.formats import ParseContext, events_v2
-
 from tests.conftest import load_event
 
 CTX = ParseContext(received_at=datetime(2026, 11, 24, 10, 0, tzinfo=UTC))

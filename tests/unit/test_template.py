@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from pdrelay.local.template import load_template, read_spec
-
 from tests.conftest import ROOT
 
 TEMPLATE = ROOT / "template.yaml"

@@ -27,7 +27,7 @@ from pdrelay.errors import (
     RequestError,
 )
 from pdrelay.formats import ParseContext
-from pdrelay.models import QueueMessageV1, make_message
+from pdrelay.models import Alert, QueueMessageV1, make_message
 from pdrelay.observability import ALERTS_ACCEPTED, ALERTS_RECEIVED, REQUESTS_REJECTED, count, logger
 from pdrelay.queue import enqueue
 from pdrelay.routing import route_for_routing_key, select_route
@@ -72,6 +72,17 @@ def decode_json(body: bytes) -> Any:
         raise BadRequest("malformed JSON", ["nested too deeply"]) from exc
 
 
+def _parse(fmt: formats.Format, doc: Any, context: ParseContext) -> list[Alert]:
+    """The format's alerts; a model validation error the format did not foresee is still a 400."""
+    try:
+        return fmt.parse(doc, context)
+    except ValidationError as exc:
+        raise BadRequest(
+            f"invalid {fmt.name} payload",
+            [f"{'.'.join(str(p) for p in e['loc']) or 'alert'}: {e['msg']}" for e in exc.errors()],
+        ) from exc
+
+
 def _enqueue(messages: list[QueueMessageV1], deps: Deps) -> None:
     enqueue(messages, deps.sqs, deps.settings.queue_url)
     for message in messages:
@@ -86,14 +97,7 @@ def accept_alerts(request: IncomingRequest, format_name: str, deps: Deps) -> dic
     fmt = formats.detect(doc, request.headers) if format_name == "auto" else formats.get(format_name)
     count(ALERTS_RECEIVED, Format=fmt.name)
     destination = select_route(deps.config, caller, request.headers, request.query)
-    context = ParseContext(received_at=request.received_at, headers=request.headers)
-    try:
-        alerts = fmt.parse(doc, context)
-    except ValidationError as exc:
-        raise BadRequest(
-            f"invalid {fmt.name} payload",
-            [f"{'.'.join(str(p) for p in e['loc']) or 'alert'}: {e['msg']}" for e in exc.errors()],
-        ) from exc
+    alerts = _parse(fmt, doc, ParseContext(received_at=request.received_at, headers=request.headers))
     messages = [
         make_message(
             alert,
@@ -132,7 +136,7 @@ def accept_v2_event(request: IncomingRequest, deps: Deps) -> dict[str, Any]:
     fmt = formats.get("events_v2")
     count(ALERTS_RECEIVED, Format=fmt.name)
     destination = route_for_routing_key(deps.config, caller, doc.get("routing_key"))
-    (alert,) = fmt.parse(doc, ParseContext(received_at=request.received_at, headers=request.headers))
+    (alert,) = _parse(fmt, doc, ParseContext(received_at=request.received_at, headers=request.headers))
     message = make_message(
         alert,
         route=destination.route,
