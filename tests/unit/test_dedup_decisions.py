@@ -7,6 +7,7 @@ from dataclasses import replace
 from pdrelay.lifecycle import Event, Record, decide
 
 T0, T1, T2, T3 = 1_000, 2_000, 3_000, 4_000
+NOW, LEASE = 10_000_000, 15_000_000
 
 
 def event(action: str, at: int, content: str = "h1") -> Event:
@@ -44,11 +45,30 @@ def test_a_trigger_with_new_content_is_sent_as_an_update() -> None:
     assert (decision.send, decision.reason) == ("trigger", "update")
 
 
-def test_an_undelivered_event_is_retried_when_redelivered() -> None:
+def test_an_undelivered_event_is_retried_when_redelivered_and_takes_a_new_lease() -> None:
     decision = decide(None, event("trigger", T0))
     assert decision.record is not None
-    again = decide(decision.record, event("trigger", T0))
-    assert (again.send, again.reason, again.write) == ("trigger", "retry", False)
+    again = decide(decision.record, event("trigger", T0), now=NOW, lease=LEASE)
+    assert (again.send, again.reason, again.write) == ("trigger", "retry", True)
+    assert again.record is not None
+    assert again.record.version == decision.record.version + 1
+    assert again.record.lease_until == NOW + LEASE
+
+
+def test_a_copy_of_an_event_being_sent_elsewhere_is_a_duplicate() -> None:
+    sending = decide(None, event("trigger", T0), now=NOW, lease=LEASE).record
+    assert sending is not None
+    copy = decide(sending, event("trigger", T0), now=NOW + 1, lease=LEASE)
+    assert (copy.send, copy.reason, copy.write) == (None, "duplicate", False)
+
+
+def test_while_a_send_is_in_flight_a_resolve_waits_so_it_cannot_overtake_the_trigger() -> None:
+    sending = decide(None, event("trigger", T0), now=NOW, lease=LEASE).record
+    assert sending is not None
+    waiting = decide(sending, event("resolve", T1), now=NOW + 1, lease=LEASE)
+    assert (waiting.send, waiting.reason, waiting.write) == (None, "in-flight", False)
+    after_crash = decide(sending, event("resolve", T1), now=NOW + LEASE + 1, lease=LEASE)
+    assert after_crash.send == "resolve"
 
 
 def test_a_resolve_closes_an_open_alert() -> None:

@@ -1,8 +1,13 @@
 """The dedup table: the only module that talks to DynamoDB.
 
-One item per (routing key, alert identity), keyed by ``pk`` = a hash of the routing key (never the
-key itself) and the dedup key. Writes are conditional on the item's ``version``, so two
-dispatchers cannot both apply a change; the loser re-reads and decides again.
+Alert items: one per (routing key, alert identity), keyed by ``pk`` = a hash of the routing key and
+the dedup key. Writes are conditional on the item's ``version``, so two dispatchers cannot both
+apply a change; the loser re-reads and decides again. A resolve not yet confirmed delivered carries
+``pending = "resolve"``, which puts it in the sparse ``PendingResolves`` index the sweeper reads.
+
+Control items, in the same table: ``pace#<hash of routing key>`` (the pacing bucket) and
+``breaker#events-api`` (the circuit breaker), both versioned the same way. Ingest's replay
+protection (Powertools idempotency) also keeps its records here, under its own keys.
 """
 
 from __future__ import annotations
@@ -17,6 +22,11 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from pdrelay.errors import ConcurrentUpdate, StoreError
 from pdrelay.lifecycle import OPEN_STATES, Record
+from pdrelay.pacing import Breaker, Bucket
+
+PENDING_INDEX = "PendingResolves"
+BREAKER_KEY = "breaker#events-api"
+CONTROL_TTL_SECONDS = 7 * 86400
 
 _SER = TypeSerializer()
 _DES = TypeDeserializer()
@@ -27,10 +37,16 @@ def item_key(routing_key: str, dedup_key: str) -> str:
     return hashlib.sha256(routing_key.encode()).hexdigest()[:20] + "#" + dedup_key
 
 
+def pace_key(routing_key: str) -> str:
+    return "pace#" + hashlib.sha256(routing_key.encode()).hexdigest()[:20]
+
+
 def _to_item(record: Record, expires_at: int) -> dict[str, Any]:
-    doc = {k: v for k, v in asdict(record).items() if v is not None}
+    doc: dict[str, Any] = {k: v for k, v in asdict(record).items() if v is not None}
     doc["expires_at"] = expires_at
     doc["updated_at"] = int(time.time())
+    if record.state == "resolved" and not record.delivered:
+        doc["pending"] = "resolve"
     return {k: _SER.serialize(v) for k, v in doc.items()}
 
 
@@ -84,7 +100,8 @@ class DedupStore:
             self._client.update_item(
                 TableName=self._table,
                 Key={"pk": {"S": pk}},
-                UpdateExpression="SET delivered = :t, sends = if_not_exists(sends, :z) + :one",
+                UpdateExpression="SET delivered = :t, lease_until = :z, sends = if_not_exists(sends, :z) + :one"
+                " REMOVE pending",
                 ConditionExpression="version = :v",
                 ExpressionAttributeValues={":t": {"BOOL": True}, ":v": {"N": str(version)},
                                            ":z": {"N": "0"}, ":one": {"N": "1"}},
@@ -97,15 +114,103 @@ class DedupStore:
             raise StoreError(f"updating the dedup table failed: {type(exc).__name__}") from exc
         return True
 
+    def release(self, pk: str, version: int) -> None:
+        """End the lease taken for ``version`` after a failed send, so a retry need not wait for it."""
+        try:
+            self._client.update_item(
+                TableName=self._table, Key={"pk": {"S": pk}}, UpdateExpression="SET lease_until = :z",
+                ConditionExpression="version = :v",
+                ExpressionAttributeValues={":z": {"N": "0"}, ":v": {"N": str(version)}},
+            )
+        except ClientError as exc:
+            if _code(exc) != "ConditionalCheckFailedException":
+                raise StoreError(f"updating the dedup table failed: {_code(exc)}") from exc
+        except BotoCoreError as exc:
+            raise StoreError(f"updating the dedup table failed: {type(exc).__name__}") from exc
+
+    def pending_resolves(self, older_than_seconds: int, limit: int = 100) -> list[Record]:
+        """Resolves recorded but not confirmed delivered for at least ``older_than_seconds``."""
+        try:
+            answer = self._client.query(
+                TableName=self._table, IndexName=PENDING_INDEX, Limit=limit,
+                KeyConditionExpression="pending = :p AND updated_at <= :t",
+                ExpressionAttributeValues={":p": {"S": "resolve"},
+                                           ":t": {"N": str(int(time.time()) - older_than_seconds)}},
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise StoreError(f"querying pending resolves failed: {_code(exc)}") from exc
+        return [_from_item(i) for i in answer.get("Items", [])]
+
+    def recent(self, since_epoch: int, limit: int = 5000) -> list[Record]:
+        """Alert items changed since ``since_epoch`` (a scan: for operators' status, not the hot path)."""
+        return self._scan("updated_at >= :t", {":t": {"N": str(since_epoch)}}, {}, limit)
+
+    # -- control items ----------------------------------------------------------------------
+    def _get_control(self, pk: str) -> dict[str, Any] | None:
+        try:
+            answer = self._client.get_item(TableName=self._table, Key={"pk": {"S": pk}}, ConsistentRead=True)
+        except (ClientError, BotoCoreError) as exc:
+            raise StoreError(f"reading the dedup table failed: {_code(exc)}") from exc
+        item = answer.get("Item")
+        return {k: _DES.deserialize(v) for k, v in item.items()} if item else None
+
+    def _put_control(self, pk: str, values: dict[str, Any], previous_version: int) -> None:
+        item = {k: _SER.serialize(v) for k, v in values.items()}
+        item["pk"] = {"S": pk}
+        item["expires_at"] = {"N": str(int(time.time()) + CONTROL_TTL_SECONDS)}
+        condition = "attribute_not_exists(pk) OR version = :v"
+        try:
+            self._client.put_item(TableName=self._table, Item=item, ConditionExpression=condition,
+                                  ExpressionAttributeValues={":v": {"N": str(previous_version)}})
+        except ClientError as exc:
+            if _code(exc) == "ConditionalCheckFailedException":
+                raise ConcurrentUpdate(f"{pk.split('#')[0]} item changed under us") from exc
+            raise StoreError(f"writing the dedup table failed: {_code(exc)}") from exc
+        except BotoCoreError as exc:
+            raise StoreError(f"writing the dedup table failed: {type(exc).__name__}") from exc
+
+    def get_bucket(self, routing_key: str) -> Bucket | None:
+        doc = self._get_control(pace_key(routing_key))
+        if doc is None:
+            return None
+        return Bucket(tokens=float(doc["tokens"]), updated=float(doc["updated"]),
+                      paused_until=float(doc.get("paused_until", 0)), version=int(doc["version"]))
+
+    def put_bucket(self, routing_key: str, bucket: Bucket, previous_version: int) -> None:
+        self._put_control(pace_key(routing_key), {
+            "tokens": _decimal(bucket.tokens), "updated": _decimal(bucket.updated),
+            "paused_until": _decimal(bucket.paused_until), "version": bucket.version,
+        }, previous_version)
+
+    def get_breaker(self) -> Breaker | None:
+        doc = self._get_control(BREAKER_KEY)
+        if doc is None:
+            return None
+        return Breaker(failures=int(doc["failures"]), open_until=float(doc["open_until"]),
+                       cooldown=float(doc["cooldown"]), probe_until=float(doc["probe_until"]),
+                       version=int(doc["version"]))
+
+    def put_breaker(self, breaker: Breaker, previous_version: int) -> None:
+        self._put_control(BREAKER_KEY, {
+            "failures": breaker.failures, "open_until": _decimal(breaker.open_until),
+            "cooldown": _decimal(breaker.cooldown), "probe_until": _decimal(breaker.probe_until),
+            "version": breaker.version,
+        }, previous_version)
+
     def open_alerts(self, limit: int = 1000) -> list[Record]:
         """Alerts the table says are open on PagerDuty (a scan: for operators, not the hot path)."""
+        return self._scan("#s IN (:a, :b)", {":a": {"S": OPEN_STATES[0]}, ":b": {"S": OPEN_STATES[1]}},
+                          {"#s": "state"}, limit)
+
+    def _scan(self, condition: str, values: dict[str, Any], names: dict[str, str], limit: int) -> list[Record]:
         records: list[Record] = []
         kwargs: dict[str, Any] = {
             "TableName": self._table,
-            "FilterExpression": "#s IN (:a, :b)",
-            "ExpressionAttributeNames": {"#s": "state"},
-            "ExpressionAttributeValues": {":a": {"S": OPEN_STATES[0]}, ":b": {"S": OPEN_STATES[1]}},
+            "FilterExpression": f"({condition}) AND attribute_exists(dedup_key)",
+            "ExpressionAttributeValues": values,
         }
+        if names:
+            kwargs["ExpressionAttributeNames"] = names
         try:
             while len(records) < limit:
                 answer = self._client.scan(**kwargs)
@@ -116,6 +221,12 @@ class DedupStore:
         except (ClientError, BotoCoreError) as exc:
             raise StoreError(f"scanning the dedup table failed: {_code(exc)}") from exc
         return records[:limit]
+
+
+def _decimal(value: float) -> Any:
+    from decimal import Decimal
+
+    return Decimal(str(round(value, 6)))
 
 
 def _code(exc: Exception) -> str:

@@ -1,35 +1,55 @@
 """Dispatch: one queue message → one decision in the dedup table → at most one Events API call.
 
 ``functions/dispatch/app.py`` runs :meth:`Dispatcher.process` for each SQS record through
-Powertools' ``BatchProcessor``; a raised exception makes that record a batch item failure, which
-SQS redelivers (after a back-off set here through the message's visibility timeout) until its
-``maxReceiveCount``, then moves to the dead-letter queue.
+Powertools' ``BatchProcessor``. Outcomes:
 
-Outcomes: delivered; skipped (stale/duplicate/unchanged/unknown: no call); permanent failure (sent
-to the DLQ at once with PagerDuty's error text, not retried); retryable failure (raised).
+- ``delivered``: PagerDuty answered 2xx; the item is marked delivered.
+- ``skipped``: nothing to send (stale, duplicate, unchanged, unknown): no call.
+- ``deferred``: not sent now, without spending a delivery attempt: the key is paced or paused after
+  a 429, the circuit breaker is open, or another dispatcher is sending for the same alert. The
+  message is put back on the queue with a delay (up to SQS's 15 minutes) and this copy completes.
+- ``dead-lettered``: PagerDuty answered 400, the message is unreadable, or it was held longer than
+  ``PDRELAY_MAX_HOLD_SECONDS``: sent to the DLQ with the reason, never retried by itself.
+- a raised :class:`~pdrelay.errors.RetryableDelivery` (5xx, timeout, connection error): a batch
+  item failure; the message's visibility timeout is set to the back-off, SQS redelivers it, and
+  after ``maxReceiveCount`` deliveries moves it to the DLQ.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import random
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
+from pdrelay import pacing
 from pdrelay.dedup import DedupStore, item_key
 from pdrelay.errors import ConcurrentUpdate, PermanentDelivery, RetryableDelivery, StoreError
 from pdrelay.events_api import EventsClient, build_event, payload_snapshot
 from pdrelay.lifecycle import Decision, Event, decide
-from pdrelay.models import QueueMessageV1, parse_message
-from pdrelay.observability import DELIVERY_FAILED, EVENTS_SENT, EVENTS_SKIPPED, count, logger
+from pdrelay.models import QueueMessageV1, parse_message, utcnow
+from pdrelay.observability import (
+    DELIVERY_FAILED,
+    DELIVERY_LATENCY,
+    EVENTS_DEFERRED,
+    EVENTS_SENT,
+    EVENTS_SKIPPED,
+    count,
+    logger,
+    measure,
+)
 from pdrelay.settings import Settings
 from pdrelay.timeutil import to_micros
 
 WRITE_ATTEMPTS = 3
+MAX_SQS_DELAY = 900
+BREAKER_CACHE_SECONDS = 1.0
 
 
 def content_hash(message: QueueMessageV1) -> str:
@@ -51,15 +71,38 @@ def to_event(message: QueueMessageV1) -> Event:
         format=message.alert.format,
         identity=message.alert.identity,
         payload=payload_snapshot(message),
+        routing_key=message.routing_key,
     )
 
 
 @dataclass(frozen=True)
 class Outcome:
-    result: str  # delivered | skipped | dead-lettered
+    result: str  # delivered | skipped | deferred | dead-lettered
     reason: str
     action: str | None = None
     status: int | None = None
+    delay: int = 0
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One SQS record as the dispatcher sees it."""
+
+    body: str
+    receipt_handle: str = ""
+    receive_count: int = 1
+    attributes: dict[str, Any] = field(default_factory=dict)  # SendMessage's shape
+
+    def attr(self, name: str, default: int = 0) -> int:
+        try:
+            return int(self.attributes.get(name, {}).get("StringValue", default))
+        except ValueError:
+            return default
+
+    @property
+    def attempts(self) -> int:
+        """Delivery attempts so far, across the times this alert was put back on the queue."""
+        return self.attr("attempts") + self.receive_count
 
 
 @dataclass
@@ -68,27 +111,43 @@ class Dispatcher:
     store: DedupStore
     events: EventsClient
     sqs: Any
+    clock: Any = time.time
+    _breaker_cache: tuple[float, pacing.Breaker | None] = (0.0, None)
 
+    @property
+    def pacing_policy(self) -> pacing.PacingPolicy:
+        s = self.settings
+        return pacing.PacingPolicy(s.rate_limit, s.rate_window_seconds, s.throttle_pause_seconds)
+
+    @property
+    def breaker_policy(self) -> pacing.BreakerPolicy:
+        s = self.settings
+        return pacing.BreakerPolicy(s.breaker_threshold, s.breaker_cooldown_seconds, s.breaker_max_cooldown_seconds,
+                                    probe_seconds=s.lease_seconds)
+
+    # -- entry point ----------------------------------------------------------------------------
     def process(self, body: str, *, receipt_handle: str = "", receive_count: int = 1,
                 message_attributes: dict[str, Any] | None = None) -> Outcome:
+        delivery = Delivery(body, receipt_handle, receive_count, dict(message_attributes or {}))
         try:
             message = parse_message(body)
         except (ValueError, ValidationError) as exc:
             reason = f"unreadable queue message: {type(exc).__name__}"
-            self._dead_letter(body, reason, None, receive_count, message_attributes)
+            self._dead_letter(delivery, reason, None)
             return Outcome("dead-lettered", reason)
-        logger.append_keys(correlation_id=message.request_id, dedup_key=message.dedup_key,
-                           route=message.route)
+        logger.append_keys(correlation_id=message.request_id, dedup_key=message.dedup_key, route=message.route)
         try:
-            return self._process(message, body, receipt_handle, receive_count, message_attributes)
+            return self._process(message, delivery)
         finally:
             logger.remove_keys(["correlation_id", "dedup_key", "route"])
 
     def _decide(self, message: QueueMessageV1) -> tuple[Decision, dict[str, Any] | None]:
         event = to_event(message)
+        now = to_micros(utcnow())
+        lease = int(self.settings.lease_seconds * 1_000_000)
         for _attempt in range(WRITE_ATTEMPTS):
             current = self.store.get(event.pk)
-            decision = decide(current, event)
+            decision = decide(current, event, now, lease)
             if decision.write and decision.record is not None:
                 try:
                     self.store.write(decision.record, current.version if current else None)
@@ -97,37 +156,155 @@ class Dispatcher:
             return decision, (current.payload if current else None)
         raise StoreError(f"lost {WRITE_ATTEMPTS} races for one dedup item; retrying later")
 
-    def _process(self, message: QueueMessageV1, body: str, receipt_handle: str, receive_count: int,
-                 message_attributes: dict[str, Any] | None) -> Outcome:
+    def _process(self, message: QueueMessageV1, delivery: Delivery) -> Outcome:
         decision, stored_payload = self._decide(message)
-        if decision.send is None:
+        if decision.reason == "in-flight":
+            return self._defer(message, delivery, "in-flight", self.settings.lease_seconds / 2)
+        if decision.send is None or decision.record is None:
             count(EVENTS_SKIPPED, Reason=decision.reason)
             logger.info("skipped", extra={"reason": decision.reason, "action": message.alert.action})
             return Outcome("skipped", decision.reason)
+        record = decision.record
+        gate, wait = self._admit(message.routing_key)
+        if gate != "send":
+            self.store.release(record.pk, record.version)
+            return self._defer(message, delivery, gate, wait)
         event = build_event(message, decision.send, stored_payload)
         try:
             delivered = self.events.send(event)
         except PermanentDelivery as exc:
+            self.store.release(record.pk, record.version)
+            self._breaker_success()  # PagerDuty answered: it is up
             count(EVENTS_SENT, Action=decision.send, Status=str(exc.status))
             count(DELIVERY_FAILED, Kind="permanent")
             reason = "; ".join([str(exc), *exc.errors])
-            self._dead_letter(body, reason, exc.status, receive_count, message_attributes)
+            self._dead_letter(delivery, reason, exc.status)
             logger.warning("rejected by PagerDuty, sent to the DLQ", extra={"reason": reason})
             return Outcome("dead-lettered", reason, decision.send, exc.status)
         except RetryableDelivery as exc:
+            self.store.release(record.pk, record.version)
             count(EVENTS_SENT, Action=decision.send, Status=str(exc.status or "network"))
+            if exc.status == 429:
+                pause = exc.retry_after if exc.retry_after is not None else self.settings.throttle_pause_seconds
+                self._throttle(message.routing_key, pause)
+                return self._defer(message, delivery, "throttled", pause, attempted=True)
             count(DELIVERY_FAILED, Kind="retryable")
-            delay = self.backoff_seconds(receive_count)
-            self._delay(receipt_handle, delay)
+            self._breaker_failure()
+            if self._held_too_long(message):
+                reason = f"not delivered within {self.settings.max_hold_seconds} s of receipt; last error: {exc}"
+                self._dead_letter(delivery, reason, exc.status)
+                return Outcome("dead-lettered", reason, decision.send, exc.status)
+            delay = self.backoff_seconds(delivery.receive_count)
+            self._delay(delivery.receipt_handle, delay)
             logger.warning("delivery failed, will retry",
-                           extra={"error": str(exc), "attempt": receive_count, "retry_in_s": delay})
+                           extra={"error": str(exc), "attempt": delivery.attempts, "retry_in_s": delay})
             raise
+        self.store.mark_delivered(record.pk, record.version)
+        self._breaker_success()
         count(EVENTS_SENT, Action=decision.send, Status=str(delivered.status))
-        if decision.record is not None:
-            self.store.mark_delivered(decision.record.pk, decision.record.version)
+        latency_ms = (utcnow() - message.received_at).total_seconds() * 1000
+        measure(DELIVERY_LATENCY, latency_ms)
         logger.info("delivered", extra={"action": decision.send, "reason": decision.reason,
-                                        "status": delivered.status})
+                                        "status": delivered.status, "latency_ms": round(latency_ms)})
         return Outcome("delivered", decision.reason, decision.send, delivered.status)
+
+    # -- pacing and the breaker ---------------------------------------------------------------------
+    def _admit(self, routing_key: str) -> tuple[str, float]:
+        """('send', 0) or (reason to defer, seconds to wait)."""
+        now = self.clock()
+        breaker = self._breaker(now)
+        verdict, wait, claim = pacing.admit(breaker, now, self.breaker_policy)
+        if verdict == "wait":
+            return "circuit-open", wait
+        if claim is not None:
+            try:
+                self.store.put_breaker(claim, breaker.version if breaker else 0)
+            except ConcurrentUpdate:
+                return "circuit-open", 1.0
+            logger.info("circuit breaker: probing the Events API")
+        for _attempt in range(WRITE_ATTEMPTS):
+            bucket = self.store.get_bucket(routing_key)
+            wait, after = pacing.take_token(bucket, now, self.pacing_policy)
+            if wait > 0:
+                return ("throttled" if bucket and bucket.paused_until > now else "paced"), wait
+            try:
+                self.store.put_bucket(routing_key, after, bucket.version if bucket else 0)
+            except ConcurrentUpdate:
+                now = self.clock()
+                continue
+            return "send", 0.0
+        return "paced", random.uniform(0.5, 1.5)
+
+    def _throttle(self, routing_key: str, pause: float) -> None:
+        for _attempt in range(WRITE_ATTEMPTS):
+            bucket = self.store.get_bucket(routing_key)
+            try:
+                self.store.put_bucket(routing_key, pacing.throttled(bucket, self.clock(), pause),
+                                      bucket.version if bucket else 0)
+                logger.warning("PagerDuty throttled this routing key; pausing it", extra={"pause_s": pause})
+                return
+            except ConcurrentUpdate:
+                continue
+
+    def _breaker(self, now: float) -> pacing.Breaker | None:
+        read_at, cached = self._breaker_cache
+        if now - read_at > BREAKER_CACHE_SECONDS:
+            cached = self.store.get_breaker()
+            self._breaker_cache = (now, cached)
+        return cached
+
+    def _breaker_failure(self) -> None:
+        for _attempt in range(WRITE_ATTEMPTS):
+            current = self.store.get_breaker()
+            after = pacing.failed(current, self.clock(), self.breaker_policy)
+            try:
+                self.store.put_breaker(after, current.version if current else 0)
+            except ConcurrentUpdate:
+                continue
+            self._breaker_cache = (self.clock(), after)
+            if not after.is_closed(self.breaker_policy):
+                logger.warning("circuit breaker open: the Events API keeps failing",
+                               extra={"failures": after.failures, "open_for_s": round(after.open_until - self.clock())})
+            return
+
+    def _breaker_success(self) -> None:
+        _read_at, cached = self._breaker_cache
+        if cached is None or (cached.failures == 0 and cached.open_until == 0):
+            return
+        current = self.store.get_breaker()
+        after = pacing.succeeded(current)
+        if after is not None and current is not None:
+            try:
+                self.store.put_breaker(after, current.version)
+                logger.info("circuit breaker closed: the Events API answers again")
+            except ConcurrentUpdate:
+                pass
+        self._breaker_cache = (self.clock(), after or current)
+
+    # -- putting messages back, or aside --------------------------------------------------------------
+    def _held_too_long(self, message: QueueMessageV1) -> bool:
+        return (utcnow() - message.received_at).total_seconds() > self.settings.max_hold_seconds
+
+    def _defer(self, message: QueueMessageV1, delivery: Delivery, reason: str, wait: float,
+               attempted: bool = False) -> Outcome:
+        """Put the message back on the queue after ``wait`` seconds, without spending an attempt."""
+        if self._held_too_long(message):
+            held = f"not delivered within {self.settings.max_hold_seconds} s of receipt; last: {reason}"
+            self._dead_letter(delivery, held, None)
+            return Outcome("dead-lettered", held)
+        delay = max(1, min(MAX_SQS_DELAY, math.ceil(wait + random.uniform(0, 0.5))))
+        attributes = dict(delivery.attributes)
+        attempts = delivery.attempts if attempted else delivery.attempts - 1
+        attributes["attempts"] = {"DataType": "Number", "StringValue": str(max(0, attempts))}
+        attributes["deferrals"] = {"DataType": "Number", "StringValue": str(delivery.attr("deferrals") + 1)}
+        try:
+            self.sqs.send_message(QueueUrl=self.settings.queue_url, MessageBody=delivery.body,
+                                  DelaySeconds=delay, MessageAttributes=attributes)
+        except (ClientError, BotoCoreError) as exc:
+            raise StoreError(f"could not put the message back on the queue: {type(exc).__name__}") from exc
+        count(EVENTS_DEFERRED, Reason=reason)
+        logger.info("deferred", extra={"reason": reason, "delay_s": delay})
+        return Outcome("deferred", reason, delay=delay)
 
     def backoff_seconds(self, receive_count: int) -> int:
         """Exponential back-off with ±20 % jitter, capped (SQS allows up to 12 hours)."""
@@ -147,16 +324,15 @@ class Dispatcher:
             # The message still comes back after the queue's own visibility timeout.
             logger.warning("could not set the retry delay", extra={"error": type(exc).__name__})
 
-    def _dead_letter(self, body: str, reason: str, status: int | None, receive_count: int,
-                     message_attributes: dict[str, Any] | None) -> None:
-        attributes = dict(message_attributes or {})
+    def _dead_letter(self, delivery: Delivery, reason: str, status: int | None) -> None:
+        attributes = dict(delivery.attributes)
         attributes.update({
             "failure_reason": {"DataType": "String", "StringValue": reason[:1000] or "unknown"},
             "http_status": {"DataType": "Number", "StringValue": str(status or 0)},
-            "attempts": {"DataType": "Number", "StringValue": str(receive_count)},
+            "attempts": {"DataType": "Number", "StringValue": str(delivery.attempts)},
         })
         try:
-            self.sqs.send_message(QueueUrl=self.settings.dlq_url, MessageBody=body,
+            self.sqs.send_message(QueueUrl=self.settings.dlq_url, MessageBody=delivery.body,
                                   MessageAttributes=attributes)
         except (ClientError, BotoCoreError) as exc:
             # Not in the DLQ: fail the record so SQS keeps it (and moves it there eventually).

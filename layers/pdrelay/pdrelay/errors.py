@@ -90,3 +90,8 @@ class PermanentDelivery(DeliveryError):
 
 class RetryableDelivery(DeliveryError):
     """PagerDuty or the network failed in a way that may pass."""
+
+    def __init__(self, message: str, status: int | None = None, errors: list[str] | None = None,
+                 retry_after: float | None = None) -> None:
+        super().__init__(message, status, errors)
+        self.retry_after = retry_after

@@ -143,4 +143,23 @@ def classify(answer: requests.Response) -> Delivered:
     errors = [str(e)[:500] for e in body.get("errors", []) if isinstance(e, str | int | float)][:20]
     if status == 400:
         raise PermanentDelivery(f"PagerDuty rejected the event: {message}", status=status, errors=errors)
-    raise RetryableDelivery(f"PagerDuty answered {status}: {message}", status=status, errors=errors)
+    raise RetryableDelivery(f"PagerDuty answered {status}: {message}", status=status, errors=errors,
+                            retry_after=retry_after_seconds(answer.headers.get("Retry-After")))
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """``Retry-After`` as seconds (delta-seconds or an HTTP date), capped at an hour; None if absent."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return min(float(value), 3600.0)
+    from email.utils import parsedate_to_datetime
+
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    from pdrelay.models import utcnow
+
+    return max(0.0, min((when - utcnow()).total_seconds(), 3600.0))

@@ -10,6 +10,12 @@ Rules, for an event with action *a*, time *t* (when the reported state began) an
   closes it; an acknowledge acknowledges a triggered alert;
 - a resolved alert: a trigger newer than the resolve opens a new episode (``reopen``); anything
   else is ``stale`` or ``duplicate`` (a resolve not yet confirmed delivered is re-sent).
+
+Sends for one alert never overlap: a decision that sends takes a lease on the item
+(``lease_until``), released when the send ends. While another dispatcher holds the lease, a copy of
+the same event is a ``duplicate`` (the holder delivers it, or its own message is retried) and any
+other event that would send waits (``in-flight``), so a resolve can never overtake its trigger on
+the way to PagerDuty. A crashed holder's lease simply expires.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from typing import Any, Literal
 
 Reason = Literal[
     "new", "update", "reopen", "resolve", "acknowledge", "retry",
-    "stale", "duplicate", "unchanged", "unknown",
+    "stale", "duplicate", "unchanged", "unknown", "in-flight",
 ]
 OPEN_STATES = ("triggered", "acknowledged")
 
@@ -43,6 +49,8 @@ class Record:
     payload: dict[str, Any] = field(default_factory=dict)
     events: int = 0
     sends: int = 0
+    lease_until: int = 0  # µs: a dispatcher is sending this item's last event until then
+    routing_key: str = ""  # kept so the sweeper can re-send a resolve; the table is encrypted
 
 
 @dataclass(frozen=True)
@@ -56,6 +64,7 @@ class Event:
     format: str
     identity: str
     payload: dict[str, Any]
+    routing_key: str = ""
 
 
 @dataclass(frozen=True)
@@ -85,6 +94,7 @@ def _applied(rec: Record | None, ev: Event, state: str, *, started_at: int, deli
         identity=ev.identity,
         payload=ev.payload if ev.action == "trigger" or not base.payload else base.payload,
         events=base.events + 1 if rec else 1,
+        routing_key=ev.routing_key or base.routing_key,
     )
 
 
@@ -92,7 +102,18 @@ def _is_last(rec: Record, ev: Event) -> bool:
     return (rec.last_action, rec.event_at, rec.content_hash) == (ev.action, ev.at, ev.content_hash)
 
 
-def decide(rec: Record | None, ev: Event) -> Decision:
+def decide(rec: Record | None, ev: Event, now: int = 0, lease: int = 0) -> Decision:
+    """The decision for ``ev``; ``now`` and ``lease`` in µs (a sending decision holds the item
+    until ``now + lease``)."""
+    decision = _decide(rec, ev, now)
+    if decision.send is None or decision.record is None:
+        return decision
+    if rec is not None and rec.lease_until > now and decision.reason != "retry":
+        return Decision(None, "in-flight", None, write=False)
+    return replace(decision, record=replace(decision.record, lease_until=now + lease))
+
+
+def _decide(rec: Record | None, ev: Event, now: int) -> Decision:
     if rec is None:
         if ev.action == "trigger":
             return Decision("trigger", "new", _applied(None, ev, "triggered", started_at=ev.at, delivered=False))
@@ -102,10 +123,10 @@ def decide(rec: Record | None, ev: Event) -> Decision:
         return Decision(None, "unknown", None, write=False)
 
     if _is_last(rec, ev):
-        if rec.delivered:
+        if rec.delivered or rec.lease_until > now:
             return Decision(None, "duplicate", None, write=False)
         if rec.last_action == ev.action and (ev.action != "trigger" or rec.state in OPEN_STATES):
-            return Decision(ev.action, "retry", rec, write=False)
+            return Decision(ev.action, "retry", replace(rec, version=rec.version + 1), write=True)
 
     if rec.state in OPEN_STATES:
         if ev.at < rec.started_at:

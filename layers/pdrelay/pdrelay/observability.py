@@ -29,6 +29,11 @@ REQUESTS_REJECTED = "RequestsRejected"  # dims: Status
 EVENTS_SENT = "EventsSent"  # dims: Action, Status
 EVENTS_SKIPPED = "EventsSkipped"  # dims: Reason
 DELIVERY_FAILED = "DeliveryFailed"  # dims: Kind (permanent|retryable)
+EVENTS_DEFERRED = "EventsDeferred"  # dims: Reason (paced|throttled|circuit-open|in-flight)
+DELIVERY_LATENCY = "DeliveryLatency"  # ms from receipt at ingest to PagerDuty's 2xx; no dims
+REPLAYS_IGNORED = "ReplaysIgnored"  # dims: Format
+REDRIVEN = "MessagesRedriven"  # no dims
+RESOLVES_SWEPT = "ResolvesSwept"  # no dims
 
 
 def count(name: str, value: int = 1, **dimensions: str) -> None:
@@ -42,6 +47,15 @@ def count(name: str, value: int = 1, **dimensions: str) -> None:
     with single_metric(name=name, unit=MetricUnit.Count, value=value, namespace=namespace) as metric:
         for key, dim in dimensions.items():
             metric.add_dimension(name=key, value=str(dim)[:250] or "none")
+
+
+def measure(name: str, value: float, unit: MetricUnit = MetricUnit.Milliseconds) -> None:
+    """Emit one measurement with only the service dimension (alarms and the dashboard use it)."""
+    if is_metrics_disabled():
+        return
+    namespace = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", DEFAULT_NAMESPACE)
+    with single_metric(name=name, unit=unit, value=value, namespace=namespace):
+        pass
 
 
 def mask(secret: str | None) -> str:

@@ -41,6 +41,22 @@ class Settings(BaseModel):
     retry_base_seconds: int = Field(30, alias="PDRELAY_RETRY_BASE_SECONDS", ge=0)
     retry_max_seconds: int = Field(900, alias="PDRELAY_RETRY_MAX_SECONDS", ge=0, le=43200)
     record_ttl_days: int = Field(30, alias="PDRELAY_RECORD_TTL_DAYS", gt=0)
+    rate_limit: int = Field(120, alias="PDRELAY_RATE_LIMIT", gt=0, description="Events per routing key per window.")
+    rate_window_seconds: float = Field(60.0, alias="PDRELAY_RATE_WINDOW_SECONDS", gt=0)
+    throttle_pause_seconds: float = Field(60.0, alias="PDRELAY_THROTTLE_PAUSE_SECONDS", ge=0)
+    breaker_threshold: int = Field(5, alias="PDRELAY_BREAKER_THRESHOLD", gt=0)
+    breaker_cooldown_seconds: float = Field(30.0, alias="PDRELAY_BREAKER_COOLDOWN_SECONDS", gt=0)
+    breaker_max_cooldown_seconds: float = Field(300.0, alias="PDRELAY_BREAKER_MAX_COOLDOWN_SECONDS", gt=0)
+    max_hold_seconds: int = Field(86400, alias="PDRELAY_MAX_HOLD_SECONDS", gt=0,
+                                  description="An alert not delivered this long after receipt goes to the DLQ.")
+    replay_window_seconds: int = Field(300, alias="PDRELAY_REPLAY_WINDOW_SECONDS", ge=0,
+                                       description="An identical request within this window is not queued again.")
+    sweep_after_seconds: int = Field(900, alias="PDRELAY_SWEEP_AFTER_SECONDS", gt=0)
+
+    @property
+    def lease_seconds(self) -> float:
+        """How long one send may hold its alert: the client's timeouts plus a margin."""
+        return self.connect_timeout_seconds + self.read_timeout_seconds + 5.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

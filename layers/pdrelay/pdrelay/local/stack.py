@@ -116,9 +116,12 @@ def create_resources(spec: TemplateSpec, sqs: Any, dynamodb: Any) -> tuple[dict[
         queue_urls[queue.logical_id] = answer["QueueUrl"]
     for table in spec.tables.values():
         name = f"pdrelay-{table.logical_id}"
+        extra: dict[str, Any] = {}
+        if table.global_secondary_indexes:
+            extra["GlobalSecondaryIndexes"] = table.global_secondary_indexes
         dynamodb.create_table(
             TableName=name, KeySchema=table.key_schema,
-            AttributeDefinitions=table.attribute_definitions, BillingMode=table.billing_mode,
+            AttributeDefinitions=table.attribute_definitions, BillingMode=table.billing_mode, **extra,
         )
         if table.ttl_attribute:
             dynamodb.update_time_to_live(

@@ -49,6 +49,7 @@ class TableSpec:
     attribute_definitions: list[dict[str, str]]
     billing_mode: str
     ttl_attribute: str | None
+    global_secondary_indexes: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -135,6 +136,7 @@ def read_spec(path: Path) -> TemplateSpec:
                 attribute_definitions=props["AttributeDefinitions"],
                 billing_mode=props.get("BillingMode", "PAY_PER_REQUEST"),
                 ttl_attribute=ttl.get("AttributeName") if ttl.get("Enabled") else None,
+                global_secondary_indexes=props.get("GlobalSecondaryIndexes") or [],
             )
         elif kind == "AWS::Serverless::Function":
             source = None
