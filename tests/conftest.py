@@ -37,9 +37,11 @@ def reset_pdrelay_caches() -> None:
     from pdrelay import config
     from pdrelay.aws import clear_clients
     from pdrelay.dispatch import reset_dispatcher
+    from pdrelay.replay import clear_guards
     from pdrelay.settings import get_settings
 
     get_settings.cache_clear()
+    clear_guards()
     config._parse_cached.cache_clear()
     clear_clients()
     reset_dispatcher()

@@ -47,12 +47,12 @@ def _request() -> ingest.IncomingRequest:
 
 @app.post("/v1/alerts/<format_name>")
 def post_alerts(format_name: str) -> Response:
-    return _json(202, ingest.accept_alerts(_request(), format_name, ingest.deps_from_environment()))
+    return _json(202, ingest.accept_alerts(_request(), format_name, ingest.deps_from_environment(app.lambda_context)))
 
 
 @app.post("/v2/enqueue")
 def post_v2_event() -> Response:
-    return _json(202, ingest.accept_v2_event(_request(), ingest.deps_from_environment()))
+    return _json(202, ingest.accept_v2_event(_request(), ingest.deps_from_environment(app.lambda_context)))
 
 
 @app.get("/health")

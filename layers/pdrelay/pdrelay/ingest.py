@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -30,6 +30,7 @@ from pdrelay.formats import ParseContext
 from pdrelay.models import Alert, QueueMessageV1, make_message
 from pdrelay.observability import ALERTS_ACCEPTED, ALERTS_RECEIVED, REQUESTS_REJECTED, count, logger
 from pdrelay.queue import enqueue
+from pdrelay.replay import once, replay_key
 from pdrelay.routing import route_for_routing_key, select_route
 from pdrelay.settings import Settings
 
@@ -48,6 +49,8 @@ class Deps:
     settings: Settings
     config: RelayConfig
     sqs: Any
+    dynamodb: Any = None  # for replay protection; None turns it off
+    lambda_context: Any = None
 
 
 def check_size(request: IncomingRequest, limit: int) -> None:
@@ -108,22 +111,33 @@ def accept_alerts(request: IncomingRequest, format_name: str, deps: Deps) -> dic
         )
         for alert in alerts
     ]
-    _enqueue(messages, deps)
-    logger.info(
-        "alerts accepted",
-        extra={"format": fmt.name, "route": destination.route, "caller": caller.name,
-               "dedup_keys": [m.dedup_key for m in messages]},
-    )
-    return {
-        "status": "accepted",
-        "format": fmt.name,
-        "route": destination.route,
-        "accepted": len(messages),
-        "alerts": [
-            {"action": m.alert.action, "dedup_key": m.dedup_key, "identity": m.alert.identity}
-            for m in messages
-        ],
-    }
+
+    def work() -> dict[str, Any]:
+        _enqueue(messages, deps)
+        logger.info(
+            "alerts accepted",
+            extra={"format": fmt.name, "route": destination.route, "caller": caller.name,
+                   "dedup_keys": [m.dedup_key for m in messages]},
+        )
+        return {
+            "status": "accepted",
+            "format": fmt.name,
+            "route": destination.route,
+            "accepted": len(messages),
+            "alerts": [
+                {"action": m.alert.action, "dedup_key": m.dedup_key, "identity": m.alert.identity}
+                for m in messages
+            ],
+        }
+
+    key = replay_key(caller.name, "v1", fmt.name, destination.route, request.body, request.headers)
+    return _once(key, work, deps)
+
+
+def _once(key: str, work: Callable[[], dict[str, Any]], deps: Deps) -> dict[str, Any]:
+    return once(key, work, table_name=deps.settings.table_name if deps.dynamodb is not None else "",
+                window_seconds=deps.settings.replay_window_seconds, dynamodb=deps.dynamodb,
+                lambda_context=deps.lambda_context)
 
 
 def accept_v2_event(request: IncomingRequest, deps: Deps) -> dict[str, Any]:
@@ -144,10 +158,19 @@ def accept_v2_event(request: IncomingRequest, deps: Deps) -> dict[str, Any]:
         received_at=request.received_at,
         request_id=request.request_id,
     )
-    _enqueue([message], deps)
-    logger.info("event accepted", extra={"format": fmt.name, "route": destination.route,
-                                         "caller": caller.name, "dedup_key": message.dedup_key})
-    return {"status": "success", "message": "Event processed", "dedup_key": message.dedup_key}
+
+    def work() -> dict[str, Any]:
+        _enqueue([message], deps)
+        logger.info("event accepted", extra={"format": fmt.name, "route": destination.route,
+                                             "caller": caller.name, "dedup_key": message.dedup_key})
+        return {"status": "success", "message": "Event processed", "dedup_key": message.dedup_key}
+
+    if not doc.get("dedup_key"):
+        return work()  # each keyless trigger is a new alert, as at PagerDuty
+    answer = _once(replay_key(caller.name, "v2", fmt.name, destination.route, request.body, request.headers),
+                   work, deps)
+    answer.pop("replayed", None)  # PagerDuty's answer has no such field
+    return answer
 
 
 def error_response(exc: PdrelayError, *, pagerduty_style: bool = False) -> tuple[int, dict[str, Any]]:
@@ -172,11 +195,12 @@ def error_response(exc: PdrelayError, *, pagerduty_style: bool = False) -> tuple
     return 500, {"status": "error", "message": "internal error"}
 
 
-def deps_from_environment() -> Deps:
+def deps_from_environment(lambda_context: Any = None) -> Deps:
     """Settings and clients are cached; the configuration is re-read per its cache age."""
     from pdrelay.aws import client
     from pdrelay.config import load_config
     from pdrelay.settings import get_settings
 
     settings = get_settings()
-    return Deps(settings=settings, config=load_config(settings), sqs=client("sqs"))
+    return Deps(settings=settings, config=load_config(settings), sqs=client("sqs"), dynamodb=client("dynamodb"),
+                lambda_context=lambda_context)

@@ -3,7 +3,7 @@
 **Pacing.** PagerDuty allows about ``limit`` events per routing key over a sliding ``window``
 (120 per 60 s by default). A token bucket with capacity ``C`` and refill rate ``r`` lets through
 at most ``C + r·window`` events in any window, so pdrelay uses ``C = max(1, limit // 6)`` and
-``r = (limit − C) / window``: bursts of ``C`` go at once, and no window ever sees more than
+``r = (limit - C) / window``: bursts of ``C`` go at once, and no window ever sees more than
 ``limit``. A 429 pauses the key for every dispatcher until ``paused_until`` (``Retry-After`` when
 PagerDuty sends one, else the configured pause). The bucket lives in the dedup table, shared by all
 dispatchers.

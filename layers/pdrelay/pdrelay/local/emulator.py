@@ -5,6 +5,17 @@ with PagerDuty's dedup rules: a trigger whose key matches an open incident adds 
 resolve the same key opens a new incident; acknowledge/resolve for unknown or resolved keys are
 accepted and dropped. ``GET /`` shows incidents as a page, ``GET /incidents`` as JSON,
 ``GET /events`` lists every event received, ``POST /_reset`` clears everything.
+
+Faults, for tests and demos (``POST /_faults`` with a list of rules, ``DELETE /_faults`` clears):
+
+- ``{"mode": "status", "status": 500, "count": 3}``: the next 3 events are answered 500, not applied;
+- ``{"mode": "outage", "status": 503}``: every event is answered 503 until cleared;
+- ``{"mode": "slow", "delay": 8, "count": 2}``: apply, then answer after ``delay`` seconds
+  (past the client's timeout, as when PagerDuty took an event but the answer never arrived);
+- ``{"mode": "drop", "count": 2, "apply": true}``: close the connection without an answer;
+- ``{"mode": "rate_limit", "limit": 120, "window": 60, "retry_after": null}``: PagerDuty's
+  per-routing-key limit: events over ``limit`` in the sliding ``window`` get 429 (with
+  ``Retry-After`` when given).
 """
 
 from __future__ import annotations
@@ -14,7 +25,9 @@ import itertools
 import json
 import re
 import threading
+import time
 import uuid
+from collections import defaultdict, deque
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -102,6 +115,9 @@ class EmulatorState:
         self.incidents: list[Incident] = []
         self.events: list[dict[str, Any]] = []
         self.change_events: list[dict[str, Any]] = []
+        self.faults: list[dict[str, Any]] = []
+        self.answers: dict[int, int] = defaultdict(int)  # status → how many times answered
+        self._windows: dict[str, deque[float]] = defaultdict(deque)
         self._numbers = itertools.count(1)
 
     def reset(self) -> None:
@@ -109,6 +125,39 @@ class EmulatorState:
             self.incidents.clear()
             self.events.clear()
             self.change_events.clear()
+            self.faults.clear()
+            self.answers.clear()
+            self._windows.clear()
+
+    def set_faults(self, rules: list[dict[str, Any]]) -> None:
+        with self.lock:
+            self.faults = [dict(rule) for rule in rules]
+            self._windows.clear()
+
+    def fault_for(self, event: dict[str, Any]) -> dict[str, Any] | None:
+        """The fault to apply to this (valid) event, consuming one use of a counted rule."""
+        now = time.monotonic()
+        with self.lock:
+            for rule in self.faults:
+                mode = rule.get("mode")
+                if mode == "rate_limit":
+                    window = self._windows[event["routing_key"]]
+                    while window and now - window[0] >= float(rule.get("window", 60)):
+                        window.popleft()
+                    if len(window) >= int(rule.get("limit", 120)):
+                        return {"mode": "status", "status": 429, "retry_after": rule.get("retry_after")}
+                    continue
+                if "count" in rule:
+                    if rule["count"] <= 0:
+                        continue
+                    rule["count"] -= 1
+                return rule
+        return None
+
+    def admitted(self, event: dict[str, Any]) -> None:
+        """Count an applied event against its key's rate-limit window."""
+        with self.lock:
+            self._windows[event["routing_key"]].append(time.monotonic())
 
     def _open(self, routing_key: str, dedup_key: str) -> Incident | None:
         for incident in reversed(self.incidents):
@@ -123,7 +172,8 @@ class EmulatorState:
         payload = event.get("payload") or {}
         now = _now()
         with self.lock:
-            self.events.append({"received_at": now, **event, "routing_key": _mask(key), "dedup_key": dedup})
+            self.events.append({"received_at": now, "t": time.time(), **event, "routing_key": _mask(key),
+                                "dedup_key": dedup})
             incident = self._open(key, dedup)
             entry = {"at": now, "action": action, "summary": payload.get("summary")}
             if action == "trigger":
@@ -157,10 +207,15 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass
 
-    def _send(self, status: int, body: Any, content_type: str = "application/json") -> None:
+    def _send(self, status: int, body: Any, content_type: str = "application/json",
+              headers: dict[str, str] | None = None) -> None:
         data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
+        with self.server.state.lock:
+            self.server.state.answers[status] += 1
         self.send_response(status)
         self.send_header("Content-Type", content_type)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
@@ -176,6 +231,17 @@ class _Handler(BaseHTTPRequestHandler):
         if path == "/_reset":
             state.reset()
             self._send(200, {"status": "reset"})
+            return
+        if path == "/_faults":
+            try:
+                rules = json.loads(raw or b"[]")
+            except ValueError:
+                rules = None
+            if not isinstance(rules, list | dict):
+                self._send(400, {"status": "invalid", "message": "a fault rule or a list of them"})
+                return
+            state.set_faults(rules if isinstance(rules, list) else [rules])
+            self._send(200, {"status": "faults set", "faults": state.faults})
             return
         try:
             event = json.loads(raw)
@@ -195,8 +261,33 @@ class _Handler(BaseHTTPRequestHandler):
         if errors:
             self._send(400, {"status": "invalid event", "message": "Event object is invalid", "errors": errors})
             return
+        fault = state.fault_for(event)
+        mode = fault.get("mode") if fault else None
+        if mode in ("status", "outage"):
+            status = int(fault.get("status", 503)) if fault else 503
+            headers = {"Retry-After": str(fault["retry_after"])} if fault and fault.get("retry_after") else None
+            message = "Too many requests" if status == 429 else "Service unavailable"
+            self._send(status, {"status": "error", "message": message}, headers=headers)
+            return
+        if mode == "drop":
+            if fault and fault.get("apply", False):
+                state.apply(event)
+                state.admitted(event)
+            self.close_connection = True
+            self.connection.shutdown(2)
+            return
         dedup = state.apply(event)
+        state.admitted(event)
+        if mode == "slow" and fault:
+            time.sleep(float(fault.get("delay", 10)))
         self._send(202, {"status": "success", "message": "Event processed", "dedup_key": dedup})
+
+    def do_DELETE(self) -> None:
+        if urlparse(self.path).path == "/_faults":
+            self.server.state.set_faults([])
+            self._send(200, {"status": "faults cleared"})
+        else:
+            self._send(404, {"status": "not found"})
 
     def do_GET(self) -> None:
         url = urlparse(self.path)

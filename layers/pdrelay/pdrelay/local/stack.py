@@ -413,9 +413,11 @@ class LocalStack:
     def _reset_caches() -> None:
         from pdrelay.aws import clear_clients
         from pdrelay.dispatch import reset_dispatcher
+        from pdrelay.replay import clear_guards
         from pdrelay.settings import get_settings
 
         get_settings.cache_clear()
+        clear_guards()
         clear_clients()
         reset_dispatcher()
 

@@ -1,0 +1,60 @@
+"""A monitor's retry of the same request within the window is answered again but queued once."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import load_event
+from tests.integration.conftest import Aws, Handler
+
+
+def test_the_same_request_twice_is_queued_once_and_the_repeat_says_so(aws: Aws, ingest: Handler) -> None:
+    first = ingest(load_event("apigw-alertmanager-firing.json"))
+    again = ingest(load_event("apigw-alertmanager-firing.json"))
+    assert first["statusCode"] == again["statusCode"] == 202
+    assert json.loads(again["body"])["replayed"] is True
+    assert json.loads(again["body"])["alerts"] == json.loads(first["body"])["alerts"]
+    assert len(aws.drain()) == 1
+
+
+def test_a_different_body_is_not_a_replay(aws: Aws, ingest: Handler) -> None:
+    ingest(load_event("apigw-alertmanager-firing.json"))
+    ingest(load_event("apigw-alertmanager-resolved.json"))
+    assert len(aws.drain()) == 2
+
+
+def test_sns_redelivery_is_recognised_by_its_message_id(aws: Aws, ingest: Handler) -> None:
+    first = load_event("apigw-alertmanager-firing.json")
+    first["headers"]["x-amz-sns-message-id"] = "0a1b2c3d-sns-message"
+    redelivered = load_event("apigw-alertmanager-firing.json")
+    redelivered["headers"]["x-amz-sns-message-id"] = "0a1b2c3d-sns-message"
+    redelivered["body"] = redelivered["body"].replace("\n", " ")  # a byte-different copy of the same notification
+    ingest(first)
+    assert json.loads(ingest(redelivered)["body"]).get("replayed") is True
+    assert len(aws.drain()) == 1
+
+
+def test_the_pagerduty_endpoint_answers_a_replay_exactly_like_pagerduty(aws: Aws, ingest: Handler) -> None:
+    first = ingest(load_event("apigw-events-v2-trigger.json"))
+    again = ingest(load_event("apigw-events-v2-trigger.json"))
+    assert json.loads(first["body"]) == json.loads(again["body"])
+    assert len(aws.drain()) == 1
+
+
+def test_a_window_of_zero_turns_it_off(aws: Aws, ingest: Handler, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PDRELAY_REPLAY_WINDOW_SECONDS", "0")
+    ingest(load_event("apigw-alertmanager-firing.json"))
+    ingest(load_event("apigw-alertmanager-firing.json"))
+    assert len(aws.drain()) == 2
+
+
+def test_a_failed_enqueue_is_not_remembered_so_the_retry_is_queued(aws: Aws, ingest: Handler) -> None:
+    url = aws.queue_url
+    aws.sqs.delete_queue(QueueUrl=url)
+    assert ingest(load_event("apigw-alertmanager-firing.json"))["statusCode"] == 503
+    aws.sqs.create_queue(QueueName=url.rsplit("/", 1)[1])
+    answer = ingest(load_event("apigw-alertmanager-firing.json"))
+    assert answer["statusCode"] == 202 and "replayed" not in json.loads(answer["body"])
+    assert len(aws.drain()) == 1
