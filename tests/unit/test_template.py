@@ -62,3 +62,36 @@ def test_no_wildcard_or_full_access_policies() -> None:
             actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
             assert all("*" not in a for a in actions), name
             assert statement["Resource"] != "*", name
+
+
+def test_the_dashboard_is_valid_json_and_uses_the_metric_names_the_code_emits() -> None:
+    import json
+    import re
+
+    from pdrelay import observability
+
+    body = resources()["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    rendered = re.sub(r"\$\{[^}]+\}", "x", body)
+    dashboard = json.loads(rendered)
+    assert len(dashboard["widgets"]) >= 6
+    emitted = {observability.ALERTS_RECEIVED, observability.EVENTS_SENT, observability.EVENTS_SKIPPED,
+               observability.DELIVERY_FAILED, observability.EVENTS_DEFERRED, observability.DELIVERY_LATENCY}
+    for name in emitted:
+        assert name in rendered, name
+
+
+def test_alarms_watch_metrics_the_code_emits_and_can_notify_a_topic() -> None:
+    from pdrelay import observability
+
+    alarms = {k: v["Properties"] for k, v in resources().items() if v["Type"] == "AWS::CloudWatch::Alarm"}
+    assert {"DeadLetterAlarm", "OldestAlertAlarm", "DispatchErrorsAlarm", "ThrottledAlarm"} <= set(alarms)
+    own = {p["MetricName"] for p in alarms.values() if p["Namespace"] == "pdrelay"}
+    assert own <= {observability.DELIVERY_FAILED, observability.EVENTS_DEFERRED}
+    assert all("AlarmActions" in p for p in alarms.values())
+
+
+def test_every_function_in_the_template_has_a_handler_that_loads() -> None:
+    spec = read_spec(TEMPLATE)
+    assert {"IngestFunction", "DispatchFunction", "RedriveFunction", "SweepFunction"} <= set(spec.functions)
+    for function in spec.functions.values():
+        assert callable(function.load_handler())

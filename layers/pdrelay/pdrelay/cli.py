@@ -1,4 +1,16 @@
-"""The ``pdrelay`` command: ``dev`` (the local stack), ``send`` (pd-send's options), ``incidents``."""
+"""The ``pdrelay`` command.
+
+dev            run the whole relay on this machine
+send           send an event with the PagerDuty Agent's pd-send options
+incidents      list the local PagerDuty emulator's incidents
+queue status   where alerts are, per route (like pd-queue status)
+dlq show       the dead-letter queue's messages and reasons
+dlq purge      empty the dead-letter queue
+redrive        move dead-lettered alerts back to the queue (like pd-queue retry)
+sweep          re-send resolves never confirmed delivered
+
+Operators' commands work on the running `pdrelay dev`, or on a deployed stack with --stack NAME.
+"""
 
 from __future__ import annotations
 
@@ -54,8 +66,11 @@ def cmd_dev(args: argparse.Namespace) -> int:
         print(f"pdrelay: cannot start the local stack: {exc}", file=sys.stderr)
         return 2
     STATE_FILE.parent.mkdir(exist_ok=True)
-    STATE_FILE.write_text(json.dumps({"url": stack.url, "events_url": stack.events_url,
-                                      "token": token if not args.config else ""}))
+    STATE_FILE.write_text(json.dumps({
+        "url": stack.url, "events_url": stack.events_url, "token": token if not args.config else "",
+        "aws_endpoint": stack.moto_url, "queue_url": stack.queue_urls["AlertQueue"],
+        "dlq_url": stack.queue_urls["DeadLetterQueue"], "table_name": stack.table_names["DedupTable"],
+    }))
     STATE_FILE.chmod(0o600)
     print(f"pdrelay is running at {stack.url}")
     print(f"  PagerDuty target : {stack.events_url}" + ("  (local emulator: open it in a browser)"
@@ -149,8 +164,129 @@ def cmd_incidents(args: argparse.Namespace) -> int:
     return 0
 
 
+def _resources(args: argparse.Namespace) -> Any:
+    from pdrelay import operations
+
+    if getattr(args, "stack", None):
+        return operations.from_stack(args.stack)
+    return operations.from_dev_state()
+
+
+def _operator(func: Any) -> Any:
+    """Run an operators' command, turning configuration problems into one clear line."""
+    def run(args: argparse.Namespace) -> int:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        from pdrelay.errors import PdrelayError
+
+        try:
+            return int(func(args, _resources(args)))
+        except PdrelayError as exc:
+            print(f"pdrelay {args.command}: {exc}", file=sys.stderr)
+            return 2
+        except (ClientError, BotoCoreError) as exc:
+            print(f"pdrelay {args.command}: AWS said: {exc}", file=sys.stderr)
+            return 1
+    return run
+
+
+@_operator
+def cmd_queue_status(args: argparse.Namespace, resources: Any) -> int:
+    from pdrelay.dedup import DedupStore
+    from pdrelay.status import queue_status
+
+    status = queue_status(resources.client("sqs"), resources.queue_url, resources.dlq_url,
+                          DedupStore(resources.client("dynamodb"), resources.table_name), args.window)
+    if args.json:
+        print(json.dumps(status.as_dict(), indent=2))
+        return 0
+    print(f"alert queue: {status.waiting} waiting, {status.in_flight} in flight, {status.delayed} delayed"
+          f"   dead-letter queue: {status.dlq}")
+    print(f"\n{'route':<20} {'routing key':<12} {'sending':>8} {'delivered':>10} {'open':>6} {'in DLQ':>7}"
+          f"   (delivered: last {status.window_seconds // 60} min)")
+    for r in status.routes:
+        print(f"{r.route[:20]:<20} {r.routing_key:<12} {r.sending:>8} {r.delivered:>10} {r.open:>6} "
+              f"{r.dead_lettered:>7}")
+    if status.reasons:
+        print("\nwhy alerts are in the DLQ:")
+        for reason, n in status.reasons:
+            print(f"  {n:>5}  {reason}")
+    return 0
+
+
+@_operator
+def cmd_dlq_show(args: argparse.Namespace, resources: Any) -> int:
+    from pdrelay import redrive
+
+    inspection = redrive.inspect(resources.client("sqs"), resources.dlq_url, limit=args.limit, keep=args.limit)
+    if args.json:
+        print(json.dumps(inspection.as_dict(), indent=2))
+        return 0
+    print(f"{inspection.total} message(s) in the dead-letter queue")
+    for m in inspection.messages:
+        print(f"- {m['route']} {m['routing_key']} {m['action'] or '?'} {m['dedup_key']}: {m['reason']}"
+              + (f" (HTTP {m['http_status']})" if m["http_status"] else "")
+              + (f", {m['attempts']} attempt(s)" if m["attempts"] else ""))
+    return 0
+
+
+@_operator
+def cmd_dlq_purge(args: argparse.Namespace, resources: Any) -> int:
+    from pdrelay import redrive
+
+    if not args.yes:
+        print("pdrelay dlq purge: this deletes every dead-lettered alert; add --yes to do it", file=sys.stderr)
+        return 2
+    print(f"purged about {redrive.purge(resources.client('sqs'), resources.dlq_url)} message(s)")
+    return 0
+
+
+@_operator
+def cmd_redrive(args: argparse.Namespace, resources: Any) -> int:
+    from pdrelay import redrive
+    from pdrelay.observability import mask
+
+    sqs = resources.client("sqs")
+    total = redrive.inspect(sqs, resources.dlq_url, keep=0).total
+    tty = sys.stderr.isatty()
+
+    def progress(result: redrive.RedriveResult) -> None:
+        done = result.matched
+        if tty:
+            width = 30
+            filled = int(width * done / total) if total else width
+            print(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total}", end="", file=sys.stderr, flush=True)
+        elif done % 100 == 0:
+            print(f"{done}/{total}", file=sys.stderr)
+
+    where = redrive.Filter(route=args.route, routing_key=args.routing_key)
+    result = redrive.redrive(sqs, resources.dlq_url, resources.queue_url, where=where, dry_run=args.dry_run,
+                             limit=args.limit, progress=progress)
+    if tty and result.matched:
+        print(file=sys.stderr)
+    scope = (f"route {args.route}" if args.route
+             else f"routing key {mask(args.routing_key)}" if args.routing_key else "all")
+    verb = "would move" if args.dry_run else "moved"
+    print(f"{verb} {result.matched if args.dry_run else result.moved} message(s) ({scope}); "
+          f"{result.skipped} left in the dead-letter queue")
+    return 0
+
+
+@_operator
+def cmd_sweep(args: argparse.Namespace, resources: Any) -> int:
+    from pdrelay import operations
+
+    events_url = args.events_url or resources.events_url or os.environ.get("PDRELAY_EVENTS_URL") \
+        or "https://events.pagerduty.com"
+    result = operations.run_sweep(resources, events_url, args.older_than)
+    print(f"{result['found']} pending resolve(s): {result['resolved']} delivered, {result['failed']} failed, "
+          f"{result['rejected']} refused by PagerDuty")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pdrelay", description=__doc__)
+    parser = argparse.ArgumentParser(prog="pdrelay", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
 
     dev = sub.add_parser("dev", help="run the whole relay on this machine")
@@ -186,6 +322,38 @@ def build_parser() -> argparse.ArgumentParser:
     incidents.add_argument("--events-url")
     incidents.add_argument("--json", action="store_true")
     incidents.set_defaults(func=cmd_incidents)
+
+    def operator(parser_: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        parser_.add_argument("--stack", help="a deployed stack's name (default: the running `pdrelay dev`)")
+        return parser_
+
+    queue = sub.add_parser("queue", help="the alert queue").add_subparsers(dest="queue_command", required=True)
+    status = operator(queue.add_parser("status", help="where alerts are, per route"))
+    status.add_argument("--window", type=int, default=3600, help="seconds counted as 'recently delivered'")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(func=cmd_queue_status)
+
+    dlq = sub.add_parser("dlq", help="the dead-letter queue").add_subparsers(dest="dlq_command", required=True)
+    show = operator(dlq.add_parser("show", help="list dead-lettered alerts and why"))
+    show.add_argument("--limit", type=int, default=50)
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(func=cmd_dlq_show)
+    purge = operator(dlq.add_parser("purge", help="delete every dead-lettered alert"))
+    purge.add_argument("--yes", action="store_true")
+    purge.set_defaults(func=cmd_dlq_purge)
+
+    redrive = operator(sub.add_parser("redrive", help="move dead-lettered alerts back to the queue"))
+    which = redrive.add_mutually_exclusive_group()
+    which.add_argument("--route", help="only this route's alerts")
+    which.add_argument("--routing-key", help="only this routing key's alerts")
+    redrive.add_argument("--dry-run", action="store_true", help="count what would move; move nothing")
+    redrive.add_argument("--limit", type=int, help="move at most this many")
+    redrive.set_defaults(func=cmd_redrive)
+
+    sweep = operator(sub.add_parser("sweep", help="re-send resolves never confirmed delivered"))
+    sweep.add_argument("--older-than", type=int, default=900, help="seconds a resolve has been pending")
+    sweep.add_argument("--events-url")
+    sweep.set_defaults(func=cmd_sweep)
     return parser
 
 

@@ -128,6 +128,20 @@ class DedupStore:
         except BotoCoreError as exc:
             raise StoreError(f"updating the dedup table failed: {type(exc).__name__}") from exc
 
+    def set_aside(self, pk: str, version: int) -> None:
+        """Take a resolve PagerDuty refused out of the sweeper's index."""
+        try:
+            self._client.update_item(
+                TableName=self._table, Key={"pk": {"S": pk}}, UpdateExpression="SET pending = :r",
+                ConditionExpression="version = :v",
+                ExpressionAttributeValues={":r": {"S": "rejected"}, ":v": {"N": str(version)}},
+            )
+        except ClientError as exc:
+            if _code(exc) != "ConditionalCheckFailedException":
+                raise StoreError(f"updating the dedup table failed: {_code(exc)}") from exc
+        except BotoCoreError as exc:
+            raise StoreError(f"updating the dedup table failed: {type(exc).__name__}") from exc
+
     def pending_resolves(self, older_than_seconds: int, limit: int = 100) -> list[Record]:
         """Resolves recorded but not confirmed delivered for at least ``older_than_seconds``."""
         try:

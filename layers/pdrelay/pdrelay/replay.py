@@ -55,7 +55,7 @@ def _guard(table_name: str, window_seconds: int, dynamodb: Any) -> tuple[Callabl
     )
     config = IdempotencyConfig(event_key_jmespath="key", raise_on_no_idempotency_key=True,
                                expires_after_seconds=window_seconds, hash_function="sha256",
-                               response_hook=_mark_replayed)
+                               response_hook=_mark_replayed)  # type: ignore[arg-type]
 
     @idempotent_function(data_keyword_argument="request", persistence_store=persistence, config=config,
                          key_prefix="replay")

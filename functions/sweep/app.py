@@ -1,0 +1,21 @@
+"""On a schedule: re-send resolves the dedup table shows as never confirmed delivered."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from pdrelay import operations
+from pdrelay.observability import logger
+from pdrelay.settings import get_settings
+
+
+@logger.inject_lambda_context
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    settings = get_settings()
+    result = operations.run_sweep(operations.from_environment(), settings.events_url, settings.sweep_after_seconds,
+                                  settings.record_ttl_days, settings.connect_timeout_seconds,
+                                  settings.read_timeout_seconds)
+    logger.info("sweep done", extra=result)
+    return result

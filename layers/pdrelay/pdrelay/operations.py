@@ -1,0 +1,111 @@
+"""The operators' functions behind RedriveFunction, SweepFunction and the CLI, with their clients.
+
+``Resources`` says where the queues and table are: from explicit values, a deployed stack's
+outputs, or the running local stack (``.pdrelay/dev.json``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from pdrelay.errors import ConfigError
+
+DEV_STATE = Path(".pdrelay/dev.json")
+
+
+@dataclass(frozen=True)
+class Resources:
+    queue_url: str
+    dlq_url: str
+    table_name: str
+    endpoint_url: str | None = None  # the local stack's AWS emulator
+    events_url: str = ""
+
+    def client(self, service: str) -> Any:
+        kwargs: dict[str, Any] = {}
+        if self.endpoint_url:
+            kwargs.update(endpoint_url=self.endpoint_url, region_name="us-east-1",
+                          aws_access_key_id="local", aws_secret_access_key="local")  # noqa: S106 - moto
+        return boto3.session.Session().client(service, **kwargs)  # type: ignore[call-overload]
+
+
+def from_stack(stack_name: str, cloudformation: Any = None) -> Resources:
+    cloudformation = cloudformation or boto3.client("cloudformation")
+    stacks = cloudformation.describe_stacks(StackName=stack_name)["Stacks"]
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
+    missing = [k for k in ("AlertQueueUrl", "DeadLetterQueueUrl", "DedupTableName") if k not in outputs]
+    if missing:
+        raise ConfigError(f"stack {stack_name} lacks outputs", missing)
+    return Resources(outputs["AlertQueueUrl"], outputs["DeadLetterQueueUrl"], outputs["DedupTableName"])
+
+
+def from_dev_state(path: Path = DEV_STATE) -> Resources:
+    try:
+        state = json.loads(path.read_text())
+        return Resources(state["queue_url"], state["dlq_url"], state["table_name"], state["aws_endpoint"],
+                         state.get("events_url", ""))
+    except (OSError, ValueError, KeyError) as exc:
+        raise ConfigError("no local stack found: start `pdrelay dev`, or pass --stack NAME") from exc
+
+
+def from_environment() -> Resources:
+    return Resources(os.environ.get("PDRELAY_QUEUE_URL", ""), os.environ.get("PDRELAY_DLQ_URL", ""),
+                     os.environ.get("PDRELAY_TABLE_NAME", ""))
+
+
+class RedriveRequest:
+    """What RedriveFunction is invoked with (validated): the same choices as ``pdrelay redrive``."""
+
+    ACTIONS = ("inspect", "redrive", "purge")
+
+    def __init__(self, event: dict[str, Any]) -> None:
+        problems = []
+        self.action = event.get("action", "inspect")
+        if self.action not in self.ACTIONS:
+            problems.append(f"action: one of {', '.join(self.ACTIONS)}")
+        self.route = event.get("route")
+        self.routing_key = event.get("routing_key")
+        self.dry_run = bool(event.get("dry_run", False))
+        self.limit = event.get("limit")
+        if self.limit is not None and (not isinstance(self.limit, int) or self.limit < 1):
+            problems.append("limit: a positive whole number")
+        if self.action == "purge" and event.get("confirm") is not True:
+            problems.append("confirm: purging needs \"confirm\": true")
+        if problems:
+            raise ConfigError("invalid redrive request", problems)
+
+
+def run_redrive(event: dict[str, Any], resources: Resources) -> dict[str, Any]:
+    from pdrelay import redrive
+
+    request = RedriveRequest(event)
+    sqs = resources.client("sqs")
+    if request.action == "inspect":
+        return redrive.inspect(sqs, resources.dlq_url, limit=request.limit).as_dict()
+    if request.action == "purge":
+        return {"purged": redrive.purge(sqs, resources.dlq_url)}
+    where = redrive.Filter(route=request.route, routing_key=request.routing_key)
+    result = redrive.redrive(sqs, resources.dlq_url, resources.queue_url, where=where, dry_run=request.dry_run,
+                             limit=request.limit)
+    from pdrelay.observability import REDRIVEN, count
+
+    if result.moved:
+        count(REDRIVEN, value=result.moved)
+    return result.as_dict()
+
+
+def run_sweep(resources: Resources, events_url: str, older_than_seconds: int, ttl_days: int = 30,
+              connect_timeout: float = 3.05, read_timeout: float = 6.0) -> dict[str, Any]:
+    from pdrelay.dedup import DedupStore
+    from pdrelay.events_api import EventsClient
+    from pdrelay.sweeper import sweep
+
+    store = DedupStore(resources.client("dynamodb"), resources.table_name, ttl_days)
+    events = EventsClient(events_url, connect_timeout=connect_timeout, read_timeout=read_timeout)
+    return sweep(store, events, older_than_seconds=older_than_seconds).as_dict()

@@ -1,0 +1,95 @@
+"""``pdrelay queue status``: where alerts are, per route, in the style of ``pd-queue status``.
+
+- waiting / in flight / delayed: the alert queue's totals (SQS counts per queue, not per route;
+  reading the queue to split them would take messages from the dispatchers);
+- sending: alerts the dedup table shows decided but not yet confirmed, per route;
+- delivered: alerts confirmed delivered in the last ``window`` seconds, per route;
+- open: alerts open on PagerDuty as far as pdrelay knows, per route;
+- dead-lettered: DLQ messages per route, and the DLQ's reasons grouped.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from pdrelay import redrive
+from pdrelay.dedup import DedupStore
+from pdrelay.lifecycle import OPEN_STATES
+from pdrelay.observability import mask
+
+
+@dataclass
+class RouteStatus:
+    route: str
+    routing_key: str  # masked
+    sending: int = 0
+    delivered: int = 0
+    open: int = 0
+    dead_lettered: int = 0
+
+
+@dataclass
+class QueueStatus:
+    waiting: int
+    in_flight: int
+    delayed: int
+    dlq: int
+    routes: list[RouteStatus] = field(default_factory=list)
+    reasons: list[tuple[str, int]] = field(default_factory=list)
+    window_seconds: int = 3600
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "queue": {"waiting": self.waiting, "in_flight": self.in_flight, "delayed": self.delayed},
+            "dead_letter_queue": self.dlq,
+            "window_seconds": self.window_seconds,
+            "routes": [vars(r) for r in self.routes],
+            "dlq_reasons": [{"reason": r, "count": n} for r, n in self.reasons],
+        }
+
+
+def _counts(sqs: Any, url: str) -> dict[str, int]:
+    attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=[
+        "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible", "ApproximateNumberOfMessagesDelayed",
+    ])["Attributes"]
+    return {k: int(v) for k, v in attrs.items()}
+
+
+def queue_status(sqs: Any, queue_url: str, dlq_url: str, store: DedupStore, window_seconds: int = 3600) -> QueueStatus:
+    main = _counts(sqs, queue_url)
+    dlq = _counts(sqs, dlq_url)
+    status = QueueStatus(
+        waiting=main.get("ApproximateNumberOfMessages", 0),
+        in_flight=main.get("ApproximateNumberOfMessagesNotVisible", 0),
+        delayed=main.get("ApproximateNumberOfMessagesDelayed", 0),
+        dlq=dlq.get("ApproximateNumberOfMessages", 0) + dlq.get("ApproximateNumberOfMessagesNotVisible", 0),
+        window_seconds=window_seconds,
+    )
+    routes: dict[tuple[str, str], RouteStatus] = {}
+
+    def row(route: str | None, routing_key: str) -> RouteStatus:
+        key = (route or "(unlisted)", mask(routing_key))
+        if key not in routes:
+            routes[key] = RouteStatus(*key)
+        return routes[key]
+
+    since = int(time.time()) - window_seconds
+    for record in store.recent(since):
+        entry = row(record.route, record.routing_key)
+        if record.delivered and record.last_action in ("trigger", "acknowledge", "resolve"):
+            entry.delivered += 1
+        elif not record.delivered:
+            entry.sending += 1
+    for record in store.open_alerts():
+        if record.state in OPEN_STATES:
+            row(record.route, record.routing_key).open += 1
+    inspection = redrive.inspect(sqs, dlq_url, keep=0)
+    for (route, masked), n in inspection.by_route.items():
+        key = (route, masked)
+        routes.setdefault(key, RouteStatus(route, masked)).dead_lettered += n
+    status.routes = sorted(routes.values(), key=lambda r: (r.route, r.routing_key))
+    status.reasons = Counter(inspection.reasons).most_common()
+    return status
