@@ -26,6 +26,12 @@ class Aws:
     dlq_url: str
     table_name: str
 
+    def delayed(self) -> int:
+        """Messages put back on the alert queue with a delay (not receivable yet)."""
+        attrs = self.sqs.get_queue_attributes(QueueUrl=self.queue_url,
+                                              AttributeNames=["ApproximateNumberOfMessagesDelayed"])
+        return int(attrs["Attributes"]["ApproximateNumberOfMessagesDelayed"])
+
     def drain(self, url: str | None = None) -> list[dict[str, Any]]:
         """Every message on a queue (received and deleted)."""
         messages: list[dict[str, Any]] = []

@@ -129,3 +129,10 @@ def test_versions_advance_with_every_applied_event() -> None:
     record = applied(event("trigger", T0), event("trigger", T0, "h2"), event("resolve", T1))
     assert record is not None
     assert (record.version, record.events) == (3, 3)
+
+
+def test_a_later_start_while_open_makes_an_older_resolve_stale() -> None:
+    """Fired at T0, recovered at T1 and fired again at T2, with the T1 resolve delivered last."""
+    record = applied(event("trigger", T0), event("trigger", T2, content="h2"))
+    decision = decide(record, event("resolve", T1))
+    assert (decision.send, decision.reason) == (None, "stale")

@@ -134,8 +134,10 @@ def _decide(rec: Record | None, ev: Event, now: int) -> Decision:
         if ev.action == "trigger":
             if ev.content_hash == rec.content_hash and rec.last_action == "trigger":
                 return Decision(None, "unchanged", None, write=False)
+            # A later start while open means the alert recovered and fired again unseen (its resolve
+            # lost or still on the way): the episode now starts here, so that older resolve is stale.
             return Decision("trigger", "update",
-                            _applied(rec, ev, rec.state, started_at=rec.started_at, delivered=False))
+                            _applied(rec, ev, rec.state, started_at=max(rec.started_at, ev.at), delivered=False))
         if ev.action == "resolve":
             return Decision("resolve", "resolve",
                             _applied(rec, ev, "resolved", started_at=rec.started_at, delivered=False))

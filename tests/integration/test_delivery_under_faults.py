@@ -1,0 +1,210 @@
+"""Delivery control against DynamoDB/SQS (moto) and the emulator's faults over real HTTP."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from pdrelay.dedup import DedupStore, item_key
+from pdrelay.dispatch import Dispatcher
+from pdrelay.errors import RetryableDelivery
+from pdrelay.events_api import EventsClient
+from pdrelay.formats import ParseContext, alertmanager
+from pdrelay.local.emulator import EmulatorServer
+from pdrelay.models import QueueMessageV1, make_message
+from pdrelay.settings import Settings
+from tests.conftest import ROUTING_KEY, load_event, unique
+from tests.integration.conftest import Aws
+
+OTHER_KEY = "0THERR0UT1NGKEY00000000000000002"
+
+
+def dispatcher(aws: Aws, pd: EmulatorServer, **env: str) -> Dispatcher:
+    settings = Settings.from_env({"PDRELAY_QUEUE_URL": aws.queue_url, "PDRELAY_DLQ_URL": aws.dlq_url,
+                                  "PDRELAY_TABLE_NAME": aws.table_name, "PDRELAY_READ_TIMEOUT": "1",
+                                  "PDRELAY_RETRY_BASE_SECONDS": "0", **env})
+    return Dispatcher(settings, DedupStore(aws.dynamodb, aws.table_name), EventsClient(pd.url, read_timeout=1.0),
+                      aws.sqs)
+
+
+def firing(routing_key: str = ROUTING_KEY, received_at: datetime | None = None,
+           name: str = "alertmanager-firing.json", fingerprint: str | None = None) -> QueueMessageV1:
+    doc = load_event(name)
+    doc["alerts"][0]["fingerprint"] = fingerprint or unique()
+    received = received_at or datetime.now(UTC)
+    (alert,) = alertmanager.parse(doc, ParseContext(received_at=received))
+    return make_message(alert, route="default", routing_key=routing_key, received_at=received, request_id="r")
+
+
+def test_a_429_pauses_that_key_defers_without_spending_an_attempt_and_other_keys_flow(
+    aws: Aws, pagerduty: EmulatorServer
+) -> None:
+    d = dispatcher(aws, pagerduty, PDRELAY_THROTTLE_PAUSE_SECONDS="40")
+    pagerduty.state.set_faults([{"mode": "status", "status": 429, "count": 1}])
+    outcome = d.process(firing().to_json(), receive_count=3)
+    assert (outcome.result, outcome.reason) == ("deferred", "throttled")
+    assert 40 <= outcome.delay <= 41
+    assert aws.delayed() == 1
+    assert d.process(firing().to_json()).reason == "throttled"  # the key stays paused, no call made
+    assert pagerduty.state.answers[429] == 1
+    assert d.process(firing(OTHER_KEY).to_json()).result == "delivered"
+
+
+def test_retry_after_is_honoured(aws: Aws, pagerduty: EmulatorServer) -> None:
+    d = dispatcher(aws, pagerduty)
+    pagerduty.state.set_faults([{"mode": "status", "status": 429, "count": 1, "retry_after": 7}])
+    outcome = d.process(firing().to_json())
+    assert outcome.reason == "throttled" and 7 <= outcome.delay <= 8
+
+
+def test_the_key_is_paced_under_its_limit(aws: Aws, pagerduty: EmulatorServer) -> None:
+    d = dispatcher(aws, pagerduty, PDRELAY_RATE_LIMIT="6", PDRELAY_RATE_WINDOW_SECONDS="60")
+    assert d.process(firing().to_json()).result == "delivered"
+    outcome = d.process(firing().to_json())
+    assert (outcome.result, outcome.reason) == ("deferred", "paced")
+    assert outcome.delay >= 11  # one token per 12 s at 5 per minute after the burst of 1
+    assert len(pagerduty.state.events) == 1
+
+
+def test_an_outage_opens_the_breaker_so_alerts_wait_in_the_queue_not_in_the_dlq(
+    aws: Aws, pagerduty: EmulatorServer
+) -> None:
+    clock = itertools.count(1000.0, 0.001)
+    now = [1000.0]
+    d = dispatcher(aws, pagerduty, PDRELAY_BREAKER_THRESHOLD="3", PDRELAY_BREAKER_COOLDOWN_SECONDS="30")
+    d.clock = lambda: now[0] + next(clock) - 1000.0
+    pagerduty.state.set_faults([{"mode": "outage", "status": 503}])
+    for _ in range(3):
+        with pytest.raises(RetryableDelivery):
+            d.process(firing().to_json())
+    calls = pagerduty.state.answers[503]
+    held = [d.process(firing().to_json()) for _ in range(5)]
+    assert {(o.result, o.reason) for o in held} == {("deferred", "circuit-open")}
+    assert pagerduty.state.answers[503] == calls  # nobody called PagerDuty while open
+    assert aws.delayed() == 5 and aws.drain(aws.dlq_url) == []
+    pagerduty.state.set_faults([])
+    now[0] += 31  # cooldown over: one probe goes, succeeds, and the breaker closes
+    assert d.process(firing().to_json()).result == "delivered"
+    assert d.process(firing().to_json()).result == "delivered"
+
+
+def test_an_alert_held_past_the_limit_goes_to_the_dlq_with_the_reason(aws: Aws, pagerduty: EmulatorServer) -> None:
+    d = dispatcher(aws, pagerduty, PDRELAY_MAX_HOLD_SECONDS="60")
+    pagerduty.state.set_faults([{"mode": "outage", "status": 502}])
+    old = firing(received_at=datetime.now(UTC) - timedelta(minutes=5))
+    outcome = d.process(old.to_json())
+    assert outcome.result == "dead-lettered"
+    (dead,) = aws.drain(aws.dlq_url)
+    assert "not delivered within 60 s" in dead["MessageAttributes"]["failure_reason"]["StringValue"]
+
+
+def test_an_answer_lost_to_a_timeout_is_retried_and_pagerduty_keeps_one_incident(
+    aws: Aws, pagerduty: EmulatorServer
+) -> None:
+    d = dispatcher(aws, pagerduty)
+    pagerduty.state.set_faults([{"mode": "slow", "delay": 1.5, "count": 1}])
+    message = firing()
+    with pytest.raises(RetryableDelivery, match="timed out"):
+        d.process(message.to_json())
+    assert d.process(message.to_json(), receive_count=2).result == "delivered"
+    (incident,) = [i for i in pagerduty.state.snapshot() if i["dedup_key"] == message.dedup_key]
+    assert len(incident["log"]) == 2  # PagerDuty saw the trigger twice, on one incident
+
+
+@pytest.mark.parametrize("order", list(itertools.permutations(range(3))))
+def test_reordered_deliveries_never_let_an_older_event_win(aws: Aws, pagerduty: EmulatorServer,
+                                                          order: tuple[int, ...]) -> None:
+    """Trigger (t0), resolve (t1), trigger again (t2): whatever order SQS delivers them in, the alert
+    ends open (its newest event is a trigger) on exactly one open incident."""
+    fp = unique()
+    first = firing(fingerprint=fp)
+    resolved = firing(name="alertmanager-resolved.json", fingerprint=fp)
+    doc = load_event("alertmanager-firing.json")
+    doc["alerts"][0].update(fingerprint=fp, startsAt="2026-11-24T10:00:00Z")
+    (again_alert,) = alertmanager.parse(doc, ParseContext(received_at=datetime.now(UTC)))
+    again = make_message(again_alert, route="default", routing_key=ROUTING_KEY,
+                         received_at=datetime.now(UTC), request_id="r")
+    events = [first, resolved, again]
+    d = dispatcher(aws, pagerduty)
+    for index in order:
+        d.process(events[index].to_json())
+    incidents = [i for i in pagerduty.state.snapshot() if i["dedup_key"] == first.dedup_key]
+    assert [i["status"] for i in incidents if i["status"] != "resolved"] == ["triggered"]
+    record = DedupStore(aws.dynamodb, aws.table_name).get(item_key(ROUTING_KEY, first.dedup_key))
+    assert record is not None and record.state == "triggered" and record.delivered
+
+
+def test_a_resolve_reordered_before_its_trigger_pages_no_one(aws: Aws, pagerduty: EmulatorServer) -> None:
+    fp = unique()
+    d = dispatcher(aws, pagerduty)
+    d.process(firing(name="alertmanager-resolved.json", fingerprint=fp).to_json())
+    assert d.process(firing(fingerprint=fp).to_json()).reason == "stale"
+    assert pagerduty.state.events == []
+
+
+def _dlq_message(aws: Aws, message: QueueMessageV1, reason: str = "PagerDuty rejected the event") -> None:
+    aws.sqs.send_message(QueueUrl=aws.dlq_url, MessageBody=message.to_json(), MessageAttributes={
+        "route": {"DataType": "String", "StringValue": message.route or ""},
+        "failure_reason": {"DataType": "String", "StringValue": reason},
+        "http_status": {"DataType": "Number", "StringValue": "400"}})
+
+
+def test_redrive_moves_only_the_chosen_routes_messages_keeping_their_identity(aws: Aws) -> None:
+    from pdrelay import redrive
+
+    mine = [firing() for _ in range(3)]
+    theirs = firing(OTHER_KEY).model_copy(update={"route": "other"})
+    for message in [*mine, theirs]:
+        _dlq_message(aws, message)
+    dry = redrive.redrive(aws.sqs, aws.dlq_url, aws.queue_url, where=redrive.Filter(route="default"), dry_run=True)
+    assert (dry.matched, dry.moved) == (3, 0)
+    result = redrive.redrive(aws.sqs, aws.dlq_url, aws.queue_url, where=redrive.Filter(route="default"), limit=2)
+    assert (result.moved, result.skipped) == (2, 2)
+    moved = aws.drain()
+    assert {json.loads(m["Body"])["dedup_key"] for m in moved} <= {m.dedup_key for m in mine}
+    assert all("failure_reason" not in m["MessageAttributes"] for m in moved)
+    assert moved[0]["MessageAttributes"]["redriven"]["StringValue"] == "1"
+    left = redrive.inspect(aws.sqs, aws.dlq_url)
+    assert left.total == 2
+    assert dict(left.by_route) == {("default", "…" + ROUTING_KEY[-4:]): 1, ("other", "…" + OTHER_KEY[-4:]): 1}
+    assert ROUTING_KEY not in json.dumps(left.as_dict())
+
+
+def test_the_sweeper_resends_a_resolve_that_was_never_confirmed(aws: Aws, pagerduty: EmulatorServer) -> None:
+    from pdrelay.sweeper import sweep
+
+    fp = unique()
+    d = dispatcher(aws, pagerduty)
+    assert d.process(firing(fingerprint=fp).to_json()).result == "delivered"
+    pagerduty.state.set_faults([{"mode": "status", "status": 500, "count": 1}])
+    resolve = firing(name="alertmanager-resolved.json", fingerprint=fp)
+    with pytest.raises(RetryableDelivery):
+        d.process(resolve.to_json())  # ... and suppose its message then ends in the DLQ
+    store = DedupStore(aws.dynamodb, aws.table_name)
+    assert [r.dedup_key for r in store.pending_resolves(0)] == [resolve.dedup_key]
+    result = sweep(store, EventsClient(pagerduty.url), older_than_seconds=0)
+    assert (result.found, result.resolved) == (1, 1)
+    (incident,) = [i for i in pagerduty.state.snapshot() if i["dedup_key"] == resolve.dedup_key]
+    assert incident["status"] == "resolved"
+    assert store.pending_resolves(0) == []
+    assert d.process(resolve.to_json(), receive_count=2).reason == "duplicate"
+
+
+def test_queue_status_counts_per_route_with_masked_keys(aws: Aws, pagerduty: EmulatorServer) -> None:
+    from pdrelay.status import queue_status
+
+    d = dispatcher(aws, pagerduty)
+    d.process(firing().to_json())
+    _dlq_message(aws, firing(), reason="PagerDuty rejected the event; 'payload.summary' is missing")
+    aws.sqs.send_message(QueueUrl=aws.queue_url, MessageBody=firing().to_json())
+    status = queue_status(aws.sqs, aws.queue_url, aws.dlq_url, DedupStore(aws.dynamodb, aws.table_name))
+    doc: dict[str, Any] = status.as_dict()
+    assert doc["queue"]["waiting"] == 1 and doc["dead_letter_queue"] == 1
+    (row,) = doc["routes"]
+    assert row == {"route": "default", "routing_key": "…" + ROUTING_KEY[-4:], "sending": 0, "delivered": 1,
+                   "open": 1, "dead_lettered": 1}
+    assert doc["dlq_reasons"] == [{"reason": "PagerDuty rejected the event", "count": 1}]
