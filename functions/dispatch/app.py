@@ -21,6 +21,7 @@ def record_handler(record: SQSRecord) -> str:
         receipt_handle=record.receipt_handle,
         receive_count=int(record.attributes.approximate_receive_count or 1),
         message_attributes=dispatch.attributes_from_event(record.raw_event.get("messageAttributes")),
+        message_id=record.message_id,
     )
     return outcome.result
 

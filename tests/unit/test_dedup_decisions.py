@@ -55,11 +55,16 @@ def test_an_undelivered_event_is_retried_when_redelivered_and_takes_a_new_lease(
     assert again.record.lease_until == NOW + LEASE
 
 
-def test_a_copy_of_an_event_being_sent_elsewhere_is_a_duplicate() -> None:
+def test_a_copy_of_an_event_being_sent_waits_for_the_lease_then_retries_or_skips() -> None:
     sending = decide(None, event("trigger", T0), now=NOW, lease=LEASE).record
     assert sending is not None
     copy = decide(sending, event("trigger", T0), now=NOW + 1, lease=LEASE)
-    assert (copy.send, copy.reason, copy.write) == (None, "duplicate", False)
+    assert (copy.send, copy.reason, copy.write) == (None, "in-flight", False)
+    # the sender died mid-send: once its lease is over, the waiting copy sends
+    assert decide(sending, event("trigger", T0), now=NOW + LEASE + 1, lease=LEASE).reason == "retry"
+    # the sender delivered: the copy is a duplicate
+    delivered = replace(sending, delivered=True, lease_until=0)
+    assert decide(delivered, event("trigger", T0), now=NOW + 1, lease=LEASE).reason == "duplicate"
 
 
 def test_while_a_send_is_in_flight_a_resolve_waits_so_it_cannot_overtake_the_trigger() -> None:

@@ -127,7 +127,7 @@ class Dispatcher:
 
     # -- entry point ----------------------------------------------------------------------------
     def process(self, body: str, *, receipt_handle: str = "", receive_count: int = 1,
-                message_attributes: dict[str, Any] | None = None) -> Outcome:
+                message_attributes: dict[str, Any] | None = None, message_id: str = "") -> Outcome:
         delivery = Delivery(body, receipt_handle, receive_count, dict(message_attributes or {}))
         try:
             message = parse_message(body)
@@ -135,11 +135,12 @@ class Dispatcher:
             reason = f"unreadable queue message: {type(exc).__name__}"
             self._dead_letter(delivery, reason, None)
             return Outcome("dead-lettered", reason)
-        logger.append_keys(correlation_id=message.request_id, dedup_key=message.dedup_key, route=message.route)
+        logger.append_keys(correlation_id=message.request_id, dedup_key=message.dedup_key, route=message.route,
+                           message_id=message_id, receive_count=receive_count)
         try:
             return self._process(message, delivery)
         finally:
-            logger.remove_keys(["correlation_id", "dedup_key", "route"])
+            logger.remove_keys(["correlation_id", "dedup_key", "route", "message_id", "receive_count"])
 
     def _decide(self, message: QueueMessageV1) -> tuple[Decision, dict[str, Any] | None]:
         event = to_event(message)

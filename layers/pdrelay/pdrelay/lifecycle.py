@@ -13,9 +13,9 @@ Rules, for an event with action *a*, time *t* (when the reported state began) an
 
 Sends for one alert never overlap: a decision that sends takes a lease on the item
 (``lease_until``), released when the send ends. While another dispatcher holds the lease, a copy of
-the same event is a ``duplicate`` (the holder delivers it, or its own message is retried) and any
-other event that would send waits (``in-flight``), so a resolve can never overtake its trigger on
-the way to PagerDuty. A crashed holder's lease simply expires.
+the same event and any other event that would send wait (``in-flight``) until the lease ends, so a
+resolve can never overtake its trigger on the way to PagerDuty. A crashed holder's lease simply
+expires, and the copy that waited retries the send.
 """
 
 from __future__ import annotations
@@ -123,8 +123,12 @@ def _decide(rec: Record | None, ev: Event, now: int) -> Decision:
         return Decision(None, "unknown", None, write=False)
 
     if _is_last(rec, ev):
-        if rec.delivered or rec.lease_until > now:
+        if rec.delivered:
             return Decision(None, "duplicate", None, write=False)
+        if rec.lease_until > now:
+            # Being sent right now, or its sender died mid-send and this is its redelivery:
+            # wait for the lease, then either it was delivered (duplicate) or it is ours to retry.
+            return Decision(None, "in-flight", None, write=False)
         if rec.last_action == ev.action and (ev.action != "trigger" or rec.state in OPEN_STATES):
             return Decision(ev.action, "retry", replace(rec, version=rec.version + 1), write=True)
 

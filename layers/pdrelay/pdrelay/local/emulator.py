@@ -116,6 +116,7 @@ class EmulatorState:
         self.events: list[dict[str, Any]] = []
         self.change_events: list[dict[str, Any]] = []
         self.faults: list[dict[str, Any]] = []
+        self.requests: list[tuple[float, str]] = []  # (time, masked routing key) of every valid event
         self.answers: dict[int, int] = defaultdict(int)  # status → how many times answered
         self._windows: dict[str, deque[float]] = defaultdict(deque)
         self._numbers = itertools.count(1)
@@ -126,6 +127,7 @@ class EmulatorState:
             self.events.clear()
             self.change_events.clear()
             self.faults.clear()
+            self.requests.clear()
             self.answers.clear()
             self._windows.clear()
 
@@ -191,6 +193,23 @@ class EmulatorState:
                 incident.log.append(entry)
                 incident.updated_at = now
         return dedup
+
+    def max_rate(self, window: float) -> dict[str, int]:
+        """The most events any routing key sent within one sliding ``window`` (seconds)."""
+        with self.lock:
+            by_key: dict[str, list[float]] = defaultdict(list)
+            for moment, key in self.requests:
+                by_key[key].append(moment)
+        result = {}
+        for key, times in by_key.items():
+            times.sort()
+            best, start = 0, 0
+            for end, moment in enumerate(times):
+                while moment - times[start] >= window:
+                    start += 1
+                best = max(best, end - start + 1)
+            result[key] = best
+        return result
 
     def snapshot(self, routing_key: str | None = None) -> list[dict[str, Any]]:
         with self.lock:
@@ -261,6 +280,8 @@ class _Handler(BaseHTTPRequestHandler):
         if errors:
             self._send(400, {"status": "invalid event", "message": "Event object is invalid", "errors": errors})
             return
+        with state.lock:
+            state.requests.append((time.time(), _mask(event["routing_key"])))
         fault = state.fault_for(event)
         mode = fault.get("mode") if fault else None
         if mode in ("status", "outage"):

@@ -11,13 +11,14 @@ from __future__ import annotations
 import base64
 import json
 import os
+import random
 import socket
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -91,6 +92,31 @@ def api_gateway_event(method: str, raw_path: str, headers: dict[str, str], body:
         "body": text if text is not None else base64.b64encode(body).decode(),
         "isBase64Encoded": text is None,
     }
+
+
+class HandlerPool:
+    """Execution environments for one function, as Lambda keeps them: each invocation gets an
+    environment of its own (the handler module loaded afresh when none is free), so module-level
+    state such as Powertools' resolver and batch processor is never shared by concurrent calls."""
+
+    def __init__(self, function: FunctionSpec) -> None:
+        self.function = function
+        self._free: list[Callable[[dict[str, Any], Any], Any]] = []
+        self._lock = threading.Lock()
+        self.environments = 0
+
+    def __call__(self, event: dict[str, Any], context: Any) -> Any:
+        with self._lock:
+            handler = self._free.pop() if self._free else None
+        if handler is None:
+            handler = self.function.load_handler()
+            with self._lock:
+                self.environments += 1
+        try:
+            return handler(event, context)
+        finally:
+            with self._lock:
+                self._free.append(handler)
 
 
 def queue_arn(logical_id: str, account: str = "123456789012") -> str:
@@ -187,7 +213,8 @@ class SqsPoller:
     """Lambda's SQS event source mapping, in threads: receive a batch, invoke, delete the successes."""
 
     def __init__(self, sqs: Any, queue_url: str, queue_arn: str, function: FunctionSpec,
-                 handler: Callable[[dict[str, Any], Any], dict[str, Any]], workers: int) -> None:
+                 handler: Callable[[dict[str, Any], Any], dict[str, Any]], workers: int,
+                 crash_rate: float = 0.0) -> None:
         assert function.sqs_source is not None
         self.sqs = sqs
         self.queue_url = queue_url
@@ -200,6 +227,8 @@ class SqsPoller:
         self._threads: list[threading.Thread] = []
         self.invocations = 0
         self.errors = 0
+        self.crashes = 0
+        self.crash_rate = crash_rate  # chaos: the share of invocations killed mid-batch
 
     def start(self) -> None:
         for i in range(self.workers):
@@ -230,6 +259,14 @@ class SqsPoller:
             return 0
         event = {"Records": [self._record(m) for m in messages]}
         self.invocations += 1
+        if self.crash_rate and random.random() < self.crash_rate:
+            # Killed mid-batch: the first k records were processed (PagerDuty called, table
+            # written), then the process died, so nothing is deleted and SQS redelivers it all.
+            self.crashes += 1
+            event["Records"] = event["Records"][: random.randint(0, len(messages) - 1)]
+            if event["Records"]:
+                self.handler(event, FakeLambdaContext(self.function.logical_id, timeout_seconds=self.function.timeout))
+            return len(messages)
         try:
             result = self.handler(event, FakeLambdaContext(self.function.logical_id,
                                                            timeout_seconds=self.function.timeout))
@@ -276,6 +313,9 @@ class StackOptions:
     retry_base_seconds: int | None = None
     pollers: int | None = None
     quiet_metrics: bool = True
+    env: dict[str, str] = field(default_factory=dict)  # more PDRELAY_* settings for the handlers
+    queue_overrides: dict[str, dict[str, str]] = field(default_factory=dict)  # tests: e.g. a short visibility
+    crash_rate: float = 0.0  # tests: chaos in the poller
 
 
 @contextmanager
@@ -320,6 +360,10 @@ class LocalStack:
         self._moto = ThreadedMotoServer(ip_address=self.options.host, port=moto_port, verbose=False)
         self._moto.start()
         self.moto_url = f"http://{self.options.host}:{moto_port}"
+        # moto keeps its state per process, not per server: start from nothing, as a new account would.
+        import requests
+
+        requests.post(f"{self.moto_url}/moto-api/reset", timeout=10).raise_for_status()
         if self.options.events_url:
             self.events_url = self.options.events_url
         else:
@@ -357,18 +401,19 @@ class LocalStack:
         }
         if self.options.retry_base_seconds is not None:
             relay_env["PDRELAY_RETRY_BASE_SECONDS"] = str(self.options.retry_base_seconds)
+        relay_env.update(self.options.env)
         os.environ.update(relay_env)
         self._env_keys = list(relay_env)
         self._reset_caches()
-        ingest = ingest_fn.load_handler()
-        dispatch = dispatch_fn.load_handler()
+        ingest = HandlerPool(ingest_fn)
+        dispatch = HandlerPool(dispatch_fn)
         self.api = ApiServer(ingest, self.options.host, self.options.port)
         self._spawn(self.api.serve_forever, "api")
         source = dispatch_fn.sqs_source
         assert source is not None
         poller = SqsPoller(
             self.sqs, self.queue_urls[source.queue], self._arn(source.queue), dispatch_fn, dispatch,
-            workers=self.options.pollers or min(source.max_concurrency, 2),
+            workers=self.options.pollers or min(source.max_concurrency, 2), crash_rate=self.options.crash_rate,
         )
         poller.start()
         self.pollers.append(poller)
@@ -431,6 +476,9 @@ class LocalStack:
         return queue_arn(logical_id)
 
     def _create_resources(self) -> None:
+        for logical_id, attributes in self.options.queue_overrides.items():
+            queue = self.spec.queues[logical_id]
+            self.spec.queues[logical_id] = replace(queue, attributes={**queue.attributes, **attributes})
         self.queue_urls, self.table_names = create_resources(self.spec, self.sqs, self.dynamodb)
 
     def queue_depths(self) -> dict[str, dict[str, int]]:
