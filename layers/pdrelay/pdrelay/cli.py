@@ -198,7 +198,7 @@ def cmd_queue_status(args: argparse.Namespace, resources: Any) -> int:
     status = queue_status(resources.client("sqs"), resources.queue_url, resources.dlq_url,
                           DedupStore(resources.client("dynamodb"), resources.table_name), args.window)
     if args.json:
-        print(json.dumps(status.as_dict(), indent=2))
+        print(json.dumps(status.as_dict(), indent=2, ensure_ascii=False))
         return 0
     print(f"alert queue: {status.waiting} waiting, {status.in_flight} in flight, {status.delayed} delayed"
           f"   dead-letter queue: {status.dlq}")
@@ -220,7 +220,7 @@ def cmd_dlq_show(args: argparse.Namespace, resources: Any) -> int:
 
     inspection = redrive.inspect(resources.client("sqs"), resources.dlq_url, limit=args.limit, keep=args.limit)
     if args.json:
-        print(json.dumps(inspection.as_dict(), indent=2))
+        print(json.dumps(inspection.as_dict(), indent=2, ensure_ascii=False))
         return 0
     print(f"{inspection.total} message(s) in the dead-letter queue")
     for m in inspection.messages:

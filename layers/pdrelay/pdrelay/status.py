@@ -84,7 +84,7 @@ def queue_status(sqs: Any, queue_url: str, dlq_url: str, store: DedupStore, wind
         elif not record.delivered:
             entry.sending += 1
     for record in store.open_alerts():
-        if record.state in OPEN_STATES:
+        if record.state in OPEN_STATES and (record.delivered or record.sends > 0):
             row(record.route, record.routing_key).open += 1
     inspection = redrive.inspect(sqs, dlq_url, keep=0)
     for (route, masked), n in inspection.by_route.items():

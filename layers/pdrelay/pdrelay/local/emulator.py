@@ -287,8 +287,12 @@ class _Handler(BaseHTTPRequestHandler):
         if mode in ("status", "outage"):
             status = int(fault.get("status", 503)) if fault else 503
             headers = {"Retry-After": str(fault["retry_after"])} if fault and fault.get("retry_after") else None
-            message = "Too many requests" if status == 429 else "Service unavailable"
-            self._send(status, {"status": "error", "message": message}, headers=headers)
+            if status == 400:
+                body = {"status": "invalid event", "message": "Event object is invalid",
+                        "errors": ["rejected by the emulator's fault injection"]}
+            else:
+                body = {"status": "error", "message": "Too many requests" if status == 429 else "Service unavailable"}
+            self._send(status, body, headers=headers)
             return
         if mode == "drop":
             if fault and fault.get("apply", False):
