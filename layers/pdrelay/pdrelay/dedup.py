@@ -94,17 +94,13 @@ class DedupStore:
         except BotoCoreError as exc:
             raise StoreError(f"writing the dedup table failed: {type(exc).__name__}") from exc
 
-    def mark_delivered(self, pk: str, version: int) -> bool:
-        """Record that the event applied at ``version`` reached PagerDuty; False if superseded."""
+    def _update_at_version(self, pk: str, version: int, expression: str, values: dict[str, Any]) -> bool:
+        """Apply ``expression`` if the item is still at ``version``; False when it has moved on."""
         try:
             self._client.update_item(
-                TableName=self._table,
-                Key={"pk": {"S": pk}},
-                UpdateExpression="SET delivered = :t, lease_until = :z, sends = if_not_exists(sends, :z) + :one"
-                " REMOVE pending",
+                TableName=self._table, Key={"pk": {"S": pk}}, UpdateExpression=expression,
                 ConditionExpression="version = :v",
-                ExpressionAttributeValues={":t": {"BOOL": True}, ":v": {"N": str(version)},
-                                           ":z": {"N": "0"}, ":one": {"N": "1"}},
+                ExpressionAttributeValues={**values, ":v": {"N": str(version)}},
             )
         except ClientError as exc:
             if _code(exc) == "ConditionalCheckFailedException":
@@ -114,33 +110,21 @@ class DedupStore:
             raise StoreError(f"updating the dedup table failed: {type(exc).__name__}") from exc
         return True
 
+    def mark_delivered(self, pk: str, version: int) -> bool:
+        """Record that the event applied at ``version`` reached PagerDuty; False if superseded."""
+        return self._update_at_version(
+            pk, version,
+            "SET delivered = :t, lease_until = :z, sends = if_not_exists(sends, :z) + :one REMOVE pending",
+            {":t": {"BOOL": True}, ":z": {"N": "0"}, ":one": {"N": "1"}},
+        )
+
     def release(self, pk: str, version: int) -> None:
         """End the lease taken for ``version`` after a failed send, so a retry need not wait for it."""
-        try:
-            self._client.update_item(
-                TableName=self._table, Key={"pk": {"S": pk}}, UpdateExpression="SET lease_until = :z",
-                ConditionExpression="version = :v",
-                ExpressionAttributeValues={":z": {"N": "0"}, ":v": {"N": str(version)}},
-            )
-        except ClientError as exc:
-            if _code(exc) != "ConditionalCheckFailedException":
-                raise StoreError(f"updating the dedup table failed: {_code(exc)}") from exc
-        except BotoCoreError as exc:
-            raise StoreError(f"updating the dedup table failed: {type(exc).__name__}") from exc
+        self._update_at_version(pk, version, "SET lease_until = :z", {":z": {"N": "0"}})
 
     def set_aside(self, pk: str, version: int) -> None:
         """Take a resolve PagerDuty refused out of the sweeper's index."""
-        try:
-            self._client.update_item(
-                TableName=self._table, Key={"pk": {"S": pk}}, UpdateExpression="SET pending = :r",
-                ConditionExpression="version = :v",
-                ExpressionAttributeValues={":r": {"S": "rejected"}, ":v": {"N": str(version)}},
-            )
-        except ClientError as exc:
-            if _code(exc) != "ConditionalCheckFailedException":
-                raise StoreError(f"updating the dedup table failed: {_code(exc)}") from exc
-        except BotoCoreError as exc:
-            raise StoreError(f"updating the dedup table failed: {type(exc).__name__}") from exc
+        self._update_at_version(pk, version, "SET pending = :r", {":r": {"S": "rejected"}})
 
     def pending_resolves(self, older_than_seconds: int, limit: int = 100) -> list[Record]:
         """Resolves recorded but not confirmed delivered for at least ``older_than_seconds``."""
