@@ -53,8 +53,23 @@ class MemoryStore:
     def mark_delivered(self, pk: str, version: int) -> bool:
         from dataclasses import replace
 
-        self.items[pk] = replace(self.items[pk], delivered=True)
+        self.items[pk] = replace(self.items[pk], delivered=True, lease_until=0)
         return True
+
+    def release(self, pk: str, version: int) -> None:
+        pass
+
+    def get_bucket(self, routing_key: str):
+        return self.items.get(("bucket", routing_key))
+
+    def put_bucket(self, routing_key: str, bucket, previous_version: int) -> None:
+        self.items[("bucket", routing_key)] = bucket
+
+    def get_breaker(self):
+        return None
+
+    def put_breaker(self, breaker, previous_version: int) -> None:
+        pass
 
 
 def bench_dispatch(count: int) -> None:
@@ -89,7 +104,8 @@ def bench_dispatch(count: int) -> None:
             spec = read_spec(ROOT / "template.yaml")
             sqs, ddb = boto3.client("sqs"), boto3.client("dynamodb")
             queues, tables = create_resources(spec, sqs, ddb)
-            settings = Settings.from_env({"PDRELAY_EVENTS_URL": emulator.url,
+            # Pacing off (one routing key, far above 120/min): this measures pdrelay's own overhead.
+            settings = Settings.from_env({"PDRELAY_EVENTS_URL": emulator.url, "PDRELAY_RATE_LIMIT": "100000000",
                                           "PDRELAY_DLQ_URL": queues["DeadLetterQueue"],
                                           "PDRELAY_QUEUE_URL": queues["AlertQueue"]})
             dispatcher = Dispatcher(settings, DedupStore(ddb, tables["DedupTable"]), EventsClient(emulator.url), sqs)

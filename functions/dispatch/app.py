@@ -15,8 +15,13 @@ from pdrelay.observability import logger
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
-def record_handler(record: SQSRecord) -> str:
-    outcome = dispatch.get_dispatcher().process(
+def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = None) -> str:
+    dispatcher = dispatch.get_dispatcher()
+    if lambda_context is not None and lambda_context.get_remaining_time_in_millis() < dispatcher.start_guard_ms:
+        # Too little time left to finish a send: leave this record to SQS rather than be cut off
+        # mid-send, which would return the whole batch (deferred copies included) to the queue.
+        raise TimeoutError("not started: the invocation is about to time out")
+    outcome = dispatcher.process(
         record.body,
         receipt_handle=record.receipt_handle,
         receive_count=int(record.attributes.approximate_receive_count or 1),

@@ -17,6 +17,7 @@ from pdrelay.formats import ParseContext, alertmanager
 from pdrelay.local.emulator import EmulatorServer
 from pdrelay.models import QueueMessageV1, make_message
 from pdrelay.settings import Settings
+from pdrelay.timeutil import to_micros
 from tests.conftest import ROUTING_KEY, load_event, unique
 from tests.integration.conftest import Aws
 
@@ -208,3 +209,21 @@ def test_queue_status_counts_per_route_with_masked_keys(aws: Aws, pagerduty: Emu
     assert row == {"route": "default", "routing_key": "…" + ROUTING_KEY[-4:], "sending": 0, "delivered": 1,
                    "open": 1, "dead_lettered": 1}
     assert doc["dlq_reasons"] == [{"reason": "PagerDuty rejected the event", "count": 1}]
+
+
+def test_the_sweeper_never_resolves_an_alert_that_reopened_after_its_query(aws: Aws, pagerduty: EmulatorServer) -> None:
+    fp = unique()
+    d = dispatcher(aws, pagerduty)
+    d.process(firing(fingerprint=fp).to_json())
+    pagerduty.state.set_faults([{"mode": "status", "status": 500, "count": 1}])
+    with pytest.raises(RetryableDelivery):
+        d.process(firing(name="alertmanager-resolved.json", fingerprint=fp).to_json())
+    store = DedupStore(aws.dynamodb, aws.table_name)
+    (stale_view,) = store.pending_resolves(0)  # what the sweeper read from the index...
+    doc = load_event("alertmanager-firing.json")
+    doc["alerts"][0].update(fingerprint=fp, startsAt="2026-11-24T11:00:00Z")
+    (alert,) = alertmanager.parse(doc, ParseContext(received_at=datetime.now(UTC)))
+    reopen = make_message(alert, route="default", routing_key=ROUTING_KEY, received_at=datetime.now(UTC),
+                          request_id="r")
+    assert d.process(reopen.to_json()).result == "delivered"  # ...before the alert fired again
+    assert store.claim_resolve(stale_view, to_micros(datetime.now(UTC)), 30_000_000) is None

@@ -36,10 +36,18 @@ def test_sns_redelivery_is_recognised_by_its_message_id(aws: Aws, ingest: Handle
     assert len(aws.drain()) == 1
 
 
-def test_the_pagerduty_endpoint_answers_a_replay_exactly_like_pagerduty(aws: Aws, ingest: Handler) -> None:
-    first = ingest(load_event("apigw-events-v2-trigger.json"))
-    again = ingest(load_event("apigw-events-v2-trigger.json"))
-    assert json.loads(first["body"]) == json.loads(again["body"])
+def test_the_pagerduty_endpoint_dedups_only_on_explicit_ids_and_answers_like_pagerduty(
+    aws: Aws, ingest: Handler
+) -> None:
+    # The same body recurs legitimately there (trigger, resolve, trigger again): no body dedup.
+    ingest(load_event("apigw-events-v2-trigger.json"))
+    ingest(load_event("apigw-events-v2-trigger.json"))
+    assert len(aws.drain()) == 2
+    first = load_event("apigw-events-v2-trigger.json")
+    first["headers"]["idempotency-key"] = "retry-42"
+    again = load_event("apigw-events-v2-trigger.json")
+    again["headers"]["idempotency-key"] = "retry-42"
+    assert json.loads(ingest(first)["body"]) == json.loads(ingest(again)["body"])
     assert len(aws.drain()) == 1
 
 

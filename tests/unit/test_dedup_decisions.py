@@ -141,3 +141,17 @@ def test_a_later_start_while_open_makes_an_older_resolve_stale() -> None:
     record = applied(event("trigger", T0), event("trigger", T2, content="h2"))
     decision = decide(record, event("resolve", T1))
     assert (decision.send, decision.reason) == (None, "stale")
+
+
+def test_a_repeat_of_a_trigger_never_delivered_is_sent_not_skipped_as_unchanged() -> None:
+    undelivered = decide(None, event("trigger", T0)).record  # e.g. it ended in the DLQ
+    assert undelivered is not None
+    decision = decide(undelivered, event("trigger", T1))
+    assert decision.send == "trigger"
+
+
+def test_an_older_notification_of_the_same_firing_does_not_overwrite_a_newer_one() -> None:
+    newer = replace(event("trigger", T0, content="h2"), received=NOW + 10)
+    older = replace(event("trigger", T0, content="h1"), received=NOW)
+    record = applied(newer)
+    assert decide(record, older).reason == "stale"

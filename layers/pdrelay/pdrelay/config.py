@@ -109,7 +109,11 @@ def parse_config(text: str, origin: str = "configuration") -> RelayConfig:
     try:
         raw: Any = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{origin} is not valid YAML or JSON", [str(exc)]) from exc
+        # str(exc) quotes the offending line, which may hold a token: keep only what and where.
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1} column {mark.column + 1}: " if mark is not None else ""
+        raise ConfigError(f"{origin} is not valid YAML or JSON",
+                          [where + str(getattr(exc, "problem", None) or type(exc).__name__)]) from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{origin} must be a mapping at the top level")
     try:

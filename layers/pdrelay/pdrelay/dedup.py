@@ -43,7 +43,9 @@ def pace_key(routing_key: str) -> str:
 
 def _to_item(record: Record, expires_at: int) -> dict[str, Any]:
     doc: dict[str, Any] = {k: v for k, v in asdict(record).items() if v is not None}
-    doc["expires_at"] = expires_at
+    if record.state == "resolved":
+        # Only resolved items expire: an alert open for months must still find its incident.
+        doc["expires_at"] = expires_at
     doc["updated_at"] = int(time.time())
     if record.state == "resolved" and not record.delivered:
         doc["pending"] = "resolve"
@@ -94,12 +96,13 @@ class DedupStore:
         except BotoCoreError as exc:
             raise StoreError(f"writing the dedup table failed: {type(exc).__name__}") from exc
 
-    def _update_at_version(self, pk: str, version: int, expression: str, values: dict[str, Any]) -> bool:
+    def _update_at_version(self, pk: str, version: int, expression: str, values: dict[str, Any],
+                           condition: str = "") -> bool:
         """Apply ``expression`` if the item is still at ``version``; False when it has moved on."""
         try:
             self._client.update_item(
                 TableName=self._table, Key={"pk": {"S": pk}}, UpdateExpression=expression,
-                ConditionExpression="version = :v",
+                ConditionExpression="version = :v" + (f" AND {condition}" if condition else ""),
                 ExpressionAttributeValues={**values, ":v": {"N": str(version)}},
             )
         except ClientError as exc:
@@ -121,6 +124,17 @@ class DedupStore:
     def release(self, pk: str, version: int) -> None:
         """End the lease taken for ``version`` after a failed send, so a retry need not wait for it."""
         self._update_at_version(pk, version, "SET lease_until = :z", {":z": {"N": "0"}})
+
+    def claim_resolve(self, record: Record, now: int, lease: int) -> int | None:
+        """Take the lease on a pending resolve, as a dispatcher would before sending; the new
+        version, or None when the item moved on (re-opened, delivered, or being sent)."""
+        claimed = self._update_at_version(
+            record.pk, record.version, "SET lease_until = :l, version = :nv",
+            {":l": {"N": str(now + lease)}, ":nv": {"N": str(record.version + 1)}, ":p": {"S": "resolve"},
+             ":now": {"N": str(now)}},
+            condition="pending = :p AND lease_until < :now",
+        )
+        return record.version + 1 if claimed else None
 
     def set_aside(self, pk: str, version: int) -> None:
         """Take a resolve PagerDuty refused out of the sweeper's index."""

@@ -72,6 +72,7 @@ def to_event(message: QueueMessageV1) -> Event:
         identity=message.alert.identity,
         payload=payload_snapshot(message),
         routing_key=message.routing_key,
+        received=to_micros(message.received_at),
     )
 
 
@@ -113,6 +114,11 @@ class Dispatcher:
     sqs: Any
     clock: Any = time.time
     _breaker_cache: tuple[float, pacing.Breaker | None] = (0.0, None)
+
+    @property
+    def start_guard_ms(self) -> int:
+        """Remaining invocation time below which no new record is started (a send's worst case)."""
+        return int((self.settings.lease_seconds + 5) * 1000)
 
     @property
     def pacing_policy(self) -> pacing.PacingPolicy:
@@ -191,7 +197,7 @@ class Dispatcher:
                 return self._defer(message, delivery, "throttled", pause, attempted=True)
             count(DELIVERY_FAILED, Kind="retryable")
             self._breaker_failure()
-            if self._held_too_long(message):
+            if self._held_too_long(message, delivery):
                 reason = f"not delivered within {self.settings.max_hold_seconds} s of receipt; last error: {exc}"
                 self._dead_letter(delivery, reason, exc.status)
                 return Outcome("dead-lettered", reason, decision.send, exc.status)
@@ -283,13 +289,15 @@ class Dispatcher:
         self._breaker_cache = (self.clock(), after or current)
 
     # -- putting messages back, or aside --------------------------------------------------------------
-    def _held_too_long(self, message: QueueMessageV1) -> bool:
-        return (utcnow() - message.received_at).total_seconds() > self.settings.max_hold_seconds
+    def _held_too_long(self, message: QueueMessageV1, delivery: Delivery) -> bool:
+        """Held past the limit since receipt, or since an operator's redrive if later."""
+        since = max(message.received_at.timestamp(), float(delivery.attr("redriven_at")))
+        return utcnow().timestamp() - since > self.settings.max_hold_seconds
 
     def _defer(self, message: QueueMessageV1, delivery: Delivery, reason: str, wait: float,
                attempted: bool = False) -> Outcome:
         """Put the message back on the queue after ``wait`` seconds, without spending an attempt."""
-        if self._held_too_long(message):
+        if self._held_too_long(message, delivery):
             held = f"not delivered within {self.settings.max_hold_seconds} s of receipt; last: {reason}"
             self._dead_letter(delivery, held, None)
             return Outcome("dead-lettered", held)

@@ -154,12 +154,15 @@ def retry_after_seconds(value: str | None) -> float | None:
     value = value.strip()
     if value.isdigit():
         return min(float(value), 3600.0)
+    from datetime import UTC
     from email.utils import parsedate_to_datetime
+
+    from pdrelay.models import utcnow
 
     try:
         when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)  # "-0000" means UTC without a stated zone
+        return max(0.0, min((when - utcnow()).total_seconds(), 3600.0))
+    except (TypeError, ValueError, OverflowError):
         return None
-    from pdrelay.models import utcnow
-
-    return max(0.0, min((when - utcnow()).total_seconds(), 3600.0))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
@@ -66,19 +66,50 @@ def decode_json(body: bytes) -> Any:
     except UnicodeDecodeError as exc:
         raise BadRequest("body is not UTF-8 text", [f"invalid byte at position {exc.start}"]) from exc
     try:
-        return json.loads(text)
+        doc = json.loads(text)
     except json.JSONDecodeError as exc:
         raise BadRequest(
             "malformed JSON", [f"{exc.msg} at line {exc.lineno} column {exc.colno}"]
         ) from exc
     except RecursionError as exc:
-        raise BadRequest("malformed JSON", ["nested too deeply"]) from exc
+        raise BadRequest("malformed JSON", [f"nested deeper than {MAX_DEPTH} levels"]) from exc
+    except ValueError as exc:  # e.g. an integer of thousands of digits
+        raise BadRequest("malformed JSON", [str(exc)[:200]]) from exc
+    if _depth(doc) > MAX_DEPTH:
+        raise BadRequest("JSON nested too deeply", [f"the limit is {MAX_DEPTH} levels"])
+    return doc
+
+
+MAX_DEPTH = 32
+
+
+def _depth(doc: Any) -> int:
+    """Nesting depth of a decoded document, without recursion."""
+    deepest, stack = 0, [(doc, 1)]
+    while stack:
+        node, level = stack.pop()
+        if isinstance(node, dict | list):
+            deepest = max(deepest, level)
+            if level > MAX_DEPTH:
+                break
+            children = node.values() if isinstance(node, dict) else node
+            stack.extend((child, level + 1) for child in children)
+    return deepest
+
+
+FUTURE_TOLERANCE = timedelta(minutes=5)
 
 
 def _parse(fmt: formats.Format, doc: Any, context: ParseContext) -> list[Alert]:
-    """The format's alerts; a model validation error the format did not foresee is still a 400."""
+    """The format's alerts; a model validation error the format did not foresee is still a 400.
+
+    A monitor's clock ahead of ours (or a local time sent as UTC) must not make our own later
+    events look stale: event times are capped at receipt plus five minutes.
+    """
+    latest = context.received_at + FUTURE_TOLERANCE
     try:
-        return fmt.parse(doc, context)
+        return [a if a.occurred_at <= latest else a.model_copy(update={"occurred_at": latest})
+                for a in fmt.parse(doc, context)]
     except ValidationError as exc:
         raise BadRequest(
             f"invalid {fmt.name} payload",
@@ -134,7 +165,7 @@ def accept_alerts(request: IncomingRequest, format_name: str, deps: Deps) -> dic
     return _once(key, work, deps)
 
 
-def _once(key: str, work: Callable[[], dict[str, Any]], deps: Deps) -> dict[str, Any]:
+def _once(key: str | None, work: Callable[[], dict[str, Any]], deps: Deps) -> dict[str, Any]:
     return once(key, work, table_name=deps.settings.table_name if deps.dynamodb is not None else "",
                 window_seconds=deps.settings.replay_window_seconds, dynamodb=deps.dynamodb,
                 lambda_context=deps.lambda_context)
@@ -165,8 +196,6 @@ def accept_v2_event(request: IncomingRequest, deps: Deps) -> dict[str, Any]:
                                              "caller": caller.name, "dedup_key": message.dedup_key})
         return {"status": "success", "message": "Event processed", "dedup_key": message.dedup_key}
 
-    if not doc.get("dedup_key"):
-        return work()  # each keyless trigger is a new alert, as at PagerDuty
     answer = _once(replay_key(caller.name, "v2", fmt.name, destination.route, request.body, request.headers),
                    work, deps)
     answer.pop("replayed", None)  # PagerDuty's answer has no such field

@@ -50,6 +50,7 @@ class Record:
     events: int = 0
     sends: int = 0
     lease_until: int = 0  # µs: a dispatcher is sending this item's last event until then
+    last_received: int = 0  # µs: when pdrelay received the last event applied
     routing_key: str = ""  # kept so the sweeper can re-send a resolve; the table is encrypted
 
 
@@ -65,6 +66,7 @@ class Event:
     identity: str
     payload: dict[str, Any]
     routing_key: str = ""
+    received: int = 0  # µs: when pdrelay received this event
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,7 @@ def _applied(rec: Record | None, ev: Event, state: str, *, started_at: int, deli
         payload=ev.payload if ev.action == "trigger" or not base.payload else base.payload,
         events=base.events + 1 if rec else 1,
         routing_key=ev.routing_key or base.routing_key,
+        last_received=max(ev.received, base.last_received if rec else 0),
     )
 
 
@@ -136,8 +139,11 @@ def _decide(rec: Record | None, ev: Event, now: int) -> Decision:
         if ev.at < rec.started_at:
             return Decision(None, "stale", None, write=False)
         if ev.action == "trigger":
-            if ev.content_hash == rec.content_hash and rec.last_action == "trigger":
+            if ev.content_hash == rec.content_hash and rec.last_action == "trigger" and rec.delivered:
                 return Decision(None, "unchanged", None, write=False)
+            if ev.at <= rec.event_at and 0 < ev.received < rec.last_received:
+                # An older notification of the same firing (retried or deferred) after a newer one.
+                return Decision(None, "stale", None, write=False)
             # A later start while open means the alert recovered and fired again unseen (its resolve
             # lost or still on the way): the episode now starts here, so that older resolve is stale.
             return Decision("trigger", "update",

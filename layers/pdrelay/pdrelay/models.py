@@ -97,7 +97,9 @@ class QueueMessageV1(BaseModel):
     request_id: str = ""
 
     def to_json(self) -> str:
-        return self.model_dump_json(by_alias=True, exclude_none=True)
+        """ASCII JSON: SQS refuses some Unicode characters (U+FFFE, U+FFFF, lone surrogates)."""
+        return json.dumps(self.model_dump(mode="json", by_alias=True, exclude_none=True), ensure_ascii=True,
+                          separators=(",", ":"))
 
 
 _MESSAGE = TypeAdapter(QueueMessageV1)

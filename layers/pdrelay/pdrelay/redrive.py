@@ -10,6 +10,7 @@ made visible again when the pass ends.
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from pdrelay.errors import EnqueueError
 from pdrelay.observability import mask
 
 READ_VISIBILITY_SECONDS = 60
-DROPPED_ON_REDRIVE = ("failure_reason", "http_status", "attempts", "deferrals")
+DROPPED_ON_REDRIVE = ("failure_reason", "http_status", "attempts", "deferrals", "redriven_at")
 
 
 @dataclass(frozen=True)
@@ -197,6 +198,8 @@ def _move(sqs: Any, message: DeadLetter, queue_url: str, dlq_url: str) -> None:
     attributes = {k: v for k, v in message.attributes.items() if k not in DROPPED_ON_REDRIVE}
     redriven = int(message.attr("redriven", "0") or 0) + 1
     attributes["redriven"] = {"DataType": "Number", "StringValue": str(redriven)}
+    # The hold limit counts from here: an operator's redrive gives the alert a fresh day.
+    attributes["redriven_at"] = {"DataType": "Number", "StringValue": str(int(time.time()))}
     try:
         sqs.send_message(QueueUrl=queue_url, MessageBody=message.body, MessageAttributes=attributes)
     except (ClientError, BotoCoreError) as exc:

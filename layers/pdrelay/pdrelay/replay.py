@@ -4,8 +4,11 @@ Monitors retry: an SNS notification is redelivered with the same ``MessageId``, 
 that timed out posts the same body again. Powertools idempotency (records in the dedup table,
 under keys of its own) runs the enqueue once per key within ``PDRELAY_REPLAY_WINDOW_SECONDS`` and
 answers repeats with the first answer, marked ``"replayed": true``. The key covers the caller,
-the endpoint, the format, the route and the body (or SNS's message id when present), so only a
-true repeat is caught. A window of 0 turns it off.
+the endpoint, the format and the route, plus an explicit delivery id when the sender gives one
+(SNS's ``x-amz-sns-message-id``, or an ``Idempotency-Key`` header), else the body. Bodies are only
+used for formats whose every notification carries its own times (a re-fire differs from the first
+firing): for PagerDuty-style events, where the same body legitimately recurs (trigger, resolve,
+trigger again), only explicit ids count. A window of 0 turns it off.
 """
 
 from __future__ import annotations
@@ -31,10 +34,19 @@ from pdrelay.observability import REPLAYS_IGNORED, count, logger
 Answer = dict[str, Any]
 
 
+BODY_IS_NOT_IDENTITY = frozenset({"events_v2"})
+
+
 def replay_key(caller: str, endpoint: str, format_name: str, route: str | None, body: bytes,
-               headers: Mapping[str, str]) -> str:
-    sns_id = headers.get("x-amz-sns-message-id", "")
-    content = f"sns:{sns_id}" if sns_id else hashlib.sha256(body).hexdigest()
+               headers: Mapping[str, str]) -> str | None:
+    """The key for this request, or None when it has no reliable identity of its own."""
+    explicit = headers.get("x-amz-sns-message-id") or headers.get("idempotency-key")
+    if explicit:
+        content = f"id:{explicit}"
+    elif format_name in BODY_IS_NOT_IDENTITY:
+        return None
+    else:
+        content = hashlib.sha256(body).hexdigest()
     return "\x1f".join([caller, endpoint, format_name, route or "", content])
 
 
@@ -66,10 +78,10 @@ def _guard(table_name: str, window_seconds: int, dynamodb: Any) -> tuple[Callabl
     return run, config
 
 
-def once(key: str, work: Callable[[], Answer], *, table_name: str, window_seconds: int, dynamodb: Any,
+def once(key: str | None, work: Callable[[], Answer], *, table_name: str, window_seconds: int, dynamodb: Any,
          lambda_context: Any = None) -> Answer:
     """``work()``'s answer, computed once per ``key`` within the window."""
-    if window_seconds <= 0 or not table_name:
+    if key is None or window_seconds <= 0 or not table_name:
         return work()
     run, config = _guard(table_name, window_seconds, dynamodb)
     if lambda_context is not None:

@@ -48,27 +48,36 @@ def resolve_event(record: Record) -> dict[str, Any]:
             "payload": payload, "client": "pdrelay"}
 
 
+LEASE_SECONDS = 30
+
+
 def sweep(store: DedupStore, events: EventsClient, *, older_than_seconds: int, limit: int = 100) -> SweepResult:
     result = SweepResult()
-    now = to_micros(utcnow())
     for record in store.pending_resolves(older_than_seconds, limit):
         result.found += 1
-        if not record.routing_key or record.lease_until > now:
-            continue  # nothing to send to, or a dispatcher is sending it right now
+        if not record.routing_key:
+            continue
+        # The index is eventually consistent and sends take time: claim the item on the table
+        # first, so a resolve is never sent over an alert that has re-opened meanwhile.
+        version = store.claim_resolve(record, to_micros(utcnow()), LEASE_SECONDS * 1_000_000)
+        if version is None:
+            continue
         try:
             events.send(resolve_event(record))
         except PermanentDelivery as exc:
-            store.set_aside(record.pk, record.version)
+            store.set_aside(record.pk, version)
+            store.release(record.pk, version)
             result.rejected += 1
             logger.warning("sweeper: PagerDuty refused a resolve", extra={"dedup_key": record.dedup_key,
                                                                             "error": str(exc)})
             continue
         except RetryableDelivery as exc:
+            store.release(record.pk, version)
             result.failed += 1
             logger.warning("sweeper: resolve not delivered, next sweep retries",
                            extra={"dedup_key": record.dedup_key, "error": str(exc)})
             continue
-        store.mark_delivered(record.pk, record.version)
+        store.mark_delivered(record.pk, version)
         result.resolved += 1
         result.dedup_keys.append(record.dedup_key)
         count(RESOLVES_SWEPT)
