@@ -36,8 +36,11 @@ def test_a_repeated_firing_makes_no_second_incident_and_no_second_call(relay: Re
     doc = alertmanager("alertmanager-firing.json", unique())
     key = relay.post("/v1/alerts/alertmanager", doc).json()["alerts"][0]["dedup_key"]
     relay.wait_until(lambda: len(relay.incidents(key)) == 1)
-    for _ in range(3):
-        assert relay.post("/v1/alerts/alertmanager", doc).status_code == 202
+    for minute in range(3):
+        # Alertmanager's repeat notifications move endsAt forward each time: not byte-identical.
+        doc["alerts"][0]["endsAt"] = f"2026-11-24T09:1{minute}:00Z"
+        answer = relay.post("/v1/alerts/alertmanager", doc)
+        assert answer.status_code == 202 and "replayed" not in answer.json()
     relay.settle()
     assert len(relay.incidents(key)) == 1
     assert len(relay.events_for(key)) == 1
@@ -50,7 +53,9 @@ def test_a_late_duplicate_firing_after_the_resolve_does_not_reopen(relay: Relay)
     relay.wait_until(lambda: len(relay.incidents(key)) == 1)
     relay.post("/v1/alerts/alertmanager", alertmanager("alertmanager-resolved.json", fp))
     relay.wait_until(lambda: [i["status"] for i in relay.incidents(key)] == ["resolved"])
-    assert relay.post("/v1/alerts/alertmanager", firing).status_code == 202
+    firing["alerts"][0]["endsAt"] = "2026-11-24T09:45:00Z"  # a repeat of the old firing, delivered late
+    answer = relay.post("/v1/alerts/alertmanager", firing)
+    assert answer.status_code == 202 and "replayed" not in answer.json()
     relay.settle()
     assert [i["status"] for i in relay.incidents(key)] == ["resolved"]
     assert [e["event_action"] for e in relay.events_for(key)] == ["trigger", "resolve"]
@@ -80,7 +85,7 @@ def test_malformed_and_unauthenticated_requests_queue_nothing(relay: Relay, body
     answer = relay.post("/v1/alerts/alertmanager", payload, token=token)
     assert answer.status_code == status
     assert answer.json()["message"]
-    assert relay.stack.queue_depths()["AlertQueue"] == {"waiting": 0, "in_flight": 0}
+    assert not any(relay.stack.queue_depths()["AlertQueue"].values())
     assert len(relay.pd.state.events) == before
 
 

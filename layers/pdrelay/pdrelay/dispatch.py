@@ -50,6 +50,7 @@ from pdrelay.timeutil import to_micros
 WRITE_ATTEMPTS = 3
 MAX_SQS_DELAY = 900
 BREAKER_CACHE_SECONDS = 1.0
+START_WITHIN_SECONDS = 4.0  # the lease allows the client's timeouts plus 5 s
 
 
 def content_hash(message: QueueMessageV1) -> str:
@@ -165,6 +166,7 @@ class Dispatcher:
 
     def _process(self, message: QueueMessageV1, delivery: Delivery) -> Outcome:
         decision, stored_payload = self._decide(message)
+        decided_at = time.monotonic()
         if decision.reason == "in-flight":
             return self._defer(message, delivery, "in-flight", self.settings.lease_seconds / 2)
         if decision.send is None or decision.record is None:
@@ -176,6 +178,11 @@ class Dispatcher:
         if gate != "send":
             self.store.release(record.pk, record.version)
             return self._defer(message, delivery, gate, wait)
+        if time.monotonic() - decided_at > START_WITHIN_SECONDS:
+            # Slow pacing/breaker calls ate into the lease: do not start a send that could outlast
+            # it (another dispatcher could then send a newer event first).
+            self.store.release(record.pk, record.version)
+            return self._defer(message, delivery, "in-flight", 1)
         event = build_event(message, decision.send, stored_payload)
         try:
             delivered = self.events.send(event)

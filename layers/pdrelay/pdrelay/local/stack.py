@@ -486,8 +486,10 @@ class LocalStack:
         for logical_id, url in self.queue_urls.items():
             attrs = self.sqs.get_queue_attributes(
                 QueueUrl=url,
-                AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+                AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
+                                "ApproximateNumberOfMessagesDelayed"],
             )["Attributes"]
             depths[logical_id] = {"waiting": int(attrs["ApproximateNumberOfMessages"]),
-                                  "in_flight": int(attrs["ApproximateNumberOfMessagesNotVisible"])}
+                                  "in_flight": int(attrs["ApproximateNumberOfMessagesNotVisible"]),
+                                  "delayed": int(attrs.get("ApproximateNumberOfMessagesDelayed", 0))}
         return depths
