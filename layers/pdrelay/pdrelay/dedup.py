@@ -77,21 +77,21 @@ class DedupStore:
     def write(self, record: Record, previous_version: int | None) -> None:
         """Put ``record`` if the stored version is still ``previous_version`` (None: no item)."""
         if previous_version is None:
-            condition, values = "attribute_not_exists(pk)", {}
+            self._put(_to_item(record, int(time.time()) + self._ttl_seconds), "attribute_not_exists(pk)", {})
         else:
-            condition, values = "version = :v", {":v": {"N": str(previous_version)}}
-        kwargs: dict[str, Any] = {
-            "TableName": self._table,
-            "Item": _to_item(record, int(time.time()) + self._ttl_seconds),
-            "ConditionExpression": condition,
-        }
+            self._put(_to_item(record, int(time.time()) + self._ttl_seconds), "version = :v",
+                      {":v": {"N": str(previous_version)}})
+
+    def _put(self, item: dict[str, Any], condition: str, values: dict[str, Any]) -> None:
+        """A conditional put; a lost condition is :class:`ConcurrentUpdate`."""
+        kwargs: dict[str, Any] = {"TableName": self._table, "Item": item, "ConditionExpression": condition}
         if values:
             kwargs["ExpressionAttributeValues"] = values
         try:
             self._client.put_item(**kwargs)
         except ClientError as exc:
             if _code(exc) == "ConditionalCheckFailedException":
-                raise ConcurrentUpdate(f"item changed under us (expected version {previous_version})") from exc
+                raise ConcurrentUpdate(f"{item['pk']['S'].split('#')[0]} item changed under us") from exc
             raise StoreError(f"writing the dedup table failed: {_code(exc)}") from exc
         except BotoCoreError as exc:
             raise StoreError(f"writing the dedup table failed: {type(exc).__name__}") from exc
@@ -170,16 +170,7 @@ class DedupStore:
         item = {k: _SER.serialize(v) for k, v in values.items()}
         item["pk"] = {"S": pk}
         item["expires_at"] = {"N": str(int(time.time()) + CONTROL_TTL_SECONDS)}
-        condition = "attribute_not_exists(pk) OR version = :v"
-        try:
-            self._client.put_item(TableName=self._table, Item=item, ConditionExpression=condition,
-                                  ExpressionAttributeValues={":v": {"N": str(previous_version)}})
-        except ClientError as exc:
-            if _code(exc) == "ConditionalCheckFailedException":
-                raise ConcurrentUpdate(f"{pk.split('#')[0]} item changed under us") from exc
-            raise StoreError(f"writing the dedup table failed: {_code(exc)}") from exc
-        except BotoCoreError as exc:
-            raise StoreError(f"writing the dedup table failed: {type(exc).__name__}") from exc
+        self._put(item, "attribute_not_exists(pk) OR version = :v", {":v": {"N": str(previous_version)}})
 
     def get_bucket(self, routing_key: str) -> Bucket | None:
         doc = self._get_control(pace_key(routing_key))
