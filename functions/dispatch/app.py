@@ -20,6 +20,7 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = Non
     if lambda_context is not None and lambda_context.get_remaining_time_in_millis() < dispatcher.start_guard_ms:
         # Too little time left to finish a send: leave this record to SQS rather than be cut off
         # mid-send, which would return the whole batch (deferred copies included) to the queue.
+        dispatcher.release_unstarted(record.receipt_handle)
         raise TimeoutError("not started: the invocation is about to time out")
     outcome = dispatcher.process(
         record.body,

@@ -227,3 +227,20 @@ def test_the_sweeper_never_resolves_an_alert_that_reopened_after_its_query(aws: 
                           request_id="r")
     assert d.process(reopen.to_json()).result == "delivered"  # ...before the alert fired again
     assert store.claim_resolve(stale_view, to_micros(datetime.now(UTC)), 30_000_000) is None
+
+
+def test_an_unexpected_error_is_retried_a_few_times_then_put_aside_with_its_reason(
+    aws: Aws, pagerduty: EmulatorServer
+) -> None:
+    d = dispatcher(aws, pagerduty)
+
+    def broken(event: dict[str, Any]) -> Any:
+        raise KeyError("something nobody planned for")
+
+    d.events.send = broken  # type: ignore[method-assign]
+    message = firing().to_json()
+    with pytest.raises(KeyError):
+        d.process(message, receive_count=1)
+    assert d.process(message, receive_count=5).result == "dead-lettered"
+    (dead,) = aws.drain(aws.dlq_url)
+    assert "unexpected error after 5 attempts: KeyError" in dead["MessageAttributes"]["failure_reason"]["StringValue"]

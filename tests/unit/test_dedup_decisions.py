@@ -155,3 +155,18 @@ def test_an_older_notification_of_the_same_firing_does_not_overwrite_a_newer_one
     older = replace(event("trigger", T0, content="h1"), received=NOW)
     record = applied(newer)
     assert decide(record, older).reason == "stale"
+
+
+def test_an_acknowledge_waits_for_a_trigger_not_yet_delivered() -> None:
+    undelivered = decide(None, event("trigger", T0)).record
+    assert undelivered is not None
+    assert decide(undelivered, event("acknowledge", T1)).reason == "in-flight"
+
+
+def test_a_resolve_timed_by_our_receipt_is_not_stale_against_a_sender_clock_running_ahead() -> None:
+    ahead = replace(event("trigger", T2), received=NOW)  # the sender's clock says T2, later than ours
+    record = applied(ahead)
+    resolve = replace(event("resolve", T1), received=NOW + 5, own_time=False)  # no time of its own: T1 = receipt
+    assert decide(record, resolve).send == "resolve"
+    old_resolve = replace(event("resolve", T1), received=NOW - 5, own_time=False)
+    assert decide(record, old_resolve).reason == "stale"

@@ -69,3 +69,8 @@ def test_queue_messages_are_ascii_so_sqs_takes_any_text() -> None:
     body = make_message(alert, route="r", routing_key="k" * 32, received_at=RECEIVED, request_id="x").to_json()
     assert body.isascii()
     assert "\uffff" in json.loads(body)["alert"]["summary"]
+
+
+def test_half_an_emoji_becomes_a_replacement_character() -> None:
+    doc = decode_json(b'{"summary": "disk \\ud83d full", "ok": "\\ud83d\\ude00"}')
+    assert doc == {"summary": "disk \ufffd full", "ok": "\U0001f600"}

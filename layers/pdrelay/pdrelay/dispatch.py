@@ -50,7 +50,9 @@ from pdrelay.timeutil import to_micros
 WRITE_ATTEMPTS = 3
 MAX_SQS_DELAY = 900
 BREAKER_CACHE_SECONDS = 1.0
-START_WITHIN_SECONDS = 4.0  # the lease allows the client's timeouts plus 5 s
+START_WITHIN_SECONDS = 4.0  # the lease allows the client's timeouts plus a margin
+UNEXPECTED_ERROR_RECEIVES = 5
+IN_FLIGHT_RECHECK_SECONDS = 3
 
 
 def content_hash(message: QueueMessageV1) -> str:
@@ -74,6 +76,7 @@ def to_event(message: QueueMessageV1) -> Event:
         payload=payload_snapshot(message),
         routing_key=message.routing_key,
         received=to_micros(message.received_at),
+        own_time=message.alert.occurred_at != message.received_at,
     )
 
 
@@ -119,7 +122,7 @@ class Dispatcher:
     @property
     def start_guard_ms(self) -> int:
         """Remaining invocation time below which no new record is started (a send's worst case)."""
-        return int((self.settings.lease_seconds + 5) * 1000)
+        return int((self.settings.connect_timeout_seconds + self.settings.read_timeout_seconds + 10) * 1000)
 
     @property
     def pacing_policy(self) -> pacing.PacingPolicy:
@@ -130,7 +133,7 @@ class Dispatcher:
     def breaker_policy(self) -> pacing.BreakerPolicy:
         s = self.settings
         return pacing.BreakerPolicy(s.breaker_threshold, s.breaker_cooldown_seconds, s.breaker_max_cooldown_seconds,
-                                    probe_seconds=s.lease_seconds)
+                                    probe_seconds=s.connect_timeout_seconds + s.read_timeout_seconds + 5)
 
     # -- entry point ----------------------------------------------------------------------------
     def process(self, body: str, *, receipt_handle: str = "", receive_count: int = 1,
@@ -146,6 +149,17 @@ class Dispatcher:
                            message_id=message_id, receive_count=receive_count)
         try:
             return self._process(message, delivery)
+        except (RetryableDelivery, StoreError):
+            raise
+        except Exception as exc:
+            # Not a failure of PagerDuty or AWS: retrying is unlikely to help. Give it a few
+            # receives, then put it aside with the reason rather than let SQS drop it there mute.
+            if receive_count < UNEXPECTED_ERROR_RECEIVES:
+                raise
+            reason = f"unexpected error after {receive_count} attempts: {type(exc).__name__}"
+            logger.exception("putting a message aside after repeated unexpected errors")
+            self._dead_letter(delivery, reason, None)
+            return Outcome("dead-lettered", reason)
         finally:
             logger.remove_keys(["correlation_id", "dedup_key", "route", "message_id", "receive_count"])
 
@@ -165,10 +179,12 @@ class Dispatcher:
         raise StoreError(f"lost {WRITE_ATTEMPTS} races for one dedup item; retrying later")
 
     def _process(self, message: QueueMessageV1, delivery: Delivery) -> Outcome:
+        decided_at = time.monotonic()  # the lease starts about now
         decision, stored_payload = self._decide(message)
-        decided_at = time.monotonic()
         if decision.reason == "in-flight":
-            return self._defer(message, delivery, "in-flight", self.settings.lease_seconds / 2)
+            # Usually the holder finishes within a second or two; a dead holder's lease is simply
+            # checked again until it expires. Deferrals spend no delivery attempt.
+            return self._defer(message, delivery, "in-flight", IN_FLIGHT_RECHECK_SECONDS)
         if decision.send is None or decision.record is None:
             count(EVENTS_SKIPPED, Reason=decision.reason)
             logger.info("skipped", extra={"reason": decision.reason, "action": message.alert.action})
@@ -213,6 +229,9 @@ class Dispatcher:
             logger.warning("delivery failed, will retry",
                            extra={"error": str(exc), "attempt": delivery.attempts, "retry_in_s": delay})
             raise
+        except Exception:
+            self.store.release(record.pk, record.version)  # whatever it was, the send is over
+            raise
         self.store.mark_delivered(record.pk, record.version)
         self._breaker_success()
         count(EVENTS_SENT, Action=decision.send, Status=str(delivered.status))
@@ -230,12 +249,19 @@ class Dispatcher:
         verdict, wait, claim = pacing.admit(breaker, now, self.breaker_policy)
         if verdict == "wait":
             return "circuit-open", wait
+        paced, wait = self._take_token(routing_key, now)
+        if paced != "send":
+            return paced, wait
         if claim is not None:
+            # Claimed only once this alert may really go, so a claimed probe is always sent.
             try:
                 self.store.put_breaker(claim, breaker.version if breaker else 0)
             except ConcurrentUpdate:
                 return "circuit-open", 1.0
             logger.info("circuit breaker: probing the Events API")
+        return "send", 0.0
+
+    def _take_token(self, routing_key: str, now: float) -> tuple[str, float]:
         for _attempt in range(WRITE_ATTEMPTS):
             bucket = self.store.get_bucket(routing_key)
             wait, after = pacing.take_token(bucket, now, self.pacing_policy)
@@ -300,6 +326,10 @@ class Dispatcher:
         """Held past the limit since receipt, or since an operator's redrive if later."""
         since = max(message.received_at.timestamp(), float(delivery.attr("redriven_at")))
         return utcnow().timestamp() - since > self.settings.max_hold_seconds
+
+    def release_unstarted(self, receipt_handle: str) -> None:
+        """A record the invocation had no time to start: visible again in a moment."""
+        self._delay(receipt_handle, 2)
 
     def _defer(self, message: QueueMessageV1, delivery: Delivery, reason: str, wait: float,
                attempted: bool = False) -> Outcome:

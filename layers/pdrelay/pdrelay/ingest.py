@@ -77,6 +77,24 @@ def decode_json(body: bytes) -> Any:
         raise BadRequest("malformed JSON", [str(exc)[:200]]) from exc
     if _depth(doc) > MAX_DEPTH:
         raise BadRequest("JSON nested too deeply", [f"the limit is {MAX_DEPTH} levels"])
+    if "\\ud" in text.lower():
+        doc = _without_lone_surrogates(doc)
+    return doc
+
+
+def _fix(text: str) -> str:
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+def _without_lone_surrogates(doc: Any) -> Any:
+    """JSON escapes can spell half an emoji (senders that cut text blindly); DynamoDB and
+    PagerDuty refuse those, so they become U+FFFD here."""
+    if isinstance(doc, str):
+        return _fix(doc)
+    if isinstance(doc, list):
+        return [_without_lone_surrogates(item) for item in doc]
+    if isinstance(doc, dict):
+        return {_fix(str(k)): _without_lone_surrogates(v) for k, v in doc.items()}
     return doc
 
 

@@ -67,6 +67,7 @@ class Event:
     payload: dict[str, Any]
     routing_key: str = ""
     received: int = 0  # µs: when pdrelay received this event
+    own_time: bool = True  # False: ``at`` is pdrelay's receipt time (the sender gave none)
 
 
 @dataclass(frozen=True)
@@ -136,8 +137,14 @@ def _decide(rec: Record | None, ev: Event, now: int) -> Decision:
             return Decision(ev.action, "retry", replace(rec, version=rec.version + 1), write=True)
 
     if rec.state in OPEN_STATES:
-        if ev.at < rec.started_at:
+        if ev.at < rec.started_at and (ev.own_time or ev.received <= rec.last_received):
+            # Older than the episode. An event timed by our receipt is only compared by receipt:
+            # the episode's start may be the sender's clock, running ahead of ours.
             return Decision(None, "stale", None, write=False)
+        if ev.action == "acknowledge" and rec.last_action == "trigger" and not rec.delivered:
+            # Acknowledging an incident PagerDuty has not opened yet would do nothing (and make
+            # the trigger's retry look older): wait for the trigger.
+            return Decision(None, "in-flight", None, write=False)
         if ev.action == "trigger":
             if ev.content_hash == rec.content_hash and rec.last_action == "trigger" and rec.delivered:
                 return Decision(None, "unchanged", None, write=False)

@@ -42,7 +42,8 @@ def replay_key(caller: str, endpoint: str, format_name: str, route: str | None, 
     """The key for this request, or None when it has no reliable identity of its own."""
     explicit = headers.get("x-amz-sns-message-id") or headers.get("idempotency-key")
     if explicit:
-        content = f"id:{explicit}"
+        # Tied to the body too: a sender reusing a key for a different event is not swallowed.
+        content = f"id:{explicit}:{hashlib.sha256(body).hexdigest()}"
     elif format_name in BODY_IS_NOT_IDENTITY:
         return None
     else:

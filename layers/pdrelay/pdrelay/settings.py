@@ -55,8 +55,9 @@ class Settings(BaseModel):
 
     @property
     def lease_seconds(self) -> float:
-        """How long one send may hold its alert: the client's timeouts plus a margin."""
-        return self.connect_timeout_seconds + self.read_timeout_seconds + 5.0
+        """How long one send may hold its alert: the client's timeouts plus a wide margin (requests'
+        timeouts are per phase, not a total). Released as soon as the send ends."""
+        return self.connect_timeout_seconds + self.read_timeout_seconds + 30.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
