@@ -47,7 +47,7 @@ class Relay:
         with self.pd.state.lock:
             return [e for e in self.pd.state.events if e["dedup_key"] == dedup_key]
 
-    def wait_until(self, predicate: Callable[[], bool], timeout: float = 20.0) -> None:
+    def wait_until(self, predicate: Callable[[], bool], timeout: float = 40.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if predicate():

@@ -64,7 +64,7 @@ def test_dev_brings_up_a_relay_where_firing_and_resolved_make_one_resolved_incid
                 if i["dedup_key"] == key]
 
     def wait_for(expected: list[str]) -> None:
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 40
         while statuses() != expected and time.monotonic() < deadline:
             time.sleep(0.1)
 
