@@ -42,7 +42,7 @@ def reset_pdrelay_caches() -> None:
 
     get_settings.cache_clear()
     clear_guards()
-    config._parse_cached.cache_clear()
+    config.clear_cache()
     clear_clients()
     reset_dispatcher()
     parameters.clear_caches()

@@ -26,7 +26,7 @@ from typing import Any
 
 import requests
 
-STATE_FILE = Path(".pdrelay/dev.json")
+from pdrelay.operations import DEV_STATE as STATE_FILE
 
 
 def _state() -> dict[str, Any]:
@@ -247,7 +247,7 @@ def cmd_redrive(args: argparse.Namespace, resources: Any) -> int:
     from pdrelay.observability import mask
 
     sqs = resources.client("sqs")
-    total = redrive.inspect(sqs, resources.dlq_url, keep=0).total
+    total = redrive.count(sqs, resources.dlq_url)
     tty = sys.stderr.isatty()
 
     def progress(result: redrive.RedriveResult) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -157,10 +158,23 @@ def read_source(source: str, max_age: int) -> str:
 
         return str(parameters.get_secret(source[7:], max_age=max_age))
     path = Path(source.removeprefix("file:"))
+    read_at, text = _FILES.get(path, (0.0, ""))
+    if time.monotonic() - read_at < max_age:  # cached like the parameters above, not read per request
+        return text
     try:
-        return path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read configuration file {path}", [exc.strerror or str(exc)]) from exc
+    _FILES[path] = (time.monotonic(), text)
+    return text
+
+
+_FILES: dict[Path, tuple[float, str]] = {}
+
+
+def clear_cache() -> None:
+    _FILES.clear()
+    _parse_cached.cache_clear()
 
 
 def load_config(settings: Settings) -> RelayConfig:

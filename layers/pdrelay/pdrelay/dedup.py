@@ -54,7 +54,8 @@ def _to_item(record: Record, expires_at: int) -> dict[str, Any]:
 
 def _from_item(item: dict[str, Any]) -> Record:
     doc = {k: _DES.deserialize(v) for k, v in item.items() if k in _FIELDS}
-    for name in ("started_at", "event_at", "version", "events", "sends"):
+    for name in ("started_at", "event_at", "version", "events", "sends", "lease_until", "last_received",
+                 "updated_at"):
         if name in doc:
             doc[name] = int(doc[name])
     return Record(**doc)
@@ -153,10 +154,6 @@ class DedupStore:
             raise StoreError(f"querying pending resolves failed: {_code(exc)}") from exc
         return [_from_item(i) for i in answer.get("Items", [])]
 
-    def recent(self, since_epoch: int, limit: int = 5000) -> list[Record]:
-        """Alert items changed since ``since_epoch`` (a scan: for operators' status, not the hot path)."""
-        return self._scan("updated_at >= :t", {":t": {"N": str(since_epoch)}}, {}, limit)
-
     # -- control items ----------------------------------------------------------------------
     def _get_control(self, pk: str) -> dict[str, Any] | None:
         try:
@@ -200,9 +197,11 @@ class DedupStore:
             "version": breaker.version,
         }, previous_version)
 
-    def open_alerts(self, limit: int = 1000) -> list[Record]:
-        """Alerts the table says are open on PagerDuty (a scan: for operators, not the hot path)."""
-        return self._scan("#s IN (:a, :b)", {":a": {"S": OPEN_STATES[0]}, ":b": {"S": OPEN_STATES[1]}},
+    def open_or_recent(self, since_epoch: int, limit: int = 5000) -> list[Record]:
+        """Alerts open on PagerDuty as far as pdrelay knows, or changed since ``since_epoch``, in one
+        scan (for operators' status, not the hot path)."""
+        return self._scan("#s IN (:a, :b) OR updated_at >= :t",
+                          {":a": {"S": OPEN_STATES[0]}, ":b": {"S": OPEN_STATES[1]}, ":t": {"N": str(since_epoch)}},
                           {"#s": "state"}, limit)
 
     def _scan(self, condition: str, values: dict[str, Any], names: dict[str, str], limit: int) -> list[Record]:

@@ -51,6 +51,7 @@ class Record:
     sends: int = 0
     lease_until: int = 0  # µs: a dispatcher is sending this item's last event until then
     last_received: int = 0  # µs: when pdrelay received the last event applied
+    updated_at: int = 0  # s: when the item was last written (set by the store)
     routing_key: str = ""  # kept so the sweeper can re-send a resolve; the table is encrypted
 
 

@@ -12,8 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import boto3
-
 from pdrelay.errors import ConfigError
 
 DEV_STATE = Path(".pdrelay/dev.json")
@@ -28,6 +26,8 @@ class Resources:
     events_url: str = ""
 
     def client(self, service: str) -> Any:
+        import boto3  # here, not at import: `pdrelay send` and friends need no AWS SDK
+
         kwargs: dict[str, Any] = {}
         if self.endpoint_url:
             kwargs.update(endpoint_url=self.endpoint_url, region_name="us-east-1",
@@ -36,7 +36,10 @@ class Resources:
 
 
 def from_stack(stack_name: str, cloudformation: Any = None) -> Resources:
-    cloudformation = cloudformation or boto3.client("cloudformation")
+    if cloudformation is None:
+        import boto3
+
+        cloudformation = boto3.client("cloudformation")
     stacks = cloudformation.describe_stacks(StackName=stack_name)["Stacks"]
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
     missing = [k for k in ("AlertQueueUrl", "DeadLetterQueueUrl", "DedupTableName") if k not in outputs]

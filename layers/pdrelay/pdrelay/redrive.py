@@ -207,8 +207,14 @@ def _move(sqs: Any, message: DeadLetter, queue_url: str, dlq_url: str) -> None:
     sqs.delete_message(QueueUrl=dlq_url, ReceiptHandle=message.receipt_handle)
 
 
+def count(sqs: Any, dlq_url: str) -> int:
+    """SQS's approximate count of messages in the DLQ (no message is read)."""
+    attributes = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["ApproximateNumberOfMessages"])
+    return int(attributes["Attributes"]["ApproximateNumberOfMessages"])
+
+
 def purge(sqs: Any, dlq_url: str) -> int:
     """Empty the DLQ; returns how many messages SQS counted in it just before."""
-    attributes = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["ApproximateNumberOfMessages"])
+    before = count(sqs, dlq_url)
     sqs.purge_queue(QueueUrl=dlq_url)
-    return int(attributes["Attributes"]["ApproximateNumberOfMessages"])
+    return before

@@ -77,15 +77,15 @@ def queue_status(sqs: Any, queue_url: str, dlq_url: str, store: DedupStore, wind
         return routes[key]
 
     since = int(time.time()) - window_seconds
-    for record in store.recent(since):
+    for record in store.open_or_recent(since):
         entry = row(record.route, record.routing_key)
-        if record.delivered and record.last_action in ("trigger", "acknowledge", "resolve"):
-            entry.delivered += 1
-        elif not record.delivered:
-            entry.sending += 1
-    for record in store.open_alerts():
+        if record.updated_at >= since:
+            if record.delivered:
+                entry.delivered += 1
+            else:
+                entry.sending += 1
         if record.state in OPEN_STATES and (record.delivered or record.sends > 0):
-            row(record.route, record.routing_key).open += 1
+            entry.open += 1
     inspection = redrive.inspect(sqs, dlq_url, keep=0)
     for (route, masked), n in inspection.by_route.items():
         key = (route, masked)
