@@ -17,11 +17,14 @@ from pdrelay.errors import BadRequest, NotFound, PdrelayError
 from pdrelay.observability import logger
 
 app = APIGatewayHttpResolver()
-PAGERDUTY_PATHS = ("/v2/enqueue",)
+V1_PATH = "/generic/2010-04-15/create_event.json"
+PAGERDUTY_PATHS = ("/v2/enqueue", V1_PATH)
+# SNS sends the basic-auth credentials of a subscription URL only after a 401 that asks for them.
+CHALLENGE = {"WWW-Authenticate": 'Basic realm="pdrelay", charset="UTF-8"'}
 
 
-def _json(status: int, body: dict[str, Any]) -> Response:
-    return Response(status_code=status, content_type="application/json", body=json.dumps(body))
+def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
+    return Response(status_code=status, content_type="application/json", body=json.dumps(body), headers=headers)
 
 
 def _request() -> ingest.IncomingRequest:
@@ -55,6 +58,11 @@ def post_v2_event() -> Response:
     return _json(202, ingest.accept_v2_event(_request(), ingest.deps_from_environment(app.lambda_context)))
 
 
+@app.post(V1_PATH)
+def post_v1_event() -> Response:
+    return _json(200, ingest.accept_v1_event(_request(), ingest.deps_from_environment(app.lambda_context)))
+
+
 @app.get("/health")
 def health() -> Response:
     return _json(200, {"status": "ok", "version": __version__, "formats": ["auto", *formats.names()]})
@@ -62,13 +70,14 @@ def health() -> Response:
 
 @app.not_found
 def not_found(_exc: Exception) -> Response:
-    return _on_error(NotFound("no such endpoint", ["POST /v1/alerts/{format}, POST /v2/enqueue, GET /health"]))
+    return _on_error(NotFound("no such endpoint", [f"POST /v1/alerts/{{format}}, POST /v2/enqueue, POST {V1_PATH}, "
+                                                   "GET /health"]))
 
 
 @app.exception_handler(PdrelayError)
 def _on_error(exc: PdrelayError) -> Response:
     status, body = ingest.error_response(exc, pagerduty_style=app.current_event.path in PAGERDUTY_PATHS)
-    return _json(status, body)
+    return _json(status, body, CHALLENGE if status == 401 else None)
 
 
 @app.exception_handler(Exception)

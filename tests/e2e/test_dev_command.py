@@ -52,7 +52,7 @@ def test_dev_brings_up_a_relay_where_firing_and_resolved_make_one_resolved_incid
     dev_process: tuple[str, str, str]
 ) -> None:
     url, emulator_url, workdir = dev_process
-    doc = load_event("alertmanager-firing.json")
+    doc = load_event("formats/alertmanager/firing.json")
     doc["alerts"][0]["fingerprint"] = unique()
     headers = {"Authorization": f"Bearer {TOKEN}"}
     answer = requests.post(url + "/v1/alerts/alertmanager", json=doc, headers=headers, timeout=10)

@@ -66,7 +66,7 @@ def ledger() -> Ledger:
 def post(stack: LocalStack, ledger: Ledger, route: str, doc: dict[str, Any] | None = None,
          expect: str = "triggered") -> str:
     if doc is None:
-        doc = load_event("alertmanager-firing.json")
+        doc = load_event("formats/alertmanager/firing.json")
         doc["alerts"][0]["fingerprint"] = unique(route)
         doc["alerts"][0]["annotations"]["summary"] = f"{route} alert {doc['alerts'][0]['fingerprint']}"
     answer = requests.post(f"{stack.url}/v1/alerts/alertmanager?route={route}", json=doc, timeout=10,

@@ -22,18 +22,18 @@ def alertmanager(name: str, fingerprint: str) -> dict[str, Any]:
 
 def test_firing_then_resolved_is_one_incident_that_ends_resolved(relay: Relay) -> None:
     fp = unique()
-    answer = relay.post("/v1/alerts/alertmanager", alertmanager("alertmanager-firing.json", fp))
+    answer = relay.post("/v1/alerts/alertmanager", alertmanager("formats/alertmanager/firing.json", fp))
     assert answer.status_code == 202, answer.text
     key = answer.json()["alerts"][0]["dedup_key"]
     relay.wait_until(lambda: [i["status"] for i in relay.incidents(key)] == ["triggered"])
-    assert relay.post("/v1/alerts/alertmanager", alertmanager("alertmanager-resolved.json", fp)).status_code == 202
+    assert relay.post("/v1/alerts/alertmanager", alertmanager("formats/alertmanager/resolved.json", fp)).status_code == 202
     relay.wait_until(lambda: [i["status"] for i in relay.incidents(key)] == ["resolved"])
     (incident,) = relay.incidents(key)
     assert incident["severity"] == "critical"
 
 
 def test_a_repeated_firing_makes_no_second_incident_and_no_second_call(relay: Relay) -> None:
-    doc = alertmanager("alertmanager-firing.json", unique())
+    doc = alertmanager("formats/alertmanager/firing.json", unique())
     key = relay.post("/v1/alerts/alertmanager", doc).json()["alerts"][0]["dedup_key"]
     relay.wait_until(lambda: len(relay.incidents(key)) == 1)
     for minute in range(3):
@@ -48,10 +48,10 @@ def test_a_repeated_firing_makes_no_second_incident_and_no_second_call(relay: Re
 
 def test_a_late_duplicate_firing_after_the_resolve_does_not_reopen(relay: Relay) -> None:
     fp = unique()
-    firing = alertmanager("alertmanager-firing.json", fp)
+    firing = alertmanager("formats/alertmanager/firing.json", fp)
     key = relay.post("/v1/alerts/alertmanager", firing).json()["alerts"][0]["dedup_key"]
     relay.wait_until(lambda: len(relay.incidents(key)) == 1)
-    relay.post("/v1/alerts/alertmanager", alertmanager("alertmanager-resolved.json", fp))
+    relay.post("/v1/alerts/alertmanager", alertmanager("formats/alertmanager/resolved.json", fp))
     relay.wait_until(lambda: [i["status"] for i in relay.incidents(key)] == ["resolved"])
     firing["alerts"][0]["endsAt"] = "2026-11-24T09:45:00Z"  # a repeat of the old firing, delivered late
     answer = relay.post("/v1/alerts/alertmanager", firing)
@@ -62,7 +62,7 @@ def test_a_late_duplicate_firing_after_the_resolve_does_not_reopen(relay: Relay)
 
 
 def test_a_group_with_one_firing_and_one_resolved_alert_does_each_right(relay: Relay) -> None:
-    answer = relay.post("/v1/alerts/auto", alertmanager("alertmanager-mixed.json", unique()))
+    answer = relay.post("/v1/alerts/auto", alertmanager("formats/alertmanager/mixed.json", unique()))
     assert answer.status_code == 202
     firing, resolved = answer.json()["alerts"]
     assert (firing["action"], resolved["action"]) == ("trigger", "resolve")
@@ -81,7 +81,7 @@ def test_malformed_and_unauthenticated_requests_queue_nothing(relay: Relay, body
                                                               status: int) -> None:
     relay.settle()
     before = len(relay.pd.state.events)
-    payload = alertmanager("alertmanager-firing.json", unique()) if body == "alertmanager" else body
+    payload = alertmanager("formats/alertmanager/firing.json", unique()) if body == "alertmanager" else body
     answer = relay.post("/v1/alerts/alertmanager", payload, token=token)
     assert answer.status_code == status
     assert answer.json()["message"]

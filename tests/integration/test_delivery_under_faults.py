@@ -33,11 +33,11 @@ def dispatcher(aws: Aws, pd: EmulatorServer, **env: str) -> Dispatcher:
 
 
 def firing(routing_key: str = ROUTING_KEY, received_at: datetime | None = None,
-           name: str = "alertmanager-firing.json", fingerprint: str | None = None) -> QueueMessageV1:
+           name: str = "formats/alertmanager/firing.json", fingerprint: str | None = None) -> QueueMessageV1:
     doc = load_event(name)
     doc["alerts"][0]["fingerprint"] = fingerprint or unique()
     received = received_at or datetime.now(UTC)
-    (alert,) = alertmanager.parse(doc, ParseContext(received_at=received))
+    (alert,) = alertmanager.parse(doc, ParseContext(received_at=received)).alerts
     return make_message(alert, route="default", routing_key=routing_key, received_at=received, request_id="r")
 
 
@@ -123,10 +123,10 @@ def test_reordered_deliveries_never_let_an_older_event_win(aws: Aws, pagerduty: 
     ends open (its newest event is a trigger) on exactly one open incident."""
     fp = unique()
     first = firing(fingerprint=fp)
-    resolved = firing(name="alertmanager-resolved.json", fingerprint=fp)
-    doc = load_event("alertmanager-firing.json")
+    resolved = firing(name="formats/alertmanager/resolved.json", fingerprint=fp)
+    doc = load_event("formats/alertmanager/firing.json")
     doc["alerts"][0].update(fingerprint=fp, startsAt="2026-11-24T10:00:00Z")
-    (again_alert,) = alertmanager.parse(doc, ParseContext(received_at=datetime.now(UTC)))
+    (again_alert,) = alertmanager.parse(doc, ParseContext(received_at=datetime.now(UTC))).alerts
     again = make_message(again_alert, route="default", routing_key=ROUTING_KEY,
                          received_at=datetime.now(UTC), request_id="r")
     events = [first, resolved, again]
@@ -142,7 +142,7 @@ def test_reordered_deliveries_never_let_an_older_event_win(aws: Aws, pagerduty: 
 def test_a_resolve_reordered_before_its_trigger_pages_no_one(aws: Aws, pagerduty: EmulatorServer) -> None:
     fp = unique()
     d = dispatcher(aws, pagerduty)
-    d.process(firing(name="alertmanager-resolved.json", fingerprint=fp).to_json())
+    d.process(firing(name="formats/alertmanager/resolved.json", fingerprint=fp).to_json())
     assert d.process(firing(fingerprint=fp).to_json()).reason == "stale"
     assert pagerduty.state.events == []
 
@@ -182,7 +182,7 @@ def test_the_sweeper_resends_a_resolve_that_was_never_confirmed(aws: Aws, pagerd
     d = dispatcher(aws, pagerduty)
     assert d.process(firing(fingerprint=fp).to_json()).result == "delivered"
     pagerduty.state.set_faults([{"mode": "status", "status": 500, "count": 1}])
-    resolve = firing(name="alertmanager-resolved.json", fingerprint=fp)
+    resolve = firing(name="formats/alertmanager/resolved.json", fingerprint=fp)
     with pytest.raises(RetryableDelivery):
         d.process(resolve.to_json())  # ... and suppose its message then ends in the DLQ
     store = DedupStore(aws.dynamodb, aws.table_name)
@@ -217,12 +217,12 @@ def test_the_sweeper_never_resolves_an_alert_that_reopened_after_its_query(aws: 
     d.process(firing(fingerprint=fp).to_json())
     pagerduty.state.set_faults([{"mode": "status", "status": 500, "count": 1}])
     with pytest.raises(RetryableDelivery):
-        d.process(firing(name="alertmanager-resolved.json", fingerprint=fp).to_json())
+        d.process(firing(name="formats/alertmanager/resolved.json", fingerprint=fp).to_json())
     store = DedupStore(aws.dynamodb, aws.table_name)
     (stale_view,) = store.pending_resolves(0)  # what the sweeper read from the index...
-    doc = load_event("alertmanager-firing.json")
+    doc = load_event("formats/alertmanager/firing.json")
     doc["alerts"][0].update(fingerprint=fp, startsAt="2026-11-24T11:00:00Z")
-    (alert,) = alertmanager.parse(doc, ParseContext(received_at=datetime.now(UTC)))
+    (alert,) = alertmanager.parse(doc, ParseContext(received_at=datetime.now(UTC))).alerts
     reopen = make_message(alert, route="default", routing_key=ROUTING_KEY, received_at=datetime.now(UTC),
                           request_id="r")
     assert d.process(reopen.to_json()).result == "delivered"  # ...before the alert fired again

@@ -26,7 +26,7 @@ def alert_messages(name: str, fingerprint: str, routing_key: str = ROUTING_KEY) 
         alert["fingerprint"] = f"{fingerprint}-{alert['fingerprint']}"
     return [
         make_message(a, route="default", routing_key=routing_key, received_at=RECEIVED, request_id="req-1")
-        for a in alertmanager.parse(doc, ParseContext(received_at=RECEIVED))
+        for a in alertmanager.parse(doc, ParseContext(received_at=RECEIVED)).alerts
     ]
 
 
@@ -56,8 +56,8 @@ def test_the_sample_sqs_event_is_delivered(aws: Aws, pagerduty: EmulatorServer, 
 def test_trigger_then_resolve_is_one_incident_that_ends_resolved(aws: Aws, pagerduty: EmulatorServer,
                                                                  dispatch: Handler) -> None:
     fp = unique()
-    (firing,) = alert_messages("alertmanager-firing.json", fp)
-    (resolved,) = alert_messages("alertmanager-resolved.json", fp)
+    (firing,) = alert_messages("formats/alertmanager/firing.json", fp)
+    (resolved,) = alert_messages("formats/alertmanager/resolved.json", fp)
     dispatch(sqs_event(firing))
     dispatch(sqs_event(resolved))
     (incident,) = incidents(pagerduty)
@@ -69,7 +69,7 @@ def test_trigger_then_resolve_is_one_incident_that_ends_resolved(aws: Aws, pager
 
 
 def test_a_redelivered_message_makes_no_second_call(aws: Aws, pagerduty: EmulatorServer, dispatch: Handler) -> None:
-    (firing,) = alert_messages("alertmanager-firing.json", unique())
+    (firing,) = alert_messages("formats/alertmanager/firing.json", unique())
     dispatch(sqs_event(firing))
     dispatch(sqs_event(firing, receive_count=2))
     dispatch(sqs_event(firing, firing))
@@ -79,8 +79,8 @@ def test_a_redelivered_message_makes_no_second_call(aws: Aws, pagerduty: Emulato
 def test_reordered_resolve_before_trigger_opens_nothing(aws: Aws, pagerduty: EmulatorServer,
                                                         dispatch: Handler) -> None:
     fp = unique()
-    (firing,) = alert_messages("alertmanager-firing.json", fp)
-    (resolved,) = alert_messages("alertmanager-resolved.json", fp)
+    (firing,) = alert_messages("formats/alertmanager/firing.json", fp)
+    (resolved,) = alert_messages("formats/alertmanager/resolved.json", fp)
     dispatch(sqs_event(resolved))
     dispatch(sqs_event(firing))
     assert incidents(pagerduty) == []
@@ -90,7 +90,7 @@ def test_reordered_resolve_before_trigger_opens_nothing(aws: Aws, pagerduty: Emu
 def test_a_400_goes_to_the_dlq_with_pagerdutys_reason_and_is_not_retried(
     aws: Aws, pagerduty: EmulatorServer, dispatch: Handler
 ) -> None:
-    (firing,) = alert_messages("alertmanager-firing.json", unique(), routing_key="not-a-valid-key")
+    (firing,) = alert_messages("formats/alertmanager/firing.json", unique(), routing_key="not-a-valid-key")
     answer = dispatch(sqs_event(firing))
     assert answer == {"batchItemFailures": []}  # handled: it is in the DLQ, not to be redelivered
     (dead,) = aws.drain(aws.dlq_url)
@@ -106,7 +106,7 @@ def test_an_unreachable_events_api_fails_the_item_and_a_retry_delivers(
 ) -> None:
     from tests.conftest import reset_pdrelay_caches
 
-    (firing,) = alert_messages("alertmanager-firing.json", unique())
+    (firing,) = alert_messages("formats/alertmanager/firing.json", unique())
     monkeypatch.setenv("PDRELAY_EVENTS_URL", f"http://127.0.0.1:{free_port()}")
     reset_pdrelay_caches()
     answer = dispatch(sqs_event(firing))
@@ -120,7 +120,7 @@ def test_an_unreachable_events_api_fails_the_item_and_a_retry_delivers(
 
 def test_only_the_failed_item_of_a_batch_is_reported(aws: Aws, pagerduty: EmulatorServer, dispatch: Handler,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    good, also_good = (alert_messages("alertmanager-firing.json", unique())[0] for _ in range(2))
+    good, also_good = (alert_messages("formats/alertmanager/firing.json", unique())[0] for _ in range(2))
     answer = dispatch(sqs_event(good, "{broken json", also_good))
     assert answer == {"batchItemFailures": []}
     assert len(incidents(pagerduty)) == 2

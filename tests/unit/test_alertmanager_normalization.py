@@ -16,7 +16,7 @@ CTX = ParseContext(received_at=RECEIVED)
 
 
 def test_a_firing_alert_triggers_with_its_fingerprint_as_identity() -> None:
-    (alert,) = alertmanager.parse(load_event("alertmanager-firing.json"), CTX)
+    (alert,) = alertmanager.parse(load_event("formats/alertmanager/firing.json"), CTX).alerts
     assert alert.action == "trigger"
     assert alert.identity == "c0ffee00d15ea5e1"
     assert alert.severity == "critical"
@@ -31,30 +31,30 @@ def test_a_firing_alert_triggers_with_its_fingerprint_as_identity() -> None:
 
 
 def test_each_alert_uses_its_own_status_not_the_groups() -> None:
-    doc = load_event("alertmanager-mixed.json")
+    doc = load_event("formats/alertmanager/mixed.json")
     assert doc["status"] == "firing"
-    firing, resolved = alertmanager.parse(doc, CTX)
+    firing, resolved = alertmanager.parse(doc, CTX).alerts
     assert (firing.action, resolved.action) == ("trigger", "resolve")
     assert firing.identity != resolved.identity
 
 
 def test_a_resolve_with_zero_ends_at_takes_the_time_it_was_received() -> None:
-    _, resolved = alertmanager.parse(load_event("alertmanager-mixed.json"), CTX)
+    _, resolved = alertmanager.parse(load_event("formats/alertmanager/mixed.json"), CTX).alerts
     assert resolved.occurred_at == RECEIVED
 
 
 def test_a_resolve_with_ends_at_uses_it() -> None:
-    (alert,) = alertmanager.parse(load_event("alertmanager-resolved.json"), CTX)
+    (alert,) = alertmanager.parse(load_event("formats/alertmanager/resolved.json"), CTX).alerts
     assert alert.action == "resolve"
     assert alert.occurred_at == datetime(2026, 11, 24, 9, 20, tzinfo=UTC)
 
 
 def test_without_fingerprint_identity_is_a_stable_hash_of_sorted_labels() -> None:
-    doc = load_event("alertmanager-firing.json")
+    doc = load_event("formats/alertmanager/firing.json")
     del doc["alerts"][0]["fingerprint"]
-    (first,) = alertmanager.parse(doc, CTX)
+    (first,) = alertmanager.parse(doc, CTX).alerts
     doc["alerts"][0]["labels"] = dict(reversed(list(doc["alerts"][0]["labels"].items())))
-    (second,) = alertmanager.parse(doc, CTX)
+    (second,) = alertmanager.parse(doc, CTX).alerts
     assert first.identity == second.identity
     assert first.identity.startswith("labels-")
 
@@ -65,47 +65,79 @@ def test_without_fingerprint_identity_is_a_stable_hash_of_sorted_labels() -> Non
      ("info", "info"), ("error", "error"), ("something-else", "error"), (None, "error")],
 )
 def test_severity_label_maps_to_pagerdutys_four_values(label: str | None, expected: str) -> None:
-    doc = load_event("alertmanager-firing.json")
+    doc = load_event("formats/alertmanager/firing.json")
     labels = doc["alerts"][0]["labels"]
     labels.pop("severity")
     if label is not None:
         labels["severity"] = label
-    (alert,) = alertmanager.parse(doc, CTX)
+    (alert,) = alertmanager.parse(doc, CTX).alerts
     assert alert.severity == expected
 
 
 def test_summary_falls_back_to_alertname_and_instance_and_is_truncated_visibly() -> None:
-    doc = load_event("alertmanager-firing.json")
+    doc = load_event("formats/alertmanager/firing.json")
     doc["alerts"][0]["annotations"] = {}
-    (alert,) = alertmanager.parse(doc, CTX)
+    (alert,) = alertmanager.parse(doc, CTX).alerts
     assert alert.summary == "HighErrorRate on checkout-7f9c:8080"
     doc["alerts"][0]["annotations"] = {"summary": "x" * 5000}
-    (alert,) = alertmanager.parse(doc, CTX)
+    (alert,) = alertmanager.parse(doc, CTX).alerts
     assert alert.summary is not None
     assert len(alert.summary) == SUMMARY_LIMIT
     assert alert.summary.endswith(TRUNCATION_MARKER)
 
 
-def test_problems_are_named_per_alert() -> None:
-    doc = load_event("alertmanager-mixed.json")
+def test_problems_are_named_per_alert_and_the_good_alerts_still_go() -> None:
+    doc = load_event("formats/alertmanager/mixed.json")
     doc["alerts"][0]["status"] = "exploded"
-    doc["alerts"][1] = "not an object"
-    with pytest.raises(BadRequest) as caught:
-        alertmanager.parse(doc, CTX)
-    assert any(p.startswith("alerts[0]: status") for p in caught.value.problems)
-    assert "alerts[1]: expected an object" in caught.value.problems
+    doc["alerts"].append("not an object")
+    parsed = alertmanager.parse(doc, CTX)
+    assert [a.action for a in parsed.alerts] == ["resolve"]
+    assert any(p.startswith("alerts[0]: status") for p in parsed.rejected)
+    assert "alerts[2]: expected an object" in parsed.rejected
+
+
+GROUPED = ParseContext(received_at=RECEIVED, options=alertmanager.Options(group_by="group"))
+
+
+def test_group_mode_pages_once_per_group_and_resolves_only_when_the_group_has() -> None:
+    mixed = load_event("formats/alertmanager/mixed.json")  # one alert firing, one resolved
+    (partly,) = alertmanager.parse(mixed, GROUPED).alerts
+    assert partly.action == "trigger"
+    assert partly.summary.startswith("[FIRING:1] HighErrorRate")
+    assert partly.custom_details["resolved"] and partly.custom_details["firing"]
+    (done,) = alertmanager.parse(load_event("formats/alertmanager/resolved.json"), GROUPED).alerts
+    assert done.action == "resolve"
+    assert done.identity == partly.identity and done.identity.startswith("group:")
+    assert done.occurred_at == RECEIVED  # ordered by receipt: Alertmanager sends a group in order
+
+
+def test_group_mode_needs_a_group_key() -> None:
+    doc = load_event("formats/alertmanager/mixed.json")
+    del doc["groupKey"]
+    with pytest.raises(BadRequest, match="Alertmanager"):
+        alertmanager.parse(doc, GROUPED)
+
+
+def test_truncated_alerts_are_counted_and_noted() -> None:
+    doc = load_event("formats/alertmanager/firing.json")
+    doc["truncatedAlerts"] = 7
+    parsed = alertmanager.parse(doc, CTX)
+    assert parsed.alerts[0].custom_details["truncatedAlerts"] == 7
+    assert "7 alert(s)" in parsed.notes[0]
+    (group,) = alertmanager.parse(doc, GROUPED).alerts
+    assert group.summary.startswith("[FIRING:8]")
 
 
 def test_an_empty_alert_list_is_refused() -> None:
-    doc = load_event("alertmanager-firing.json")
+    doc = load_event("formats/alertmanager/firing.json")
     doc["alerts"] = []
     with pytest.raises(BadRequest, match="no alerts"):
         alertmanager.parse(doc, CTX)
 
 
 def test_auto_detects_alertmanager_and_events_v2_and_names_what_it_tried() -> None:
-    assert detect(load_event("alertmanager-firing.json"), {}).name == "alertmanager"
-    assert detect(load_event("events-v2-trigger.json"), {}).name == "events_v2"
+    assert detect(load_event("formats/alertmanager/firing.json"), {}).name == "alertmanager"
+    assert detect(load_event("formats/events_v2/trigger.json"), {}).name == "events_v2"
     with pytest.raises(BadRequest) as caught:
         detect({"hello": "world"}, {})
     assert "alertmanager" in caught.value.problems[0]

@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime
 
 from pdrelay.events_api import MAX_EVENT_BYTES, TRIM_NOTE_KEY, build_event, payload_snapshot
-from pdrelay.formats import ParseContext, alertmanager, events_v2
+from pdrelay.formats import ParseContext, alertmanager, events_v2, get
 from pdrelay.models import QueueMessageV1, deterministic_dedup_key, make_message, parse_message
 from tests.conftest import ROUTING_KEY, load_event
 
@@ -14,12 +14,12 @@ RECEIVED = datetime(2026, 11, 24, 9, 30, tzinfo=UTC)
 
 
 def message_for(doc: dict, fmt=alertmanager, index: int = 0) -> QueueMessageV1:
-    alert = fmt.parse(doc, ParseContext(received_at=RECEIVED))[index]
+    alert = get(fmt.NAME).run(doc, ParseContext(received_at=RECEIVED)).alerts[index]
     return make_message(alert, route="default", routing_key=ROUTING_KEY, received_at=RECEIVED, request_id="r1")
 
 
 def test_links_and_images_sit_beside_the_payload_and_only_https_images_go() -> None:
-    doc = load_event("events-v2-trigger.json")
+    doc = load_event("formats/events_v2/trigger.json")
     doc["images"] = [{"src": "https://img.example.com/a.png", "alt": "graph"}]
     message = message_for(doc, events_v2)
     message.alert.images.append(message.alert.images[0].model_copy(update={"src": "http://plain.example.com/b.png"}))
@@ -31,7 +31,7 @@ def test_links_and_images_sit_beside_the_payload_and_only_https_images_go() -> N
 
 
 def test_a_resolve_carries_the_full_payload() -> None:
-    message = message_for(load_event("alertmanager-resolved.json"))
+    message = message_for(load_event("formats/alertmanager/resolved.json"))
     event = build_event(message, "resolve")
     assert event["event_action"] == "resolve"
     assert event["payload"]["summary"] == "Checkout 5xx rate above 5% for 10 minutes"
@@ -40,7 +40,7 @@ def test_a_resolve_carries_the_full_payload() -> None:
 
 
 def test_a_bare_resolve_borrows_the_stored_trigger_payload() -> None:
-    trigger = message_for(load_event("events-v2-trigger.json"), events_v2)
+    trigger = message_for(load_event("formats/events_v2/trigger.json"), events_v2)
     resolve = message_for({"routing_key": "default", "event_action": "resolve", "dedup_key": "disk-full/db-1"},
                           events_v2)
     event = build_event(resolve, "resolve", payload_snapshot(trigger))
@@ -50,7 +50,7 @@ def test_a_bare_resolve_borrows_the_stored_trigger_payload() -> None:
 
 
 def test_an_oversized_event_is_trimmed_in_custom_details_and_says_so() -> None:
-    doc = load_event("alertmanager-firing.json")
+    doc = load_event("formats/alertmanager/firing.json")
     doc["alerts"][0]["annotations"]["huge"] = "x" * (600 * 1024)
     doc["alerts"][0]["annotations"]["small"] = "kept"
     event = build_event(message_for(doc), "trigger")
@@ -70,7 +70,7 @@ def test_dedup_keys_are_deterministic_and_at_most_255_characters() -> None:
 
 
 def test_queue_messages_round_trip_through_json() -> None:
-    message = message_for(load_event("alertmanager-firing.json"))
+    message = message_for(load_event("formats/alertmanager/firing.json"))
     again = parse_message(message.to_json())
     assert again == message
     assert again.v == 1

@@ -14,14 +14,14 @@ CTX = ParseContext(received_at=datetime(2026, 11, 24, 10, 0, tzinfo=UTC))
 
 
 def test_a_valid_trigger_keeps_the_senders_dedup_key() -> None:
-    (alert,) = events_v2.parse(load_event("events-v2-trigger.json"), CTX)
+    (alert,) = events_v2.parse(load_event("formats/events_v2/trigger.json"), CTX)
     assert alert.dedup_key == "disk-full/db-1"
     assert alert.severity == "warning"
     assert alert.links[0].href == "https://grafana.example.com/d/disk"
 
 
 def test_a_trigger_without_dedup_key_gets_a_fresh_one() -> None:
-    doc = load_event("events-v2-trigger.json")
+    doc = load_event("formats/events_v2/trigger.json")
     del doc["dedup_key"]
     (first,) = events_v2.parse(doc, CTX)
     (second,) = events_v2.parse(doc, CTX)
@@ -45,7 +45,7 @@ def test_a_trigger_without_dedup_key_gets_a_fresh_one() -> None:
     ],
 )
 def test_invalid_events_are_refused_with_pagerduty_style_reasons(change: dict, expected: str) -> None:
-    doc = load_event("events-v2-trigger.json")
+    doc = load_event("formats/events_v2/trigger.json")
     doc.update(change)
     with pytest.raises(BadRequest) as caught:
         events_v2.parse(doc, CTX)

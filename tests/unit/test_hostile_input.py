@@ -37,9 +37,9 @@ def test_deep_nesting_is_a_400_before_anything_else() -> None:
 
 
 def test_a_monitor_clock_far_ahead_is_capped_so_our_own_later_events_are_not_stale() -> None:
-    doc = load_event("alertmanager-firing.json")
+    doc = load_event("formats/alertmanager/firing.json")
     doc["alerts"][0]["startsAt"] = "2099-01-01T00:00:00Z"
-    (alert,) = _parse(get("alertmanager"), doc, ParseContext(received_at=RECEIVED))
+    (alert,) = _parse(get("alertmanager"), doc, ParseContext(received_at=RECEIVED)).alerts
     assert alert.occurred_at == RECEIVED + timedelta(minutes=5)
 
 
@@ -63,9 +63,9 @@ def test_a_yaml_error_never_quotes_the_line_with_a_token() -> None:
 def test_queue_messages_are_ascii_so_sqs_takes_any_text() -> None:
     from pdrelay.models import make_message
 
-    doc = load_event("alertmanager-firing.json")
+    doc = load_event("formats/alertmanager/firing.json")
     doc["alerts"][0]["annotations"]["summary"] = "bad \uffff char \ufffe and é"
-    (alert,) = _parse(get("alertmanager"), doc, ParseContext(received_at=RECEIVED))
+    (alert,) = _parse(get("alertmanager"), doc, ParseContext(received_at=RECEIVED)).alerts
     body = make_message(alert, route="r", routing_key="k" * 32, received_at=RECEIVED, request_id="x").to_json()
     assert body.isascii()
     assert "\uffff" in json.loads(body)["alert"]["summary"]

@@ -1,4 +1,8 @@
-"""Caller authentication: a bearer token, or basic auth whose password is the token.
+"""Caller authentication: a bearer token, basic auth whose password is the token, or (for senders
+that can set neither header, such as Sentry, Pingdom or Splunk) a ``token`` query parameter.
+
+SNS sends basic auth only after a 401 that asks for it, so 401 answers carry
+``WWW-Authenticate: Basic``. The query parameter is never logged (nothing logs the query string).
 
 Every configured token is compared, in constant time, whatever matched first, so timing says
 nothing about which token was close. Nothing here logs a credential.
@@ -32,12 +36,14 @@ def presented_token(headers: Mapping[str, str]) -> str | None:
     return None
 
 
-def authenticate(config: RelayConfig, headers: Mapping[str, str]) -> Caller:
-    token = presented_token(headers)
+def authenticate(config: RelayConfig, headers: Mapping[str, str],
+                 query: Mapping[str, str] | None = None) -> Caller:
+    token = presented_token(headers) or ((query or {}).get("token") or "").strip() or None
     if token is None:
         raise Unauthorized(
             "missing credentials",
-            ["send 'Authorization: Bearer <token>', or basic auth with the token as the password"],
+            ["send 'Authorization: Bearer <token>', basic auth with the token as the password, "
+             "or (for senders that cannot set headers) ?token=<token> in the URL"],
         )
     given = token.encode()
     match: Caller | None = None

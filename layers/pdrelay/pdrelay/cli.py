@@ -81,7 +81,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
         print(f"  bearer token     : {token}")
         print("\nTry it:")
         print(f"  curl -s -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' \\")
-        print(f"       --data @events/alertmanager-firing.json {stack.url}/v1/alerts/alertmanager")
+        print(f"       --data @events/formats/alertmanager/firing.json {stack.url}/v1/alerts/alertmanager")
         print("  pdrelay incidents")
     print("\nPress Ctrl-C to stop.", flush=True)
     done = threading.Event()

@@ -41,6 +41,33 @@ class Route(BaseModel):
 
     routing_key: str = Field(description="The PagerDuty Events API v2 integration key (32 characters).")
     description: str = ""
+    send_test_notifications: bool = Field(
+        False, description="Page for the test notifications monitors send when someone clicks 'test'."
+    )
+    formats: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Per-format options, e.g. alertmanager: {group_by: group}."
+    )
+
+    @field_validator("formats", mode="before")
+    @classmethod
+    def _format_options(cls, value: Any) -> Any:
+        from pdrelay import formats  # the registry imports no configuration: no cycle
+
+        if not isinstance(value, dict):
+            return value
+        problems = []
+        for name, raw in value.items():
+            if raw is not None and not isinstance(raw, dict):
+                problems.append(f"{name}: expected a mapping of options")
+                continue
+            problems.extend(f"{name}: {p}" for p in formats.option_problems(str(name), raw))
+        if problems:
+            raise ValueError("; ".join(problems))
+        return {str(k): dict(v or {}) for k, v in value.items()}
+
+    def options_for(self, fmt: Any) -> Any:
+        """The validated options of format ``fmt`` (a :class:`pdrelay.formats.Format`) on this route."""
+        return fmt.options_for(self.formats.get(fmt.name))
 
     @field_validator("routing_key")
     @classmethod

@@ -59,7 +59,7 @@ def content_hash(message: QueueMessageV1) -> str:
     """What makes a repeat notification different (times excluded: they move on every repeat)."""
     a = message.alert
     doc = a.model_dump(mode="json", by_alias=True,
-                       exclude={"occurred_at", "timestamp", "identity", "format", "action", "client_url"})
+                       exclude={"occurred_at", "timestamp", "identity", "format", "action", "client_url", "test"})
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
 

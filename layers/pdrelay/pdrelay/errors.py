@@ -11,6 +11,8 @@
     │   ├── NotFound             404: no such path
     │   └── PayloadTooLarge      413: body over the size limit
     ├── EnqueueError             SQS did not take every message (HTTP 503, caller retries)
+    ├── UpstreamError            a call ingest makes for the sender failed, e.g. confirming an
+    │                            SNS subscription (HTTP 502, the sender retries)
     ├── StoreError               DynamoDB failed in a way a retry may fix
     │   └── ConcurrentUpdate     the conditional write lost a race
     └── DeliveryError            the Events API did not take an event
@@ -67,6 +69,10 @@ class PayloadTooLarge(RequestError):
 
 class EnqueueError(PdrelayError):
     """Not every message reached SQS; nothing may be answered 202."""
+
+
+class UpstreamError(PdrelayError):
+    """A call made on the sender's behalf failed; retrying the request may pass."""
 
 
 class StoreError(PdrelayError):

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from pdrelay import formats
 from pdrelay.auth import authenticate
-from pdrelay.config import RelayConfig
+from pdrelay.config import RelayConfig, Route
 from pdrelay.errors import (
     BadRequest,
     ConfigError,
@@ -25,6 +25,7 @@ from pdrelay.errors import (
     PayloadTooLarge,
     PdrelayError,
     RequestError,
+    UpstreamError,
 )
 from pdrelay.formats import ParseContext
 from pdrelay.models import Alert, QueueMessageV1, make_message
@@ -118,7 +119,7 @@ def _depth(doc: Any) -> int:
 FUTURE_TOLERANCE = timedelta(minutes=5)
 
 
-def _parse(fmt: formats.Format, doc: Any, context: ParseContext) -> list[Alert]:
+def _parse(fmt: formats.Format, doc: Any, context: ParseContext) -> formats.Parsed:
     """The format's alerts; a model validation error the format did not foresee is still a 400.
 
     A monitor's clock ahead of ours (or a local time sent as UTC) must not make our own later
@@ -126,30 +127,60 @@ def _parse(fmt: formats.Format, doc: Any, context: ParseContext) -> list[Alert]:
     """
     latest = context.received_at + FUTURE_TOLERANCE
     try:
-        return [a if a.occurred_at <= latest else a.model_copy(update={"occurred_at": latest})
-                for a in fmt.parse(doc, context)]
+        parsed = fmt.run(doc, context)
     except ValidationError as exc:
         raise BadRequest(
             f"invalid {fmt.name} payload",
             [f"{'.'.join(str(p) for p in e['loc']) or 'alert'}: {e['msg']}" for e in exc.errors()],
         ) from exc
+    parsed.alerts = [a if a.occurred_at <= latest else a.model_copy(update={"occurred_at": latest})
+                     for a in parsed.alerts]
+    return parsed
+
+
+TEST_PREFIX = "[TEST] "
+
+
+def _tests_handled(parsed: formats.Parsed, route: Route | None, route_name: str | None) -> list[Alert]:
+    """The alerts to queue: a monitor's test notification pages only when the route asks for it."""
+    if not any(a.test for a in parsed.alerts):
+        return parsed.alerts
+    if route is not None and route.send_test_notifications:
+        return [a.model_copy(update={"summary": TEST_PREFIX + a.summary})
+                if a.test and a.summary and not a.summary.startswith(TEST_PREFIX) else a
+                for a in parsed.alerts]
+    tests = sum(a.test for a in parsed.alerts)
+    parsed.notes.append(f"{tests} test notification(s) answered without paging: route {route_name!r} "
+                        "does not set send_test_notifications")
+    return [a for a in parsed.alerts if not a.test]
 
 
 def _enqueue(messages: list[QueueMessageV1], deps: Deps) -> None:
-    enqueue(messages, deps.sqs, deps.settings.queue_url)
+    if messages:
+        enqueue(messages, deps.sqs, deps.settings.queue_url)
     for message in messages:
         count(ALERTS_ACCEPTED, Format=message.alert.format, Action=message.alert.action)
 
 
 def accept_alerts(request: IncomingRequest, format_name: str, deps: Deps) -> dict[str, Any]:
-    """``POST /v1/alerts/{format}``: the 202 body, or a RequestError."""
-    caller = authenticate(deps.config, request.headers)
+    """``POST /v1/alerts/{format}``: the 202 body, or a RequestError.
+
+    Each alert of a request is answered on its own: one the format refuses is listed under
+    ``rejected`` while the others are queued; only a request with nothing usable is a 400.
+    """
+    caller = authenticate(deps.config, request.headers, request.query)
     check_size(request, deps.settings.max_body_bytes)
     doc = decode_json(request.body)
     fmt = formats.detect(doc, request.headers) if format_name == "auto" else formats.get(format_name)
     count(ALERTS_RECEIVED, Format=fmt.name)
     destination = select_route(deps.config, caller, request.headers, request.query)
-    alerts = _parse(fmt, doc, ParseContext(received_at=request.received_at, headers=request.headers))
+    route = deps.config.routes.get(destination.route or "")
+    context = ParseContext(received_at=request.received_at, headers=request.headers, body=request.body,
+                           options=route.options_for(fmt) if route is not None else fmt.options_for(None))
+    parsed = _parse(fmt, doc, context)
+    alerts = _tests_handled(parsed, route, destination.route)
+    if not alerts and not parsed.notes and not parsed.after:
+        raise BadRequest(f"invalid {fmt.name} payload", parsed.rejected or ["the payload carries no alerts"])
     messages = [
         make_message(
             alert,
@@ -163,23 +194,34 @@ def accept_alerts(request: IncomingRequest, format_name: str, deps: Deps) -> dic
 
     def work() -> dict[str, Any]:
         _enqueue(messages, deps)
+        for action in parsed.after:
+            action()
         logger.info(
             "alerts accepted",
             extra={"format": fmt.name, "route": destination.route, "caller": caller.name,
-                   "dedup_keys": [m.dedup_key for m in messages]},
+                   "dedup_keys": [m.dedup_key for m in messages], "rejected": len(parsed.rejected),
+                   "notes": parsed.notes},
         )
-        return {
+        answer: dict[str, Any] = {
             "status": "accepted",
             "format": fmt.name,
+            "detected": format_name == "auto",
             "route": destination.route,
             "accepted": len(messages),
             "alerts": [
-                {"action": m.alert.action, "dedup_key": m.dedup_key, "identity": m.alert.identity}
+                {"action": m.alert.action, "dedup_key": m.dedup_key, "identity": m.alert.identity,
+                 **({"test": True} if m.alert.test else {})}
                 for m in messages
             ],
         }
+        if parsed.rejected:
+            answer["rejected"] = parsed.rejected
+        if parsed.notes:
+            answer["notes"] = parsed.notes
+        return answer
 
-    key = replay_key(caller.name, "v1", fmt.name, destination.route, request.body, request.headers)
+    key = replay_key(caller.name, "v1", fmt.name, destination.route, request.body, request.headers,
+                     by_body=fmt.replay_by_body)
     return _once(key, work, deps)
 
 
@@ -191,15 +233,26 @@ def _once(key: str | None, work: Callable[[], dict[str, Any]], deps: Deps) -> di
 
 def accept_v2_event(request: IncomingRequest, deps: Deps) -> dict[str, Any]:
     """``POST /v2/enqueue``: answered exactly as PagerDuty answers."""
-    caller = authenticate(deps.config, request.headers)
+    message = _accept_pagerduty_event(request, deps, "events_v2", "routing_key")
+    return {"status": "success", "message": "Event processed", "dedup_key": message["dedup_key"]}
+
+
+def accept_v1_event(request: IncomingRequest, deps: Deps) -> dict[str, Any]:
+    """``POST /generic/2010-04-15/create_event.json``: answered as Events API v1 answers."""
+    message = _accept_pagerduty_event(request, deps, "events_v1", "service_key")
+    return {"status": "success", "message": "Event processed", "incident_key": message["dedup_key"]}
+
+
+def _accept_pagerduty_event(request: IncomingRequest, deps: Deps, format_name: str, key_field: str) -> dict[str, Any]:
+    caller = authenticate(deps.config, request.headers, request.query)
     check_size(request, deps.settings.max_body_bytes)
     doc = decode_json(request.body)
     if not isinstance(doc, dict):
         raise BadRequest("Event object is invalid", ["Event object must be a JSON object"])
-    fmt = formats.get("events_v2")
+    fmt = formats.get(format_name)
     count(ALERTS_RECEIVED, Format=fmt.name)
-    destination = route_for_routing_key(deps.config, caller, doc.get("routing_key"))
-    (alert,) = _parse(fmt, doc, ParseContext(received_at=request.received_at, headers=request.headers))
+    destination = route_for_routing_key(deps.config, caller, doc.get(key_field), field=key_field)
+    (alert,) = _parse(fmt, doc, ParseContext(received_at=request.received_at, headers=request.headers)).alerts
     message = make_message(
         alert,
         route=destination.route,
@@ -212,12 +265,11 @@ def accept_v2_event(request: IncomingRequest, deps: Deps) -> dict[str, Any]:
         _enqueue([message], deps)
         logger.info("event accepted", extra={"format": fmt.name, "route": destination.route,
                                              "caller": caller.name, "dedup_key": message.dedup_key})
-        return {"status": "success", "message": "Event processed", "dedup_key": message.dedup_key}
+        return {"dedup_key": message.dedup_key, "format": fmt.name}
 
-    answer = _once(replay_key(caller.name, "v2", fmt.name, destination.route, request.body, request.headers),
-                   work, deps)
-    answer.pop("replayed", None)  # PagerDuty's answer has no such field
-    return answer
+    # The same event body legitimately recurs (trigger, resolve, trigger again): explicit ids only.
+    return _once(replay_key(caller.name, format_name, fmt.name, destination.route, request.body, request.headers,
+                            by_body=False), work, deps)
 
 
 def error_response(exc: PdrelayError, *, pagerduty_style: bool = False) -> tuple[int, dict[str, Any]]:
@@ -235,6 +287,9 @@ def error_response(exc: PdrelayError, *, pagerduty_style: bool = False) -> tuple
     if isinstance(exc, EnqueueError):
         logger.error("enqueue failed", extra={"error": str(exc)})
         return 503, {"status": "unavailable", "message": "the alert could not be queued; retry"}
+    if isinstance(exc, UpstreamError):
+        logger.warning("upstream call failed", extra={"error": str(exc)})
+        return 502, {"status": "unavailable", "message": str(exc)}
     if isinstance(exc, ConfigError):
         logger.error("configuration error", extra={"error": str(exc)})
         return 500, {"status": "error", "message": "pdrelay is misconfigured; see its logs"}

@@ -69,6 +69,7 @@ class Alert(BaseModel):
     client: str | None = None
     client_url: str | None = None
     dedup_key: str | None = Field(None, max_length=DEDUP_KEY_LIMIT, description="Given by the sender.")
+    test: bool = Field(False, description="A monitor's test notification: paged only if the route asks.")
 
     @model_validator(mode="after")
     def _trigger_has_payload(self) -> Alert:

@@ -7,8 +7,9 @@ answers repeats with the first answer, marked ``"replayed": true``. The key cove
 the endpoint, the format and the route, plus an explicit delivery id when the sender gives one
 (SNS's ``x-amz-sns-message-id``, or an ``Idempotency-Key`` header), else the body. Bodies are only
 used for formats whose every notification carries its own times (a re-fire differs from the first
-firing): for PagerDuty-style events, where the same body legitimately recurs (trigger, resolve,
-trigger again), only explicit ids count. A window of 0 turns it off.
+firing; the format module says so with ``REPLAY_BY_BODY = True``): for PagerDuty-style events and
+user templates, where the same body legitimately recurs (trigger, resolve, trigger again), only
+explicit ids count. A window of 0 turns it off.
 """
 
 from __future__ import annotations
@@ -34,17 +35,14 @@ from pdrelay.observability import REPLAYS_IGNORED, count, logger
 Answer = dict[str, Any]
 
 
-BODY_IS_NOT_IDENTITY = frozenset({"events_v2"})
-
-
 def replay_key(caller: str, endpoint: str, format_name: str, route: str | None, body: bytes,
-               headers: Mapping[str, str]) -> str | None:
+               headers: Mapping[str, str], *, by_body: bool) -> str | None:
     """The key for this request, or None when it has no reliable identity of its own."""
     explicit = headers.get("x-amz-sns-message-id") or headers.get("idempotency-key")
     if explicit:
         # Tied to the body too: a sender reusing a key for a different event is not swallowed.
         content = f"id:{explicit}:{hashlib.sha256(body).hexdigest()}"
-    elif format_name in BODY_IS_NOT_IDENTITY:
+    elif not by_body:
         return None
     else:
         content = hashlib.sha256(body).hexdigest()

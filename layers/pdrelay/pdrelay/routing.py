@@ -37,10 +37,11 @@ def select_route(
     return Destination(route=name, routing_key=config.routes[name].routing_key)
 
 
-def route_for_routing_key(config: RelayConfig, caller: Caller, value: object) -> Destination:
-    """Resolve the ``routing_key`` field of a PagerDuty-compatible event."""
+def route_for_routing_key(config: RelayConfig, caller: Caller, value: object,
+                          field: str = "routing_key") -> Destination:
+    """Resolve the ``routing_key`` (v2) or ``service_key`` (v1) field of a PagerDuty-compatible event."""
     if not isinstance(value, str) or not value:
-        raise BadRequest("Event object is invalid", ["'routing_key' is missing or blank"])
+        raise BadRequest("Event object is invalid", [f"'{field}' is missing or blank"])
     if value in config.routes:
         _allowed(caller, value)
         return Destination(route=value, routing_key=config.routes[value].routing_key)
@@ -52,5 +53,5 @@ def route_for_routing_key(config: RelayConfig, caller: Caller, value: object) ->
         return Destination(route=None, routing_key=value)
     raise BadRequest(
         "Event object is invalid",
-        ["'routing_key' is neither a configured route name nor a configured routing key"],
+        [f"'{field}' is neither a configured route name nor a configured routing key"],
     )

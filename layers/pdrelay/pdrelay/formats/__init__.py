@@ -8,10 +8,17 @@ A format is a module in this package (names starting with ``_`` are skipped) tha
     an int; ``auto`` tries formats in increasing order;
 ``detect(doc, headers) -> bool``
     whether a decoded payload looks like this format;
-``parse(doc, context) -> list[Alert]``
-    the alerts it carries, or :class:`pdrelay.errors.BadRequest` naming each problem.
+``parse(doc, context) -> list[Alert] | Parsed``
+    the alerts it carries, or :class:`pdrelay.errors.BadRequest` naming each problem. A
+    :class:`Parsed` also carries notes for the answer (a test notification, an ignored state),
+    per-item rejections (the other alerts of the request still go), and actions to run once the
+    alerts are queued (confirming an SNS subscription).
 
-Adding a monitor is adding one module (and its tests): the registry finds it.
+and may define ``REPLAY_BY_BODY = True`` when every notification carries its own times (so an
+identical body within the replay window is a sender's retry, not a new event), and ``Options``, a pydantic model of per-route options (``routes.NAME.formats.NAME``
+in the configuration); ``context.options`` is then an instance of it.
+
+Adding a monitor is adding one module (and its tests and fixtures): the registry finds it.
 """
 
 from __future__ import annotations
@@ -25,6 +32,8 @@ from functools import lru_cache
 from types import ModuleType
 from typing import Any
 
+from pydantic import BaseModel, ValidationError
+
 from pdrelay.errors import BadRequest
 from pdrelay.models import Alert
 
@@ -34,8 +43,19 @@ class ParseContext:
     """What a format may know about the request besides the payload."""
 
     received_at: datetime
-    headers: Mapping[str, str] = field(default_factory=dict)
-    options: Mapping[str, Any] = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=dict)  # lower-case names
+    options: Any = None  # the format's ``Options`` for the route, when it defines them
+    body: bytes = b""  # the raw body, for senders that sign it
+
+
+@dataclass
+class Parsed:
+    """What a payload amounts to."""
+
+    alerts: list[Alert] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    rejected: list[str] = field(default_factory=list)  # "where: why", one per alert refused
+    after: list[Callable[[], None]] = field(default_factory=list)  # run once the alerts are queued
 
 
 @dataclass(frozen=True)
@@ -43,7 +63,19 @@ class Format:
     name: str
     detect_order: int
     detect: Callable[[Any, Mapping[str, str]], bool]
-    parse: Callable[[Any, ParseContext], list[Alert]]
+    parse: Callable[[Any, ParseContext], list[Alert] | Parsed]
+    options: type[BaseModel] | None = None
+    replay_by_body: bool = False  # every notification carries its own times: same body, same event
+
+    def options_for(self, raw: Mapping[str, Any] | None) -> Any:
+        """This format's options from a route's raw mapping (validated at config load)."""
+        if self.options is None:
+            return None
+        return self.options.model_validate(raw or {})
+
+    def run(self, doc: Any, context: ParseContext) -> Parsed:
+        result = self.parse(doc, context)
+        return result if isinstance(result, Parsed) else Parsed(alerts=list(result))
 
 
 def _from_module(module: ModuleType) -> Format:
@@ -52,6 +84,8 @@ def _from_module(module: ModuleType) -> Format:
         detect_order=getattr(module, "DETECT_ORDER", 100),
         detect=module.detect,
         parse=module.parse,
+        options=getattr(module, "Options", None),
+        replay_by_body=getattr(module, "REPLAY_BY_BODY", False),
     )
 
 
@@ -85,5 +119,24 @@ def detect(doc: Any, headers: Mapping[str, str]) -> Format:
             return fmt
     raise BadRequest(
         "could not detect the payload's format",
-        [f"tried: {', '.join(names())}", "name the format in the URL: /v1/alerts/{format}"],
+        [f"tried: {', '.join(n for n, f in registry().items() if f.detect_order < MANUAL_ONLY)}",
+         "name the format in the URL: /v1/alerts/{format}"],
     )
+
+
+MANUAL_ONLY = 1000  # formats at or after this DETECT_ORDER are never auto-detected (generic)
+
+
+def option_problems(name: str, raw: Any) -> list[str]:
+    """What is wrong with a route's options for format ``name`` (for config validation)."""
+    fmt = registry().get(name)
+    if fmt is None:
+        return [f"no format named {name!r} (known: {', '.join(names())})"]
+    if fmt.options is None:
+        return [f"format {name!r} takes no options"]
+    try:
+        fmt.options.model_validate(raw if raw is not None else {})
+    except ValidationError as exc:
+        return [f"{'.'.join(str(p) for p in e['loc']) or '(options)'}: {e['msg'].removeprefix('Value error, ')}"
+                for e in exc.errors()]
+    return []

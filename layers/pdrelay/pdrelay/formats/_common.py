@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from pdrelay.models import SUMMARY_LIMIT, Link, truncate
+from pydantic import ValidationError
+
+from pdrelay.formats import Parsed
+from pdrelay.models import SUMMARY_LIMIT, Alert, Link, truncate
 
 SEVERITY_WORDS: dict[str, str] = {
     **dict.fromkeys(
@@ -64,3 +67,34 @@ def first(mapping: Mapping[str, Any], *keys: str) -> str | None:
         if value:
             return value
     return None
+
+
+def links(*candidates: tuple[object, str]) -> list[Link]:
+    """Links for the (href, label) pairs whose href is an http(s) URL, in order, without repeats."""
+    found: list[Link] = []
+    for href, label in candidates:
+        link = http_link(href, label)
+        if link is not None and all(link.href != seen.href for seen in found):
+            found.append(link)
+    return found
+
+
+def compact(mapping: Mapping[str, Any]) -> dict[str, Any]:
+    """``mapping`` without None, empty strings, empty lists and empty mappings."""
+    return {k: v for k, v in mapping.items() if v is not None and v != "" and v != [] and v != {}}
+
+
+def collect(items: Iterable[Any], build: Callable[[Any], Alert], where: str = "alerts") -> Parsed:
+    """One alert per item; an item ``build`` refuses (ValueError, or a model error) is listed in
+    ``rejected`` as ``where[i]: why`` while the others go on."""
+    parsed = Parsed()
+    for index, raw in enumerate(items):
+        try:
+            parsed.alerts.append(build(raw))
+        except ValidationError as exc:
+            parsed.rejected.extend(
+                f"{where}[{index}]: {'.'.join(str(p) for p in e['loc']) or 'alert'}: "
+                f"{e['msg'].removeprefix('Value error, ')}" for e in exc.errors())
+        except (ValueError, TypeError, AttributeError, KeyError) as exc:
+            parsed.rejected.append(f"{where}[{index}]: {exc}")
+    return parsed

@@ -8,6 +8,13 @@
   when ``endsAt`` is Go's zero time or earlier than ``startsAt``.
 - Severity: the ``severity`` label (see ``_common.SEVERITY_WORDS``), ``error`` when absent.
 - Summary: annotations ``summary``, ``description``, ``message``; else alertname and instance.
+- ``truncatedAlerts`` (alerts Alertmanager left out to honour ``max_alerts``) is kept in the
+  details and noted in the answer: those alerts page with the next notification that carries them.
+
+Per route, ``formats: {alertmanager: {group_by: group}}`` makes one incident per alert *group*
+instead, as Alertmanager's own PagerDuty notifier does: the identity is the ``groupKey``, the group
+triggers (and updates) while any alert fires and resolves when the group's ``status`` is resolved;
+events are ordered by pdrelay's receipt, because Alertmanager sends a group's notifications in order.
 """
 
 from __future__ import annotations
@@ -17,16 +24,26 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import ValidationError
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from pdrelay.errors import BadRequest
-from pdrelay.formats import ParseContext
-from pdrelay.formats._common import first, http_link, map_severity, str_map, summary, text
-from pdrelay.models import Action, Alert, Link
+from pdrelay.formats import ParseContext, Parsed
+from pdrelay.formats._common import collect, compact, first, http_link, map_severity, str_map, summary, text
+from pdrelay.models import SEVERITIES, Action, Alert, Link
 from pdrelay.timeutil import iso, parse_time
 
 NAME = "alertmanager"
 DETECT_ORDER = 20
+REPLAY_BY_BODY = True
+
+
+class Options(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    group_by: Literal["alert", "group"] = Field(
+        "alert", description="One incident per alert (fingerprint), or per group (groupKey).")
 
 
 def detect(doc: Any, headers: Mapping[str, str]) -> bool:
@@ -43,31 +60,86 @@ def label_hash(labels: Mapping[str, str]) -> str:
     return "labels-" + hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
 
-def parse(doc: Any, context: ParseContext) -> list[Alert]:
+def parse(doc: Any, context: ParseContext) -> Parsed:
     if not isinstance(doc, dict):
         raise BadRequest("an Alertmanager payload is a JSON object", ["body: expected an object"])
     alerts = doc.get("alerts")
     if not isinstance(alerts, list) or not alerts:
         raise BadRequest("no alerts in the payload", ["alerts: expected a non-empty list"])
     group_status = text(doc.get("status"))
-    problems: list[str] = []
-    result: list[Alert] = []
-    for index, raw in enumerate(alerts):
-        if not isinstance(raw, dict):
-            problems.append(f"alerts[{index}]: expected an object")
-            continue
-        try:
-            result.append(_alert(raw, doc, group_status, context))
-        except ValueError as exc:
-            problems.append(f"alerts[{index}]: {exc}")
-        except ValidationError as exc:
-            problems.extend(f"alerts[{index}]: {e['msg']}" for e in exc.errors())
-    if problems:
-        raise BadRequest("invalid Alertmanager payload", problems)
-    return result
+    options = context.options if isinstance(context.options, Options) else Options()
+    if options.group_by == "group":
+        parsed = Parsed(alerts=[_group(doc, alerts, context)])
+    else:
+        parsed = collect(alerts, lambda raw: _alert(raw, doc, group_status, context))
+    truncated = doc.get("truncatedAlerts")
+    if isinstance(truncated, int) and truncated > 0:
+        parsed.notes.append(f"Alertmanager left out {truncated} alert(s) (max_alerts): they page when a "
+                            "later notification carries them")
+    return parsed
 
 
-def _alert(raw: dict[str, Any], doc: dict[str, Any], group_status: str | None, ctx: ParseContext) -> Alert:
+def _group(doc: dict[str, Any], alerts: list[Any], ctx: ParseContext) -> Alert:
+    """The whole group as one alert, as Alertmanager's PagerDuty notifier sees it."""
+    key = text(doc.get("groupKey"))
+    if not key:
+        raise BadRequest("invalid Alertmanager payload", ["groupKey: needed to page per group (group_by: group)"])
+    status = (text(doc.get("status")) or "").lower()
+    if status not in ("firing", "resolved"):
+        raise BadRequest("invalid Alertmanager payload", [f"status: must be 'firing' or 'resolved', got {status!r}"])
+    members = [a for a in alerts if isinstance(a, dict)]
+    firing = [a for a in members if (text(a.get("status")) or status) == "firing"]
+    resolved = [a for a in members if (text(a.get("status")) or status) == "resolved"]
+    common = str_map(doc.get("commonLabels"))
+    group_labels = str_map(doc.get("groupLabels"))
+    annotations = str_map(doc.get("commonAnnotations"))
+    severities = [map_severity(str_map(a.get("labels")).get("severity")) for a in firing or members]
+    severity = min(severities, key=SEVERITIES.index) if severities else "error"
+    truncated = doc.get("truncatedAlerts") if isinstance(doc.get("truncatedAlerts"), int) else 0
+    count = len(firing) + (truncated if status == "firing" else 0)
+    name = group_labels.get("alertname") or common.get("alertname") or "alerts"
+    label_text = " ".join(f"{k}={v}" for k, v in sorted(group_labels.items()) if k != "alertname")
+    title = f"[{status.upper()}:{count if status == 'firing' else len(resolved)}] {name}"
+
+    def brief(alert: dict[str, Any]) -> str:
+        labels = str_map(alert.get("labels"))
+        notes = str_map(alert.get("annotations"))
+        where = first(labels, "instance", "job", "service") or text(alert.get("fingerprint")) or "?"
+        return f"{where}: {notes.get('summary') or notes.get('description') or labels.get('alertname', '')}".strip()
+
+    details = compact({
+        "status": status,
+        "groupKey": key,
+        "groupLabels": group_labels,
+        "commonLabels": common,
+        "commonAnnotations": annotations,
+        "firing": [brief(a) for a in firing],
+        "resolved": [brief(a) for a in resolved],
+        "truncatedAlerts": truncated or None,
+        "receiver": text(doc.get("receiver")),
+    })
+    return Alert(
+        format=NAME,
+        identity="group:" + hashlib.sha256(key.encode()).hexdigest()[:32],
+        action="trigger" if status == "firing" else "resolve",
+        occurred_at=ctx.received_at,
+        summary=summary(annotations.get("summary"), f"{title} {label_text}".strip(), fallback=title),
+        source=text(doc.get("externalURL")) or "alertmanager",
+        severity=severity,
+        timestamp=ctx.received_at,
+        component=first(common, "component", "service", "job"),
+        group=first(common, "cluster", "namespace", "env", "environment"),
+        class_=name,
+        custom_details=details,
+        links=[link for link in (http_link(doc.get("externalURL"), "Alertmanager"),) if link is not None],
+        client="Prometheus Alertmanager",
+        client_url=text(doc.get("externalURL")),
+    )
+
+
+def _alert(raw: Any, doc: dict[str, Any], group_status: str | None, ctx: ParseContext) -> Alert:
+    if not isinstance(raw, dict):
+        raise ValueError("expected an object")
     status = (text(raw.get("status")) or group_status or "").lower()
     if status not in ("firing", "resolved"):
         raise ValueError(f"status must be 'firing' or 'resolved', got {status or 'nothing'!r}")

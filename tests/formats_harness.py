@@ -1,0 +1,115 @@
+"""Monitor fixtures and what pdrelay makes of them: shared by the golden, detection and e2e tests.
+
+Layout, one folder per format under ``events/formats/<format>/``:
+
+``<case>.json``
+    a request body, modelled on the monitor's documented payload (our own samples);
+``<case>.meta.json`` (optional)
+    ``{"headers": {...}, "options": {...}, "detect": false, "send_test_notifications": true}``:
+    request headers, the route's options for the format, whether ``auto`` must pick this format
+    for the case (default true), whether the route pages for test notifications;
+``lifecycle.json``
+    ``{"pairs": [["<firing case>", "<recovery case or null>"], ...]}``: cases that must land on one
+    incident, which ends resolved when the pair has a recovery;
+
+and the expected PagerDuty events in ``tests/golden/<format>/<case>.json``. Regenerate goldens
+with ``PDRELAY_UPDATE_GOLDEN=1 make test`` and read the diff before committing it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import EVENTS, ROOT, ROUTING_KEY
+
+FIXTURES = EVENTS / "formats"
+GOLDEN = ROOT / "tests" / "golden"
+RECEIVED = datetime(2026, 11, 24, 9, 30, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Case:
+    format: str
+    name: str
+    body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
+    detect: bool = True
+    send_test_notifications: bool = False
+
+    @property
+    def id(self) -> str:
+        return f"{self.format}/{self.name}"
+
+    @property
+    def doc(self) -> Any:
+        return json.loads(self.body)
+
+    @property
+    def golden_path(self) -> Path:
+        return GOLDEN / self.format / f"{self.name}.json"
+
+
+def load_case(fmt: str, name: str) -> Case:
+    folder = FIXTURES / fmt
+    meta_path = folder / f"{name}.meta.json"
+    meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.exists() else {}
+    return Case(
+        format=fmt,
+        name=name,
+        body=(folder / f"{name}.json").read_bytes(),
+        headers={k.lower(): v for k, v in meta.get("headers", {}).items()},
+        options=meta.get("options", {}),
+        detect=meta.get("detect", True),
+        send_test_notifications=meta.get("send_test_notifications", False),
+    )
+
+
+def format_names() -> list[str]:
+    return sorted(p.name for p in FIXTURES.iterdir() if p.is_dir())
+
+
+def cases(fmt: str | None = None) -> list[Case]:
+    found = []
+    for name in [fmt] if fmt else format_names():
+        for path in sorted((FIXTURES / name).glob("*.json")):
+            if path.name.endswith(".meta.json") or path.name == "lifecycle.json":
+                continue
+            found.append(load_case(name, path.stem))
+    return found
+
+
+def lifecycle_pairs(fmt: str) -> list[tuple[str, str | None]]:
+    path = FIXTURES / fmt / "lifecycle.json"
+    if not path.exists():
+        return []
+    return [(first, second) for first, second in json.loads(path.read_text(encoding="utf-8"))["pairs"]]
+
+
+def run(case: Case, received_at: datetime = RECEIVED) -> dict[str, Any]:
+    """What pdrelay makes of a case: the Events API v2 bodies it would send, and its notes."""
+    from pdrelay import formats
+    from pdrelay.events_api import build_event
+    from pdrelay.ingest import _parse, decode_json
+    from pdrelay.models import make_message
+
+    fmt = formats.get(case.format)
+    context = formats.ParseContext(received_at=received_at, headers=case.headers, body=case.body,
+                                   options=fmt.options_for(case.options))
+    parsed = _parse(fmt, decode_json(case.body), context)
+    events = []
+    for alert in parsed.alerts:
+        message = make_message(alert, route="golden", routing_key=ROUTING_KEY, received_at=received_at,
+                               request_id="golden")
+        event = build_event(message, alert.action)
+        events.append({"test": True, **event} if alert.test else event)
+    result: dict[str, Any] = {"events": events}
+    if parsed.notes:
+        result["notes"] = parsed.notes
+    if parsed.rejected:
+        result["rejected"] = parsed.rejected
+    return result
