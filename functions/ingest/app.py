@@ -86,6 +86,21 @@ def _on_unexpected(exc: Exception) -> Response:
     return _json(500, {"status": "error", "message": "internal error"})
 
 
+def _alarm_action(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """A CloudWatch alarm's Lambda action: the alarm event itself, not an HTTP request."""
+    try:
+        return ingest.accept_alarm_action(event, getattr(context, "aws_request_id", ""), datetime.now(UTC),
+                                          ingest.deps_from_environment(context))
+    except PdrelayError as exc:
+        status, body = ingest.error_response(exc)
+        if status >= 500:
+            raise  # an asynchronous invocation is retried by Lambda
+        logger.warning("alarm action refused", extra={"status": status, "reason": body.get("message")})
+        return {"statusCode": status, **body}
+
+
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    if event.get("source") == "aws.cloudwatch" and isinstance(event.get("alarmData"), dict):
+        return _alarm_action(event, context)
     return app.resolve(event, context)

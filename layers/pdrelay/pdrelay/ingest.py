@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from pdrelay import formats
 from pdrelay.auth import authenticate
-from pdrelay.config import RelayConfig, Route
+from pdrelay.config import Caller, RelayConfig, Route
 from pdrelay.errors import (
     BadRequest,
     ConfigError,
@@ -162,13 +162,25 @@ def _enqueue(messages: list[QueueMessageV1], deps: Deps) -> None:
         count(ALERTS_ACCEPTED, Format=message.alert.format, Action=message.alert.action)
 
 
-def accept_alerts(request: IncomingRequest, format_name: str, deps: Deps) -> dict[str, Any]:
+ALARM_ACTION_CALLER = Caller.model_construct(name="cloudwatch-alarm-action", token="", routes=(), default_route=None)
+
+
+def accept_alarm_action(event: dict[str, Any], request_id: str, received_at: datetime, deps: Deps) -> dict[str, Any]:
+    """A CloudWatch alarm's Lambda action invoking the ingest function directly: IAM (the function's
+    resource policy) has already said who may call, and the alarm goes to the default route."""
+    body = json.dumps(event, separators=(",", ":")).encode()
+    request = IncomingRequest(body=body, request_id=request_id, received_at=received_at)
+    return accept_alerts(request, "cloudwatch", deps, caller=ALARM_ACTION_CALLER)
+
+
+def accept_alerts(request: IncomingRequest, format_name: str, deps: Deps,
+                  caller: Caller | None = None) -> dict[str, Any]:
     """``POST /v1/alerts/{format}``: the 202 body, or a RequestError.
 
     Each alert of a request is answered on its own: one the format refuses is listed under
     ``rejected`` while the others are queued; only a request with nothing usable is a 400.
     """
-    caller = authenticate(deps.config, request.headers, request.query)
+    caller = caller or authenticate(deps.config, request.headers, request.query)
     check_size(request, deps.settings.max_body_bytes)
     doc = decode_json(request.body)
     fmt = formats.detect(doc, request.headers) if format_name == "auto" else formats.get(format_name)

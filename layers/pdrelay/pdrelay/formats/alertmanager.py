@@ -95,7 +95,7 @@ def _group(doc: dict[str, Any], alerts: list[Any], ctx: ParseContext) -> Alert:
     annotations = str_map(doc.get("commonAnnotations"))
     severities = [map_severity(str_map(a.get("labels")).get("severity")) for a in firing or members]
     severity = min(severities, key=SEVERITIES.index) if severities else "error"
-    truncated = doc.get("truncatedAlerts") if isinstance(doc.get("truncatedAlerts"), int) else 0
+    truncated = doc["truncatedAlerts"] if isinstance(doc.get("truncatedAlerts"), int) else 0
     count = len(firing) + (truncated if status == "firing" else 0)
     name = group_labels.get("alertname") or common.get("alertname") or "alerts"
     label_text = " ".join(f"{k}={v}" for k, v in sorted(group_labels.items()) if k != "alertname")
