@@ -140,3 +140,23 @@ def test_partly_bad_requests_queue_the_good_alerts_and_list_the_rest(aws: Aws, i
     assert (status, body["accepted"]) == (202, 1)
     assert body["rejected"][0].startswith("alerts[0]: status")
     assert len(aws.drain()) == 1
+
+
+def test_test_notifications_page_only_on_routes_that_ask(aws: Aws, ingest: Handler, tmp_path: Any,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    config = {"default_route": "quiet", "callers": [{"name": "c", "token": TOKEN}],
+              "routes": {"quiet": {"routing_key": "Q" * 32, "formats": {"generic": {"test": "demo"}}},
+                         "loud": {"routing_key": "L" * 32, "send_test_notifications": True,
+                                  "formats": {"generic": {"test": "demo"}}}}}
+    path = tmp_path / "pdrelay.json"
+    path.write_text(json.dumps(config))
+    monkeypatch.setenv("PDRELAY_CONFIG", str(path))
+    doc = {"id": "button", "status": "firing", "summary": "Test from the settings page", "demo": True}
+    status, body, _ = call(ingest, "/v1/alerts/generic?route=quiet", doc)
+    assert (status, body["accepted"]) == (202, 0)
+    assert "test notification" in body["notes"][0] and "send_test_notifications" in body["notes"][0]
+    assert aws.drain() == []
+    status, body, _ = call(ingest, "/v1/alerts/generic?route=loud", doc)
+    assert (status, body["alerts"][0]["test"]) == (202, True)
+    (queued,) = aws.drain()
+    assert parse_message(queued["Body"]).alert.summary == "[TEST] Test from the settings page"
