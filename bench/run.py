@@ -4,6 +4,8 @@
    PagerDuty emulator on 127.0.0.1, next to a bare ``requests.Session`` loop posting the same events.
 2. Cold import: each handler module loaded in a fresh interpreter, next to ``import boto3`` alone,
    with the interpreter's peak RSS.
+3. Format parsing: every fixture under events/formats parsed (detection with ``auto``, then the
+   format's parse and the Events API body), per format, next to ``json.loads`` of the same bodies.
 """
 
 from __future__ import annotations
@@ -177,13 +179,52 @@ def bench_imports(runs: int) -> None:
               f"   ratio {elapsed / baseline:4.2f}x boto3")
 
 
+def bench_formats(rounds: int = 200) -> None:
+    sys.path[:0] = [str(ROOT), str(ROOT / "layers" / "pdrelay")]
+    from pdrelay import formats
+    from pdrelay.events_api import build_event
+    from pdrelay.ingest import decode_json
+    from pdrelay.models import make_message
+    from tests.formats_harness import RECEIVED, cases
+
+    by_format: dict[str, list] = {}
+    for case in cases():
+        by_format.setdefault(case.format, []).append(case)
+    print(f"\nformat parsing (all fixtures of a format, {rounds} rounds; µs per payload)")
+    print(f"  {'format':<14} {'payloads':>8} {'json.loads':>11} {'detect+parse+event':>19} {'ratio':>6}")
+    for name, group in sorted(by_format.items()):
+        fmt = formats.get(name)
+        contexts = [formats.ParseContext(received_at=RECEIVED, headers=c.headers, body=c.body,
+                                         options=fmt.options_for(c.options)) for c in group]
+        start = time.perf_counter()
+        for _ in range(rounds):
+            for case in group:
+                decode_json(case.body)
+        loads = (time.perf_counter() - start) / (rounds * len(group))
+        start = time.perf_counter()
+        for _ in range(rounds):
+            for case, context in zip(group, contexts, strict=True):
+                doc = decode_json(case.body)
+                chosen = formats.detect(doc, case.headers) if case.detect else fmt
+                for alert in chosen.run(doc, context).alerts:
+                    build_event(make_message(alert, route="b", routing_key=ROUTING_KEY, received_at=RECEIVED,
+                                             request_id="b"), alert.action)
+        full = (time.perf_counter() - start) / (rounds * len(group))
+        print(f"  {name:<14} {len(group):>8} {loads * 1e6:>11.1f} {full * 1e6:>19.1f} {full / loads:>6.1f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=300)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--only", choices=["dispatch", "imports", "formats"])
     args = parser.parse_args()
-    bench_dispatch(args.events)
-    bench_imports(args.runs)
+    if args.only in (None, "dispatch"):
+        bench_dispatch(args.events)
+    if args.only in (None, "imports"):
+        bench_imports(args.runs)
+    if args.only in (None, "formats"):
+        bench_formats()
 
 
 if __name__ == "__main__":
