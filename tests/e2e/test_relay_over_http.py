@@ -26,7 +26,8 @@ def test_firing_then_resolved_is_one_incident_that_ends_resolved(relay: Relay) -
     assert answer.status_code == 202, answer.text
     key = answer.json()["alerts"][0]["dedup_key"]
     relay.wait_until(lambda: [i["status"] for i in relay.incidents(key)] == ["triggered"])
-    assert relay.post("/v1/alerts/alertmanager", alertmanager("formats/alertmanager/resolved.json", fp)).status_code == 202
+    resolved = alertmanager("formats/alertmanager/resolved.json", fp)
+    assert relay.post("/v1/alerts/alertmanager", resolved).status_code == 202
     relay.wait_until(lambda: [i["status"] for i in relay.incidents(key)] == ["resolved"])
     (incident,) = relay.incidents(key)
     assert incident["severity"] == "critical"

@@ -15,8 +15,9 @@ A format is a module in this package (names starting with ``_`` are skipped) tha
     alerts are queued (confirming an SNS subscription).
 
 and may define ``REPLAY_BY_BODY = True`` when every notification carries its own times (so an
-identical body within the replay window is a sender's retry, not a new event), and ``Options``, a pydantic model of per-route options (``routes.NAME.formats.NAME``
-in the configuration); ``context.options`` is then an instance of it.
+identical body within the replay window is a sender's retry, not a new event), and ``Options``, a
+pydantic model of per-route options (``routes.NAME.formats.NAME`` in the configuration);
+``context.options`` is then an instance of it.
 
 Adding a monitor is adding one module (and its tests and fixtures): the registry finds it.
 """
