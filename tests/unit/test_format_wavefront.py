@@ -184,7 +184,7 @@ def test_an_unknown_or_missing_reason_is_a_400(reason: object) -> None:
 
 def test_the_alert_test_notification_is_a_test() -> None:
     alert = one(case("testing"))
-    assert alert.test and alert.identity == "1790949791000" and alert.occurred_at == RECEIVED
+    assert alert.test and alert.identity == "test:1790949791000" and alert.occurred_at == RECEIVED
     assert one(case("testing", alertId="")).identity == "test"
 
 

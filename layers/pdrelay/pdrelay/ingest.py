@@ -28,7 +28,7 @@ from pdrelay.errors import (
     UpstreamError,
 )
 from pdrelay.formats import ParseContext
-from pdrelay.models import Alert, QueueMessageV1, make_message
+from pdrelay.models import SUMMARY_LIMIT, Alert, QueueMessageV1, make_message, truncate, without_lone_surrogates
 from pdrelay.observability import ALERTS_ACCEPTED, ALERTS_RECEIVED, REQUESTS_REJECTED, count, logger
 from pdrelay.queue import enqueue
 from pdrelay.replay import once, replay_key
@@ -79,23 +79,7 @@ def decode_json(body: bytes) -> Any:
     if _depth(doc) > MAX_DEPTH:
         raise BadRequest("JSON nested too deeply", [f"the limit is {MAX_DEPTH} levels"])
     if "\\ud" in text.lower():
-        doc = _without_lone_surrogates(doc)
-    return doc
-
-
-def _fix(text: str) -> str:
-    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-
-
-def _without_lone_surrogates(doc: Any) -> Any:
-    """JSON escapes can spell half an emoji (senders that cut text blindly); DynamoDB and
-    PagerDuty refuse those, so they become U+FFFD here."""
-    if isinstance(doc, str):
-        return _fix(doc)
-    if isinstance(doc, list):
-        return [_without_lone_surrogates(item) for item in doc]
-    if isinstance(doc, dict):
-        return {_fix(str(k)): _without_lone_surrogates(v) for k, v in doc.items()}
+        doc = without_lone_surrogates(doc)
     return doc
 
 
@@ -146,7 +130,7 @@ def _tests_handled(parsed: formats.Parsed, route: Route | None, route_name: str 
     if not any(a.test for a in parsed.alerts):
         return parsed.alerts
     if route is not None and route.send_test_notifications:
-        return [a.model_copy(update={"summary": TEST_PREFIX + a.summary})
+        return [a.model_copy(update={"summary": truncate(TEST_PREFIX + a.summary, SUMMARY_LIMIT)})
                 if a.test and a.summary and not a.summary.startswith(TEST_PREFIX) else a
                 for a in parsed.alerts]
     tests = sum(a.test for a in parsed.alerts)

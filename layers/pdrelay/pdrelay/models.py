@@ -30,6 +30,23 @@ def truncate(text: str, limit: int, marker: str = TRUNCATION_MARKER) -> str:
     return text[: max(0, limit - len(marker))] + marker
 
 
+def _fix(text: str) -> str:
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+def without_lone_surrogates(doc: Any) -> Any:
+    """JSON escapes can spell half an emoji (senders that cut text blindly); DynamoDB and
+    PagerDuty refuse those, so they become U+FFFD. For every JSON document pdrelay decodes,
+    including JSON carried inside a string (SNS's ``Message``)."""
+    if isinstance(doc, str):
+        return _fix(doc)
+    if isinstance(doc, list):
+        return [without_lone_surrogates(item) for item in doc]
+    if isinstance(doc, dict):
+        return {_fix(str(k)): without_lone_surrogates(v) for k, v in doc.items()}
+    return doc
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 

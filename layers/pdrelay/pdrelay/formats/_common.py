@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pydantic import ValidationError
 
@@ -46,10 +48,33 @@ def str_map(value: object) -> dict[str, str]:
     return {str(k): "" if v is None else str(v) for k, v in value.items()}
 
 
+SECRET_QUERY_KEY = re.compile(r"token|key|secret|pass|pwd|auth|sig|credential|session|code", re.IGNORECASE)
+
+
+def safe_url(value: object) -> str | None:
+    """A URL fit to show in PagerDuty: no ``user:password@``, and the values of query parameters
+    that look like credentials (``api_key``, ``token``, ``sig``...) masked. Monitors report the URLs
+    they check, and those can carry the checked site's credentials."""
+    url = text(value)
+    if not url:
+        return None
+    try:
+        parts = urlsplit(url)
+        if not parts.netloc and not parts.query:
+            return url
+        netloc = parts.netloc.rpartition("@")[2]
+        query = urlencode([(k, "***" if SECRET_QUERY_KEY.search(k) and v else v)
+                           for k, v in parse_qsl(parts.query, keep_blank_values=True)], safe="/:,*")
+    except ValueError:
+        return None
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
 def http_link(href: object, label: str) -> Link | None:
     url = text(href)
     if url and url.lower().startswith(("https://", "http://")):
-        return Link(href=url, text=label)
+        cleaned = safe_url(url)
+        return Link(href=cleaned, text=label) if cleaned else None
     return None
 
 

@@ -51,7 +51,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pdrelay.errors import BadRequest, Unauthorized, UpstreamError
 from pdrelay.formats import ParseContext, Parsed
 from pdrelay.formats._common import SEVERITY_WORDS, compact, links, summary, text
-from pdrelay.models import Action, Alert, Severity
+from pdrelay.models import Action, Alert, Severity, without_lone_surrogates
 from pdrelay.timeutil import iso, parse_time
 
 NAME = "cloudwatch"
@@ -93,8 +93,12 @@ def detect(doc: Any, headers: Mapping[str, str]) -> bool:
 
 def _sns_url(value: object, what: str) -> str:
     url = text(value) or ""
-    parts = urlsplit(url)
-    if parts.scheme != "https" or not SNS_HOST.fullmatch(parts.hostname or "") or parts.port not in (None, 443):
+    try:
+        parts = urlsplit(url)
+        scheme, host, port = parts.scheme, parts.hostname or "", parts.port
+    except ValueError:  # an unclosed IPv6 bracket, a port out of range
+        scheme, host, port = "", "", -1
+    if scheme != "https" or not SNS_HOST.fullmatch(host) or port not in (None, 443):
         raise BadRequest(f"SNS {what} is not an HTTPS URL of Amazon SNS",
                          [f"{what}: expected https://sns.<region>.amazonaws.com/..."])
     return url
@@ -199,8 +203,8 @@ def _sns(doc: dict[str, Any], headers: Mapping[str, str], ctx: ParseContext, opt
         return Parsed(notes=[f"SNS unsubscribe confirmation for {topic} noted; nothing done"])
     raw = doc.get("Message")
     try:
-        alarm = json.loads(raw) if isinstance(raw, str) else None
-    except ValueError:
+        alarm = without_lone_surrogates(json.loads(raw)) if isinstance(raw, str) else None
+    except (ValueError, RecursionError):
         alarm = None
     if not isinstance(alarm, dict) or "AlarmName" not in alarm:
         raise BadRequest("the SNS message is not a CloudWatch alarm",
@@ -277,8 +281,8 @@ def _severity(description: str | None, options: Options) -> Severity:
 def _reason_data(value: Any) -> Any:
     if isinstance(value, str):
         try:
-            return json.loads(value)
-        except ValueError:
+            return without_lone_surrogates(json.loads(value))
+        except (ValueError, RecursionError):
             return value
     return value
 
@@ -394,6 +398,10 @@ def parse(doc: Any, context: ParseContext) -> Parsed:
     options = context.options if isinstance(context.options, Options) else Options()
     if not isinstance(doc, dict):
         raise BadRequest("a CloudWatch payload is a JSON object", ["body: expected an object"])
+    if "AlarmName" in doc and "Type" not in doc:
+        # SNS raw message delivery (x-amz-sns-rawdelivery: true): the alarm itself, which carries no
+        # signature to check; the caller's credentials are the only proof of origin.
+        return _from_sns_alarm(doc, context, options)
     if doc.get("Type") in SNS_TYPES or context.headers.get("x-amz-sns-message-type"):
         return _sns(doc, context.headers, context, options)
     if doc.get("detail-type") == EVENTBRIDGE_TYPE and isinstance(doc.get("detail"), dict):
@@ -408,8 +416,6 @@ def parse(doc: Any, context: ParseContext) -> Parsed:
                                   account=text(doc.get("accountId")) or _arn_part(arn, "account"),
                                   region=text(doc.get("region")) or _arn_part(arn, "region"), ctx=context,
                                   options=options)
-    if "AlarmName" in doc:
-        return _from_sns_alarm(doc, context, options)  # SNS raw message delivery
     raise BadRequest("not a CloudWatch alarm payload",
                      ["expected an SNS message, an EventBridge 'CloudWatch Alarm State Change' event, "
                       "or a CloudWatch alarm Lambda action event"])

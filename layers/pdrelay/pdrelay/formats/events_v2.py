@@ -115,7 +115,9 @@ def parse(doc: Any, context: ParseContext) -> list[Alert]:
             identity=dedup_key,
             dedup_key=dedup_key,
             action=doc["event_action"],
-            occurred_at=timestamp or context.received_at,
+            # Ordered by arrival, as PagerDuty orders them: a sender's ``timestamp`` is often the
+            # detection time, kept on every repeat, and must not make a re-fire look older than a resolve.
+            occurred_at=context.received_at,
             summary=_opt_str(payload.get("summary")),
             source=_opt_str(payload.get("source")),
             severity=payload.get("severity") or "error",

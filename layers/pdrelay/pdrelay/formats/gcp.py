@@ -90,7 +90,10 @@ def _epoch(value: Any) -> Any:
 
 def _url_project(url: str | None) -> str | None:
     """The ``project`` query parameter of the console URL (1.1 notifications have no scoping project)."""
-    values = parse_qs(urlsplit(url or "").query).get("project") or []
+    try:
+        values = parse_qs(urlsplit(url or "").query).get("project") or []
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        return None
     return text(values[0]) if values else None
 
 

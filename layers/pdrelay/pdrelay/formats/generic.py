@@ -38,7 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pdrelay.errors import BadRequest
 from pdrelay.formats import MANUAL_ONLY, ParseContext, Parsed
 from pdrelay.formats._common import collect, links, map_severity, summary, text
-from pdrelay.models import DEDUP_KEY_LIMIT, SEVERITIES, Action, Alert
+from pdrelay.models import SEVERITIES, Action, Alert
 from pdrelay.timeutil import parse_time
 
 NAME = "generic"
@@ -131,7 +131,7 @@ def _alert(item: Any, options: Options, ctx: ParseContext) -> Alert:
     if not all(parts):
         missing = [e for e, p in zip(options.identity, parts, strict=True) if not p]
         raise ValueError(f"identity: nothing at {', '.join(missing)}")
-    identity = "/".join(p for p in parts if p)[:DEDUP_KEY_LIMIT]
+    identity = "/".join(p for p in parts if p)  # a long one is hashed whole into the dedup key
     raw_status = text(_get(item, options.status)) or ""
     status = raw_status.lower()
     action: Action

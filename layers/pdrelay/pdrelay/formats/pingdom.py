@@ -31,7 +31,7 @@ from typing import Any
 
 from pdrelay.errors import BadRequest
 from pdrelay.formats import ParseContext, Parsed
-from pdrelay.formats._common import compact, links, summary, text
+from pdrelay.formats._common import compact, links, safe_url, summary, text
 from pdrelay.models import Action, Alert, Severity
 from pdrelay.timeutil import iso, parse_time
 
@@ -76,7 +76,7 @@ def _probe(value: Any) -> dict[str, Any]:
 def _safe_params(params: dict[str, Any]) -> dict[str, Any]:
     """The check parameters without request headers and bodies, which may carry the checked site's
     credentials (a custom ``Authorization`` header, POST data)."""
-    return {k: v for k, v in params.items()
+    return {k: safe_url(v) if k.lower() in ("url", "full_url") else v for k, v in params.items()
             if not any(word in k.lower() for word in SECRET_PARAM_WORDS) or isinstance(v, bool)}
 
 
@@ -112,7 +112,7 @@ def parse(doc: Any, context: ParseContext) -> Parsed:
     params = _obj(doc.get("check_params"))
     check_type = text(doc.get("check_type"))
     hostname = text(params.get("hostname"))
-    full_url = text(params.get("full_url"))
+    full_url = safe_url(params.get("full_url"))
     tags = _tags(doc.get("tags"))
     changed = _time(doc)
     occurred = changed or context.received_at

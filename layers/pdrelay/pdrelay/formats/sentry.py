@@ -263,7 +263,10 @@ def _event_alert(action: str, data: Mapping[str, Any], doc: Mapping[str, Any], c
     api_url = text(event.get("url"))
     project_match = _PROJECT_IN_URL.search(api_url or "")
     project = project_match.group(1) if project_match else None
-    occurred_at = parse_time(event.get("datetime")) or parse_time(event.get("timestamp")) or ctx.received_at
+    # Ordered by receipt, like the issue's own webhooks: an event's time can be older than the issue's
+    # resolve (late or offline events regress an issue), and the regression must still page.
+    event_time = parse_time(event.get("datetime")) or parse_time(event.get("timestamp"))
+    occurred_at = ctx.received_at
     details = compact({
         "action": action or "triggered",
         "rule": rule,
@@ -278,7 +281,7 @@ def _event_alert(action: str, data: Mapping[str, Any], doc: Mapping[str, Any], c
         "release": text(event.get("release")),
         "server_name": tags.get("server_name"),
         "tags": tags,
-        "datetime": iso(occurred_at) if occurred_at != ctx.received_at else None,
+        "datetime": iso(event_time) if event_time else None,
         "event_url": text(event.get("web_url")),
     })
     return Parsed(alerts=[Alert(
@@ -289,7 +292,7 @@ def _event_alert(action: str, data: Mapping[str, Any], doc: Mapping[str, Any], c
         summary=summary(title, text(event.get("message")), culprit, fallback=f"Sentry issue {issue_id}"),
         source=project or tags.get("server_name") or "sentry",
         severity=map_severity(event.get("level") or tags.get("level")),
-        timestamp=occurred_at,
+        timestamp=event_time or occurred_at,
         component=culprit,
         group=tags.get("environment"),
         class_=text(metadata.get("type")) or text(event.get("type")),

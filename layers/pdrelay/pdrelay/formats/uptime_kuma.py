@@ -44,7 +44,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from pdrelay.errors import BadRequest
 from pdrelay.formats import ParseContext, Parsed
-from pdrelay.formats._common import SEVERITY_WORDS, compact, links, summary, text
+from pdrelay.formats._common import SEVERITY_WORDS, compact, links, safe_url, summary, text
 from pdrelay.models import Alert, Severity
 from pdrelay.timeutil import iso, parse_time
 
@@ -56,7 +56,7 @@ CLIENT = "Uptime Kuma"
 DOWN, UP, PENDING, MAINTENANCE = 0, 1, 2, 3
 STATUS_NAMES = {DOWN: "DOWN", UP: "UP", PENDING: "PENDING", MAINTENANCE: "MAINTENANCE"}
 TEST_SUFFIX = " testing"
-CERTIFICATE = re.compile(r"^\[(?P<name>.*?)\]\[(?P<url>.*?)\]\s.*certificate.*\bexpire", re.IGNORECASE | re.DOTALL)
+CERTIFICATE = re.compile(r"^\[(?P<name>[^\]]*)\]\[(?P<url>[^\]]*)\]\s")  # then "certificate ... expire"
 OFFSET = re.compile(r"^([+-])(\d{2}):?(\d{2})$")
 CLOCK_TOLERANCE = timedelta(minutes=1)
 
@@ -127,7 +127,7 @@ def _tags(value: Any) -> dict[str, str]:
 
 
 def _address(monitor: Mapping[str, Any]) -> str | None:
-    url = text(monitor.get("url"))
+    url = safe_url(monitor.get("url"))
     if url and url.lower() not in ("https://", "http://"):
         return url
     host = text(monitor.get("hostname"))
@@ -146,9 +146,10 @@ def _without_heartbeat(msg: str | None, options: Options, ctx: ParseContext) -> 
             severity=options.severity, timestamp=ctx.received_at, custom_details={"msg": msg}, client=CLIENT,
             test=True,
         )])
-    certificate = CERTIFICATE.match(msg or "")
+    lowered = (msg or "")[:4096].lower()
+    certificate = CERTIFICATE.match(msg or "") if "certificate" in lowered and "expire" in lowered else None
     if certificate and options.certificate_expiry == "trigger":
-        name, url = certificate.group("name"), certificate.group("url")
+        name, url = certificate.group("name"), safe_url(certificate.group("url")) or ""
         return Parsed(alerts=[Alert(
             format=NAME, identity=f"certificate/{name}/{url}", action="trigger", occurred_at=ctx.received_at,
             summary=summary(msg, fallback=f"{name}: certificate expires soon"), source=url or name or "Uptime Kuma",

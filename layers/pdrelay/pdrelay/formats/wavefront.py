@@ -29,7 +29,8 @@ in-maintenance source lists. The unmodified *Webhook Generic* template is read a
 - Ordering time: ``startedTime``/``startedEpoch`` (when this firing began) for every event of the
   firing, so updates are never mistaken for a new episode (they are never older than the
   opening); ``endedTime``/``endedEpoch`` for the resolve. Missing: pdrelay's receipt.
-- Test: ``reason`` ``ALERT_TESTING`` is a test notification (identity ``alertId``, or ``test``).
+- Test: ``reason`` ``ALERT_TESTING`` is a test notification (identity ``test:<alertId>``, never the
+  real alert's).
 """
 
 from __future__ import annotations
@@ -196,7 +197,8 @@ def parse(doc: Any, context: ParseContext) -> Parsed:
     link_candidates += [(href, "Dashboard") for href in strings(doc.get("dashboardLinks"))]
     return Parsed(alerts=[Alert(
         format=NAME,
-        identity=alert_id or "test",
+        # A test carries the real alert's id: kept apart, so a test page never reopens the real incident.
+        identity=f"test:{alert_id}" if test and alert_id else alert_id or "test",
         action=action,
         occurred_at=occurred,
         summary=summary(title, fallback=f"Wavefront alert {alert_id or 'test'}"),
