@@ -19,6 +19,7 @@ with ``PDRELAY_UPDATE_GOLDEN=1 make test`` and read the diff before committing i
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -88,6 +89,28 @@ def lifecycle_pairs(fmt: str) -> list[tuple[str, str | None]]:
     if not path.exists():
         return []
     return [(first, second) for first, second in json.loads(path.read_text(encoding="utf-8"))["pairs"]]
+
+
+def documented_template(fmt: str) -> str:
+    """The payload template a sender page (``docs/senders/<fmt>.md``) tells users to paste."""
+    page = ROOT / "docs" / "senders" / f"{fmt}.md"
+    found = re.search(r"```handlebars\n(.*?)```", page.read_text(encoding="utf-8"), re.S)
+    assert found, f"{page} has no ```handlebars template"
+    return found.group(1)
+
+
+def lookup(stack: list[Any], name: str, missing: Any = None) -> Any:
+    """A template variable (``a.b.c``, or ``.`` for the current item) from the innermost scope that has it,
+    as Mustache and Handlebars resolve them."""
+    if name == ".":
+        return stack[-1]
+    for scope in reversed(stack):
+        value: Any = scope
+        for part in name.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        if value is not None:
+            return value
+    return missing
 
 
 def run(case: Case, received_at: datetime = RECEIVED) -> dict[str, Any]:

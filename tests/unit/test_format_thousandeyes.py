@@ -13,10 +13,10 @@ from pdrelay import formats
 from pdrelay.errors import BadRequest
 from pdrelay.formats import ParseContext, thousandeyes
 from pdrelay.models import Alert
-from tests.conftest import ROOT, load_event
+from tests.conftest import load_event
+from tests.formats_harness import documented_template, lookup
 
 RECEIVED = datetime(2026, 11, 24, 9, 30, tzinfo=UTC)
-DOC = ROOT / "docs" / "senders" / "thousandeyes.md"
 
 
 def one(doc: Any) -> Alert:
@@ -42,15 +42,6 @@ _TAG = re.compile(r"\{\{\s*([#/]?)\s*([\w.@]+)(?:\s+([\w.@]+))?\s*\}\}")
 _ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#x27;", "`": "&#x60;", "=": "&#x3D;"}
 
 
-def _lookup(stack: list[dict[str, Any]], name: str) -> Any:
-    for scope in reversed(stack):
-        value: Any = scope
-        for part in name.split("."):
-            value = value.get(part) if isinstance(value, dict) else None
-        if value is not None:
-            return value
-    return None
-
 
 def _close(template: str, start: int, helper: str) -> tuple[int, int]:
     """Where the section opened just before ``start`` closes (same-name nesting counted)."""
@@ -72,13 +63,13 @@ def render(template: str, stack: list[dict[str, Any]]) -> str:
         out.append(template[pos:match.start()])
         kind, first, arg = match.groups()
         if not kind:
-            value = _lookup(stack, first)
+            value = lookup(stack, first)
             out.append("".join(_ESCAPES.get(c, c) for c in ("" if value is None else str(value))))
             pos = match.end()
             continue
         end, after = _close(template, match.end(), first)
         inner, pos = template[match.end():end], after
-        value = _lookup(stack, arg or "")
+        value = lookup(stack, arg or "")
         if (first == "if" and value) or (first == "unless" and not value):
             out.append(render(inner, stack))
         elif first == "each":
@@ -88,11 +79,6 @@ def render(template: str, stack: list[dict[str, Any]]) -> str:
     out.append(template[pos:])
     return "".join(out)
 
-
-def documented_template() -> str:
-    found = re.search(r"```handlebars\n(.*?)```", DOC.read_text(encoding="utf-8"), re.S)
-    assert found, "docs/senders/thousandeyes.md has no ```handlebars template"
-    return found.group(1)
 
 
 NOTIFICATION: dict[str, Any] = {
@@ -117,7 +103,7 @@ NOTIFICATION: dict[str, Any] = {
 
 
 def test_the_documented_template_renders_the_custom_trigger_fixture() -> None:
-    rendered = json.loads(render(documented_template(), [NOTIFICATION]))
+    rendered = json.loads(render(documented_template("thousandeyes"), [NOTIFICATION]))
     assert rendered == load_event("formats/thousandeyes/custom_trigger.json")
 
 
@@ -125,8 +111,8 @@ def test_the_documented_template_renders_a_clear_that_resolves_the_same_alert() 
     cleared = json.loads(json.dumps(NOTIFICATION))
     cleared["type"]["id"] = 1
     cleared["alert"]["timeCleared"] = {"epochMilli": 1795512000000}
-    fired = one(json.loads(render(documented_template(), [NOTIFICATION])))
-    resolved = one(json.loads(render(documented_template(), [cleared])))
+    fired = one(json.loads(render(documented_template("thousandeyes"), [NOTIFICATION])))
+    resolved = one(json.loads(render(documented_template("thousandeyes"), [cleared])))
     assert (fired.action, resolved.action) == ("trigger", "resolve")
     assert fired.identity == resolved.identity
     assert resolved.occurred_at == datetime(2026, 11, 24, 9, 20, tzinfo=UTC)
@@ -134,7 +120,7 @@ def test_the_documented_template_renders_a_clear_that_resolves_the_same_alert() 
 
 def test_the_documented_template_stays_json_without_test_targets_or_details() -> None:
     bare = {"id": "n-1", "type": {"id": 2}, "alert": {"id": "a-1", "rule": {"name": 'odd "rule" <x>'}}}
-    doc = json.loads(render(documented_template(), [bare]))
+    doc = json.loads(render(documented_template("thousandeyes"), [bare]))
     alert = one(doc)
     assert alert.summary == 'odd "rule" <x>'
     assert alert.source == "ThousandEyes"

@@ -14,10 +14,10 @@ from pdrelay.errors import BadRequest
 from pdrelay.formats import ParseContext, Parsed, wavefront
 from pdrelay.models import Alert
 from tests.conftest import ROOT, load_event
+from tests.formats_harness import documented_template, lookup
 
 RECEIVED = datetime(2026, 11, 24, 9, 30, tzinfo=UTC)
 STARTED = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
-DOC = ROOT / "docs" / "senders" / "wavefront.md"
 
 
 def run(doc: Any) -> Parsed:
@@ -40,17 +40,6 @@ def case(fixture: str, /, **change: Any) -> dict[str, Any]:
 _TAG = re.compile(r"\{\{\{\s*([\w.]+)\s*\}\}\}|\{\{([#/])\s*([\w.]+)\s*\}\}")
 
 
-def _lookup(stack: list[Any], name: str) -> Any:
-    if name == ".":
-        return stack[-1]
-    for scope in reversed(stack):
-        value: Any = scope
-        for part in name.split("."):
-            value = value.get(part) if isinstance(value, dict) else None
-        if value is not None:
-            return value
-    return ""
-
 
 def render(template: str, stack: list[Any]) -> str:
     """Enough Mustache for the template: {{{var}}}, list sections, jsonEscape and trimTrailingComma."""
@@ -58,7 +47,7 @@ def render(template: str, stack: list[Any]) -> str:
     while (match := _TAG.search(template, pos)) is not None:
         out.append(template[pos:match.start()])
         if match.group(1):
-            out.append(str(_lookup(stack, match.group(1))))
+            out.append(str(lookup(stack, match.group(1), "")))
             pos = match.end()
             continue
         name = match.group(3)
@@ -70,17 +59,12 @@ def render(template: str, stack: list[Any]) -> str:
         elif name == "trimTrailingComma":
             out.append(re.sub(r",\s*$", "", render(inner, stack)))
         else:
-            value = _lookup(stack, name)
+            value = lookup(stack, name, "")
             items = value if isinstance(value, list) else [value] if value else []
             out.extend(render(inner, [*stack, item]) for item in items)
     out.append(template[pos:])
     return "".join(out)
 
-
-def documented_template() -> str:
-    found = re.search(r"```handlebars\n(.*?)```", DOC.read_text(encoding="utf-8"), re.S)
-    assert found, "docs/senders/wavefront.md has no ```handlebars template"
-    return found.group(1)
 
 
 OPENED_VARIABLES: dict[str, Any] = {
@@ -100,14 +84,14 @@ OPENED_VARIABLES: dict[str, Any] = {
 
 
 def test_the_documented_template_renders_the_opened_fixture() -> None:
-    rendered = render(documented_template(), [OPENED_VARIABLES])
+    rendered = render(documented_template("wavefront"), [OPENED_VARIABLES])
     assert json.loads(rendered) == load_event("formats/wavefront/opened.json")
 
 
 def test_the_documented_template_stays_json_whatever_the_alert_s_text() -> None:
     odd = {**OPENED_VARIABLES, "name": 'Say "hi"\\ \n\ttab', "failingHosts": ['a"b', "c\\d"], "alertTags": [],
            "failingAlertSeries": []}
-    doc = json.loads(render(documented_template(), [odd]))
+    doc = json.loads(render(documented_template("wavefront"), [odd]))
     alert = one(doc)
     assert doc["name"] == 'Say "hi"\\ \n\ttab'
     assert alert.custom_details["failing_sources"] == ['a"b', "c\\d"]
@@ -116,7 +100,7 @@ def test_the_documented_template_stays_json_whatever_the_alert_s_text() -> None:
 
 def test_the_documented_template_names_every_field_the_format_reads() -> None:
     read = set(re.findall(r'doc\.get\("(\w+)"\)', (ROOT / "layers/pdrelay/pdrelay/formats/wavefront.py").read_text()))
-    sent = set(json.loads(render(documented_template(), [OPENED_VARIABLES])))
+    sent = set(json.loads(render(documented_template("wavefront"), [OPENED_VARIABLES])))
     # Only the generic template's fallbacks (errorMessage, failingSeries) are not in pdrelay's own.
     assert read - sent == {"errorMessage", "failingSeries"}
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -31,6 +33,23 @@ def map_severity(value: object, default: str = "error") -> str:
     if isinstance(value, str):
         return SEVERITY_WORDS.get(value.strip().lower(), default)
     return default
+
+
+def obj(value: object) -> dict[str, Any]:
+    """``value`` if it is a JSON object, else an empty one: for reading nested fields of any shape."""
+    return value if isinstance(value, dict) else {}
+
+
+def listed(value: object) -> list[Any]:
+    """``value`` if it is a JSON list, else an empty one."""
+    return value if isinstance(value, list) else []
+
+
+def label_hash(labels: Mapping[str, str]) -> str:
+    """An identity for senders without a fingerprint: a hash of the sorted labels (what
+    Alertmanager's and Grafana's fingerprints are derived from too)."""
+    canonical = json.dumps(sorted(labels.items()), separators=(",", ":"))
+    return "labels-" + hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
 
 def text(value: object) -> str | None:

@@ -20,7 +20,6 @@ events are ordered by pdrelay's receipt, because Alertmanager sends a group's no
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -28,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from pdrelay.errors import BadRequest
 from pdrelay.formats import ParseContext, Parsed
-from pdrelay.formats._common import collect, compact, first, http_link, map_severity, str_map, summary, text
+from pdrelay.formats._common import collect, compact, first, http_link, label_hash, map_severity, str_map, summary, text
 from pdrelay.models import SEVERITIES, Action, Alert, Link
 from pdrelay.timeutil import iso, parse_time
 
@@ -52,10 +51,6 @@ def detect(doc: Any, headers: Mapping[str, str]) -> bool:
         and "orgId" not in doc  # Grafana's payload has the same outline plus orgId
     )
 
-
-def label_hash(labels: Mapping[str, str]) -> str:
-    canonical = json.dumps(sorted(labels.items()), separators=(",", ":"))
-    return "labels-" + hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
 
 def parse(doc: Any, context: ParseContext) -> Parsed:

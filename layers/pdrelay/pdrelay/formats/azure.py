@@ -69,7 +69,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from pdrelay.errors import BadRequest
 from pdrelay.formats import ParseContext
-from pdrelay.formats._common import compact, links, summary, text
+from pdrelay.formats._common import compact, links, obj, summary, text
 from pdrelay.models import Action, Alert, Severity
 from pdrelay.timeutil import iso, parse_time
 
@@ -120,9 +120,6 @@ def detect(doc: Any, headers: Mapping[str, str]) -> bool:
 # ---- tolerant access -------------------------------------------------------------------------------
 
 
-def _obj(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
 
 def _texts(value: Any) -> list[str]:
     items = value if isinstance(value, list) else [value]
@@ -166,7 +163,7 @@ def _number(value: Any) -> Any:
 
 
 def _all_of(context: dict[str, Any]) -> list[Any]:
-    items = _obj(context.get("condition")).get("allOf")
+    items = obj(context.get("condition")).get("allOf")
     return items if isinstance(items, list) else []
 
 
@@ -210,7 +207,7 @@ def _condition_text(condition: Mapping[str, Any]) -> str:
 
 def _context_details(service: str, context: dict[str, Any]) -> dict[str, Any]:
     if isinstance(context.get("condition"), dict):  # metric alerts, Log Alerts V2, simple log alerts
-        condition = _obj(context.get("condition"))
+        condition = obj(context.get("condition"))
         return compact({
             "condition_type": text(context.get("conditionType")),
             "conditions": _conditions(context),
@@ -245,7 +242,7 @@ def _context_details(service: str, context: dict[str, Any]) -> dict[str, Any]:
             "event_time": text(context.get("eventTimestamp")),
             "correlation_id": text(context.get("correlationId")),
             "event_description": text(context.get("Activity Log Event Description")),
-            "properties": _event_properties(_obj(context.get("properties"))),
+            "properties": _event_properties(obj(context.get("properties"))),
         })
     if "DetectionSummary" in context or "SmartDetectorName" in context:  # smart detection
         return compact({
@@ -260,8 +257,8 @@ def _context_details(service: str, context: dict[str, Any]) -> dict[str, Any]:
             "expression": text(context.get("expression")),
             "value": text(context.get("expressionValue")),
             "for": text(context.get("for")),
-            "labels": _obj(context.get("labels")),
-            "annotations": _obj(context.get("annotations")),
+            "labels": obj(context.get("labels")),
+            "annotations": obj(context.get("annotations")),
             "rule_group": text(context.get("ruleGroup")),
         })
     return {"alert_context": context} if context else {}
@@ -297,14 +294,14 @@ def _severity(value: Any) -> Severity:
 
 def _is_test(essentials: dict[str, Any], context: dict[str, Any]) -> bool:
     ids = [text(essentials.get("alertId")) or "", *_texts(essentials.get("alertTargetIDs"))]
-    synthetic = str(_obj(context.get("properties")).get("IsSynthetic") or "").lower() == "true"
+    synthetic = str(obj(context.get("properties")).get("IsSynthetic") or "").lower() == "true"
     return synthetic or any(f"/subscriptions/{TEST_SUBSCRIPTION}" in i.lower() for i in ids)
 
 
 def _lifecycle(service: str, condition: str, essentials: dict[str, Any], context: dict[str, Any],
                alert_id: str, target_id: str | None) -> tuple[str, Action]:
     """The identity and action: the alert instance's, or the health event's (see the module doc)."""
-    properties = _obj(context.get("properties"))
+    properties = obj(context.get("properties"))
     status = (text(context.get("status")) or "").lower()
     if service == "servicehealth" and text(properties.get("trackingId")):
         stage = (text(properties.get("stage")) or "").lower()
@@ -326,7 +323,7 @@ def _lifecycle(service: str, condition: str, essentials: dict[str, Any], context
 
 def _headline(service: str, essentials: dict[str, Any], context: dict[str, Any], details: dict[str, Any],
               rule: str, target: str | None) -> str | None:
-    properties = _obj(context.get("properties"))
+    properties = obj(context.get("properties"))
     where = f" ({target})" if target else ""
     if service == "servicehealth":
         title = text(properties.get("title")) or text(properties.get("defaultLanguageTitle"))
@@ -344,7 +341,7 @@ def _headline(service: str, essentials: dict[str, Any], context: dict[str, Any],
     if not what and details.get("query"):
         what = f"{details.get('result_count', '?')} result(s) of the log search"
     if not what:
-        what = text(_obj(context.get("annotations")).get("summary")) or text(context.get("operationName"))
+        what = text(obj(context.get("annotations")).get("summary")) or text(context.get("operationName"))
     return f"{rule}: {what}{where}" if what else f"{rule}{where}"
 
 
@@ -361,11 +358,11 @@ def parse(doc: Any, context: ParseContext) -> list[Alert]:
         raise BadRequest("not an Azure Monitor common alert schema payload",
                          [f"schemaId: {schema or 'missing'!r}; turn on 'Enable the common alert schema' in the "
                           "action group's webhook action"])
-    data = _obj(doc.get("data"))
-    essentials = _obj(data.get("essentials"))
+    data = obj(doc.get("data"))
+    essentials = obj(data.get("essentials"))
     if not essentials:
         raise BadRequest("invalid Azure Monitor alert", ["data.essentials: expected an object"])
-    alert_context = _obj(data.get("alertContext"))
+    alert_context = obj(data.get("alertContext"))
     alert_id = text(essentials.get("alertId"))
     rule = text(essentials.get("alertRule"))
     if not alert_id and not rule:
@@ -425,10 +422,10 @@ def parse(doc: Any, context: ParseContext) -> list[Alert]:
         "fired_at": iso(fired) if fired else None,
         "resolved_at": iso(resolved) if resolved else None,
         **context_details,
-        "custom_properties": _obj(data.get("customProperties")),
+        "custom_properties": obj(data.get("customProperties")),
         "investigation_link": text(essentials.get("investigationLink")),
     })
-    properties = _obj(alert_context.get("properties"))
+    properties = obj(alert_context.get("properties"))
     component = (text(essentials.get("targetResourceType")) or _resource_type(target_id) or "").lower() or None
     source = target or rule
     if service == "servicehealth" and text(properties.get("service")):

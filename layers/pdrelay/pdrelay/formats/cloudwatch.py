@@ -50,7 +50,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from pdrelay.errors import BadRequest, Unauthorized, UpstreamError
 from pdrelay.formats import ParseContext, Parsed
-from pdrelay.formats._common import SEVERITY_WORDS, compact, links, summary, text
+from pdrelay.formats._common import SEVERITY_WORDS, compact, links, listed, obj, summary, text
 from pdrelay.models import Action, Alert, Severity, without_lone_surrogates
 from pdrelay.timeutil import iso, parse_time
 
@@ -215,12 +215,6 @@ def _sns(doc: dict[str, Any], headers: Mapping[str, str], ctx: ParseContext, opt
 # ---- The alarm, whatever its envelope --------------------------------------------------------------
 
 
-def _obj(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
 
 
 def _arn_part(arn: object, part: str) -> str:
@@ -254,9 +248,9 @@ def _metrics(items: Any) -> list[dict[str, Any]]:
         if not isinstance(item, Mapping):
             continue
         item = {str(k)[:1].lower() + str(k)[1:]: v for k, v in item.items()}  # SNS: Id, MetricStat...
-        stat = _obj(item.get("metricStat"))
+        stat = obj(item.get("metricStat"))
         stat = {str(k)[:1].lower() + str(k)[1:]: v for k, v in stat.items()}
-        metric = _obj(stat.get("metric"))
+        metric = obj(stat.get("metric"))
         metric = {str(k)[:1].lower() + str(k)[1:]: v for k, v in metric.items()}
         found.append(compact({
             "id": text(item.get("id")),
@@ -351,7 +345,7 @@ def _alarm(*, name: str, arn: str, account: str, region: str, state: str, reason
 def _from_sns_alarm(alarm: dict[str, Any], ctx: ParseContext, options: Options, topic_region: str = "") -> Parsed:
     name = text(alarm.get("AlarmName")) or "unnamed alarm"
     arn = text(alarm.get("AlarmArn")) or ""
-    trigger = _obj(alarm.get("Trigger"))
+    trigger = obj(alarm.get("Trigger"))
     region = _arn_part(arn, "region") or topic_region or text(alarm.get("Region")) or ""
     return _alarm(
         name=name, arn=arn, account=text(alarm.get("AWSAccountId")) or _arn_part(arn, "account"),
@@ -377,9 +371,9 @@ def _from_sns_alarm(alarm: dict[str, Any], ctx: ParseContext, options: Options, 
 def _from_state_change(body: dict[str, Any], *, arn: str, account: str, region: str, ctx: ParseContext,
                        options: Options) -> Parsed:
     """EventBridge's ``detail`` and the Lambda action's ``alarmData`` share one shape."""
-    state = _obj(body.get("state"))
-    previous = _obj(body.get("previousState"))
-    config = _obj(body.get("configuration"))
+    state = obj(body.get("state"))
+    previous = obj(body.get("previousState"))
+    config = obj(body.get("configuration"))
     metrics = _metrics(config.get("metrics"))
     single = metrics[0] if len(metrics) == 1 and "expression" not in metrics[0] else {}
     return _alarm(
@@ -405,7 +399,7 @@ def parse(doc: Any, context: ParseContext) -> Parsed:
     if doc.get("Type") in SNS_TYPES or context.headers.get("x-amz-sns-message-type"):
         return _sns(doc, context.headers, context, options)
     if doc.get("detail-type") == EVENTBRIDGE_TYPE and isinstance(doc.get("detail"), dict):
-        resources = _list(doc.get("resources"))
+        resources = listed(doc.get("resources"))
         arn = next((r for r in resources if isinstance(r, str) and ":alarm:" in r), "")
         return _from_state_change(doc["detail"], arn=arn, account=text(doc.get("account")) or _arn_part(arn, "account"),
                                   region=text(doc.get("region")) or _arn_part(arn, "region"), ctx=context,

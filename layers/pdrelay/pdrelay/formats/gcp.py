@@ -37,7 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from pdrelay.errors import BadRequest
 from pdrelay.formats import ParseContext
-from pdrelay.formats._common import SEVERITY_WORDS, compact, first, links, str_map, summary, text
+from pdrelay.formats._common import SEVERITY_WORDS, compact, first, links, obj, str_map, summary, text
 from pdrelay.models import Action, Alert, Severity
 from pdrelay.timeutil import iso, parse_time
 
@@ -71,9 +71,6 @@ def detect(doc: Any, headers: Mapping[str, str]) -> bool:
         and ("version" in doc or "policy_name" in incident or "condition_name" in incident)
     )
 
-
-def _obj(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
 
 
 def _epoch(value: Any) -> Any:
@@ -134,7 +131,7 @@ def _doc_links(documentation: dict[str, Any]) -> list[tuple[object, str]]:
 
 def _condition(value: Any) -> dict[str, Any]:
     """The condition's name, and the filter or query and comparison of whichever kind it is."""
-    condition = _obj(value)
+    condition = obj(value)
     details: dict[str, Any] = {"name": text(condition.get("name")), "display_name": text(condition.get("displayName"))}
     for kind, body in condition.items():
         if kind.startswith("condition") and isinstance(body, dict):
@@ -172,17 +169,17 @@ def parse(doc: Any, context: ParseContext) -> list[Alert]:
     started, ended = _epoch(incident.get("started_at")), _epoch(incident.get("ended_at"))
     occurred = (ended if action == "resolve" else started) or context.received_at
 
-    resource = _obj(incident.get("resource"))
+    resource = obj(incident.get("resource"))
     resource_labels = str_map(resource.get("labels"))
-    metric = _obj(incident.get("metric"))
-    metadata = _obj(incident.get("metadata"))
+    metric = obj(incident.get("metric"))
+    metadata = obj(incident.get("metadata"))
     policy_labels = str_map(incident.get("policy_user_labels"))
     documentation = _documentation(incident.get("documentation"))
     url = text(incident.get("url"))
     project = (text(incident.get("scoping_project_id")) or resource_labels.get("project_id")
                or _url_project(url) or None)
     policy = text(incident.get("policy_name")) or "alerting policy"
-    condition_name = text(incident.get("condition_name")) or text(_obj(incident.get("condition")).get("displayName"))
+    condition_name = text(incident.get("condition_name")) or text(obj(incident.get("condition")).get("displayName"))
     where = (text(incident.get("resource_display_name")) or text(incident.get("resource_name"))
              or first(resource_labels, *_RESOURCE_KEYS))
     fallback = f"{policy}: {condition_name or 'condition met'}" + (f" on {where}" if where else "")

@@ -50,8 +50,6 @@ Per route, ``formats: {grafana: {no_data: trigger}}`` pages for "no data" in bot
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Mapping
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -60,7 +58,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from pdrelay.errors import BadRequest
 from pdrelay.formats import ParseContext, Parsed
-from pdrelay.formats._common import collect, compact, first, links, map_severity, str_map, summary, text
+from pdrelay.formats._common import collect, compact, first, label_hash, links, map_severity, str_map, summary, text
 from pdrelay.models import Action, Alert, Image
 from pdrelay.timeutil import iso, parse_time
 
@@ -113,10 +111,6 @@ def parse(doc: Any, context: ParseContext) -> Parsed:
 
 # --- unified alerting ---------------------------------------------------------------------------
 
-
-def label_hash(labels: Mapping[str, str]) -> str:
-    canonical = json.dumps(sorted(labels.items()), separators=(",", ":"))
-    return "labels-" + hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
 
 def _unified(doc: dict[str, Any], ctx: ParseContext, options: Options) -> Parsed:

@@ -31,7 +31,7 @@ from typing import Any
 
 from pdrelay.errors import BadRequest
 from pdrelay.formats import ParseContext, Parsed
-from pdrelay.formats._common import compact, links, safe_url, summary, text
+from pdrelay.formats._common import compact, links, obj, safe_url, summary, text
 from pdrelay.models import Action, Alert, Severity
 from pdrelay.timeutil import iso, parse_time
 
@@ -56,9 +56,6 @@ def detect(doc: Any, headers: Mapping[str, str]) -> bool:
     )
 
 
-def _obj(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
 
 def _time(doc: dict[str, Any]) -> Any:
     stamp = doc.get("state_changed_timestamp")
@@ -68,7 +65,7 @@ def _time(doc: dict[str, Any]) -> Any:
 
 
 def _probe(value: Any) -> dict[str, Any]:
-    probe = _obj(value)
+    probe = obj(value)
     return compact({"location": text(probe.get("location")), "ip": text(probe.get("ip")),
                     "ipv6": text(probe.get("ipv6"))})
 
@@ -109,7 +106,7 @@ def parse(doc: Any, context: ParseContext) -> Parsed:
     else:
         raise BadRequest("invalid Pingdom webhook", ["current_state: missing"])
 
-    params = _obj(doc.get("check_params"))
+    params = obj(doc.get("check_params"))
     check_type = text(doc.get("check_type"))
     hostname = text(params.get("hostname"))
     full_url = safe_url(params.get("full_url"))

@@ -42,7 +42,7 @@ from typing import Any
 
 from pdrelay.errors import BadRequest
 from pdrelay.formats import ParseContext
-from pdrelay.formats._common import compact, links, summary, text
+from pdrelay.formats._common import compact, links, listed, summary, text
 from pdrelay.models import Action, Alert
 from pdrelay.timeutil import iso, parse_time
 
@@ -78,9 +78,6 @@ def severity(value: object) -> str:
 def _dict(value: object) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
-
-def _list(value: object) -> list[Any]:
-    return value if isinstance(value, list) else []
 
 
 def _when(value: object) -> datetime | None:
@@ -136,8 +133,8 @@ def _custom(doc: dict[str, Any], ctx: ParseContext) -> Alert:
     rule, test = _dict(alert.get("rule")), _dict(alert.get("test"))
     start, end = _when(alert.get("firstSeen")), _when(alert.get("timeCleared"))
     occurred = _ordering(action, start, end, ctx.received_at)
-    targets = [t for t in (text(item) for item in _list(alert.get("targets"))) if t]
-    details = [_dict(item) for item in _list(alert.get("details")) if isinstance(item, dict)]
+    targets = [t for t in (text(item) for item in listed(alert.get("targets"))) if t]
+    details = [_dict(item) for item in listed(alert.get("details")) if isinstance(item, dict)]
     sources = [s for s in (text(d.get("source")) for d in details) if s]
     rule_name, test_name = text(rule.get("name")), text(test.get("name"))
     title = f"{rule_name or 'ThousandEyes alert'}" + (f" on {test_name}" if test_name else "") + \
@@ -198,16 +195,16 @@ def _basic(doc: dict[str, Any], ctx: ParseContext) -> Alert:
         raise BadRequest("invalid ThousandEyes payload", ["alert.alertId: the alert's id is needed"])
     start, end = _when(alert.get("dateStart")), _when(alert.get("dateEnd"))
     occurred = _ordering(action, start, end, ctx.received_at)
-    members = [_dict(item) for item in _list(alert.get("agents")) or _list(alert.get("monitors"))
+    members = [_dict(item) for item in listed(alert.get("agents")) or listed(alert.get("monitors"))
                if isinstance(item, dict)]
     names = [n for n in (text(m.get("agentName")) or text(m.get("monitorName")) or text(m.get("locationName"))
                          for m in members) if n]
-    word = "agents" if _list(alert.get("agents")) else "monitors"
+    word = "agents" if listed(alert.get("agents")) else "monitors"
     rule_name, test_name = text(alert.get("ruleName")), text(alert.get("testName"))
     title = f"{rule_name or 'ThousandEyes alert'}" + (f" on {test_name}" if test_name else "") + \
         _affected(names, word)
     api_links = [(_dict(item).get("href"), f"ThousandEyes API ({text(_dict(item).get('rel')) or 'link'})")
-                 for item in _list(alert.get("apiLinks"))]
+                 for item in listed(alert.get("apiLinks"))]
     return Alert(
         format=NAME,
         identity=f"alert:{alert_id}",

@@ -44,7 +44,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from pdrelay.errors import BadRequest
 from pdrelay.formats import ParseContext, Parsed
-from pdrelay.formats._common import SEVERITY_WORDS, compact, links, safe_url, summary, text
+from pdrelay.formats._common import SEVERITY_WORDS, compact, links, obj, safe_url, summary, text
 from pdrelay.models import Alert, Severity
 from pdrelay.timeutil import iso, parse_time
 
@@ -84,9 +84,6 @@ def detect(doc: Any, headers: Mapping[str, str]) -> bool:
     return (heartbeat is None or (isinstance(heartbeat, dict) and "status" in heartbeat)) and (
         monitor is None or isinstance(monitor, dict))
 
-
-def _obj(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
 
 
 def _status(value: Any) -> int | None:
@@ -171,7 +168,7 @@ def parse(doc: Any, context: ParseContext) -> Parsed:
         raise BadRequest("an Uptime Kuma notification is a JSON object",
                          ["body: expected an object; choose the webhook's 'application/json' body type"])
     msg = text(doc.get("msg"))
-    heartbeat, monitor = _obj(doc.get("heartbeat")), _obj(doc.get("monitor"))
+    heartbeat, monitor = obj(doc.get("heartbeat")), obj(doc.get("monitor"))
     if not heartbeat:
         return _without_heartbeat(msg, options, context)
     status = _status(heartbeat.get("status"))
