@@ -57,3 +57,10 @@ def test_firing_and_recovery_share_one_dedup_key(fmt: str, firing: str, recovery
     recovered = run(load_case(fmt, recovery))["events"]
     assert recovered and all(e["event_action"] == "resolve" for e in recovered)
     assert {e["dedup_key"] for e in recovered} == {e["dedup_key"] for e in fired}
+
+
+def test_each_module_is_named_by_its_format_and_named_ones_load_alone() -> None:
+    assert sorted(formats.registry()) == formats.names()  # a module's NAME is its file name
+    formats._load.cache_clear()
+    formats.get("datadog")
+    assert formats._load.cache_info().currsize == 1  # a URL naming its format imports only that one

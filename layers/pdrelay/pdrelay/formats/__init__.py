@@ -29,7 +29,7 @@ import pkgutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import lru_cache
+from functools import cache, lru_cache
 from types import ModuleType
 from typing import Any
 
@@ -91,27 +91,35 @@ def _from_module(module: ModuleType) -> Format:
 
 
 @lru_cache(maxsize=1)
+def module_names() -> tuple[str, ...]:
+    """The format modules present (a module's file name is its ``NAME``), without importing them."""
+    return tuple(sorted(info.name for info in pkgutil.iter_modules(__path__) if not info.name.startswith("_")))
+
+
+@cache
+def _load(name: str) -> Format:
+    fmt = _from_module(importlib.import_module(f"{__name__}.{name}"))
+    if fmt.name != name:
+        raise RuntimeError(f"format module {name}.py declares NAME {fmt.name!r}")  # a packaging mistake
+    return fmt
+
+
+@lru_cache(maxsize=1)
 def registry() -> dict[str, Format]:
-    found: dict[str, Format] = {}
-    for info in pkgutil.iter_modules(__path__):
-        if info.name.startswith("_"):
-            continue
-        fmt = _from_module(importlib.import_module(f"{__name__}.{info.name}"))
-        found[fmt.name] = fmt
+    """Every format, in detection order. Imports all the modules: ``get`` imports only the one named,
+    so a request naming its format in the URL does not pay for the other fifteen on a cold start."""
+    found = {name: _load(name) for name in module_names()}
     return dict(sorted(found.items(), key=lambda item: (item[1].detect_order, item[0])))
 
 
 def names() -> list[str]:
-    return list(registry())
+    return list(module_names())
 
 
 def get(name: str) -> Format:
-    try:
-        return registry()[name]
-    except KeyError:
-        raise BadRequest(
-            f"unknown format {name!r}", [f"known formats: auto, {', '.join(names())}"]
-        ) from None
+    if name not in module_names():
+        raise BadRequest(f"unknown format {name!r}", [f"known formats: auto, {', '.join(names())}"])
+    return _load(name)
 
 
 def detect(doc: Any, headers: Mapping[str, str]) -> Format:
@@ -130,9 +138,9 @@ MANUAL_ONLY = 1000  # formats at or after this DETECT_ORDER are never auto-detec
 
 def option_problems(name: str, raw: Any) -> list[str]:
     """What is wrong with a route's options for format ``name`` (for config validation)."""
-    fmt = registry().get(name)
-    if fmt is None:
+    if name not in module_names():
         return [f"no format named {name!r} (known: {', '.join(names())})"]
+    fmt = _load(name)
     if fmt.options is None:
         return [f"format {name!r} takes no options"]
     try:
