@@ -18,7 +18,8 @@ from pdrelay.observability import logger
 
 app = APIGatewayHttpResolver()
 V1_PATH = "/generic/2010-04-15/create_event.json"
-PAGERDUTY_PATHS = ("/v2/enqueue", V1_PATH)
+CHANGE_PATH = "/v2/change/enqueue"
+PAGERDUTY_PATHS = ("/v2/enqueue", V1_PATH, CHANGE_PATH)
 # SNS sends the basic-auth credentials of a subscription URL only after a 401 that asks for them.
 CHALLENGE = {"WWW-Authenticate": 'Basic realm="pdrelay", charset="UTF-8"'}
 
@@ -58,6 +59,21 @@ def post_v2_event() -> Response:
     return _json(202, ingest.accept_v2_event(_request(), ingest.deps_from_environment(app.lambda_context)))
 
 
+@app.post(CHANGE_PATH)
+def post_change_event() -> Response:
+    return _json(202, ingest.accept_change(_request(), ingest.deps_from_environment(app.lambda_context)))
+
+
+@app.post("/v1/test/<route_name>")
+def post_test(route_name: str) -> Response:
+    return _json(202, ingest.accept_test(_request(), route_name, ingest.deps_from_environment(app.lambda_context)))
+
+
+@app.get("/v1/test/<probe_id>")
+def get_test(probe_id: str) -> Response:
+    return _json(200, ingest.test_report(_request(), probe_id, ingest.deps_from_environment(app.lambda_context)))
+
+
 @app.post(V1_PATH)
 def post_v1_event() -> Response:
     return _json(200, ingest.accept_v1_event(_request(), ingest.deps_from_environment(app.lambda_context)))
@@ -70,8 +86,9 @@ def health() -> Response:
 
 @app.not_found
 def not_found(_exc: Exception) -> Response:
-    return _on_error(NotFound("no such endpoint", [f"POST /v1/alerts/{{format}}, POST /v2/enqueue, POST {V1_PATH}, "
-                                                   "GET /health"]))
+    return _on_error(NotFound("no such endpoint", [
+        f"POST /v1/alerts/{{format}}, POST /v2/enqueue, POST {CHANGE_PATH}, POST {V1_PATH}, "
+        "POST /v1/test/{route}, GET /v1/test/{probe}, GET /health"]))
 
 
 @app.exception_handler(PdrelayError)

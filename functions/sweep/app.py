@@ -1,4 +1,5 @@
-"""On a schedule: re-send resolves the dedup table shows as never confirmed delivered."""
+"""On a schedule: re-send resolves the dedup table shows as never confirmed delivered, and put
+alerts held by a maintenance window back on the queue when the window is over."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from pdrelay import operations
+from pdrelay import dispatch, operations
 from pdrelay.observability import logger
 from pdrelay.settings import get_settings
 
@@ -16,6 +17,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     settings = get_settings()
     result = operations.run_sweep(operations.from_environment(), settings.events_url, settings.sweep_after_seconds,
                                   settings.record_ttl_days, settings.connect_timeout_seconds,
-                                  settings.read_timeout_seconds)
+                                  settings.read_timeout_seconds, config=dispatch.config_reader(settings))
     logger.info("sweep done", extra=result)
     return result

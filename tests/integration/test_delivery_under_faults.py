@@ -15,7 +15,7 @@ from pdrelay.errors import RetryableDelivery
 from pdrelay.events_api import EventsClient
 from pdrelay.formats import ParseContext, alertmanager
 from pdrelay.local.emulator import EmulatorServer
-from pdrelay.models import QueueMessageV1, make_message
+from pdrelay.models import QueueMessage, make_message
 from pdrelay.settings import Settings
 from pdrelay.timeutil import to_micros
 from tests.conftest import ROUTING_KEY, load_event, unique
@@ -33,7 +33,7 @@ def dispatcher(aws: Aws, pd: EmulatorServer, **env: str) -> Dispatcher:
 
 
 def firing(routing_key: str = ROUTING_KEY, received_at: datetime | None = None,
-           name: str = "formats/alertmanager/firing.json", fingerprint: str | None = None) -> QueueMessageV1:
+           name: str = "formats/alertmanager/firing.json", fingerprint: str | None = None) -> QueueMessage:
     doc = load_event(name)
     doc["alerts"][0]["fingerprint"] = fingerprint or unique()
     received = received_at or datetime.now(UTC)
@@ -147,7 +147,7 @@ def test_a_resolve_reordered_before_its_trigger_pages_no_one(aws: Aws, pagerduty
     assert pagerduty.state.events == []
 
 
-def _dlq_message(aws: Aws, message: QueueMessageV1, reason: str = "PagerDuty rejected the event") -> None:
+def _dlq_message(aws: Aws, message: QueueMessage, reason: str = "PagerDuty rejected the event") -> None:
     aws.sqs.send_message(QueueUrl=aws.dlq_url, MessageBody=message.to_json(), MessageAttributes={
         "route": {"DataType": "String", "StringValue": message.route or ""},
         "failure_reason": {"DataType": "String", "StringValue": reason},
@@ -207,7 +207,7 @@ def test_queue_status_counts_per_route_with_masked_keys(aws: Aws, pagerduty: Emu
     assert doc["queue"]["waiting"] == 1 and doc["dead_letter_queue"] == 1
     (row,) = doc["routes"]
     assert row == {"route": "default", "routing_key": "…" + ROUTING_KEY[-4:], "sending": 0, "delivered": 1,
-                   "open": 1, "dead_lettered": 1}
+                   "open": 1, "held": 0, "rolled_up": 0, "suppressed": 0, "dead_lettered": 1}
     assert doc["dlq_reasons"] == [{"reason": "PagerDuty rejected the event", "count": 1}]
 
 

@@ -13,14 +13,14 @@ from pdrelay.dedup import DedupStore, item_key
 from pdrelay.formats import ParseContext, alertmanager
 from pdrelay.local.emulator import EmulatorServer
 from pdrelay.local.stack import free_port
-from pdrelay.models import QueueMessageV1, make_message
+from pdrelay.models import QueueMessage, make_message
 from tests.conftest import ROUTING_KEY, load_event, unique
 from tests.integration.conftest import Aws, Handler
 
 RECEIVED = datetime(2026, 11, 24, 9, 30, tzinfo=UTC)
 
 
-def alert_messages(name: str, fingerprint: str, routing_key: str = ROUTING_KEY) -> list[QueueMessageV1]:
+def alert_messages(name: str, fingerprint: str, routing_key: str = ROUTING_KEY) -> list[QueueMessage]:
     doc = load_event(name)
     for alert in doc["alerts"]:
         alert["fingerprint"] = f"{fingerprint}-{alert['fingerprint']}"
@@ -30,7 +30,7 @@ def alert_messages(name: str, fingerprint: str, routing_key: str = ROUTING_KEY) 
     ]
 
 
-def sqs_event(*messages: QueueMessageV1 | str, receive_count: int = 1) -> dict[str, Any]:
+def sqs_event(*messages: QueueMessage | str, receive_count: int = 1) -> dict[str, Any]:
     template = load_event("sqs-dispatch-batch.json")["Records"][0]
     records = []
     for i, message in enumerate(messages):

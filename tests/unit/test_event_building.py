@@ -7,13 +7,13 @@ from datetime import UTC, datetime
 
 from pdrelay.events_api import MAX_EVENT_BYTES, TRIM_NOTE_KEY, build_event, payload_snapshot
 from pdrelay.formats import ParseContext, alertmanager, events_v2, get
-from pdrelay.models import QueueMessageV1, deterministic_dedup_key, make_message, parse_message
+from pdrelay.models import QueueMessage, deterministic_dedup_key, make_message, parse_message
 from tests.conftest import ROUTING_KEY, load_event
 
 RECEIVED = datetime(2026, 11, 24, 9, 30, tzinfo=UTC)
 
 
-def message_for(doc: dict, fmt=alertmanager, index: int = 0) -> QueueMessageV1:
+def message_for(doc: dict, fmt=alertmanager, index: int = 0) -> QueueMessage:
     alert = get(fmt.NAME).run(doc, ParseContext(received_at=RECEIVED)).alerts[index]
     return make_message(alert, route="default", routing_key=ROUTING_KEY, received_at=RECEIVED, request_id="r1")
 
@@ -73,4 +73,15 @@ def test_queue_messages_round_trip_through_json() -> None:
     message = message_for(load_event("formats/alertmanager/firing.json"))
     again = parse_message(message.to_json())
     assert again == message
-    assert again.v == 1
+    assert again.v == 2
+
+
+def test_version_1_messages_in_flight_across_an_upgrade_are_still_read() -> None:
+    message = message_for(load_event("formats/alertmanager/firing.json"))
+    old = message.model_dump(mode="json", by_alias=True, exclude_none=True,
+                             exclude={"destination", "rule", "probe", "kind"})
+    old["v"] = 1
+    again = parse_message(json.dumps(old))
+    assert isinstance(again, QueueMessage) and again.v == 2
+    assert (again.alert, again.dedup_key, again.routing_key, again.destination) == (
+        message.alert, message.dedup_key, message.routing_key, None)

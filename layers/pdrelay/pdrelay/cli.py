@@ -8,6 +8,10 @@ dlq show       the dead-letter queue's messages and reasons
 dlq purge      empty the dead-letter queue
 redrive        move dead-lettered alerts back to the queue (like pd-queue retry)
 sweep          re-send resolves never confirmed delivered
+maintenance    add, list or end maintenance windows and silences
+test           send a labelled test event to every destination of a route, then resolve it
+change         send a change event (a deploy marker)
+config         validate, explain (what a payload would do) or push a configuration
 
 Operators' commands work on the running `pdrelay dev`, or on a deployed stack with --stack NAME.
 """
@@ -202,11 +206,12 @@ def cmd_queue_status(args: argparse.Namespace, resources: Any) -> int:
         return 0
     print(f"alert queue: {status.waiting} waiting, {status.in_flight} in flight, {status.delayed} delayed"
           f"   dead-letter queue: {status.dlq}")
-    print(f"\n{'route':<20} {'routing key':<12} {'sending':>8} {'delivered':>10} {'open':>6} {'in DLQ':>7}"
-          f"   (delivered: last {status.window_seconds // 60} min)")
+    print(f"\n{'route':<20} {'routing key':<12} {'sending':>8} {'delivered':>10} {'open':>6} {'held':>5} "
+          f"{'rolled up':>9} {'suppressed':>10} {'in DLQ':>7}   (delivered, suppressed: last "
+          f"{status.window_seconds // 60} min)")
     for r in status.routes:
-        print(f"{r.route[:20]:<20} {r.routing_key:<12} {r.sending:>8} {r.delivered:>10} {r.open:>6} "
-              f"{r.dead_lettered:>7}")
+        print(f"{r.route[:20]:<20} {r.routing_key:<12} {r.sending:>8} {r.delivered:>10} {r.open:>6} {r.held:>5} "
+              f"{r.rolled_up:>9} {r.suppressed:>10} {r.dead_lettered:>7}")
     if status.reasons:
         print("\nwhy alerts are in the DLQ:")
         for reason, n in status.reasons:
@@ -284,6 +289,266 @@ def cmd_sweep(args: argparse.Namespace, resources: Any) -> int:
     return 0
 
 
+# -- relay endpoints (test, change) ---------------------------------------------------------------------
+def _relay(args: argparse.Namespace, command: str) -> tuple[str, dict[str, str]] | None:
+    state = _state()
+    base = args.url or os.environ.get("PDRELAY_URL") or state.get("url")
+    token = args.token or os.environ.get("PDRELAY_TOKEN") or state.get("token")
+    if not base or not token:
+        print(f"pdrelay {command}: no relay URL/token: start `pdrelay dev`, or pass --url and --token "
+              "(env PDRELAY_URL, PDRELAY_TOKEN)", file=sys.stderr)
+        return None
+    return base.rstrip("/"), {"Authorization": f"Bearer {token}"}
+
+
+def _call(method: str, url: str, headers: dict[str, str], command: str, body: Any = None) -> tuple[int, Any]:
+    try:
+        answer = requests.request(method, url, json=body, headers=headers, timeout=15)
+    except requests.RequestException as exc:
+        print(f"pdrelay {command}: {type(exc).__name__}: could not reach {url}", file=sys.stderr)
+        return 0, None
+    try:
+        return answer.status_code, answer.json()
+    except ValueError:
+        return answer.status_code, {"message": answer.text[:500]}
+
+
+def _final(answer: Any) -> bool:
+    return isinstance(answer, dict) and (answer.get("ok") or "(retrying)" not in str(answer.get("error")))
+
+
+def _wait_for(base: str, headers: dict[str, str], probe: str, action: str, timeout: float) -> dict[str, Any] | None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    report: dict[str, Any] | None = None
+    while time.monotonic() < deadline:
+        status, report = _call("GET", f"{base}/v1/test/{probe}", headers, "test")
+        rows = (report or {}).get("destinations", []) if status == 200 else []
+        if rows and all(_final(row.get(action)) for row in rows):
+            return report
+        time.sleep(0.5)
+    return report
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    """Send a labelled test trigger to every destination of a route, resolve it, report each answer."""
+    relay = _relay(args, "test")
+    if relay is None:
+        return 2
+    base, headers = relay
+    status, started = _call("POST", f"{base}/v1/test/{args.route}", headers, "test",
+                            {"action": "trigger", "severity": args.severity})
+    if status != 202:
+        print(f"pdrelay test: the relay answered {status}: {json.dumps(started)}", file=sys.stderr)
+        return 1
+    probe = started["probe"]
+    print(f"test {probe}: trigger sent to route {args.route} "
+          f"({', '.join(d['destination'] for d in started['destinations'])}); waiting for PagerDuty's answers")
+    report = _wait_for(base, headers, probe, "trigger", args.timeout)
+    if not args.no_resolve:
+        _call("POST", f"{base}/v1/test/{args.route}", headers, "test", {"action": "resolve", "probe": probe})
+        report = _wait_for(base, headers, probe, "resolve", args.timeout) or report
+    rows = (report or {}).get("destinations", [])
+    if args.json:
+        print(json.dumps(report, indent=2))
+    ok = bool(rows)
+    for row in rows:
+        for action in ("trigger", "resolve"):
+            if action == "resolve" and args.no_resolve:
+                continue
+            answer = row.get(action)
+            if answer is None:
+                ok = False
+                line = "no answer yet (the dispatcher has not sent it: see `pdrelay queue status`)"
+            else:
+                ok = ok and bool(answer.get("ok"))
+                line = f"HTTP {answer.get('status') or '-'}: {answer.get('advice')}"
+            if not args.json:
+                print(f"  {row['destination']:<16} {row['routing_key']:<8} {action:<8} {line}")
+    print("all destinations accepted the test" if ok else "some destinations did not accept the test")
+    return 0 if ok else 1
+
+
+def cmd_change(args: argparse.Namespace) -> int:
+    """A change event (deploy marker) through the relay, like PagerDuty's /v2/change/enqueue."""
+    payload: dict[str, Any] = {"summary": args.summary, "source": args.source}
+    details = {}
+    for item in args.field or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            print(f"pdrelay change: -f takes KEY=VALUE, got {item!r}", file=sys.stderr)
+            return 2
+        details[key] = value
+    if details:
+        payload["custom_details"] = details
+    if args.timestamp:
+        payload["timestamp"] = args.timestamp
+    event: dict[str, Any] = {"routing_key": args.routing_key, "payload": payload}
+    links = []
+    for item in args.link or []:
+        href, _, text = item.partition(" ")
+        links.append({"href": href, **({"text": text} if text else {})})
+    if links:
+        event["links"] = links
+    relay = _relay(args, "change")
+    if relay is None:
+        return 2
+    base, headers = relay
+    status, answer = _call("POST", f"{base}/v2/change/enqueue", headers, "change", event)
+    print(f"{status} {json.dumps(answer)}")
+    return 0 if 200 <= status < 300 else 1
+
+
+# -- maintenance windows ----------------------------------------------------------------------------------
+def _window_line(window: Any, now: Any, origin: str) -> str:
+    state = "active" if window.active_at(now) else "expired" if window.expired(now) else "scheduled"
+    when = (f"every {','.join(window.schedule.days)} at {window.schedule.at} for {window.schedule.duration}"
+            if window.schedule else f"{window.start.isoformat()} → {window.end.isoformat()}")
+    end = window.current_end(now) if window.active_at(now) else None
+    matcher = ", ".join(window.when.explain_conditions()) if hasattr(window.when, "explain_conditions") else \
+        json.dumps(window.when.model_dump(mode="json"), default=str) if window.when.root else "all alerts"
+    return (f"{window.name:<24} {state:<9} {when} ({window.timezone}); routes {','.join(window.routes) or 'all'}; "
+            f"{matcher}" + (f"; ends {end.isoformat()}" if end else "") + (f"; {window.comment}" if window.comment
+                                                                          else "") + f"  [{origin}]")
+
+
+@_operator
+def cmd_maintenance(args: argparse.Namespace, resources: Any) -> int:
+    from datetime import UTC, datetime
+
+    from pdrelay import policy
+    from pdrelay.dedup import DedupStore
+    from pdrelay.errors import ConfigError
+    from pdrelay.windows import Window, parse_duration
+
+    store = DedupStore(resources.client("dynamodb"), resources.table_name)
+    now = datetime.now(UTC)
+    if args.maintenance_command == "list":
+        stored, _version = policy.stored_windows(store)
+        shown = [(w, "pdrelay maintenance") for w in stored]
+        if args.config:
+            from pdrelay.config import parse_config
+
+            shown = [(w, "configuration") for w in parse_config(Path(args.config).read_text()).maintenance] + shown
+        if args.json:
+            print(json.dumps([{**w.model_dump(mode="json"), "origin": o, "active": w.active_at(now)} for w, o in shown],
+                             indent=2, default=str))
+        elif not shown:
+            print("no maintenance windows" + ("" if args.config else " (added with `pdrelay maintenance add`; "
+                                              "pass --config FILE to list the configuration's too)"))
+        for window, origin in shown if not args.json else ():
+            print(_window_line(window, now, origin))
+        return 0
+    if args.maintenance_command == "end":
+        def drop(windows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            if not any(w.get("name") == args.name for w in windows):
+                raise ConfigError(f"no window named {args.name!r} was added with `pdrelay maintenance add`",
+                                  ["windows in the configuration document end when you remove them there"])
+            return [w for w in windows if w.get("name") != args.name]
+
+        policy.save_windows(store, drop)
+        print(f"ended {args.name}: alerts it held that are still firing go out at the next sweep (within a minute)")
+        return 0
+    doc: dict[str, Any] = {"name": args.name, "timezone": args.timezone, "send_held_at_end": not args.drop_held,
+                           "comment": args.comment or "", "routes": args.route or []}
+    when: dict[str, Any] = {}
+    for item in args.match or []:
+        key, op, value = item.partition("~")
+        if op:
+            when[key] = {"regex": value}
+            continue
+        key, op, value = item.partition("=")
+        if not op:
+            print(f"pdrelay maintenance: --match takes FIELD=VALUE or FIELD~REGEX, got {item!r}", file=sys.stderr)
+            return 2
+        when[key] = value
+    doc["when"] = when
+    try:
+        if args.every:
+            doc["schedule"] = {"days": args.every.split(","), "at": args.at, "duration": args.duration}
+        elif args.duration_for:
+            doc["start"] = (datetime.fromisoformat(args.start) if args.start else now).isoformat()
+            doc["end"] = (datetime.fromisoformat(doc["start"]) + parse_duration(args.duration_for)).isoformat()
+        else:
+            doc["start"], doc["end"] = args.start, args.end
+        window = Window.model_validate(doc)
+    except ValueError as exc:
+        print(f"pdrelay maintenance: {exc}", file=sys.stderr)
+        return 2
+    stored_doc = window.model_dump(mode="json", exclude_defaults=True)
+    stored_doc["name"] = window.name
+
+    def add(windows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        if any(w.get("name") == window.name for w in windows):
+            raise ConfigError(f"a window named {window.name!r} exists", ["end it first, or pick another name"])
+        return [w for w in windows if not Window.model_validate(w).expired(now)] + [stored_doc]
+
+    policy.save_windows(store, add)
+    print("added " + _window_line(window, now, "pdrelay maintenance"))
+    return 0
+
+
+# -- the configuration --------------------------------------------------------------------------------------
+def cmd_config(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from pdrelay import configtool
+    from pdrelay.config import parse_config
+    from pdrelay.errors import PdrelayError
+
+    try:
+        text = Path(args.file).read_text(encoding="utf-8")
+    except OSError as exc:
+        print(f"pdrelay config: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+        return 2
+    try:
+        config = parse_config(text, args.file)
+        if args.config_command == "validate":
+            print(f"{args.file}: valid")
+            for line in configtool.summary(config):
+                print(f"  {line}")
+            return 0
+        if args.config_command == "explain":
+            at = datetime.fromisoformat(args.at) if args.at else datetime.now(UTC)
+            if at.tzinfo is None:
+                at = at.replace(tzinfo=UTC)
+            headers = dict(h.split(":", 1) for h in args.header or [] if ":" in h)
+            result = configtool.explain(config, configtool.read_payload(args.payload), format_name=args.format,
+                                        route=args.route, headers={k.strip(): v.strip() for k, v in headers.items()},
+                                        at=at)
+            print(configtool.as_json(result) if args.json else "\n".join(result.lines))
+            return 0
+        target = args.to
+        if not target and args.stack:
+            target = _stack_config_source(args.stack)
+        if not target:
+            print("pdrelay config push: say where: --to ssm:/name, --to secret:name or --stack NAME", file=sys.stderr)
+            return 2
+        import boto3
+
+        print(configtool.push(text, target, ssm=boto3.client("ssm") if target.startswith("ssm:") else None,
+                              secretsmanager=boto3.client("secretsmanager") if target.startswith("secret:") else None))
+        print("the functions pick it up within a minute (PDRELAY_CONFIG_MAX_AGE)")
+        return 0
+    except PdrelayError as exc:
+        print(f"pdrelay config {args.config_command}: {exc}", file=sys.stderr)
+        for problem in getattr(exc, "problems", None) or []:
+            print(f"  - {problem}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"pdrelay config {args.config_command}: {exc}", file=sys.stderr)
+        return 2
+
+
+def _stack_config_source(stack: str) -> str:
+    import boto3
+
+    stacks = boto3.client("cloudformation").describe_stacks(StackName=stack)["Stacks"]
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
+    return str(outputs.get("ConfigSource", ""))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pdrelay", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -354,6 +619,74 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--older-than", type=int, default=900, help="seconds a resolve has been pending")
     sweep.add_argument("--events-url")
     sweep.set_defaults(func=cmd_sweep)
+
+    def relay(parser_: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        parser_.add_argument("--url", help="relay base URL (default: the running `pdrelay dev`); env PDRELAY_URL")
+        parser_.add_argument("--token", help="relay bearer token; env PDRELAY_TOKEN")
+        return parser_
+
+    test = relay(sub.add_parser("test", help="send a labelled test event to every destination of a route"))
+    test.add_argument("--route", required=True)
+    test.add_argument("--severity", default="info", choices=["critical", "error", "warning", "info"])
+    test.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for each answer")
+    test.add_argument("--no-resolve", action="store_true", help="leave the test incident open")
+    test.add_argument("--json", action="store_true")
+    test.set_defaults(func=cmd_test)
+
+    change = relay(sub.add_parser("change", help="send a change event (a deploy marker)"))
+    change.add_argument("-k", "--routing-key", required=True, help="route name or routing key")
+    change.add_argument("-d", "--summary", required=True)
+    change.add_argument("--source", default=os.uname().nodename)
+    change.add_argument("--timestamp", help="ISO 8601 (default: when PagerDuty receives it)")
+    change.add_argument("-f", "--field", action="append", help="custom detail KEY=VALUE (repeatable)")
+    change.add_argument("-l", "--link", action="append", help="'URL [text]' (repeatable)")
+    change.set_defaults(func=cmd_change)
+
+    maintenance = sub.add_parser("maintenance", help="maintenance windows and silences").add_subparsers(
+        dest="maintenance_command", required=True)
+    listing = operator(maintenance.add_parser("list", help="windows and whether they are active"))
+    listing.add_argument("--config", help="also list this configuration file's windows")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(func=cmd_maintenance)
+    add = operator(maintenance.add_parser("add", help="hold matching triggers for a while (a window or silence)"))
+    add.add_argument("name")
+    add.add_argument("--route", action="append", help="only this route (repeatable; default: all)")
+    add.add_argument("--match", action="append", help="FIELD=VALUE or FIELD~REGEX, e.g. labels.alertname=DiskFull "
+                     "(repeatable, all must hold; default: every alert)")
+    add.add_argument("--for", dest="duration_for", help="from --start (default now) for this long, e.g. 2h")
+    add.add_argument("--start", help="ISO 8601 start")
+    add.add_argument("--end", help="ISO 8601 end")
+    add.add_argument("--every", help="recurring on these days, e.g. sat,sun (with --at and --duration)")
+    add.add_argument("--at", help="local start time HH:MM of a recurring window")
+    add.add_argument("--duration", help="length of a recurring window, e.g. 2h")
+    add.add_argument("--timezone", default="UTC", help="IANA time zone (default UTC)")
+    add.add_argument("--drop-held", action="store_true", help="do not send what it held when it ends")
+    add.add_argument("--comment")
+    add.set_defaults(func=cmd_maintenance)
+    end = operator(maintenance.add_parser("end", help="end a window now (what it held goes out)"))
+    end.add_argument("name")
+    end.set_defaults(func=cmd_maintenance)
+
+    config = sub.add_parser("config", help="check and deploy a configuration").add_subparsers(
+        dest="config_command", required=True)
+    validate = config.add_parser("validate", help="check a configuration file")
+    validate.add_argument("file")
+    validate.set_defaults(func=cmd_config)
+    explain = config.add_parser("explain", help="what a payload would do under a configuration (sends nothing)")
+    explain.add_argument("file")
+    explain.add_argument("--payload", required=True, help="a monitor's JSON payload")
+    explain.add_argument("--format", default="auto")
+    explain.add_argument("--route", help="default: the configuration's default_route")
+    explain.add_argument("--header", action="append", help="'Name: value' as the monitor sends it (repeatable)")
+    explain.add_argument("--at", help="evaluate maintenance windows at this ISO 8601 time (default now)")
+    explain.add_argument("--json", action="store_true")
+    explain.set_defaults(func=cmd_config)
+    push = config.add_parser("push", help="validate and store a configuration for a deployed stack")
+    push.add_argument("file")
+    target = push.add_mutually_exclusive_group()
+    target.add_argument("--to", help="ssm:/parameter-name or secret:secret-name")
+    target.add_argument("--stack", help="a deployed stack (its ConfigSource output)")
+    push.set_defaults(func=cmd_config)
     return parser
 
 

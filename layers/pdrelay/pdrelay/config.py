@@ -1,9 +1,10 @@
-"""The relay's configuration document: callers (who may send) and routes (where alerts go).
+"""The relay's configuration document: callers (who may send), routes (where alerts go and
+when they page) and maintenance windows.
 
 One document, validated at load with errors that name the place of each mistake. It lives in a
 file locally and in SSM Parameter Store (``ssm:/name``) or Secrets Manager (``secret:name``) in
 AWS, read through Powertools Parameters with a cache age, so a change is picked up without a
-redeploy. Example (YAML or JSON)::
+redeploy. The README carries a complete commented example; the smallest is::
 
     version: 1
     default_route: platform
@@ -14,6 +15,10 @@ redeploy. Example (YAML or JSON)::
     routes:
       platform:
         routing_key: "<32-character Events API v2 integration key>"
+
+A route sends to one PagerDuty service (``routing_key``) or to several named ``destinations``;
+its ``rules`` (see :mod:`pdrelay.rules`) pick the destinations per alert, and its ``storm``
+settings bound how often it pages. ``maintenance`` windows (:mod:`pdrelay.windows`) hold triggers.
 """
 
 from __future__ import annotations
@@ -23,23 +28,72 @@ import re
 import time
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pdrelay.errors import ConfigError
+from pdrelay.rules import Rule, check_destinations
 from pdrelay.settings import Settings
+from pdrelay.windows import Window
 
 ROUTING_KEY_RE = re.compile(r"^[A-Za-z0-9]{32}$")
 ROUTE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 DEMO_ROUTING_KEY = "pdrelaydemo000000000000000000000"
+DEFAULT_DESTINATION = "default"
+
+
+def _check_routing_key(value: str) -> str:
+    if not ROUTING_KEY_RE.fullmatch(value):
+        raise ValueError("must be a 32-character Events API v2 integration key (letters and digits)")
+    return value
+
+
+class DestinationConfig(BaseModel):
+    """One PagerDuty service a route can page: its Events API v2 integration key."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    routing_key: str = Field(description="The service's Events API v2 integration key (32 characters).")
+    description: str = ""
+
+    @field_validator("routing_key")
+    @classmethod
+    def _key_shape(cls, value: str) -> str:
+        return _check_routing_key(value)
+
+
+class StormControl(BaseModel):
+    """Per-route limits on paging. Zero turns a limit off."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    min_resend_seconds: int = Field(0, ge=0, le=86400, description=(
+        "Per alert: an updated trigger for an incident already open is sent at most this often; "
+        "updates in between are recorded, counted as suppressed, and the next one sent carries "
+        "the latest content."))
+    max_new_per_minute: int = Field(0, ge=0, le=10000, description=(
+        "Per route and destination: new incidents opened per minute; further new alerts in that "
+        "minute are rolled up into one summary incident that lists them and resolves when they have."))
+    rollup_update_seconds: int = Field(60, ge=0, le=3600, description=(
+        "How often the roll-up incident is re-sent with its updated list while alerts join it."))
 
 
 class Route(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    routing_key: str = Field(description="The PagerDuty Events API v2 integration key (32 characters).")
+    routing_key: str | None = Field(None, description=(
+        "The PagerDuty Events API v2 integration key (32 characters): shorthand for one destination "
+        "named 'default'."))
+    destinations: dict[str, DestinationConfig] = Field(default_factory=dict, description=(
+        "Named PagerDuty services this route can page, e.g. the owning team's and the platform team's."))
+    default_destinations: tuple[str, ...] = Field((), description=(
+        "Where alerts that match no rule go; empty: every destination."))
+    rules_match: Literal["first", "all"] = Field("first", description=(
+        "'first': the first matching rule decides; 'all': every matching rule adds its destinations."))
+    rules: tuple[Rule, ...] = ()
+    storm: StormControl = Field(default_factory=StormControl)
     description: str = ""
     send_test_notifications: bool = Field(
         False, description="Page for the test notifications monitors send when someone clicks 'test'."
@@ -71,10 +125,41 @@ class Route(BaseModel):
 
     @field_validator("routing_key")
     @classmethod
-    def _key_shape(cls, value: str) -> str:
-        if not ROUTING_KEY_RE.fullmatch(value):
-            raise ValueError("must be a 32-character Events API v2 integration key (letters and digits)")
-        return value
+    def _key_shape(cls, value: str | None) -> str | None:
+        return None if value is None else _check_routing_key(value)
+
+    @model_validator(mode="after")
+    def _destinations(self) -> Route:
+        problems = []
+        if self.routing_key is None and not self.destinations:
+            problems.append("routing_key: give a routing_key or at least one destination")
+        if self.routing_key is not None and DEFAULT_DESTINATION in self.destinations:
+            problems.append(f"destinations.{DEFAULT_DESTINATION}: already defined by routing_key")
+        problems.extend(f"destinations.{name}: destination names are lower-case letters, digits, '.', '_' or '-'"
+                        for name in self.destinations if not ROUTE_NAME_RE.fullmatch(name))
+        known = set(self.targets)
+        problems.extend(f"default_destinations: no destination named {name!r}"
+                        for name in self.default_destinations if name not in known)
+        problems.extend(check_destinations(self.rules, known))
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @property
+    def targets(self) -> dict[str, str]:
+        """Destination name → routing key, the shorthand ``routing_key`` first (as 'default')."""
+        found = {DEFAULT_DESTINATION: self.routing_key} if self.routing_key else {}
+        found.update({name: d.routing_key for name, d in self.destinations.items()})
+        return found
+
+    @property
+    def defaults(self) -> tuple[str, ...]:
+        return self.default_destinations or tuple(self.targets)
+
+    @property
+    def primary_key(self) -> str:
+        """The routing key of the route's first destination (for single-destination answers)."""
+        return next(iter(self.targets.values()))
 
 
 class Caller(BaseModel):
@@ -96,6 +181,8 @@ class RelayConfig(BaseModel):
     )
     callers: tuple[Caller, ...] = Field(min_length=1)
     routes: dict[str, Route] = Field(min_length=1)
+    maintenance: tuple[Window, ...] = Field((), description=(
+        "Maintenance windows and silences: triggers that match are recorded but not sent."))
 
     @field_validator("version")
     @classmethod
@@ -121,13 +208,21 @@ class RelayConfig(BaseModel):
             if caller.token in seen:
                 problems.append(f"callers.{i}.token: the same token is given to two callers")
             seen.add(caller.token)
+        names: set[str] = set()
+        for i, window in enumerate(self.maintenance):
+            if window.name in names:
+                problems.append(f"maintenance.{i}.name: {window.name!r} is used twice")
+            names.add(window.name)
+            problems.extend(f"maintenance.{i}.routes: no route named {name!r}"
+                            for name in window.routes or () if name not in self.routes)
         if problems:
             raise ValueError("; ".join(problems))
         return self
 
     def route_for_key(self, routing_key: str) -> str | None:
+        """The first route that has ``routing_key`` among its destinations."""
         for name, route in self.routes.items():
-            if route.routing_key == routing_key:
+            if routing_key in route.targets.values():
                 return name
         return None
 

@@ -5,14 +5,19 @@ the dedup key. Writes are conditional on the item's ``version``, so two dispatch
 apply a change; the loser re-reads and decides again. A resolve not yet confirmed delivered carries
 ``pending = "resolve"``, which puts it in the sparse ``PendingResolves`` index the sweeper reads.
 
-Control items, in the same table: ``pace#<hash of routing key>`` (the pacing bucket) and
-``breaker#events-api`` (the circuit breaker), both versioned the same way. Ingest's replay
+Control items, in the same table: ``pace#<hash of routing key>`` (the pacing bucket),
+``breaker#events-api`` (the circuit breaker), ``storm#<route>#<hash>`` (new incidents this minute),
+``rollup#<route>#<hash>`` (a storm's roll-up incident and its members), ``maintenance#windows``
+(windows added with ``pdrelay maintenance``) and ``probe#<id>`` (a ``pdrelay test`` run's answers),
+all versioned the same way. Alerts held by a maintenance window carry ``pending = "held"``, so
+the sweeper finds them in the same sparse index when their window ends. Ingest's replay
 protection (Powertools idempotency) also keeps its records here, under its own keys.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from dataclasses import asdict
 from typing import Any
@@ -49,13 +54,15 @@ def _to_item(record: Record, expires_at: int) -> dict[str, Any]:
     doc["updated_at"] = int(time.time())
     if record.state == "resolved" and not record.delivered:
         doc["pending"] = "resolve"
+    elif record.state in OPEN_STATES and record.hold.startswith("window:") and not record.paged:
+        doc["pending"] = "held"
     return {k: _SER.serialize(v) for k, v in doc.items()}
 
 
 def _from_item(item: dict[str, Any]) -> Record:
     doc = {k: _DES.deserialize(v) for k, v in item.items() if k in _FIELDS}
     for name in ("started_at", "event_at", "version", "events", "sends", "lease_until", "last_received",
-                 "updated_at"):
+                 "updated_at", "sent_at", "suppressed"):
         if name in doc:
             doc[name] = int(doc[name])
     return Record(**doc)
@@ -114,13 +121,20 @@ class DedupStore:
             raise StoreError(f"updating the dedup table failed: {type(exc).__name__}") from exc
         return True
 
-    def mark_delivered(self, pk: str, version: int) -> bool:
-        """Record that the event applied at ``version`` reached PagerDuty; False if superseded."""
-        return self._update_at_version(
-            pk, version,
-            "SET delivered = :t, lease_until = :z, sends = if_not_exists(sends, :z) + :one REMOVE pending",
-            {":t": {"BOOL": True}, ":z": {"N": "0"}, ":one": {"N": "1"}},
-        )
+    def mark_delivered(self, pk: str, version: int, *, trigger_sent_at: int | None = None,
+                       sent: bool = True) -> bool:
+        """Record that the event applied at ``version`` reached PagerDuty (or, with ``sent`` false,
+        was dealt with without a call); False if superseded. ``trigger_sent_at`` (µs) marks a
+        trigger: the episode's incident is then open on PagerDuty."""
+        expression = "SET delivered = :t, lease_until = :z"
+        values: dict[str, Any] = {":t": {"BOOL": True}, ":z": {"N": "0"}}
+        if sent:
+            expression += ", sends = if_not_exists(sends, :z) + :one"
+            values[":one"] = {"N": "1"}
+        if trigger_sent_at is not None:
+            expression += ", paged = :t, sent_at = :s"
+            values[":s"] = {"N": str(trigger_sent_at)}
+        return self._update_at_version(pk, version, expression + " REMOVE pending", values)
 
     def release(self, pk: str, version: int) -> None:
         """End the lease taken for ``version`` after a failed send, so a retry need not wait for it."""
@@ -137,21 +151,32 @@ class DedupStore:
         )
         return record.version + 1 if claimed else None
 
+    def let_go(self, record: Record) -> bool:
+        """A held alert whose window ended with ``send_held_at_end: false``: no longer held, not paged."""
+        return self._update_at_version(record.pk, record.version, "SET hold = :e, message = :e REMOVE pending",
+                                       {":e": {"S": ""}})
+
     def set_aside(self, pk: str, version: int) -> None:
         """Take a resolve PagerDuty refused out of the sweeper's index."""
         self._update_at_version(pk, version, "SET pending = :r", {":r": {"S": "rejected"}})
 
     def pending_resolves(self, older_than_seconds: int, limit: int = 100) -> list[Record]:
         """Resolves recorded but not confirmed delivered for at least ``older_than_seconds``."""
+        return self._pending("resolve", int(time.time()) - older_than_seconds, limit)
+
+    def held(self, limit: int = 500) -> list[Record]:
+        """Alerts whose trigger a maintenance window holds."""
+        return self._pending("held", int(time.time()) + 86400, limit)
+
+    def _pending(self, kind: str, until: int, limit: int) -> list[Record]:
         try:
             answer = self._client.query(
                 TableName=self._table, IndexName=PENDING_INDEX, Limit=limit,
                 KeyConditionExpression="pending = :p AND updated_at <= :t",
-                ExpressionAttributeValues={":p": {"S": "resolve"},
-                                           ":t": {"N": str(int(time.time()) - older_than_seconds)}},
+                ExpressionAttributeValues={":p": {"S": kind}, ":t": {"N": str(until)}},
             )
         except (ClientError, BotoCoreError) as exc:
-            raise StoreError(f"querying pending resolves failed: {_code(exc)}") from exc
+            raise StoreError(f"querying the pending index failed: {_code(exc)}") from exc
         return [_from_item(i) for i in answer.get("Items", [])]
 
     # -- control items ----------------------------------------------------------------------
@@ -163,11 +188,26 @@ class DedupStore:
         item = answer.get("Item")
         return {k: _DES.deserialize(v) for k, v in item.items()} if item else None
 
-    def _put_control(self, pk: str, values: dict[str, Any], previous_version: int) -> None:
+    def _put_control(self, pk: str, values: dict[str, Any], previous_version: int, expires: bool = True) -> None:
         item = {k: _SER.serialize(v) for k, v in values.items()}
         item["pk"] = {"S": pk}
-        item["expires_at"] = {"N": str(int(time.time()) + CONTROL_TTL_SECONDS)}
+        if expires:
+            item["expires_at"] = {"N": str(int(time.time()) + CONTROL_TTL_SECONDS)}
         self._put(item, "attribute_not_exists(pk) OR version = :v", {":v": {"N": str(previous_version)}})
+
+    def get_doc(self, pk: str) -> tuple[dict[str, Any], int]:
+        """A control document (JSON-shaped) and its version (0: none yet)."""
+        doc = self._get_control(pk)
+        if doc is None:
+            return {}, 0
+        return json.loads(str(doc.get("doc") or "{}")), int(doc.get("version", 0))
+
+    def put_doc(self, pk: str, doc: dict[str, Any], previous_version: int, *, expires: bool = True) -> int:
+        """Write a control document if it is still at ``previous_version``; the new version.
+        Raises :class:`ConcurrentUpdate` when another writer got there first."""
+        self._put_control(pk, {"doc": json.dumps(doc, separators=(",", ":"), default=str),
+                               "version": previous_version + 1}, previous_version, expires)
+        return previous_version + 1
 
     def get_bucket(self, routing_key: str) -> Bucket | None:
         doc = self._get_control(pace_key(routing_key))

@@ -22,19 +22,23 @@ import json
 import math
 import random
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
 from pdrelay import pacing
+from pdrelay.config import RelayConfig
 from pdrelay.dedup import DedupStore, item_key
 from pdrelay.errors import ConcurrentUpdate, PermanentDelivery, RetryableDelivery, StoreError
-from pdrelay.events_api import EventsClient, build_event, payload_snapshot
+from pdrelay.events_api import EventsClient, build_event, change_event, payload_snapshot
 from pdrelay.lifecycle import Decision, Event, decide
-from pdrelay.models import QueueMessageV1, parse_message, utcnow
+from pdrelay.models import ChangeMessage, QueueMessage, parse_message, utcnow
 from pdrelay.observability import (
+    ALERTS_HELD,
+    CHANGES_SENT,
     DELIVERY_FAILED,
     DELIVERY_LATENCY,
     EVENTS_DEFERRED,
@@ -44,6 +48,7 @@ from pdrelay.observability import (
     logger,
     measure,
 )
+from pdrelay.policy import Policy, Verdict, rollup_event
 from pdrelay.settings import Settings
 from pdrelay.timeutil import to_micros
 
@@ -55,7 +60,7 @@ UNEXPECTED_ERROR_RECEIVES = 5
 IN_FLIGHT_RECHECK_SECONDS = 3
 
 
-def content_hash(message: QueueMessageV1) -> str:
+def content_hash(message: QueueMessage) -> str:
     """What makes a repeat notification different (times excluded: they move on every repeat)."""
     a = message.alert
     doc = a.model_dump(mode="json", by_alias=True,
@@ -63,7 +68,7 @@ def content_hash(message: QueueMessageV1) -> str:
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
 
-def to_event(message: QueueMessageV1) -> Event:
+def to_event(message: QueueMessage) -> Event:
     return Event(
         pk=item_key(message.routing_key, message.dedup_key),
         dedup_key=message.dedup_key,
@@ -77,6 +82,7 @@ def to_event(message: QueueMessageV1) -> Event:
         routing_key=message.routing_key,
         received=to_micros(message.received_at),
         own_time=message.alert.occurred_at != message.received_at,
+        destination=message.destination,
     )
 
 
@@ -117,7 +123,15 @@ class Dispatcher:
     events: EventsClient
     sqs: Any
     clock: Any = time.time
+    config: Callable[[], RelayConfig | None] | None = None  # routes' storm control and windows
     _breaker_cache: tuple[float, pacing.Breaker | None] = (0.0, None)
+    _policy: Policy | None = None
+
+    @property
+    def policy(self) -> Policy:
+        if self._policy is None:
+            self._policy = Policy(self.store, self.config or (lambda: None), self.clock)
+        return self._policy
 
     @property
     def start_guard_ms(self) -> int:
@@ -145,9 +159,12 @@ class Dispatcher:
             reason = f"unreadable queue message: {type(exc).__name__}"
             self._dead_letter(delivery, reason, None)
             return Outcome("dead-lettered", reason)
-        logger.append_keys(correlation_id=message.request_id, dedup_key=message.dedup_key, route=message.route,
+        logger.append_keys(correlation_id=message.request_id, route=message.route, destination=message.destination,
+                           dedup_key=message.dedup_key if isinstance(message, QueueMessage) else None,
                            message_id=message_id, receive_count=receive_count)
         try:
+            if isinstance(message, ChangeMessage):
+                return self._change(message, delivery)
             return self._process(message, delivery)
         except (RetryableDelivery, StoreError):
             raise
@@ -161,26 +178,33 @@ class Dispatcher:
             self._dead_letter(delivery, reason, None)
             return Outcome("dead-lettered", reason)
         finally:
-            logger.remove_keys(["correlation_id", "dedup_key", "route", "message_id", "receive_count"])
+            logger.remove_keys(["correlation_id", "dedup_key", "route", "destination", "message_id", "receive_count"])
 
-    def _decide(self, message: QueueMessageV1) -> tuple[Decision, dict[str, Any] | None]:
+    def _decide(self, message: QueueMessage, body: str) -> tuple[Verdict | None, Decision, dict[str, Any] | None]:
         event = to_event(message)
-        now = to_micros(utcnow())
+        moment = utcnow()
+        now = to_micros(moment)
         lease = int(self.settings.lease_seconds * 1_000_000)
         for _attempt in range(WRITE_ATTEMPTS):
             current = self.store.get(event.pk)
             decision = decide(current, event, now, lease)
+            verdict = None
+            if decision.send is not None and decision.record is not None:
+                verdict = self.policy.judge(current, decision, message, moment, body)
+                decision = verdict.decision
             if decision.write and decision.record is not None:
                 try:
                     self.store.write(decision.record, current.version if current else None)
                 except ConcurrentUpdate:
                     continue
-            return decision, (current.payload if current else None)
+            return verdict, decision, (current.payload if current else None)
         raise StoreError(f"lost {WRITE_ATTEMPTS} races for one dedup item; retrying later")
 
-    def _process(self, message: QueueMessageV1, delivery: Delivery) -> Outcome:
+    def _process(self, message: QueueMessage, delivery: Delivery) -> Outcome:
         decided_at = time.monotonic()  # the lease starts about now
-        decision, stored_payload = self._decide(message)
+        verdict, decision, stored_payload = self._decide(message, delivery.body)
+        if verdict is not None and verdict.kind != "send":
+            return self._by_policy(message, delivery, verdict)
         if decision.reason == "in-flight":
             # Usually the holder finishes within a second or two; a dead holder's lease is simply
             # checked again until it expires. Deferrals spend no delivery attempt.
@@ -206,14 +230,19 @@ class Dispatcher:
             self.store.release(record.pk, record.version)
             self._breaker_success()  # PagerDuty answered: it is up
             count(EVENTS_SENT, Action=decision.send, Status=str(exc.status))
-            count(DELIVERY_FAILED, Kind="permanent")
             reason = "; ".join([str(exc), *exc.errors])
+            if message.probe:
+                # A test that PagerDuty refused: the answer is the result; nothing to keep in the DLQ.
+                self._probed(message, decision.send, exc.status, reason)
+                return Outcome("rejected", reason, decision.send, exc.status)
+            count(DELIVERY_FAILED, Kind="permanent")
             self._dead_letter(delivery, reason, exc.status)
             logger.warning("rejected by PagerDuty, sent to the DLQ", extra={"reason": reason})
             return Outcome("dead-lettered", reason, decision.send, exc.status)
         except RetryableDelivery as exc:
             self.store.release(record.pk, record.version)
             count(EVENTS_SENT, Action=decision.send, Status=str(exc.status or "network"))
+            self._probed(message, decision.send, exc.status, f"{exc} (retrying)")
             if exc.status == 429:
                 pause = exc.retry_after if exc.retry_after is not None else self.settings.throttle_pause_seconds
                 self._throttle(message.routing_key, pause)
@@ -232,14 +261,116 @@ class Dispatcher:
         except Exception:
             self.store.release(record.pk, record.version)  # whatever it was, the send is over
             raise
-        self.store.mark_delivered(record.pk, record.version)
+        self.store.mark_delivered(record.pk, record.version,
+                                  trigger_sent_at=to_micros(utcnow()) if decision.send == "trigger" else None)
+        if verdict is not None and verdict.counts_new:
+            self.policy.count_new(message)
         self._breaker_success()
+        self._probed(message, decision.send, delivered.status, None)
         count(EVENTS_SENT, Action=decision.send, Status=str(delivered.status))
         latency_ms = (utcnow() - message.received_at).total_seconds() * 1000
         measure(DELIVERY_LATENCY, latency_ms)
         logger.info("delivered", extra={"action": decision.send, "reason": decision.reason,
                                         "status": delivered.status, "latency_ms": round(latency_ms)})
         return Outcome("delivered", decision.reason, decision.send, delivered.status)
+
+    # -- alert policy: windows, storm control, roll-ups ---------------------------------------------
+    def _by_policy(self, message: QueueMessage, delivery: Delivery, verdict: Verdict) -> Outcome:
+        record = verdict.decision.record
+        assert record is not None
+        kind = verdict.kind
+        if kind == "hold":
+            window = verdict.window.name if verdict.window else "?"
+            count(ALERTS_HELD, Reason="maintenance")
+            logger.info("held by a maintenance window", extra={"window": window})
+            return Outcome("held", f"maintenance window {window}", "trigger")
+        if kind == "suppress":
+            count(ALERTS_HELD, Reason="suppressed")
+            logger.info("update suppressed: the route's min_resend_seconds has not passed",
+                        extra={"suppressed": record.suppressed})
+            return Outcome("suppressed", "min_resend_seconds", "trigger")
+        if kind in ("quiet", "local"):
+            reason = "rolled-up" if kind == "quiet" else f"never paged: {message.alert.action} recorded only"
+            count(EVENTS_SKIPPED, Reason="rolled-up" if kind == "quiet" else "never-paged")
+            logger.info("recorded without a call", extra={"reason": reason})
+            return Outcome("skipped", reason)
+        # rollup / leave: the roll-up incident hears of it, the alert's own incident never exists
+        try:
+            if kind == "rollup":
+                doc, action, _version = self.policy.join(message, record)
+                self.store.write(replace(record, rollup=doc["dedup_key"], version=record.version + 1), record.version)
+                record = replace(record, rollup=doc["dedup_key"], version=record.version + 1)
+                count(ALERTS_HELD, Reason="rolled-up")
+            else:
+                doc, action, _version = self.policy.leave(message, record)
+            if action is not None:
+                self._send_rollup(message, doc, action)
+        except PermanentDelivery as exc:
+            self.store.release(record.pk, record.version)
+            reason = "; ".join([f"roll-up incident: {exc}", *exc.errors])
+            self._dead_letter(delivery, reason, exc.status)
+            return Outcome("dead-lettered", reason, message.alert.action, exc.status)
+        except (RetryableDelivery, ConcurrentUpdate) as exc:
+            self.store.release(record.pk, record.version)
+            if isinstance(exc, ConcurrentUpdate):
+                raise StoreError(str(exc)) from exc
+            delay = self.backoff_seconds(delivery.receive_count)
+            self._delay(delivery.receipt_handle, delay)
+            raise
+        self.store.mark_delivered(record.pk, record.version, sent=False)
+        logger.info("rolled up" if kind == "rollup" else "left the roll-up",
+                    extra={"rollup": doc.get("dedup_key"), "members": len(doc.get("members", {})), "sent": action})
+        return Outcome("rolled-up" if kind == "rollup" else "skipped", f"roll-up {doc.get('dedup_key')}", action)
+
+    def _send_rollup(self, message: QueueMessage, doc: dict[str, Any], action: str) -> None:
+        delivered = self.events.send(rollup_event(doc, action, message.routing_key))
+        count(EVENTS_SENT, Action=action, Status=str(delivered.status))
+        self.policy.rollup_sent(message, action)
+
+    # -- change events -------------------------------------------------------------------------------
+    def _change(self, message: ChangeMessage, delivery: Delivery) -> Outcome:
+        """A change event: no dedup state; paced and retried like alerts, 400 to the DLQ."""
+        gate, wait = self._admit(message.routing_key)
+        if gate != "send":
+            return self._defer(message, delivery, gate, wait)
+        try:
+            delivered = self.events.send(change_event(message), path="/v2/change/enqueue")
+        except PermanentDelivery as exc:
+            self._breaker_success()
+            count(CHANGES_SENT, Status=str(exc.status))
+            reason = "; ".join([str(exc), *exc.errors])
+            self._dead_letter(delivery, reason, exc.status)
+            return Outcome("dead-lettered", reason, "change", exc.status)
+        except RetryableDelivery as exc:
+            count(CHANGES_SENT, Status=str(exc.status or "network"))
+            if exc.status == 429:
+                pause = exc.retry_after if exc.retry_after is not None else self.settings.throttle_pause_seconds
+                self._throttle(message.routing_key, pause)
+                return self._defer(message, delivery, "throttled", pause, attempted=True)
+            self._breaker_failure()
+            if self._held_too_long(message, delivery):
+                reason = f"not delivered within {self.settings.max_hold_seconds} s of receipt; last error: {exc}"
+                self._dead_letter(delivery, reason, exc.status)
+                return Outcome("dead-lettered", reason, "change", exc.status)
+            self._delay(delivery.receipt_handle, self.backoff_seconds(delivery.receive_count))
+            raise
+        self._breaker_success()
+        count(CHANGES_SENT, Status=str(delivered.status))
+        logger.info("change event delivered", extra={"status": delivered.status})
+        return Outcome("delivered", "change", "change", delivered.status)
+
+    # -- test probes -----------------------------------------------------------------------------------
+    def _probed(self, message: QueueMessage, action: str | None, status: int | None, error: str | None) -> None:
+        """Record what PagerDuty answered a `pdrelay test` event, for the command to report."""
+        if not message.probe or action is None:
+            return
+        from pdrelay.probe import record_answer
+
+        try:
+            record_answer(self.store, message.probe, message.destination or message.route or "-", action,
+                          status, error)
+        except (StoreError, ConcurrentUpdate) as exc:
+            logger.warning("could not record a test answer", extra={"error": str(exc)})
 
     # -- pacing and the breaker ---------------------------------------------------------------------
     def _admit(self, routing_key: str) -> tuple[str, float]:
@@ -322,7 +453,7 @@ class Dispatcher:
         self._breaker_cache = (self.clock(), after or current)
 
     # -- putting messages back, or aside --------------------------------------------------------------
-    def _held_too_long(self, message: QueueMessageV1, delivery: Delivery) -> bool:
+    def _held_too_long(self, message: QueueMessage | ChangeMessage, delivery: Delivery) -> bool:
         """Held past the limit since receipt, or since an operator's redrive if later."""
         since = max(message.received_at.timestamp(), float(delivery.attr("redriven_at")))
         return utcnow().timestamp() - since > self.settings.max_hold_seconds
@@ -331,7 +462,7 @@ class Dispatcher:
         """A record the invocation had no time to start: visible again in a moment."""
         self._delay(receipt_handle, 2)
 
-    def _defer(self, message: QueueMessageV1, delivery: Delivery, reason: str, wait: float,
+    def _defer(self, message: QueueMessage | ChangeMessage, delivery: Delivery, reason: str, wait: float,
                attempted: bool = False) -> Outcome:
         """Put the message back on the queue after ``wait`` seconds, without spending an attempt."""
         if self._held_too_long(message, delivery):
@@ -409,12 +540,28 @@ def get_dispatcher() -> Dispatcher:
         settings = get_settings()
         _DISPATCHER = Dispatcher(
             settings=settings,
+            config=config_reader(settings),
             store=DedupStore(client("dynamodb"), settings.table_name, settings.record_ttl_days),
             events=EventsClient(settings.events_url, connect_timeout=settings.connect_timeout_seconds,
                                 read_timeout=settings.read_timeout_seconds),
             sqs=client("sqs"),
         )
     return _DISPATCHER
+
+
+def config_reader(settings: Settings) -> Callable[[], RelayConfig | None]:
+    """The configuration, re-read per its cache age; None (no policy) when there is none."""
+    from pdrelay.config import load_config
+    from pdrelay.errors import ConfigError
+
+    def read() -> RelayConfig | None:
+        try:
+            return load_config(settings)
+        except ConfigError as exc:
+            logger.warning("no readable configuration: windows and storm control are off", extra={"error": str(exc)})
+            return None
+
+    return read
 
 
 def reset_dispatcher() -> None:

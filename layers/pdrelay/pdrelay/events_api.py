@@ -20,14 +20,14 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from pdrelay.errors import PermanentDelivery, RetryableDelivery
-from pdrelay.models import SUMMARY_LIMIT, QueueMessageV1, truncate
+from pdrelay.models import SUMMARY_LIMIT, ChangeMessage, QueueMessage, truncate
 from pdrelay.timeutil import iso
 
 MAX_EVENT_BYTES = 512 * 1024
 TRIM_NOTE_KEY = "pdrelay_note"
 
 
-def payload_snapshot(message: QueueMessageV1) -> dict[str, Any]:
+def payload_snapshot(message: QueueMessage) -> dict[str, Any]:
     """The payload fields kept in the dedup table, for later events that carry none."""
     a = message.alert
     snap = {"summary": a.summary, "source": a.source, "severity": a.severity,
@@ -35,7 +35,7 @@ def payload_snapshot(message: QueueMessageV1) -> dict[str, Any]:
     return {k: v for k, v in snap.items() if v}
 
 
-def build_event(message: QueueMessageV1, action: str, stored: dict[str, Any] | None = None) -> dict[str, Any]:
+def build_event(message: QueueMessage, action: str, stored: dict[str, Any] | None = None) -> dict[str, Any]:
     a = message.alert
     stored = stored or {}
     summary = a.summary or stored.get("summary") or f"{a.format} alert {a.identity}"
@@ -69,6 +69,22 @@ def build_event(message: QueueMessageV1, action: str, stored: dict[str, Any] | N
     images = [i.model_dump(exclude_none=True) for i in a.images if i.src.lower().startswith("https://")]
     if images:
         event["images"] = images
+    return fit_size(event)
+
+
+def change_event(message: ChangeMessage) -> dict[str, Any]:
+    """A change event for ``/v2/change/enqueue`` (no action, dedup key or severity)."""
+    c = message.change
+    payload: dict[str, Any] = {"summary": truncate(c.summary, SUMMARY_LIMIT)}
+    if c.source:
+        payload["source"] = c.source
+    if c.timestamp:
+        payload["timestamp"] = iso(c.timestamp)
+    if c.custom_details:
+        payload["custom_details"] = c.custom_details
+    event: dict[str, Any] = {"routing_key": message.routing_key, "payload": payload}
+    if c.links:
+        event["links"] = [link.model_dump(exclude_none=True) for link in c.links]
     return fit_size(event)
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from pdrelay import formats
+from pdrelay import formats, rules, scrub
 from pdrelay.auth import authenticate
 from pdrelay.config import Caller, RelayConfig, Route
 from pdrelay.errors import (
@@ -28,11 +28,11 @@ from pdrelay.errors import (
     UpstreamError,
 )
 from pdrelay.formats import ParseContext
-from pdrelay.models import SUMMARY_LIMIT, Alert, QueueMessageV1, make_message, truncate, without_lone_surrogates
+from pdrelay.models import SUMMARY_LIMIT, Alert, QueueMessage, make_message, truncate, without_lone_surrogates
 from pdrelay.observability import ALERTS_ACCEPTED, ALERTS_RECEIVED, REQUESTS_REJECTED, count, logger
 from pdrelay.queue import enqueue
 from pdrelay.replay import once, replay_key
-from pdrelay.routing import route_for_routing_key, select_route
+from pdrelay.routing import Destination, route_for_routing_key, select_route
 from pdrelay.settings import Settings
 
 
@@ -139,7 +139,63 @@ def _tests_handled(parsed: formats.Parsed, route: Route | None, route_name: str 
     return [a for a in parsed.alerts if not a.test]
 
 
-def _enqueue(messages: list[QueueMessageV1], deps: Deps) -> None:
+def scrubbed(alert: Alert) -> Alert:
+    """The alert without values that look like credentials (custom_details and summary)."""
+    details, found = scrub.scrub_details(alert.custom_details)
+    summary, in_summary = scrub.scrub_text(alert.summary) if alert.summary else (alert.summary, 0)
+    if not found and not in_summary:
+        return alert
+    logger.info("credentials scrubbed from an alert", extra={"values": found + in_summary})
+    return alert.model_copy(update={"custom_details": details,
+                                    "summary": truncate(summary, SUMMARY_LIMIT) if summary else summary})
+
+
+@dataclass
+class Fanned:
+    messages: list[QueueMessage] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def fan_out(alerts: list[Alert], destination: Destination, config: RelayConfig, request: IncomingRequest,
+            probe: str | None = None) -> Fanned:
+    """One queue message per alert and destination.
+
+    A trigger goes where the route's rules send it. A resolve or acknowledge goes to every
+    destination of the route, so it reaches every incident that was opened whatever the rules
+    said then; destinations that never opened one answer ``unknown`` at the dispatcher, which
+    costs no PagerDuty call. A request that named one routing key goes to that key alone.
+    """
+    out = Fanned()
+    route = config.routes.get(destination.route or "")
+
+    def add(alert: Alert, routing_key: str, name: str | None, rule: str | None) -> None:
+        out.messages.append(make_message(scrubbed(alert), route=destination.route, routing_key=routing_key,
+                                         received_at=request.received_at, request_id=request.request_id,
+                                         destination=name, rule=rule, probe=probe))
+
+    for alert in alerts:
+        if route is None or not destination.by_name:
+            name = next((n for n, k in route.targets.items() if k == destination.routing_key), None) if route else None
+            add(alert, destination.routing_key, name, None)
+            continue
+        targets = route.targets
+        plan = rules.plan(route.rules, route.rules_match, route.defaults, alert)
+        for target in plan.targets:
+            add(target.alert, targets[target.destination], target.destination, target.rule)
+        if alert.action == "trigger":
+            stopped = sorted({d for d, _ in plan.not_paged} - {t.destination for t in plan.targets})
+            if stopped:
+                by = ", ".join(sorted({r for _, r in plan.not_paged}))
+                out.notes.append(f"{alert.identity}: not paged on {', '.join(stopped)} (rule {by}: page: false)")
+        else:
+            planned = {t.destination for t in plan.targets}
+            for name, routing_key in targets.items():
+                if name not in planned:
+                    add(alert, routing_key, name, None)
+    return out
+
+
+def _enqueue(messages: list[QueueMessage], deps: Deps) -> None:
     if messages:
         enqueue(messages, deps.sqs, deps.settings.queue_url)
     for message in messages:
@@ -177,16 +233,10 @@ def accept_alerts(request: IncomingRequest, format_name: str, deps: Deps,
     alerts = _tests_handled(parsed, route, destination.route)
     if not alerts and not parsed.notes and not parsed.after:
         raise BadRequest(f"invalid {fmt.name} payload", parsed.rejected or ["the payload carries no alerts"])
-    messages = [
-        make_message(
-            alert,
-            route=destination.route,
-            routing_key=destination.routing_key,
-            received_at=request.received_at,
-            request_id=request.request_id,
-        )
-        for alert in alerts
-    ]
+    fanned = fan_out(alerts, destination, deps.config, request)
+    messages = fanned.messages
+    parsed.notes.extend(fanned.notes)
+    several = route is not None and (len(route.targets) > 1 or bool(route.rules))
 
     def work() -> dict[str, Any]:
         _enqueue(messages, deps)
@@ -206,7 +256,8 @@ def accept_alerts(request: IncomingRequest, format_name: str, deps: Deps,
             "accepted": len(messages),
             "alerts": [
                 {"action": m.alert.action, "dedup_key": m.dedup_key, "identity": m.alert.identity,
-                 **({"test": True} if m.alert.test else {})}
+                 **({"test": True} if m.alert.test else {}),
+                 **({"destination": m.destination, "rule": m.rule} if several else {})}
                 for m in messages
             ],
         }
@@ -249,19 +300,16 @@ def _accept_pagerduty_event(request: IncomingRequest, deps: Deps, format_name: s
     count(ALERTS_RECEIVED, Format=fmt.name)
     destination = route_for_routing_key(deps.config, caller, doc.get(key_field), field=key_field)
     (alert,) = _parse(fmt, doc, ParseContext(received_at=request.received_at, headers=request.headers)).alerts
-    message = make_message(
-        alert,
-        route=destination.route,
-        routing_key=destination.routing_key,
-        received_at=request.received_at,
-        request_id=request.request_id,
-    )
+    fanned = fan_out([alert], destination, deps.config, request)
+    dedup_key = alert.dedup_key or make_message(alert, route=None, routing_key=destination.routing_key,
+                                                received_at=request.received_at, request_id="").dedup_key
 
     def work() -> dict[str, Any]:
-        _enqueue([message], deps)
-        logger.info("event accepted", extra={"format": fmt.name, "route": destination.route,
-                                             "caller": caller.name, "dedup_key": message.dedup_key})
-        return {"dedup_key": message.dedup_key, "format": fmt.name}
+        _enqueue(fanned.messages, deps)
+        logger.info("event accepted", extra={"format": fmt.name, "route": destination.route, "caller": caller.name,
+                                             "dedup_key": dedup_key, "destinations": len(fanned.messages),
+                                             "notes": fanned.notes})
+        return {"dedup_key": dedup_key, "format": fmt.name}
 
     # The same event body legitimately recurs (trigger, resolve, trigger again): explicit ids only.
     return _once(replay_key(caller.name, format_name, fmt.name, destination.route, request.body, request.headers,
@@ -302,3 +350,111 @@ def deps_from_environment(lambda_context: Any = None) -> Deps:
     settings = get_settings()
     return Deps(settings=settings, config=load_config(settings), sqs=client("sqs"), dynamodb=client("dynamodb"),
                 lambda_context=lambda_context)
+
+
+# -- test events (pdrelay test) ---------------------------------------------------------------------------
+def _store(deps: Deps) -> Any:
+    from pdrelay.dedup import DedupStore
+
+    if deps.dynamodb is None:
+        raise ConfigError("test events need the dedup table")
+    return DedupStore(deps.dynamodb, deps.settings.table_name)
+
+
+def accept_test(request: IncomingRequest, route_name: str, deps: Deps) -> dict[str, Any]:
+    """``POST /v1/test/{route}``: a labelled test trigger (or, given its probe id, its resolve) to
+    every destination of the route, through the queue like any alert."""
+    from pdrelay import probe as probes
+    from pdrelay.observability import mask
+
+    caller = authenticate(deps.config, request.headers, request.query)
+    check_size(request, deps.settings.max_body_bytes)
+    doc = decode_json(request.body) if request.body.strip() else {}
+    if not isinstance(doc, dict):
+        raise BadRequest("invalid test request", ["the body is a JSON object: {\"action\": \"trigger\"|\"resolve\"}"])
+    destination = select_route(deps.config, caller, {}, {"route": route_name})
+    route = deps.config.routes[route_name]
+    action = doc.get("action", "trigger")
+    severity = doc.get("severity", "info")
+    problems = []
+    if action not in ("trigger", "resolve"):
+        problems.append("action: 'trigger' or 'resolve'")
+    if severity not in ("critical", "error", "warning", "info"):
+        problems.append("severity: critical, error, warning or info")
+    probe_id = doc.get("probe")
+    if action == "resolve" and not (isinstance(probe_id, str) and probe_id.isalnum() and len(probe_id) <= 32):
+        problems.append("probe: the id the trigger answered with")
+    if problems:
+        raise BadRequest("invalid test request", problems)
+    store = _store(deps)
+    if action == "trigger":
+        probe_id = probes.new_probe_id()
+        probes.start(store, probe_id, route_name, {n: mask(k) for n, k in route.targets.items()})
+    alert = probes.test_alert(route_name, str(probe_id), action, request.received_at, caller.name, severity)
+    messages = [make_message(alert, route=destination.route, routing_key=key, destination=name,
+                             received_at=request.received_at, request_id=request.request_id, probe=str(probe_id))
+                for name, key in route.targets.items()]
+    _enqueue(messages, deps)
+    logger.info("test event accepted", extra={"route": route_name, "caller": caller.name, "probe": probe_id,
+                                              "action": action, "destinations": len(messages)})
+    return {"status": "accepted", "probe": probe_id, "route": route_name, "action": action,
+            "dedup_key": messages[0].dedup_key,
+            "destinations": [{"destination": m.destination, "routing_key": mask(m.routing_key)} for m in messages],
+            "results": f"/v1/test/{probe_id}"}
+
+
+def test_report(request: IncomingRequest, probe_id: str, deps: Deps) -> dict[str, Any]:
+    """``GET /v1/test/{probe}``: what PagerDuty answered each destination so far."""
+    from pdrelay import probe as probes
+    from pdrelay.errors import NotFound
+
+    caller = authenticate(deps.config, request.headers, request.query)
+    if not (probe_id.isalnum() and len(probe_id) <= 32):
+        raise NotFound("no such test", ["the id is the 'probe' a test trigger answered with"])
+    found = probes.report(_store(deps), probe_id)
+    if found is None:
+        raise NotFound("no such test", [f"no test {probe_id!r}: it may have expired"])
+    if caller.routes and found.get("route") not in caller.routes:
+        raise NotFound("no such test", [f"no test {probe_id!r}"])
+    return found
+
+
+# -- change events -------------------------------------------------------------------------------------
+def accept_change(request: IncomingRequest, deps: Deps) -> dict[str, Any]:
+    """``POST /v2/change/enqueue``: a change event (deploy marker), answered as PagerDuty answers.
+    A route name as ``routing_key`` sends it to every destination of that route."""
+    from pdrelay.models import ChangeEvent, ChangeMessage
+    from pdrelay.observability import CHANGES_ACCEPTED
+
+    caller = authenticate(deps.config, request.headers, request.query)
+    check_size(request, deps.settings.max_body_bytes)
+    doc = decode_json(request.body)
+    if not isinstance(doc, dict):
+        raise BadRequest("Event object is invalid", ["Event object must be a JSON object"])
+    destination = route_for_routing_key(deps.config, caller, doc.get("routing_key"))
+    payload = doc.get("payload")
+    if not isinstance(payload, dict):
+        raise BadRequest("Event object is invalid", ["'payload' is missing or not an object"])
+    unknown = sorted(set(doc) - {"routing_key", "payload", "links", "images"})
+    if unknown:
+        raise BadRequest("Event object is invalid", [f"unknown field(s) for a change event: {', '.join(unknown)}"])
+    try:
+        change = ChangeEvent.model_validate({**payload, "links": doc.get("links") or []})
+    except ValidationError as exc:
+        raise BadRequest("Event object is invalid", [
+            f"payload.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]) from exc
+    details, _found = scrub.scrub_details(change.custom_details)
+    summary, _in_summary = scrub.scrub_text(change.summary)
+    change = change.model_copy(update={"custom_details": details, "summary": truncate(summary, SUMMARY_LIMIT)})
+    route = deps.config.routes.get(destination.route or "")
+    keys = (route.targets if route is not None and destination.by_name
+            else {next((n for n, k in (route.targets.items() if route else ()) if k == destination.routing_key),
+                       None) or "-": destination.routing_key})
+    messages = [ChangeMessage(change=change, route=destination.route, destination=None if name == "-" else name,
+                              routing_key=key, received_at=request.received_at, request_id=request.request_id)
+                for name, key in keys.items()]
+    enqueue(messages, deps.sqs, deps.settings.queue_url)
+    count(CHANGES_ACCEPTED, value=len(messages))
+    logger.info("change event accepted", extra={"route": destination.route, "caller": caller.name,
+                                                "destinations": len(messages)})
+    return {"status": "success", "message": "Change event processed"}

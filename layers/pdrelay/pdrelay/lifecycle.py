@@ -11,6 +11,12 @@ Rules, for an event with action *a*, time *t* (when the reported state began) an
 - a resolved alert: a trigger newer than the resolve opens a new episode (``reopen``); anything
   else is ``stale`` or ``duplicate`` (a resolve not yet confirmed delivered is re-sent).
 
+Alert policy (maintenance windows, storm control; decided by the dispatcher, see
+:mod:`pdrelay.policy`) may keep a trigger from PagerDuty: the record then says why (``hold``) and
+that no incident is open for this episode (``paged`` false). A held trigger's repeat, or its own
+message put back when its window ends, is ``release``: a candidate to send again. Resolves and
+acknowledges of an alert never paged go nowhere (the dispatcher records them without a call).
+
 Sends for one alert never overlap: a decision that sends takes a lease on the item
 (``lease_until``), released when the send ends. While another dispatcher holds the lease, a copy of
 the same event and any other event that would send wait (``in-flight``) until the lease ends, so a
@@ -24,7 +30,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 Reason = Literal[
-    "new", "update", "reopen", "resolve", "acknowledge", "retry",
+    "new", "update", "reopen", "resolve", "acknowledge", "retry", "release",
     "stale", "duplicate", "unchanged", "unknown", "in-flight",
 ]
 OPEN_STATES = ("triggered", "acknowledged")
@@ -53,6 +59,13 @@ class Record:
     last_received: int = 0  # µs: when pdrelay received the last event applied
     updated_at: int = 0  # s: when the item was last written (set by the store)
     routing_key: str = ""  # kept so the sweeper can re-send a resolve; the table is encrypted
+    paged: bool = False  # a trigger of the current episode reached PagerDuty (an incident is open)
+    hold: str = ""  # why the episode's trigger was kept back: "window:<name>" or "rollup"
+    rollup: str = ""  # the roll-up incident's dedup key this alert joined
+    sent_at: int = 0  # µs: when a trigger was last sent for this alert
+    suppressed: int = 0  # updates not sent because of the route's min_resend_seconds
+    message: str = ""  # a held trigger's queue message, put back on the queue when its window ends
+    destination: str | None = None
 
 
 @dataclass(frozen=True)
@@ -69,6 +82,7 @@ class Event:
     routing_key: str = ""
     received: int = 0  # µs: when pdrelay received this event
     own_time: bool = True  # False: ``at`` is pdrelay's receipt time (the sender gave none)
+    destination: str | None = None
 
 
 @dataclass(frozen=True)
@@ -100,7 +114,12 @@ def _applied(rec: Record | None, ev: Event, state: str, *, started_at: int, deli
         events=base.events + 1 if rec else 1,
         routing_key=ev.routing_key or base.routing_key,
         last_received=max(ev.received, base.last_received if rec else 0),
+        destination=ev.destination or base.destination,
     )
+
+
+def _new_episode(record: Record) -> Record:
+    return replace(record, paged=False, hold="", rollup="", suppressed=0, message="")
 
 
 def _is_last(rec: Record, ev: Event) -> bool:
@@ -118,7 +137,18 @@ def decide(rec: Record | None, ev: Event, now: int = 0, lease: int = 0) -> Decis
     return replace(decision, record=replace(decision.record, lease_until=now + lease))
 
 
+def _is_stale(rec: Record, ev: Event) -> bool:
+    # Older than the episode. An event timed by our receipt is only compared by receipt: the
+    # episode's start may be the sender's clock, running ahead of ours.
+    return ev.at < rec.started_at and (ev.own_time or ev.received <= rec.last_received)
+
+
 def _decide(rec: Record | None, ev: Event, now: int) -> Decision:
+    if (rec is not None and rec.state in OPEN_STATES and rec.hold.startswith("window:") and not rec.paged
+            and ev.action == "trigger" and rec.delivered and not _is_stale(rec, ev)):
+        # Held by a maintenance window: a repeat, or the held message itself put back when the
+        # window ended, may now go (the dispatcher holds it again if the window still runs).
+        return Decision("trigger", "release", _applied(rec, ev, rec.state, started_at=rec.started_at, delivered=False))
     if rec is None:
         if ev.action == "trigger":
             return Decision("trigger", "new", _applied(None, ev, "triggered", started_at=ev.at, delivered=False))
@@ -138,9 +168,7 @@ def _decide(rec: Record | None, ev: Event, now: int) -> Decision:
             return Decision(ev.action, "retry", replace(rec, version=rec.version + 1), write=True)
 
     if rec.state in OPEN_STATES:
-        if ev.at < rec.started_at and (ev.own_time or ev.received <= rec.last_received):
-            # Older than the episode. An event timed by our receipt is only compared by receipt:
-            # the episode's start may be the sender's clock, running ahead of ours.
+        if _is_stale(rec, ev):
             return Decision(None, "stale", None, write=False)
         if ev.action == "acknowledge" and rec.last_action == "trigger" and not rec.delivered:
             # Acknowledging an incident PagerDuty has not opened yet would do nothing (and make
@@ -166,7 +194,8 @@ def _decide(rec: Record | None, ev: Event, now: int) -> Decision:
 
     # resolved
     if ev.action == "trigger" and ev.at > rec.event_at:
-        return Decision("trigger", "reopen", _applied(rec, ev, "triggered", started_at=ev.at, delivered=False))
+        return Decision("trigger", "reopen",
+                        _new_episode(_applied(rec, ev, "triggered", started_at=ev.at, delivered=False)))
     if ev.action == "trigger" or ev.at < rec.started_at:
         return Decision(None, "stale", None, write=False)
     return Decision(None, "duplicate", None, write=False)

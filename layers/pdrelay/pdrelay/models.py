@@ -104,6 +104,8 @@ def deterministic_dedup_key(fmt: str, identity: str) -> str:
 
 
 class QueueMessageV1(BaseModel):
+    """The first queue message version: still read (messages in flight or in the DLQ across an upgrade)."""
+
     model_config = ConfigDict(extra="forbid")
 
     v: Literal[1] = 1
@@ -114,29 +116,79 @@ class QueueMessageV1(BaseModel):
     received_at: datetime
     request_id: str = ""
 
+
+class _Message(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    route: str | None
+    destination: str | None = Field(None, description="The route's destination name this copy is for.")
+    routing_key: str
+    received_at: datetime
+    request_id: str = ""
+
     def to_json(self) -> str:
         """ASCII JSON: SQS refuses some Unicode characters (U+FFFE, U+FFFF, lone surrogates)."""
         return json.dumps(self.model_dump(mode="json", by_alias=True, exclude_none=True), ensure_ascii=True,
                           separators=(",", ":"))
 
 
-_MESSAGE = TypeAdapter(QueueMessageV1)
+class QueueMessage(_Message):
+    """An alert event for one destination (version 2: adds destination, rule and probe)."""
+
+    v: Literal[2] = 2
+    kind: Literal["alert"] = "alert"
+    alert: Alert
+    dedup_key: str = Field(min_length=1, max_length=DEDUP_KEY_LIMIT)
+    rule: str | None = Field(None, description="The routing rule that sent it here, if any.")
+    probe: str | None = Field(None, description="A `pdrelay test` run: outcomes are recorded under this id.")
 
 
-def parse_message(body: str) -> QueueMessageV1:
-    """Read a queue message of any known version."""
+class ChangeEvent(BaseModel):
+    """A PagerDuty change event (a deploy marker): no action, no dedup key, no incident."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    summary: str = Field(min_length=1, max_length=SUMMARY_LIMIT)
+    source: str | None = None
+    timestamp: datetime | None = None
+    custom_details: dict[str, Any] = Field(default_factory=dict)
+    links: list[Link] = Field(default_factory=list)
+
+
+class ChangeMessage(_Message):
+    v: Literal[2] = 2
+    kind: Literal["change"] = "change"
+    change: ChangeEvent
+
+
+AnyMessage = QueueMessage | ChangeMessage
+_MESSAGE: TypeAdapter[QueueMessageV1 | QueueMessage | ChangeMessage] = TypeAdapter(
+    QueueMessageV1 | QueueMessage | ChangeMessage)
+
+
+def parse_message(body: str) -> QueueMessage | ChangeMessage:
+    """Read a queue message of any known version (version 1 becomes version 2)."""
     doc = json.loads(body)
-    return _MESSAGE.validate_python(doc)
+    if isinstance(doc, dict) and doc.get("v") == 1:
+        old = QueueMessageV1.model_validate(doc)
+        return QueueMessage.model_validate({**old.model_dump(by_alias=True), "v": 2})
+    message = _MESSAGE.validate_python(doc)
+    assert not isinstance(message, QueueMessageV1)
+    return message
 
 
 def make_message(
-    alert: Alert, *, route: str | None, routing_key: str, received_at: datetime, request_id: str
-) -> QueueMessageV1:
-    return QueueMessageV1(
+    alert: Alert, *, route: str | None, routing_key: str, received_at: datetime, request_id: str,
+    destination: str | None = None, rule: str | None = None, probe: str | None = None,
+) -> QueueMessage:
+    return QueueMessage(
         alert=alert,
         route=route,
+        destination=destination,
+        rule=rule,
         routing_key=routing_key,
         dedup_key=alert.dedup_key or deterministic_dedup_key(alert.format, alert.identity),
         received_at=received_at,
         request_id=request_id,
+        probe=probe,
     )

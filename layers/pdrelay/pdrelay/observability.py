@@ -34,6 +34,10 @@ DELIVERY_LATENCY = "DeliveryLatency"  # ms from receipt at ingest to PagerDuty's
 REPLAYS_IGNORED = "ReplaysIgnored"  # dims: Format
 REDRIVEN = "MessagesRedriven"  # no dims
 RESOLVES_SWEPT = "ResolvesSwept"  # no dims
+ALERTS_HELD = "AlertsHeld"  # dims: Reason (maintenance|suppressed|rolled-up)
+HELD_RELEASED = "HeldReleased"  # no dims: held alerts put back on the queue when their window ended
+CHANGES_ACCEPTED = "ChangesAccepted"  # no dims
+CHANGES_SENT = "ChangesSent"  # dims: Status
 
 
 def count(name: str, value: int = 1, **dimensions: str) -> None:

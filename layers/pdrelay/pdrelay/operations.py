@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pdrelay.errors import ConfigError
+
+if TYPE_CHECKING:
+    from pdrelay.config import RelayConfig
 
 DEV_STATE = Path(".pdrelay/dev.json")
 
@@ -104,11 +108,20 @@ def run_redrive(event: dict[str, Any], resources: Resources) -> dict[str, Any]:
 
 
 def run_sweep(resources: Resources, events_url: str, older_than_seconds: int, ttl_days: int = 30,
-              connect_timeout: float = 3.05, read_timeout: float = 6.0) -> dict[str, Any]:
+              connect_timeout: float = 3.05, read_timeout: float = 6.0,
+              config: Callable[[], RelayConfig | None] | None = None) -> dict[str, Any]:
+    """Re-send pending resolves; with ``config`` (the routes' windows) also end holds whose
+    maintenance window is over. Without it, held alerts are left alone: releasing them without
+    knowing the configured windows could page in the middle of one."""
     from pdrelay.dedup import DedupStore
     from pdrelay.events_api import EventsClient
-    from pdrelay.sweeper import sweep
+    from pdrelay.policy import Policy
+    from pdrelay.sweeper import release_held, sweep
 
     store = DedupStore(resources.client("dynamodb"), resources.table_name, ttl_days)
     events = EventsClient(events_url, connect_timeout=connect_timeout, read_timeout=read_timeout)
-    return sweep(store, events, older_than_seconds=older_than_seconds).as_dict()
+    result = sweep(store, events, older_than_seconds=older_than_seconds).as_dict()
+    if config is not None and resources.queue_url:
+        released = release_held(store, Policy(store, config), resources.client("sqs"), resources.queue_url)
+        result.update({f"held_{k}": v for k, v in released.as_dict().items()})
+    return result

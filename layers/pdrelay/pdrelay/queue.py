@@ -13,19 +13,22 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from pdrelay.errors import EnqueueError
-from pdrelay.models import QueueMessageV1
+from pdrelay.models import AnyMessage, QueueMessage
 
 MAX_BATCH_ENTRIES = 10
 MAX_BATCH_BYTES = 256 * 1024
 
 
-def _attributes(message: QueueMessageV1) -> dict[str, Any]:
+def _attributes(message: AnyMessage) -> dict[str, Any]:
+    alert = message.alert if isinstance(message, QueueMessage) else None
     attrs = {
-        "format": message.alert.format,
-        "action": message.alert.action,
+        "format": alert.format if alert else "change",
+        "action": alert.action if alert else "change",
         "route": message.route or "(unlisted)",
         "request_id": message.request_id or "-",
     }
+    if message.destination:
+        attrs["destination"] = message.destination
     return {k: {"DataType": "String", "StringValue": v} for k, v in attrs.items()}
 
 
@@ -45,7 +48,7 @@ def _chunks(entries: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
     return chunks
 
 
-def enqueue(messages: Sequence[QueueMessageV1], sqs: Any, queue_url: str) -> None:
+def enqueue(messages: Sequence[AnyMessage], sqs: Any, queue_url: str) -> None:
     entries = [
         {"Id": str(i), "MessageBody": m.to_json(), "MessageAttributes": _attributes(m)}
         for i, m in enumerate(messages)

@@ -2,8 +2,9 @@
 
 A request names a route (``?route=NAME`` or the ``X-Pdrelay-Route`` header), never a routing key
 in the URL; without one it takes the caller's default route, then the document's. On the
-PagerDuty-compatible endpoint the body's ``routing_key`` may be a route name, a configured routing
-key, or (only with ``allow_unlisted_routing_keys``) any integration key, passed through.
+PagerDuty-compatible endpoint the body's ``routing_key`` may be a route name (the route's rules
+then choose its destinations), one of a route's routing keys (that service only), or (only with
+``allow_unlisted_routing_keys``) any integration key, passed through.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from pdrelay.errors import BadRequest, Forbidden
 @dataclass(frozen=True)
 class Destination:
     route: str | None
-    routing_key: str
+    routing_key: str  # the route's first destination, or the key the event named
+    by_name: bool = True  # the route was named (its rules apply), not one of its keys
 
 
 def _allowed(caller: Caller, route: str) -> None:
@@ -34,7 +36,7 @@ def select_route(
     if name not in config.routes:
         raise BadRequest(f"unknown route {name!r}", [f"configured routes: {', '.join(config.routes)}"])
     _allowed(caller, name)
-    return Destination(route=name, routing_key=config.routes[name].routing_key)
+    return Destination(route=name, routing_key=config.routes[name].primary_key)
 
 
 def route_for_routing_key(config: RelayConfig, caller: Caller, value: object,
@@ -44,13 +46,13 @@ def route_for_routing_key(config: RelayConfig, caller: Caller, value: object,
         raise BadRequest("Event object is invalid", [f"'{field}' is missing or blank"])
     if value in config.routes:
         _allowed(caller, value)
-        return Destination(route=value, routing_key=config.routes[value].routing_key)
+        return Destination(route=value, routing_key=config.routes[value].primary_key)
     named = config.route_for_key(value)
     if named is not None:
         _allowed(caller, named)
-        return Destination(route=named, routing_key=value)
+        return Destination(route=named, routing_key=value, by_name=False)
     if config.allow_unlisted_routing_keys and not caller.routes and ROUTING_KEY_RE.fullmatch(value):
-        return Destination(route=None, routing_key=value)
+        return Destination(route=None, routing_key=value, by_name=False)
     raise BadRequest(
         "Event object is invalid",
         [f"'{field}' is neither a configured route name nor a configured routing key"],

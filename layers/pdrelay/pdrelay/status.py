@@ -5,6 +5,9 @@
 - sending: alerts the dedup table shows decided but not yet confirmed, per route;
 - delivered: alerts confirmed delivered in the last ``window`` seconds, per route;
 - open: alerts open on PagerDuty as far as pdrelay knows, per route;
+- held: alerts a maintenance window or silence keeps from PagerDuty now; rolled up: alerts open
+  inside a storm's roll-up incident; suppressed: updates not re-sent (min_resend_seconds) by
+  alerts changed within the window;
 - dead-lettered: DLQ messages per route, and the DLQ's reasons grouped.
 """
 
@@ -28,6 +31,9 @@ class RouteStatus:
     sending: int = 0
     delivered: int = 0
     open: int = 0
+    held: int = 0
+    rolled_up: int = 0
+    suppressed: int = 0
     dead_lettered: int = 0
 
 
@@ -70,7 +76,7 @@ def queue_status(sqs: Any, queue_url: str, dlq_url: str, store: DedupStore, wind
     )
     routes: dict[tuple[str, str], RouteStatus] = {}
 
-    def row(route: str | None, routing_key: str) -> RouteStatus:
+    def row(route: str | None, routing_key: str) -> RouteStatus:  # one row per route and destination
         key = (route or "(unlisted)", mask(routing_key))
         if key not in routes:
             routes[key] = RouteStatus(*key)
@@ -84,8 +90,14 @@ def queue_status(sqs: Any, queue_url: str, dlq_url: str, store: DedupStore, wind
                 entry.delivered += 1
             else:
                 entry.sending += 1
-        if record.state in OPEN_STATES and (record.delivered or record.sends > 0):
+        if record.state in OPEN_STATES and record.hold.startswith("window:"):
+            entry.held += 1
+        elif record.state in OPEN_STATES and record.hold == "rollup":
+            entry.rolled_up += 1
+        elif record.state in OPEN_STATES and (record.delivered or record.sends > 0):
             entry.open += 1
+        if record.updated_at >= since:
+            entry.suppressed += record.suppressed
     inspection = redrive.inspect(sqs, dlq_url, keep=0)
     for (route, masked), n in inspection.by_route.items():
         key = (route, masked)

@@ -5,19 +5,24 @@ crash). The dedup table marks each resolve not yet confirmed with ``pending = "r
 few minutes the sweeper re-sends the resolves pending for longer than
 ``PDRELAY_SWEEP_AFTER_SECONDS`` (so it never races the dispatcher) and marks them delivered. A
 resolve PagerDuty refuses (400) is set aside as ``pending = "rejected"``, not retried forever.
+
+The same pass ends holds: alerts a maintenance window kept from PagerDuty (``pending = "held"``)
+go back on the alert queue once no window holds them (:func:`release_held`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from pdrelay.dedup import DedupStore
 from pdrelay.errors import PermanentDelivery, RetryableDelivery
 from pdrelay.events_api import EventsClient
 from pdrelay.lifecycle import Record
-from pdrelay.models import utcnow
+from pdrelay.models import QueueMessage, utcnow
 from pdrelay.observability import RESOLVES_SWEPT, count, logger
+from pdrelay.policy import Policy
 from pdrelay.timeutil import iso, to_micros
 
 
@@ -55,8 +60,8 @@ def sweep(store: DedupStore, events: EventsClient, *, older_than_seconds: int, l
     result = SweepResult()
     for record in store.pending_resolves(older_than_seconds, limit):
         result.found += 1
-        if not record.routing_key:
-            continue
+        if not record.routing_key or record.hold == "rollup":
+            continue  # a rolled-up alert's resolve is its roll-up's business (its message retries)
         # The index is eventually consistent and sends take time: claim the item on the table
         # first, so a resolve is never sent over an alert that has re-opened meanwhile.
         version = store.claim_resolve(record, to_micros(utcnow()), LEASE_SECONDS * 1_000_000)
@@ -83,4 +88,58 @@ def sweep(store: DedupStore, events: EventsClient, *, older_than_seconds: int, l
         count(RESOLVES_SWEPT)
         logger.info("sweeper: resolve delivered", extra={"dedup_key": record.dedup_key,
                                                          "resolved_at": iso(utcnow())})
+    return result
+
+
+@dataclass
+class ReleaseResult:
+    held: int = 0
+    released: int = 0
+    dropped: int = 0
+    still_held: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"held": self.held, "released": self.released, "dropped": self.dropped, "still_held": self.still_held}
+
+
+def release_held(store: DedupStore, policy: Policy, sqs: Any, queue_url: str, now: datetime | None = None,
+                 limit: int = 500) -> ReleaseResult:
+    """Alerts held by a maintenance window that has ended (or was removed): their message goes back
+    on the alert queue, where the dispatcher sends it like any trigger (unless the alert resolved
+    meanwhile). A window with ``send_held_at_end: false`` lets them go unpaged instead."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from pdrelay.models import parse_message
+    from pdrelay.observability import HELD_RELEASED
+
+    now = now or utcnow()
+    result = ReleaseResult()
+    windows = policy.windows()
+    by_name = {w.name: w for w in windows}
+    for record in store.held(limit):
+        result.held += 1
+        if not record.message:
+            continue
+        try:
+            message = parse_message(record.message)
+        except ValueError:
+            logger.warning("a held alert's message is unreadable", extra={"dedup_key": record.dedup_key})
+            continue
+        if isinstance(message, QueueMessage) and policy.holding(message, now, windows) is not None:
+            result.still_held += 1
+            continue
+        window = by_name.get(record.hold.removeprefix("window:"))
+        if window is not None and not window.send_held_at_end:
+            if store.let_go(record):
+                result.dropped += 1
+            continue
+        try:
+            sqs.send_message(QueueUrl=queue_url, MessageBody=record.message)
+        except (ClientError, BotoCoreError) as exc:
+            logger.warning("could not put a held alert back on the queue", extra={"error": type(exc).__name__})
+            continue
+        result.released += 1
+        count(HELD_RELEASED)
+        logger.info("maintenance over: held alert back on the queue",
+                    extra={"dedup_key": record.dedup_key, "window": record.hold})
     return result

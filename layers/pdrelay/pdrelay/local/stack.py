@@ -316,6 +316,7 @@ class StackOptions:
     env: dict[str, str] = field(default_factory=dict)  # more PDRELAY_* settings for the handlers
     queue_overrides: dict[str, dict[str, str]] = field(default_factory=dict)  # tests: e.g. a short visibility
     crash_rate: float = 0.0  # tests: chaos in the poller
+    sweep_seconds: float = 60.0  # how often SweepFunction runs (its schedule in the template); 0: never
 
 
 @contextmanager
@@ -417,9 +418,26 @@ class LocalStack:
         )
         poller.start()
         self.pollers.append(poller)
+        sweep_fn = self.spec.functions.get("SweepFunction")
+        if sweep_fn is not None and self.options.sweep_seconds > 0:
+            self._stopping = threading.Event()
+            self._spawn(lambda: self._schedule(HandlerPool(sweep_fn), self.options.sweep_seconds), "sweep")
         return self
 
+    def _schedule(self, function: HandlerPool, every: float) -> None:
+        """Invoke ``function`` as EventBridge Scheduler would, every ``every`` seconds."""
+        import logging
+
+        while not self._stopping.wait(every):
+            try:
+                function({"source": "aws.scheduler", "detail-type": "Scheduled Event"},
+                         FakeLambdaContext("SweepFunction"))
+            except Exception:  # a failed run is the next run's business, as on AWS
+                logging.getLogger("pdrelay.local").exception("scheduled sweep failed")
+
     def stop(self) -> None:
+        if getattr(self, "_stopping", None) is not None:
+            self._stopping.set()
         for poller in self.pollers:
             poller.stop()
         if self.api is not None:

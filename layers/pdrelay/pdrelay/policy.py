@@ -1,0 +1,272 @@
+"""Alert policy at the dispatcher: maintenance windows and storm control.
+
+The dedup decision (:mod:`pdrelay.lifecycle`) says what PagerDuty should hear; this module says
+whether it may hear it now. For a trigger, in order:
+
+1. an alert that joined a storm's roll-up stays in it until it resolves (its updates are recorded);
+2. a maintenance window or silence that applies holds it: recorded (``hold = "window:<name>"``,
+   the queue message kept), not sent; when the window ends the sweeper puts the message back on
+   the queue (unless the window says ``send_held_at_end: false``);
+3. an update to an incident already open is suppressed if the last trigger went out less than the
+   route's ``storm.min_resend_seconds`` ago;
+4. a trigger that would open a new incident takes a slot of the route's ``storm.max_new_per_minute``
+   for its destination; with none left it joins the roll-up incident instead.
+
+A resolve or acknowledge always passes, except for an alert PagerDuty never heard of (held, or
+rolled up): it is recorded without a call, and a rolled-up alert leaves its roll-up, which
+resolves once its last member has. ``pdrelay test`` probes skip windows and storm control.
+
+Windows come from the configuration document and from ``pdrelay maintenance`` (a control item in
+the dedup table, read at most every :data:`WINDOWS_CACHE_SECONDS`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from pdrelay.config import RelayConfig, StormControl
+from pdrelay.dedup import DedupStore
+from pdrelay.errors import ConcurrentUpdate
+from pdrelay.lifecycle import OPEN_STATES, Decision, Record
+from pdrelay.models import QueueMessage
+from pdrelay.observability import logger
+from pdrelay.timeutil import to_micros
+from pdrelay.windows import Window, holding
+
+WINDOWS_KEY = "maintenance#windows"
+WINDOWS_CACHE_SECONDS = 15.0
+ROLLUP_LISTED = 50
+WRITE_ATTEMPTS = 5
+
+
+def _key_hash(routing_key: str) -> str:
+    return hashlib.sha256(routing_key.encode()).hexdigest()[:20]
+
+
+def storm_key(route: str | None, routing_key: str) -> str:
+    return f"storm#{route or '-'}#{_key_hash(routing_key)}"
+
+
+def rollup_key(route: str | None, routing_key: str) -> str:
+    return f"rollup#{route or '-'}#{_key_hash(routing_key)}"
+
+
+# -- maintenance windows kept in the table ------------------------------------------------------------
+def stored_windows(store: DedupStore) -> tuple[list[Window], int]:
+    """Windows added with ``pdrelay maintenance add`` (invalid entries are skipped and logged)."""
+    doc, version = store.get_doc(WINDOWS_KEY)
+    windows = []
+    for raw in doc.get("windows", []):
+        try:
+            windows.append(Window.model_validate(raw))
+        except ValidationError:
+            logger.warning("ignoring an unreadable maintenance window", extra={"window": str(raw)[:200]})
+    return windows, version
+
+
+def save_windows(store: DedupStore, change: Callable[[list[dict[str, Any]]], list[dict[str, Any]]]) -> list[Window]:
+    """Apply ``change`` to the stored windows (as JSON documents), retrying on concurrent edits."""
+    for _attempt in range(WRITE_ATTEMPTS):
+        doc, version = store.get_doc(WINDOWS_KEY)
+        after = change(list(doc.get("windows", [])))
+        windows = [Window.model_validate(raw) for raw in after]
+        try:
+            store.put_doc(WINDOWS_KEY, {"windows": after}, version, expires=False)
+        except ConcurrentUpdate:
+            continue
+        return windows
+    raise ConcurrentUpdate("the maintenance windows kept changing; try again")
+
+
+@dataclass
+class Verdict:
+    """What the dispatcher does with a sending decision."""
+
+    kind: str  # send | hold | suppress | quiet | local | rollup | leave
+    decision: Decision
+    window: Window | None = None
+    counts_new: bool = False  # a new incident: take a slot of the route's per-minute cap
+
+
+@dataclass
+class Policy:
+    store: DedupStore
+    config: Callable[[], RelayConfig | None]
+    clock: Callable[[], float] = time.time
+    _windows_cache: tuple[float, list[Window]] = (0.0, [])
+
+    # -- inputs ----------------------------------------------------------------------------------
+    def windows(self) -> list[Window]:
+        config = self.config()
+        read_at, cached = self._windows_cache
+        if self.clock() - read_at > WINDOWS_CACHE_SECONDS:
+            cached, _version = stored_windows(self.store)
+            self._windows_cache = (self.clock(), cached)
+        return [*(config.maintenance if config else ()), *cached]
+
+    def storm(self, route: str | None) -> StormControl:
+        config = self.config()
+        found = config.routes.get(route or "") if config else None
+        return found.storm if found is not None else StormControl()
+
+    def holding(self, message: QueueMessage, now: datetime, windows: Sequence[Window] | None = None) -> Window | None:
+        if message.probe:
+            return None
+        return holding(self.windows() if windows is None else windows, message.route, message.alert, now)
+
+    # -- the verdict --------------------------------------------------------------------------------
+    def judge(self, current: Record | None, decision: Decision, message: QueueMessage, now: datetime,
+              body: str) -> Verdict:
+        record = decision.record
+        assert record is not None and decision.send is not None
+        if decision.send != "trigger":
+            if current is not None and current.hold and current.state in OPEN_STATES:
+                if current.hold == "rollup" and decision.send == "resolve":
+                    return Verdict("leave", replace(decision, record=replace(record, hold="rollup",
+                                                                             rollup=current.rollup)))
+                done = replace(record, delivered=True, lease_until=0, hold="" if decision.send == "resolve"
+                               else current.hold, message="")
+                return Verdict("local", replace(decision, record=done))
+            return Verdict("send", decision)
+        if current is not None and current.hold == "rollup" and current.state in OPEN_STATES \
+                and decision.reason != "reopen":
+            if decision.reason == "retry":
+                return Verdict("rollup", decision)
+            quiet = replace(record, delivered=True, lease_until=0, hold="rollup", rollup=current.rollup)
+            return Verdict("quiet", replace(decision, record=quiet))
+        window = self.holding(message, now)
+        if window is not None:
+            held = replace(record, hold=f"window:{window.name}", delivered=True, lease_until=0, message=body)
+            return Verdict("hold", replace(decision, record=held), window)
+        record = replace(record, hold="", message="")
+        if message.probe:
+            return Verdict("send", replace(decision, record=record))
+        storm = self.storm(message.route)
+        now_us = to_micros(now)
+        if (decision.reason == "update" and storm.min_resend_seconds and current is not None and current.sent_at
+                and now_us - current.sent_at < storm.min_resend_seconds * 1_000_000):
+            quiet = replace(record, delivered=True, lease_until=0, suppressed=record.suppressed + 1)
+            return Verdict("suppress", replace(decision, record=quiet))
+        opens = decision.reason in ("new", "reopen", "release")
+        if opens and storm.max_new_per_minute:
+            if self.storm_full(message, storm):
+                return Verdict("rollup", replace(decision, record=replace(record, hold="rollup")))
+            return Verdict("send", replace(decision, record=record), counts_new=True)
+        return Verdict("send", replace(decision, record=record))
+
+    # -- storm control: the per-minute cap ---------------------------------------------------------
+    def _minute(self) -> int:
+        return int(self.clock() // 60)
+
+    def storm_full(self, message: QueueMessage, storm: StormControl) -> bool:
+        doc, _version = self.store.get_doc(storm_key(message.route, message.routing_key))
+        return doc.get("minute") == self._minute() and int(doc.get("count", 0)) >= storm.max_new_per_minute
+
+    def count_new(self, message: QueueMessage) -> None:
+        """Take one slot of this minute (best effort under races: the cap may be passed by a few)."""
+        key = storm_key(message.route, message.routing_key)
+        for _attempt in range(WRITE_ATTEMPTS):
+            doc, version = self.store.get_doc(key)
+            minute = self._minute()
+            taken = int(doc.get("count", 0)) if doc.get("minute") == minute else 0
+            try:
+                self.store.put_doc(key, {"minute": minute, "count": taken + 1}, version)
+                return
+            except ConcurrentUpdate:
+                continue
+
+    # -- the roll-up incident ----------------------------------------------------------------------
+    def join(self, message: QueueMessage, record: Record) -> tuple[dict[str, Any], str | None, int]:
+        """Add ``record``'s alert to the route's roll-up (opening one if none is open). Returns the
+        roll-up document, the action to send now (None: not yet) and the document's version."""
+        key = rollup_key(message.route, message.routing_key)
+        storm = self.storm(message.route)
+        for _attempt in range(WRITE_ATTEMPTS):
+            doc, version = self.store.get_doc(key)
+            if doc.get("state") != "open":
+                doc = {"state": "open", "dedup_key": f"pdrelay-rollup:{message.route or '-'}:{int(self.clock())}",
+                       "opened_at": int(self.clock()), "sent_at": 0, "members": {}, "route": message.route,
+                       "total": 0}
+            members = dict(doc["members"])
+            if record.dedup_key not in members:
+                doc["total"] = int(doc.get("total", 0)) + 1
+            members[record.dedup_key] = (message.alert.summary or record.dedup_key)[:200]
+            doc["members"] = members
+            try:
+                version = self.store.put_doc(key, doc, version, expires=False)
+            except ConcurrentUpdate:
+                continue
+            due = not doc["sent_at"] or self.clock() - float(doc["sent_at"]) >= storm.rollup_update_seconds
+            return doc, ("trigger" if due else None), version
+        raise ConcurrentUpdate("the roll-up incident kept changing")
+
+    def leave(self, message: QueueMessage, record: Record) -> tuple[dict[str, Any], str | None, int]:
+        """Take a resolved alert out of its roll-up; the action to send (resolve when it was the last)."""
+        key = rollup_key(message.route, message.routing_key)
+        storm = self.storm(message.route)
+        for _attempt in range(WRITE_ATTEMPTS):
+            doc, version = self.store.get_doc(key)
+            if doc.get("state") != "open" or (record.rollup and doc.get("dedup_key") != record.rollup):
+                return doc, None, version
+            members = dict(doc.get("members", {}))
+            members.pop(record.dedup_key, None)
+            doc["members"] = members
+            try:
+                version = self.store.put_doc(key, doc, version, expires=False)
+            except ConcurrentUpdate:
+                continue
+            if not members:
+                return doc, "resolve", version
+            due = self.clock() - float(doc.get("sent_at") or 0) >= storm.rollup_update_seconds
+            return doc, ("trigger" if due else None), version
+        raise ConcurrentUpdate("the roll-up incident kept changing")
+
+    def rollup_sent(self, message: QueueMessage, action: str) -> None:
+        """Note a roll-up event PagerDuty accepted (when, and closed after a resolve)."""
+        key = rollup_key(message.route, message.routing_key)
+        for _attempt in range(WRITE_ATTEMPTS):
+            doc, version = self.store.get_doc(key)
+            if not doc:
+                return
+            doc["sent_at"] = self.clock()
+            if action == "resolve" and not doc.get("members"):
+                doc["state"] = "resolved"
+            try:
+                self.store.put_doc(key, doc, version, expires=doc["state"] != "open")
+                return
+            except ConcurrentUpdate:
+                continue
+
+
+def rollup_event(doc: dict[str, Any], action: str, routing_key: str) -> dict[str, Any]:
+    """The Events API event for a roll-up incident: a summary and the alerts it stands for."""
+    members: dict[str, str] = doc.get("members", {})
+    route = doc.get("route") or "(unlisted)"
+    listed = dict(list(members.items())[:ROLLUP_LISTED])
+    details: dict[str, Any] = {
+        "pdrelay_note": ("storm control: more new alerts than the route's max_new_per_minute; they are rolled up "
+                         "here and each resolves on its own at the source. This incident resolves when all have."),
+        "route": route,
+        "open_alerts": len(members),
+        "alerts_rolled_up": int(doc.get("total", len(members))),
+        "alerts": listed,
+    }
+    if len(members) > ROLLUP_LISTED:
+        details["not_listed"] = len(members) - ROLLUP_LISTED
+    summary = (f"Alert storm on route {route}: {len(members)} alert(s) rolled up" if members
+               else f"Alert storm on route {route} is over")
+    return {
+        "routing_key": routing_key,
+        "event_action": action,
+        "dedup_key": doc["dedup_key"],
+        "payload": {"summary": summary, "source": "pdrelay", "severity": "critical",
+                    "component": "storm-control", "group": route, "custom_details": details},
+        "client": "pdrelay",
+    }
