@@ -105,13 +105,14 @@ class DedupStore:
             raise StoreError(f"writing the dedup table failed: {type(exc).__name__}") from exc
 
     def _update_at_version(self, pk: str, version: int, expression: str, values: dict[str, Any],
-                           condition: str = "") -> bool:
+                           condition: str = "", names: dict[str, str] | None = None) -> bool:
         """Apply ``expression`` if the item is still at ``version``; False when it has moved on."""
         try:
             self._client.update_item(
                 TableName=self._table, Key={"pk": {"S": pk}}, UpdateExpression=expression,
                 ConditionExpression="version = :v" + (f" AND {condition}" if condition else ""),
                 ExpressionAttributeValues={**values, ":v": {"N": str(version)}},
+                **({"ExpressionAttributeNames": names} if names else {}),
             )
         except ClientError as exc:
             if _code(exc) == "ConditionalCheckFailedException":
@@ -153,8 +154,8 @@ class DedupStore:
 
     def let_go(self, record: Record) -> bool:
         """A held alert whose window ended with ``send_held_at_end: false``: no longer held, not paged."""
-        return self._update_at_version(record.pk, record.version, "SET hold = :e, message = :e REMOVE pending",
-                                       {":e": {"S": ""}})
+        return self._update_at_version(record.pk, record.version, "SET #h = :e, #m = :e REMOVE pending",
+                                       {":e": {"S": ""}}, names={"#h": "hold", "#m": "message"})
 
     def set_aside(self, pk: str, version: int) -> None:
         """Take a resolve PagerDuty refused out of the sweeper's index."""

@@ -260,8 +260,9 @@ def rollup_event(doc: dict[str, Any], action: str, routing_key: str) -> dict[str
     }
     if len(members) > ROLLUP_LISTED:
         details["not_listed"] = len(members) - ROLLUP_LISTED
-    summary = (f"Alert storm on route {route}: {len(members)} alert(s) rolled up" if members
-               else f"Alert storm on route {route} is over")
+    # PagerDuty keeps an incident's first summary; later triggers add to its log. So the summary
+    # says what this is, and each event's details list the alerts open in it at that moment.
+    summary = f"Alert storm on route {route}: new alerts above the per-minute cap are rolled up here"
     return {
         "routing_key": routing_key,
         "event_action": action,

@@ -109,6 +109,31 @@ def validate_event(event: Any, raw_size: int) -> list[str]:
     return errors
 
 
+def validate_change_event(event: Any, raw_size: int) -> list[str]:
+    """PagerDuty's documented rules for a change event (no action, dedup key or severity)."""
+    if raw_size > MAX_EVENT_BYTES:
+        return [f"Event is {raw_size} bytes; the limit is {MAX_EVENT_BYTES}"]
+    if not isinstance(event, dict):
+        return ["Event object must be a JSON object"]
+    errors = []
+    key = event.get("routing_key")
+    if not isinstance(key, str) or not ROUTING_KEY_RE.fullmatch(key):
+        errors.append("'routing_key' is invalid: it must be a 32-character integration key")
+    payload = event.get("payload")
+    if not isinstance(payload, dict):
+        errors.append("'payload' is missing")
+    else:
+        summary = payload.get("summary")
+        if not isinstance(summary, str) or not summary:
+            errors.append("'payload.summary' is missing or blank")
+        elif len(summary) > 1024:
+            errors.append("'payload.summary' is longer than 1024 characters")
+        for field_name in ("event_action", "dedup_key", "severity"):
+            if field_name in event or field_name in payload:
+                errors.append(f"'{field_name}' does not belong in a change event")
+    return errors
+
+
 class EmulatorState:
     def __init__(self) -> None:
         self.lock = threading.Lock()
@@ -269,8 +294,13 @@ class _Handler(BaseHTTPRequestHandler):
                              "errors": ["Malformed JSON"]})
             return
         if path == "/v2/change/enqueue":
+            errors = validate_change_event(event, len(raw))
+            if errors:
+                self._send(400, {"status": "invalid event", "message": "Event object is invalid", "errors": errors})
+                return
             with state.lock:
-                state.change_events.append(event)
+                state.change_events.append({**event, "routing_key": _mask(event["routing_key"]),
+                                            "received_at": _now()})
             self._send(202, {"status": "success", "message": "Change event processed"})
             return
         if path != "/v2/enqueue":
@@ -323,6 +353,9 @@ class _Handler(BaseHTTPRequestHandler):
         elif url.path == "/events":
             with state.lock:
                 self._send(200, list(state.events))
+        elif url.path == "/change_events":
+            with state.lock:
+                self._send(200, list(state.change_events))
         elif url.path == "/":
             self._send(200, render_page(state.snapshot()), "text/html; charset=utf-8")
         else:
