@@ -362,3 +362,58 @@ def test_a_change_event_to_a_route_goes_to_each_destination(
     assert status == 400 and body["status"] == "invalid event"
     status, body = post(ingest, "/v2/change/enqueue", {**event, "event_action": "trigger"})
     assert status == 400 and "event_action" in body["errors"][0]
+
+
+def test_no_routing_key_token_or_planted_credential_leaks_from_the_new_paths(
+    aws: Aws, pagerduty: EmulatorServer, ingest: Handler, configure: Any, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED", raising=False)
+    doc = config_doc()
+    doc["routes"]["ops"]["storm"] = {"max_new_per_minute": 1, "rollup_update_seconds": 0}
+    doc["maintenance"] = [window_doc("held-shop", routes=["shop"], when={"labels.job": "held"})]
+    configure(doc)
+    planted = "AKIAPLANTED00EXAMPLE"  # the shape of an AWS access key id
+    for route, job in (("shop", "checkout"), ("shop", "held"), ("ops", "a"), ("ops", "b")):
+        body = alertmanager()
+        body["alerts"][0]["labels"]["job"] = job
+        body["alerts"][0]["annotations"]["description"] = f"key {planted} leaked; Authorization: Bearer {TOKEN}"
+        assert post(ingest, f"/v1/alerts/alertmanager?route={route}", body)[0] == 202
+    post(ingest, "/v2/change/enqueue", {"routing_key": "shop", "payload": {"summary": f"deploy {planted}"}})
+    post(ingest, "/v1/test/shop", {})
+    outcomes = dispatch_all(aws)
+    assert {"delivered", "held", "rolled-up"} <= {o.result for o in outcomes}
+    output = capsys.readouterr()
+    captured = output.out + output.err + "\n".join(json.dumps(r.__dict__, default=str) for r in caplog.records)
+    assert '"AlertsHeld"' in captured and '"EventsSent"' in captured
+    for secret in (TEAM_KEY, PLATFORM_KEY, OPS_KEY, TOKEN, planted):
+        assert secret not in captured
+    sent = json.dumps([*pagerduty.state.events, *pagerduty.state.change_events])
+    assert planted not in sent and TOKEN not in sent
+
+
+def test_config_push_validates_then_stores_in_ssm_or_secrets_manager(aws: Aws, tmp_path: Path) -> None:
+    import boto3
+
+    from pdrelay import configtool
+    from pdrelay.config import load_config
+    from pdrelay.errors import ConfigError
+    from pdrelay.settings import Settings
+
+    text = "# ours\n" + json.dumps(config_doc())
+    ssm, secrets = boto3.client("ssm"), boto3.client("secretsmanager")
+    assert "SecureString" in configtool.push(text, "ssm:/pdrelay/config", ssm=ssm)
+    assert ssm.get_parameter(Name="/pdrelay/config", WithDecryption=True)["Parameter"]["Value"] == text
+    assert configtool.push(text, "secret:pdrelay/config", secretsmanager=secrets) == "created secret pdrelay/config"
+    assert "new version" in configtool.push(text, "secret:pdrelay/config", secretsmanager=secrets)
+    # What the functions read back is the same configuration.
+    loaded = load_config(Settings.from_env({"PDRELAY_CONFIG": "ssm:/pdrelay/config"}))
+    assert loaded.routes["shop"].targets == {"team": TEAM_KEY, "platform": PLATFORM_KEY}
+    with pytest.raises(ConfigError) as refused:
+        configtool.push(text.replace('"default_route": "shop"', '"default_route": "nope"'), "ssm:/pdrelay/config",
+                        ssm=ssm)
+    assert "default_route: no route named 'nope'" in str(refused.value.problems)
+    assert ssm.get_parameter(Name="/pdrelay/config", WithDecryption=True)["Parameter"]["Value"] == text
+    big = text + "\n#" + "x" * 9000
+    with pytest.raises(ConfigError, match="SSM parameters hold at most 8192"):
+        configtool.push(big, "ssm:/pdrelay/config", ssm=ssm)

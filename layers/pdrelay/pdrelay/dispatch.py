@@ -130,7 +130,8 @@ class Dispatcher:
     @property
     def policy(self) -> Policy:
         if self._policy is None:
-            self._policy = Policy(self.store, self.config or (lambda: None), self.clock)
+            self._policy = Policy(self.store, self.config or (lambda: None), self.clock,
+                                  self.settings.windows_max_age_seconds)
         return self._policy
 
     @property

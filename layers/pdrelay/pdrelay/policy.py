@@ -17,7 +17,7 @@ rolled up): it is recorded without a call, and a rolled-up alert leaves its roll
 resolves once its last member has. ``pdrelay test`` probes skip windows and storm control.
 
 Windows come from the configuration document and from ``pdrelay maintenance`` (a control item in
-the dedup table, read at most every :data:`WINDOWS_CACHE_SECONDS`).
+the dedup table, cached for ``PDRELAY_WINDOWS_MAX_AGE``, 15 s by default).
 """
 
 from __future__ import annotations
@@ -100,13 +100,14 @@ class Policy:
     store: DedupStore
     config: Callable[[], RelayConfig | None]
     clock: Callable[[], float] = time.time
-    _windows_cache: tuple[float, list[Window]] = (0.0, [])
+    cache_seconds: float = WINDOWS_CACHE_SECONDS
+    _windows_cache: tuple[float, list[Window]] = (float("-inf"), [])
 
     # -- inputs ----------------------------------------------------------------------------------
     def windows(self) -> list[Window]:
         config = self.config()
         read_at, cached = self._windows_cache
-        if self.clock() - read_at > WINDOWS_CACHE_SECONDS:
+        if self.clock() - read_at >= self.cache_seconds:
             cached, _version = stored_windows(self.store)
             self._windows_cache = (self.clock(), cached)
         return [*(config.maintenance if config else ()), *cached]

@@ -52,6 +52,8 @@ class Settings(BaseModel):
     replay_window_seconds: int = Field(300, alias="PDRELAY_REPLAY_WINDOW_SECONDS", ge=0,
                                        description="An identical request within this window is not queued again.")
     sweep_after_seconds: int = Field(900, alias="PDRELAY_SWEEP_AFTER_SECONDS", gt=0)
+    windows_max_age_seconds: float = Field(15.0, alias="PDRELAY_WINDOWS_MAX_AGE", ge=0,
+                                           description="How long the dispatcher caches `pdrelay maintenance` windows.")
 
     @property
     def lease_seconds(self) -> float:
