@@ -134,7 +134,11 @@ def release_held(store: DedupStore, policy: Policy, sqs: Any, queue_url: str, no
                 result.dropped += 1
             continue
         try:
-            sqs.send_message(QueueUrl=queue_url, MessageBody=record.message)
+            # Held for as long as the window ran: the hold limit (PDRELAY_MAX_HOLD_SECONDS) counts
+            # from now, as after an operator's redrive, not from when the monitor sent it.
+            sqs.send_message(QueueUrl=queue_url, MessageBody=record.message, MessageAttributes={
+                "redriven_at": {"DataType": "Number", "StringValue": str(int(now.timestamp()))},
+                "released_from": {"DataType": "String", "StringValue": record.hold[:200] or "-"}})
         except (ClientError, BotoCoreError) as exc:
             logger.warning("could not put a held alert back on the queue", extra={"error": type(exc).__name__})
             continue
