@@ -147,11 +147,17 @@ def test_pdrelay_test_reports_each_destination_and_gives_advice_when_one_refuses
     tests = [i for i in relay.pd.state.snapshot() if i["dedup_key"].startswith("pdrelay-test:shop:")]
     assert len(tests) == 2 and all(i["status"] == "resolved" and i["summary"].startswith("[TEST]") for i in tests)
 
-    relay.pd.state.set_faults([{"mode": "status", "status": 400, "count": 1}])
-    code, out = run(["test", "--route", "ops", "--timeout", "30", "--no-resolve"], capsys)
+    # PagerDuty's answer for a key that is no Events API v2 integration, on one destination only.
+    relay.pd.state.set_faults([{"mode": "status", "status": 400, "routing_key": PLATFORM_KEY,
+                                "errors": ["Invalid routing key"]}])
+    code, out = run(["test", "--route", "shop", "--timeout", "30", "--no-resolve"], capsys)
     relay.pd.state.set_faults([])
     assert code == 1
-    assert "HTTP 400: PagerDuty refused the event as invalid" in out
+    (team,) = [line for line in out.splitlines() if line.strip().startswith("team ")]
+    (platform,) = [line for line in out.splitlines() if line.strip().startswith("platform ")]
+    assert "HTTP 202: ok" in team
+    assert "HTTP 400: the routing key is not an Events API v2 integration key: check the service's integration" \
+        in platform
 
 
 def test_pdrelay_change_sends_a_deploy_marker_to_every_destination_of_the_route(

@@ -16,6 +16,10 @@ Faults, for tests and demos (``POST /_faults`` with a list of rules, ``DELETE /_
 - ``{"mode": "rate_limit", "limit": 120, "window": 60, "retry_after": null}``: PagerDuty's
   per-routing-key limit: events over ``limit`` in the sliding ``window`` get 429 (with
   ``Retry-After`` when given).
+
+Any rule may add ``"routing_key": KEY`` to apply to that integration only, and a 400 rule may give
+PagerDuty's ``errors`` (e.g. ``["Invalid routing key"]``, its answer for a key that is no
+Events API v2 integration).
 """
 
 from __future__ import annotations
@@ -166,6 +170,8 @@ class EmulatorState:
         now = time.monotonic()
         with self.lock:
             for rule in self.faults:
+                if rule.get("routing_key") not in (None, event["routing_key"]):
+                    continue  # a fault for one integration only
                 mode = rule.get("mode")
                 if mode == "rate_limit":
                     window = self._windows[event["routing_key"]]
@@ -319,7 +325,8 @@ class _Handler(BaseHTTPRequestHandler):
             headers = {"Retry-After": str(fault["retry_after"])} if fault and fault.get("retry_after") else None
             if status == 400:
                 body = {"status": "invalid event", "message": "Event object is invalid",
-                        "errors": ["rejected by the emulator's fault injection"]}
+                        "errors": list(fault.get("errors") or ["rejected by the emulator's fault injection"])
+                        if fault else []}
             else:
                 body = {"status": "error", "message": "Too many requests" if status == 429 else "Service unavailable"}
             self._send(status, body, headers=headers)
