@@ -421,3 +421,19 @@ def test_config_push_validates_then_stores_in_ssm_or_secrets_manager(aws: Aws, t
     big = text + "\n#" + "x" * 9000
     with pytest.raises(ConfigError, match="SSM parameters hold at most 8192"):
         configtool.push(big, "ssm:/pdrelay/config", ssm=ssm)
+
+
+def test_an_incident_open_before_a_window_still_resolves_when_an_update_was_held_in_it(
+    aws: Aws, pagerduty: EmulatorServer, ingest: Handler, configure: Any
+) -> None:
+    fp = unique("fp")
+    post(ingest, "/v1/alerts/alertmanager?route=ops", alertmanager(fingerprint=fp, summary="disk 91%"))
+    assert [o.result for o in dispatch_all(aws)] == ["delivered"]
+    doc = config_doc()
+    doc["maintenance"] = [window_doc("late-window", routes=["ops"])]
+    configure(doc)
+    post(ingest, "/v1/alerts/alertmanager?route=ops", alertmanager(fingerprint=fp, summary="disk 95%"))
+    assert [o.result for o in dispatch_all(aws)] == ["held"]
+    post(ingest, "/v1/alerts/alertmanager?route=ops", alertmanager("resolved", fingerprint=fp))
+    assert [o.result for o in dispatch_all(aws)] == ["delivered"]
+    assert incidents(pagerduty, OPS_KEY)[0]["status"] == "resolved"

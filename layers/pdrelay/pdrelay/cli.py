@@ -403,11 +403,13 @@ def cmd_change(args: argparse.Namespace) -> int:
 # -- maintenance windows ----------------------------------------------------------------------------------
 def _window_line(window: Any, now: Any, origin: str) -> str:
     state = "active" if window.active_at(now) else "expired" if window.expired(now) else "scheduled"
-    when = (f"every {','.join(window.schedule.days)} at {window.schedule.at} for {window.schedule.duration}"
+    from pdrelay.windows import format_duration
+
+    when = (f"every {','.join(window.schedule.days)} at {window.schedule.at} for "
+            f"{format_duration(window.schedule.duration)}"
             if window.schedule else f"{window.start.isoformat()} → {window.end.isoformat()}")
     end = window.current_end(now) if window.active_at(now) else None
-    matcher = ", ".join(window.when.explain_conditions()) if hasattr(window.when, "explain_conditions") else \
-        json.dumps(window.when.model_dump(mode="json"), default=str) if window.when.root else "all alerts"
+    matcher = ", ".join(f"{path} {test.describe()}" for path, test in window.when.root.items()) or "all alerts"
     return (f"{window.name:<24} {state:<9} {when} ({window.timezone}); routes {','.join(window.routes) or 'all'}; "
             f"{matcher}" + (f"; ends {end.isoformat()}" if end else "") + (f"; {window.comment}" if window.comment
                                                                           else "") + f"  [{origin}]")
@@ -532,7 +534,7 @@ def cmd_config(args: argparse.Namespace) -> int:
         print("the functions pick it up within a minute (PDRELAY_CONFIG_MAX_AGE)")
         return 0
     except PdrelayError as exc:
-        print(f"pdrelay config {args.config_command}: {exc}", file=sys.stderr)
+        print(f"pdrelay config {args.config_command}: {getattr(exc, 'message', None) or exc}", file=sys.stderr)
         for problem in getattr(exc, "problems", None) or []:
             print(f"  - {problem}", file=sys.stderr)
         return 2

@@ -26,6 +26,8 @@ SSM_ADVANCED_LIMIT = 8192
 
 def summary(config: RelayConfig) -> list[str]:
     """What a valid document sets up, routing keys masked."""
+    from pdrelay.windows import format_duration
+
     lines = [f"default route: {config.default_route}"]
     for name, route in config.routes.items():
         targets = ", ".join(f"{d} ({mask(k)})" for d, k in route.targets.items())
@@ -40,8 +42,10 @@ def summary(config: RelayConfig) -> list[str]:
     for caller in config.callers:
         lines.append(f"caller {caller.name}: routes {', '.join(caller.routes) or 'all'}")
     for window in config.maintenance:
-        kind = (f"{window.schedule.at} for {window.schedule.duration}" if window.schedule
-                else f"{window.start} → {window.end}")
+        kind = (f"every {','.join(window.schedule.days)} at {window.schedule.at} for "
+                f"{format_duration(window.schedule.duration)}" if window.schedule
+                else f"{window.start.isoformat() if window.start else '?'} → "
+                     f"{window.end.isoformat() if window.end else '?'}")
         lines.append(f"maintenance {window.name}: {kind} ({window.timezone}); routes "
                      f"{', '.join(window.routes or ()) or 'all'}")
     return lines

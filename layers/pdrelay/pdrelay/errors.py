@@ -33,6 +33,7 @@ class ConfigError(PdrelayError):
     """The configuration is invalid; ``problems`` says where."""
 
     def __init__(self, message: str, problems: list[str] | None = None) -> None:
+        self.message = message
         self.problems = problems or []
         detail = "; ".join(self.problems)
         super().__init__(f"{message}: {detail}" if detail else message)

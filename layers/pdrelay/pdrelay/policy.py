@@ -12,9 +12,10 @@ whether it may hear it now. For a trigger, in order:
 4. a trigger that would open a new incident takes a slot of the route's ``storm.max_new_per_minute``
    for its destination; with none left it joins the roll-up incident instead.
 
-A resolve or acknowledge always passes, except for an alert PagerDuty never heard of (held, or
-rolled up): it is recorded without a call, and a rolled-up alert leaves its roll-up, which
-resolves once its last member has. ``pdrelay test`` probes skip windows and storm control.
+A resolve or acknowledge always passes, except for an alert PagerDuty never heard of (held or
+rolled up before any trigger of its episode went out): it is recorded without a call, and a
+rolled-up alert leaves its roll-up, which resolves once its last member has. ``pdrelay test``
+probes skip windows and storm control.
 
 Windows come from the configuration document and from ``pdrelay maintenance`` (a control item in
 the dedup table, cached for ``PDRELAY_WINDOWS_MAX_AGE``, 15 s by default).
@@ -128,7 +129,7 @@ class Policy:
         record = decision.record
         assert record is not None and decision.send is not None
         if decision.send != "trigger":
-            if current is not None and current.hold and current.state in OPEN_STATES:
+            if current is not None and current.hold and not current.paged and current.state in OPEN_STATES:
                 if current.hold == "rollup" and decision.send == "resolve":
                     return Verdict("leave", replace(decision, record=replace(record, hold="rollup",
                                                                              rollup=current.rollup)))

@@ -23,7 +23,7 @@ so an occurrence that began yesterday (or on Sunday, seen on Monday) and still r
 daylight-saving days, an ``at`` that does not exist (clocks jump forward over it) starts at the
 first instant after the jump, and an ``at`` that happens twice (clocks go back) starts at the first.
 
-Write ``at`` in quotes: YAML reads an unquoted ``02:00`` as the number 120. Nothing here reads the
+Write ``at`` in quotes: YAML reads an unquoted ``22:30`` or ``2:00`` as a number (base 60). Nothing here reads the
 clock: every function takes ``now`` (an aware datetime), so tests freeze time by passing it.
 """
 
@@ -153,7 +153,7 @@ class Schedule(BaseModel):
     @classmethod
     def _at(cls, value: Any) -> Any:
         if isinstance(value, int) and not isinstance(value, bool):
-            raise ValueError('write the time in quotes, e.g. at: "02:00" (YAML reads 02:00 unquoted as a number)')
+            raise ValueError('write the time in quotes, e.g. at: "22:30" (YAML reads 22:30 unquoted as a number)')
         if not isinstance(value, str) or not _AT.fullmatch(value.strip()):
             raise ValueError(f"{value!r} is not a time; write HH:MM (24h), e.g. '02:00' or '22:30'")
         return value.strip()
