@@ -504,6 +504,9 @@ def cmd_config(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"pdrelay config: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
         return 2
+    except UnicodeDecodeError as exc:
+        print(f"pdrelay config: {args.file} is not UTF-8 text (byte {exc.start})", file=sys.stderr)
+        return 2
     try:
         config = parse_config(text, args.file)
         if args.config_command == "validate":
@@ -512,7 +515,12 @@ def cmd_config(args: argparse.Namespace) -> int:
                 print(f"  {line}")
             return 0
         if args.config_command == "explain":
-            at = datetime.fromisoformat(args.at) if args.at else datetime.now(UTC)
+            try:
+                at = datetime.fromisoformat(args.at) if args.at else datetime.now(UTC)
+            except ValueError:
+                print(f"pdrelay config explain: --at {args.at!r} is not an ISO 8601 time "
+                      "(e.g. 2026-12-01T22:30:00+01:00)", file=sys.stderr)
+                return 2
             if at.tzinfo is None:
                 at = at.replace(tzinfo=UTC)
             headers = dict(h.split(":", 1) for h in args.header or [] if ":" in h)

@@ -30,6 +30,7 @@ from pdrelay.lifecycle import OPEN_STATES, Record
 from pdrelay.pacing import Breaker, Bucket
 
 PENDING_INDEX = "PendingResolves"
+PENDING_PAGE = 1000  # items per query page of the pending index
 BREAKER_KEY = "breaker#events-api"
 CONTROL_TTL_SECONDS = 7 * 86400
 
@@ -165,20 +166,28 @@ class DedupStore:
         """Resolves recorded but not confirmed delivered for at least ``older_than_seconds``."""
         return self._pending("resolve", int(time.time()) - older_than_seconds, limit)
 
-    def held(self, limit: int = 500) -> list[Record]:
-        """Alerts whose trigger a maintenance window holds."""
+    def held(self, limit: int = 10000) -> list[Record]:
+        """Alerts whose trigger a maintenance window holds (every page, up to ``limit``: those a
+        long window still holds must not hide those whose window has ended)."""
         return self._pending("held", int(time.time()) + 86400, limit)
 
     def _pending(self, kind: str, until: int, limit: int) -> list[Record]:
+        kwargs: dict[str, Any] = {
+            "TableName": self._table, "IndexName": PENDING_INDEX, "Limit": min(limit, PENDING_PAGE),
+            "KeyConditionExpression": "pending = :p AND updated_at <= :t",
+            "ExpressionAttributeValues": {":p": {"S": kind}, ":t": {"N": str(until)}},
+        }
+        records: list[Record] = []
         try:
-            answer = self._client.query(
-                TableName=self._table, IndexName=PENDING_INDEX, Limit=limit,
-                KeyConditionExpression="pending = :p AND updated_at <= :t",
-                ExpressionAttributeValues={":p": {"S": kind}, ":t": {"N": str(until)}},
-            )
+            while len(records) < limit:
+                answer = self._client.query(**kwargs)
+                records.extend(_from_item(i) for i in answer.get("Items", []))
+                if "LastEvaluatedKey" not in answer:
+                    break
+                kwargs["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
         except (ClientError, BotoCoreError) as exc:
             raise StoreError(f"querying the pending index failed: {_code(exc)}") from exc
-        return [_from_item(i) for i in answer.get("Items", [])]
+        return records[:limit]
 
     # -- control items ----------------------------------------------------------------------
     def _get_control(self, pk: str) -> dict[str, Any] | None:

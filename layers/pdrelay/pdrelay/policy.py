@@ -24,6 +24,7 @@ the dedup table, cached for ``PDRELAY_WINDOWS_MAX_AGE``, 15 s by default).
 from __future__ import annotations
 
 import hashlib
+import secrets
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -129,12 +130,18 @@ class Policy:
         record = decision.record
         assert record is not None and decision.send is not None
         if decision.send != "trigger":
-            if current is not None and current.hold and not current.paged and current.state in OPEN_STATES:
-                if current.hold == "rollup" and decision.send == "resolve":
-                    return Verdict("leave", replace(decision, record=replace(record, hold="rollup",
-                                                                             rollup=current.rollup)))
-                done = replace(record, delivered=True, lease_until=0, hold="" if decision.send == "resolve"
-                               else current.hold, message="")
+            unpaged = current is not None and bool(current.hold) and not current.paged
+            if unpaged and current is not None and current.hold == "rollup" and decision.send == "resolve":
+                # Also on a retry (the record already says resolved): the roll-up's own resolve may
+                # be what failed, and only this message will send it again.
+                return Verdict("leave", replace(decision, record=replace(record, hold="rollup",
+                                                                         rollup=current.rollup)))
+            if unpaged and current is not None and current.state in OPEN_STATES:
+                resolving = decision.send == "resolve"
+                # An acknowledge keeps a held alert's message: it still fires, and goes out when
+                # its window ends (as a trigger: PagerDuty then shows it unacknowledged).
+                done = replace(record, delivered=True, lease_until=0, hold="" if resolving else current.hold,
+                               message="" if resolving else current.message)
                 return Verdict("local", replace(decision, record=done))
             return Verdict("send", decision)
         if current is not None and current.hold == "rollup" and current.state in OPEN_STATES \
@@ -193,9 +200,11 @@ class Policy:
         for _attempt in range(WRITE_ATTEMPTS):
             doc, version = self.store.get_doc(key)
             if doc.get("state") != "open":
-                doc = {"state": "open", "dedup_key": f"pdrelay-rollup:{message.route or '-'}:{int(self.clock())}",
-                       "opened_at": int(self.clock()), "sent_at": 0, "members": {}, "route": message.route,
-                       "total": 0}
+                # None open, or the last one is closing (its last member left, its resolve may be
+                # on the way): a new roll-up incident, with a key of its own.
+                doc = {"state": "open", "opened_at": int(self.clock()), "sent_at": 0, "members": {},
+                       "route": message.route, "total": 0,
+                       "dedup_key": f"pdrelay-rollup:{message.route or '-'}:{int(self.clock())}-{secrets.token_hex(3)}"}
             members = dict(doc["members"])
             if record.dedup_key not in members:
                 doc["total"] = int(doc.get("total", 0)) + 1
@@ -210,16 +219,25 @@ class Policy:
         raise ConcurrentUpdate("the roll-up incident kept changing")
 
     def leave(self, message: QueueMessage, record: Record) -> tuple[dict[str, Any], str | None, int]:
-        """Take a resolved alert out of its roll-up; the action to send (resolve when it was the last)."""
+        """Take a resolved alert out of its roll-up; the action to send (a resolve when it was the
+        last, or when its roll-up is already closing: a retry whose resolve failed)."""
         key = rollup_key(message.route, message.routing_key)
         storm = self.storm(message.route)
         for _attempt in range(WRITE_ATTEMPTS):
             doc, version = self.store.get_doc(key)
-            if doc.get("state") != "open" or (record.rollup and doc.get("dedup_key") != record.rollup):
+            if record.rollup and doc.get("dedup_key") != record.rollup:
+                # Its roll-up closed and another opened since: make sure the old one is resolved
+                # (PagerDuty ignores a resolve for an incident already resolved).
+                return {"dedup_key": record.rollup, "members": {}, "route": message.route}, "resolve", version
+            if doc.get("state") == "closing":
+                return doc, "resolve", version
+            if doc.get("state") != "open":
                 return doc, None, version
             members = dict(doc.get("members", {}))
             members.pop(record.dedup_key, None)
             doc["members"] = members
+            if not members:
+                doc["state"] = "closing"  # no alert joins a roll-up whose resolve is on the way
             try:
                 version = self.store.put_doc(key, doc, version, expires=False)
             except ConcurrentUpdate:
@@ -230,15 +248,15 @@ class Policy:
             return doc, ("trigger" if due else None), version
         raise ConcurrentUpdate("the roll-up incident kept changing")
 
-    def rollup_sent(self, message: QueueMessage, action: str) -> None:
-        """Note a roll-up event PagerDuty accepted (when, and closed after a resolve)."""
+    def rollup_sent(self, message: QueueMessage, action: str, dedup_key: str) -> None:
+        """Note a roll-up event PagerDuty accepted (when, and closed after its resolve)."""
         key = rollup_key(message.route, message.routing_key)
         for _attempt in range(WRITE_ATTEMPTS):
             doc, version = self.store.get_doc(key)
-            if not doc:
-                return
+            if not doc or doc.get("dedup_key") != dedup_key:
+                return  # another roll-up since: this one's state is no longer kept
             doc["sent_at"] = self.clock()
-            if action == "resolve" and not doc.get("members"):
+            if action == "resolve" and doc.get("state") == "closing":
                 doc["state"] = "resolved"
             try:
                 self.store.put_doc(key, doc, version, expires=doc["state"] != "open")

@@ -103,7 +103,7 @@ class ReleaseResult:
 
 
 def release_held(store: DedupStore, policy: Policy, sqs: Any, queue_url: str, now: datetime | None = None,
-                 limit: int = 500) -> ReleaseResult:
+                 limit: int = 10000) -> ReleaseResult:
     """Alerts held by a maintenance window that has ended (or was removed): their message goes back
     on the alert queue, where the dispatcher sends it like any trigger (unless the alert resolved
     meanwhile). A window with ``send_held_at_end: false`` lets them go unpaged instead."""
