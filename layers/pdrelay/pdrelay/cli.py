@@ -87,6 +87,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
         print(f"  curl -s -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' \\")
         print(f"       --data @events/formats/alertmanager/firing.json {stack.url}/v1/alerts/alertmanager")
         print("  pdrelay incidents")
+        print("  pdrelay test --route default     # a labelled test event, then its resolve")
     print("\nPress Ctrl-C to stop.", flush=True)
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
