@@ -426,7 +426,7 @@ def cmd_maintenance(args: argparse.Namespace, resources: Any) -> int:
     from pdrelay.windows import Window, parse_duration
 
     store = DedupStore(resources.client("dynamodb"), resources.table_name)
-    now = datetime.now(UTC)
+    now = datetime.now(UTC).replace(microsecond=0)
     if args.maintenance_command == "list":
         stored, _version = policy.stored_windows(store)
         shown = [(w, "pdrelay maintenance") for w in stored]
