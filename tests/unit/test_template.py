@@ -48,20 +48,27 @@ def _walk_statements(policies: list[Any]) -> list[dict[str, Any]]:
     for policy in policies:
         if isinstance(policy, dict) and "Statement" in policy:
             found.extend(policy["Statement"])
+        elif isinstance(policy, dict) and "PolicyDocument" in policy:  # an IAM role's inline policy
+            found.extend(policy["PolicyDocument"]["Statement"])
     return found
 
 
 def test_no_wildcard_or_full_access_policies() -> None:
+    # tests/unit/test_template_security.py checks every permission in depth; this is the short form.
+    walked = 0
     for name, resource in resources().items():
-        if resource["Type"] != "AWS::Serverless::Function":
+        if resource["Type"] not in ("AWS::Serverless::Function", "AWS::IAM::Role"):
             continue
         policies = resource["Properties"].get("Policies", [])
         for policy in policies:
             assert not (isinstance(policy, str) and "FullAccess" in policy), name
         for statement in _walk_statements(policies):
+            walked += 1
             actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
             assert all("*" not in a for a in actions), name
-            assert statement["Resource"] != "*", name
+            if statement["Resource"] == "*":  # X-Ray's write actions only: they have no resource-level permissions
+                assert set(actions) <= {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}, name
+    assert walked
 
 
 def test_the_dashboard_is_valid_json_and_uses_the_metric_names_the_code_emits() -> None:
@@ -95,3 +102,72 @@ def test_every_function_in_the_template_has_a_handler_that_loads() -> None:
     assert {"IngestFunction", "DispatchFunction", "RedriveFunction", "SweepFunction"} <= set(spec.functions)
     for function in spec.functions.values():
         assert callable(function.load_handler())
+
+
+def _route_keys() -> set[str]:
+    events = resources()["IngestFunction"]["Properties"]["Events"].values()
+    return {f"{e['Properties']['Method']} {e['Properties']['Path']}" for e in events if e["Type"] == "HttpApi"}
+
+
+def test_ingest_serves_every_endpoint_the_readme_lists() -> None:
+    assert _route_keys() == {
+        "POST /v1/alerts/{format_name}", "POST /v2/enqueue", "POST /v2/change/enqueue",
+        "POST /generic/2010-04-15/create_event.json", "POST /v1/test/{route_name}", "GET /v1/test/{probe_id}",
+        "GET /health",
+    }
+
+
+def test_the_test_routes_are_throttled_below_the_default_route_settings() -> None:
+    api = resources()["HttpApi"]["Properties"]
+    default = api["DefaultRouteSettings"]
+    assert (default["ThrottlingBurstLimit"], default["ThrottlingRateLimit"]) == (200, 100)
+    routes = api["RouteSettings"]
+    # A key naming no route fails the deployment ("Unable to find Route by key"): they must match exactly.
+    assert set(routes) == {"POST /v1/test/{route_name}", "GET /v1/test/{probe_id}"}
+    assert set(routes) <= _route_keys()
+    for key, settings in routes.items():
+        assert 0 < settings["ThrottlingRateLimit"] < default["ThrottlingRateLimit"], key
+        assert 0 < settings["ThrottlingBurstLimit"] < default["ThrottlingBurstLimit"], key
+    # Sending a test pages people: its route is the tighter of the two.
+    assert routes["POST /v1/test/{route_name}"]["ThrottlingRateLimit"] <= routes["GET /v1/test/{probe_id}"][
+        "ThrottlingRateLimit"]
+
+
+def _default(value: Any) -> int:
+    params = load_template(TEMPLATE)["Parameters"]
+    return int(params[value["Ref"]]["Default"] if isinstance(value, dict) else value)
+
+
+def test_the_dispatcher_reserves_at_least_the_concurrency_its_queue_source_may_use() -> None:
+    dispatch = resources()["DispatchFunction"]["Properties"]
+    reserved = dispatch["ReservedConcurrentExecutions"]
+    maximum = dispatch["Events"]["Alerts"]["Properties"]["ScalingConfig"]["MaximumConcurrency"]
+    # The same parameter: true for every value a deployer picks, not only the defaults.
+    assert reserved == maximum == {"Ref": "DispatchMaxConcurrency"}
+
+
+def test_reserved_concurrency_defaults_fit_an_account_with_the_default_quota() -> None:
+    # Lambda keeps 100 unreserved; new accounts get a quota of 1000 (some far less, until raised).
+    reserved = [_default(r["Properties"]["ReservedConcurrentExecutions"]) for r in resources().values()
+                if r["Type"] == "AWS::Serverless::Function"]
+    assert len(reserved) == 4
+    assert sum(reserved) + 100 <= 1000
+    assert _default({"Ref": "IngestReservedConcurrency"}) >= 10  # room for bursts of webhooks
+
+
+def test_the_sweepers_index_grant_names_the_index_the_dedup_module_queries() -> None:
+    from pdrelay.dedup import PENDING_INDEX
+
+    table = resources()["DedupTable"]["Properties"]
+    assert PENDING_INDEX in {index["IndexName"] for index in table["GlobalSecondaryIndexes"]}
+    statements = _walk_statements(resources()["SweepRole"]["Properties"]["Policies"])
+    queries = [s for s in statements if "dynamodb:Query" in s["Action"]]
+    assert [q["Resource"] for q in queries] == [{"Fn::Sub": "${DedupTable.Arn}/index/" + PENDING_INDEX}]
+
+
+def test_the_stack_keeps_its_outputs_and_parameters() -> None:
+    doc = load_template(TEMPLATE)
+    assert {"ApiUrl", "IngestFunctionArn", "ConfigSource", "AlertQueueUrl", "DeadLetterQueueUrl", "DedupTableName",
+            "RedriveFunctionName", "DashboardUrl"} <= set(doc["Outputs"])
+    assert {"ConfigParameterName", "EventsApiUrl", "MaxReceiveCount", "DispatchMaxConcurrency", "AlarmTopicArn",
+            "RateLimitPerMinute", "LogLevel", "LogRetentionDays", "IngestReservedConcurrency"} <= set(doc["Parameters"])
