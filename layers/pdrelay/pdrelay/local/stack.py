@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlparse
 
+import yaml
+
 from pdrelay.local.emulator import EmulatorServer
 from pdrelay.local.template import FunctionSpec, TemplateSpec, read_spec
 
@@ -32,6 +34,7 @@ REGION = "us-east-1"
 API_GATEWAY_MAX_BODY = 10 * 1024 * 1024
 TEXT_TYPES = ("text/", "application/json", "application/xml", "application/javascript",
               "application/x-www-form-urlencoded")
+OPENAPI_TYPES = {"/openapi.yaml": "application/yaml", "/openapi.json": "application/json"}
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -167,6 +170,9 @@ class _ApiHandler(BaseHTTPRequestHandler):
         pass
 
     def _handle(self) -> None:
+        if self.command == "GET" and urlparse(self.path).path in OPENAPI_TYPES:
+            self._openapi(urlparse(self.path).path)
+            return
         length = int(self.headers.get("Content-Length") or 0)
         if length > API_GATEWAY_MAX_BODY:
             self._reply(413, {"message": "Request Entity Too Large"})
@@ -190,6 +196,20 @@ class _ApiHandler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(raw)
 
+    def _openapi(self, path: str) -> None:
+        """The API's OpenAPI document (docs/openapi.yaml), as YAML or as JSON: not a Lambda route."""
+        source = self.server.openapi
+        if source is None or not source.is_file():
+            self._reply(404, {"message": f"no OpenAPI document at {source}"})
+            return
+        text = source.read_text(encoding="utf-8")
+        data = (json.dumps(yaml.safe_load(text)) if path.endswith(".json") else text).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", OPENAPI_TYPES[path])
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
     def _reply(self, status: int, body: dict[str, Any]) -> None:
         data = json.dumps(body).encode()
         self.send_response(status)
@@ -204,9 +224,11 @@ class _ApiHandler(BaseHTTPRequestHandler):
 class ApiServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, ingest: Callable[[dict[str, Any], Any], dict[str, Any]], host: str, port: int) -> None:
+    def __init__(self, ingest: Callable[[dict[str, Any], Any], dict[str, Any]], host: str, port: int,
+                 openapi: Path | None = None) -> None:
         super().__init__((host, port), _ApiHandler)
         self.ingest = ingest
+        self.openapi = openapi  # served at GET /openapi.yaml and /openapi.json
 
 
 class SqsPoller:
@@ -317,6 +339,7 @@ class StackOptions:
     queue_overrides: dict[str, dict[str, str]] = field(default_factory=dict)  # tests: e.g. a short visibility
     crash_rate: float = 0.0  # tests: chaos in the poller
     sweep_seconds: float = 60.0  # how often SweepFunction runs (its schedule in the template); 0: never
+    openapi: Path = Path("docs/openapi.yaml")  # served at /openapi.yaml; relative: from the template's folder
 
 
 @contextmanager
@@ -408,7 +431,7 @@ class LocalStack:
         self._reset_caches()
         ingest = HandlerPool(ingest_fn)
         dispatch = HandlerPool(dispatch_fn)
-        self.api = ApiServer(ingest, self.options.host, self.options.port)
+        self.api = ApiServer(ingest, self.options.host, self.options.port, self.openapi_path)
         self._spawn(self.api.serve_forever, "api")
         source = dispatch_fn.sqs_source
         assert source is not None
@@ -460,6 +483,13 @@ class LocalStack:
         self.stop()
 
     # -- helpers ---------------------------------------------------------------------------
+    @property
+    def openapi_path(self) -> Path:
+        """The OpenAPI document served at ``/openapi.yaml``: found beside the template, so an installed
+        package serving a checkout's template serves that checkout's document."""
+        path = self.options.openapi
+        return path if path.is_absolute() else self.options.template.resolve().parent / path
+
     @property
     def url(self) -> str:
         assert self.api is not None
