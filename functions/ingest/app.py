@@ -13,7 +13,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from pdrelay import __version__, formats, ingest
-from pdrelay.errors import BadRequest, NotFound, PdrelayError
+from pdrelay.errors import BadRequest, NotFound, PdrelayError, TooManyRequests
 from pdrelay.observability import logger
 
 app = APIGatewayHttpResolver()
@@ -34,7 +34,7 @@ def _request() -> ingest.IncomingRequest:
     if event.is_base64_encoded:
         try:
             body = base64.b64decode(raw, validate=True)
-        except binascii.Error as exc:
+        except (binascii.Error, ValueError) as exc:  # ValueError: non-ASCII text flagged as base64
             raise BadRequest("body is not valid base64") from exc
     else:
         body = raw.encode("utf-8", "surrogatepass")
@@ -94,7 +94,10 @@ def not_found(_exc: Exception) -> Response:
 @app.exception_handler(PdrelayError)
 def _on_error(exc: PdrelayError) -> Response:
     status, body = ingest.error_response(exc, pagerduty_style=app.current_event.path in PAGERDUTY_PATHS)
-    return _json(status, body, CHALLENGE if status == 401 else None)
+    headers = CHALLENGE if status == 401 else None
+    if isinstance(exc, TooManyRequests):
+        headers = {"Retry-After": str(exc.retry_after)}
+    return _json(status, body, headers)
 
 
 @app.exception_handler(Exception)

@@ -205,11 +205,11 @@ def test_a_reopen_after_a_rollup_opens_its_own_incident_once_the_minute_has_room
     storm(configure, cap=3)
     member = unique("rolled")
     store = DedupStore(aws.dynamodb, aws.table_name)
-    minute = int(datetime.now(UTC).timestamp() // 60)
-    store.put_doc(policy.storm_key("ops", OPS_KEY), {"minute": minute, "count": 3}, 0)  # the minute is full
+    now = datetime.now(UTC).timestamp()
+    store.put_doc(policy.storm_key("ops", OPS_KEY), {"tokens": 0, "updated": now}, 0)  # no slot left
     assert run(message(member)).result == "rolled-up"
     run(message(member, "resolve", at=T0 + timedelta(minutes=5)))
-    store.put_doc(policy.storm_key("ops", OPS_KEY), {"minute": minute, "count": 0}, 1)
+    store.put_doc(policy.storm_key("ops", OPS_KEY), {"tokens": 3, "updated": now}, 1)  # room again
     assert run(message(member, at=T0 + timedelta(minutes=10))).result == "delivered"
     assert by_key(pagerduty, OPS_KEY)[message(member).dedup_key] == "triggered"
 

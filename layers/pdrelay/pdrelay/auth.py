@@ -1,22 +1,42 @@
-"""Caller authentication: a bearer token, basic auth whose password is the token, or (for senders
-that can set neither header, such as Sentry, Pingdom or Splunk) a ``token`` query parameter.
+"""Caller authentication and per-caller rate limits.
 
-SNS sends basic auth only after a 401 that asks for it, so 401 answers carry
-``WWW-Authenticate: Basic``. The query parameter is never logged (nothing logs the query string).
+Credentials, in the order they are looked for:
 
-Every configured token is compared, in constant time, whatever matched first, so timing says
-nothing about which token was close. Nothing here logs a credential.
+1. an HMAC-SHA256 signature over the raw body, for senders that sign: ``X-Pdrelay-Timestamp:
+   <unix seconds>`` and ``X-Pdrelay-Signature: sha256=<hex of HMAC(key, "<timestamp>." + body)>``.
+   The timestamp must be within ``PDRELAY_SIGNATURE_TOLERANCE_SECONDS`` (300) of now, so a
+   captured request cannot be replayed later; the body is signed as sent (before gzip inflation);
+2. a bearer token, basic auth whose password is the token (SNS subscriptions, senders that only
+   take a URL), or a ``token`` query parameter (Sentry, Pingdom, Splunk: no headers at all).
+
+Every credential of every caller is compared, in constant time, whatever matched first, so timing
+says nothing about which one was close. A caller may hold several tokens and keys at once (rotate:
+add the new one, move the senders, remove the old). ``require_signature`` refuses a caller's
+unsigned requests. SNS sends basic auth only after a 401 that asks for it, so 401 answers carry
+``WWW-Authenticate: Basic``. Nothing here logs a credential, and no answer echoes one.
+
+Rate limits: each caller has a token bucket in the dedup table, shared by every ingest instance
+(``rate_limit`` on the caller, else ``PDRELAY_CALLER_RATE_LIMIT`` per
+``PDRELAY_CALLER_RATE_WINDOW_SECONDS``), so one noisy or hostile caller cannot spend the PagerDuty
+budget of the others. Over it: 429 with ``Retry-After``.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import hmac
+import time
 from collections.abc import Mapping
+from typing import Any
 
 from pdrelay.config import Caller, RelayConfig
-from pdrelay.errors import Unauthorized
+from pdrelay.errors import ConcurrentUpdate, TooManyRequests, Unauthorized
+
+TIMESTAMP_HEADER = "x-pdrelay-timestamp"
+SIGNATURE_HEADER = "x-pdrelay-signature"
+DEFAULT_TOLERANCE_SECONDS = 300
 
 
 def presented_token(headers: Mapping[str, str]) -> str | None:
@@ -36,20 +56,81 @@ def presented_token(headers: Mapping[str, str]) -> str | None:
     return None
 
 
-def authenticate(config: RelayConfig, headers: Mapping[str, str],
-                 query: Mapping[str, str] | None = None) -> Caller:
+def sign(key: str, timestamp: int | str, body: bytes) -> str:
+    """The ``X-Pdrelay-Signature`` value for ``body`` sent at ``timestamp`` (for senders and tests)."""
+    return "sha256=" + hmac.new(key.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+
+
+def _signed_by(config: RelayConfig, headers: Mapping[str, str], body: bytes, now: float,
+               tolerance: int) -> Caller:
+    stamp = headers.get(TIMESTAMP_HEADER, "").strip()
+    given = headers.get(SIGNATURE_HEADER, "").strip()
+    if not stamp.isdigit() or len(stamp) > 12:
+        raise Unauthorized("invalid signature", [f"{TIMESTAMP_HEADER} must be the signing time in Unix seconds"])
+    if abs(now - int(stamp)) > tolerance:
+        raise Unauthorized("invalid signature", [f"{TIMESTAMP_HEADER} is more than {tolerance} s from pdrelay's "
+                                                 "clock: sign each request when it is sent"])
+    if not given.startswith("sha256="):
+        raise Unauthorized("invalid signature", [f"{SIGNATURE_HEADER} is 'sha256=<hex HMAC-SHA256 of "
+                                                 "\"<timestamp>.<body>\">'"])
+    presented = given.encode()
+    match: Caller | None = None
+    for caller in config.callers:
+        for key in caller.hmac_keys:
+            if hmac.compare_digest(presented, sign(key, stamp, body).encode()) and match is None:
+                match = caller
+    if match is None:
+        raise Unauthorized("invalid signature", ["the signature does not match the body with any configured key"])
+    return match
+
+
+def authenticate(config: RelayConfig, headers: Mapping[str, str], query: Mapping[str, str] | None = None,
+                 body: bytes = b"", *, now: float | None = None,
+                 tolerance: int = DEFAULT_TOLERANCE_SECONDS) -> Caller:
+    if headers.get(SIGNATURE_HEADER):
+        return _signed_by(config, headers, body, time.time() if now is None else now, tolerance)
     token = presented_token(headers) or ((query or {}).get("token") or "").strip() or None
     if token is None:
         raise Unauthorized(
             "missing credentials",
             ["send 'Authorization: Bearer <token>', basic auth with the token as the password, "
-             "or (for senders that cannot set headers) ?token=<token> in the URL"],
+             f"?token=<token> in the URL (for senders that cannot set headers), or sign the body ({SIGNATURE_HEADER})"],
         )
     given = token.encode()
     match: Caller | None = None
     for caller in config.callers:
-        if hmac.compare_digest(given, caller.token.encode()) and match is None:
-            match = caller
+        for candidate in caller.all_tokens:
+            if hmac.compare_digest(given, candidate.encode()) and match is None:
+                match = caller
     if match is None:
         raise Unauthorized("invalid credentials")
+    if match.require_signature:
+        raise Unauthorized("signature required", [f"caller {match.name!r} must sign its requests ({SIGNATURE_HEADER})"])
     return match
+
+
+def enforce_rate(caller: Caller, store: Any, *, default_requests: int, default_window: int,
+                 now: float | None = None) -> None:
+    """Take one request from the caller's bucket, or raise :class:`TooManyRequests`."""
+    from pdrelay import pacing
+
+    limit = caller.rate_limit
+    requests_, window = (limit.requests, limit.per_seconds) if limit else (default_requests, default_window)
+    if requests_ <= 0:
+        return
+    policy = pacing.PacingPolicy(requests_, float(window), 0.0)
+    key = f"caller:{caller.name}"
+    for _attempt in range(3):
+        moment = time.time() if now is None else now
+        bucket = store.get_bucket(key)
+        wait, after = pacing.take_token(bucket, moment, policy)
+        if wait > 0:
+            raise TooManyRequests(f"caller {caller.name!r} is over its rate limit ({requests_} requests per "
+                                  f"{window} s)", retry_after=max(1, int(wait + 0.999)))
+        try:
+            store.put_bucket(key, after, bucket.version if bucket else 0)
+            return
+        except ConcurrentUpdate:
+            continue
+    # Lost three races for the bucket: many requests at this very moment. Let this one through
+    # rather than refuse a real alert because of contention; the bucket still counts the others.

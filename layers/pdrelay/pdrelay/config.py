@@ -24,6 +24,7 @@ settings bound how often it pages. ``maintenance`` windows (:mod:`pdrelay.window
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import time
 from functools import lru_cache
@@ -162,13 +163,48 @@ class Route(BaseModel):
         return next(iter(self.targets.values()))
 
 
+class RateLimit(BaseModel):
+    """At most ``requests`` accepted in any ``per_seconds`` (a token bucket shared by every instance)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    requests: int = Field(gt=0, le=1_000_000)
+    per_seconds: int = Field(60, gt=0, le=86400)
+
+
 class Caller(BaseModel):
+    """Who may send. Credentials: bearer tokens (also basic auth's password, or ``?token=``) and
+    HMAC keys for senders that sign; several may be active at once, so they rotate without a gap.
+    Kept in Secrets Manager in production (``credentials_secret``), inline only for local use."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(min_length=1, max_length=64)
-    token: str = Field(min_length=16, description="Bearer token, or the password of basic auth.")
+    token: str | None = Field(None, min_length=16, description="One bearer token (same as tokens: [...]).")
+    tokens: tuple[str, ...] = Field((), description="Bearer tokens, all accepted (rotate: add, move, remove).")
+    hmac_keys: tuple[str, ...] = Field((), description="Keys for X-Pdrelay-Signature (HMAC-SHA256), all accepted.")
+    require_signature: bool = Field(False, description="Refuse this caller's requests unless they are signed.")
+    rate_limit: RateLimit | None = Field(None, description="Per-caller limit; default PDRELAY_CALLER_RATE_LIMIT.")
     routes: tuple[str, ...] = ()
     default_route: str | None = None
+
+    @field_validator("tokens")
+    @classmethod
+    def _token_length(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if any(len(t) < 16 for t in value):
+            raise ValueError("every token has at least 16 characters")
+        return value
+
+    @field_validator("hmac_keys")
+    @classmethod
+    def _key_length(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if any(len(k) < 32 for k in value):
+            raise ValueError("every HMAC key has at least 32 characters")
+        return value
+
+    @property
+    def all_tokens(self) -> tuple[str, ...]:
+        return ((self.token,) if self.token else ()) + self.tokens
 
 
 class RelayConfig(BaseModel):
@@ -180,6 +216,9 @@ class RelayConfig(BaseModel):
         False, description="On /v2/enqueue, pass routing keys that no route names straight through."
     )
     callers: tuple[Caller, ...] = Field(min_length=1)
+    credentials_secret: str | None = Field(None, description=(
+        "secret:NAME in Secrets Manager holding callers' credentials: "
+        "{\"callers\": {\"<name>\": {\"tokens\": [...], \"hmac_keys\": [...]}}}, merged with any given inline."))
     routes: dict[str, Route] = Field(min_length=1)
     maintenance: tuple[Window, ...] = Field((), description=(
         "Maintenance windows and silences: triggers that match are recorded but not sent."))
@@ -201,14 +240,26 @@ class RelayConfig(BaseModel):
         if self.default_route not in self.routes:
             problems.append(f"default_route: no route named {self.default_route!r}")
         seen: set[str] = set()
+        names: set[str] = set()
+        if self.credentials_secret is not None and not self.credentials_secret.startswith("secret:"):
+            problems.append("credentials_secret: secret:NAME (a Secrets Manager secret)")
         for i, caller in enumerate(self.callers):
             for name in (*caller.routes, *([caller.default_route] if caller.default_route else [])):
                 if name not in self.routes:
                     problems.append(f"callers.{i}.routes: no route named {name!r}")
-            if caller.token in seen:
-                problems.append(f"callers.{i}.token: the same token is given to two callers")
-            seen.add(caller.token)
-        names: set[str] = set()
+            if caller.name in names:
+                problems.append(f"callers.{i}.name: {caller.name!r} is used twice")
+            names.add(caller.name)
+            for token in caller.all_tokens:
+                if token in seen:
+                    problems.append(f"callers.{i}.tokens: the same token is given twice")
+                seen.add(token)
+            credentials = caller.all_tokens or caller.hmac_keys
+            if not credentials and self.credentials_secret is None:
+                problems.append(f"callers.{i}: no credential (token, tokens or hmac_keys; or credentials_secret)")
+            if caller.require_signature and not caller.hmac_keys and self.credentials_secret is None:
+                problems.append(f"callers.{i}.require_signature: the caller has no hmac_keys")
+        names = set()
         for i, window in enumerate(self.maintenance):
             if window.name in names:
                 problems.append(f"maintenance.{i}.name: {window.name!r} is used twice")
@@ -297,6 +348,7 @@ _FILES: dict[Path, tuple[float, str]] = {}
 def clear_cache() -> None:
     _FILES.clear()
     _parse_cached.cache_clear()
+    _with_credentials.cache_clear()
 
 
 def load_config(settings: Settings) -> RelayConfig:
@@ -304,4 +356,39 @@ def load_config(settings: Settings) -> RelayConfig:
         return default_config(settings)
     text = read_source(settings.config_source, settings.config_max_age_seconds)
     digest = hashlib.sha256(text.encode()).hexdigest()
-    return _parse_cached(digest, text, settings.config_source)
+    config = _parse_cached(digest, text, settings.config_source)
+    if config.credentials_secret is None:
+        return config
+    secret = read_source(config.credentials_secret, settings.config_max_age_seconds)
+    both = hashlib.sha256(digest.encode() + hashlib.sha256(secret.encode()).digest()).hexdigest()
+    return _with_credentials(both, text, secret, settings.config_source)
+
+
+@lru_cache(maxsize=8)
+def _with_credentials(digest: str, text: str, secret: str, origin: str) -> RelayConfig:
+    """The document with the callers' credentials from Secrets Manager added to any given inline."""
+    del digest  # part of the cache key only
+    where = "the credentials secret"
+    try:
+        doc = json.loads(secret)
+    except ValueError:
+        raise ConfigError(f"{where} is not JSON", ['{"callers": {"<caller name>": {"tokens": [...]}}}']) from None
+    callers = doc.get("callers") if isinstance(doc, dict) else None
+    if not isinstance(callers, dict):
+        raise ConfigError(f"{where} is invalid", ['expected {"callers": {"<caller name>": {"tokens": [...]}}}'])
+    raw = yaml.safe_load(text)  # parsed and validated once already (parse_config)
+    known = {str(c.get("name")) for c in raw["callers"]}
+    problems = [f"callers.{name}: no caller of that name in the configuration" for name in callers if name not in known]
+    for caller in raw["callers"]:
+        given = callers.get(caller.get("name")) or {}
+        if not isinstance(given, dict) or set(given) - {"tokens", "hmac_keys"} or not all(
+                isinstance(v, list) for v in given.values()):
+            problems.append(f"callers.{caller.get('name')}: only tokens and hmac_keys (lists of strings)")
+            continue
+        caller["tokens"] = [*(caller.get("tokens") or []), *given.get("tokens", [])]
+        caller["hmac_keys"] = [*(caller.get("hmac_keys") or []), *given.get("hmac_keys", [])]
+    if problems:
+        raise ConfigError(f"{where} is invalid", problems)
+    raw.pop("credentials_secret", None)
+    result = parse_config(yaml.safe_dump(raw), f"{origin} with {where}")
+    return result

@@ -264,8 +264,6 @@ class Dispatcher:
             raise
         self.store.mark_delivered(record.pk, record.version,
                                   trigger_sent_at=to_micros(utcnow()) if decision.send == "trigger" else None)
-        if verdict is not None and verdict.counts_new:
-            self.policy.count_new(message)
         self._breaker_success()
         self._probed(message, decision.send, delivered.status, None)
         count(EVENTS_SENT, Action=decision.send, Status=str(delivered.status))

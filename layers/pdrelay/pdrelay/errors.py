@@ -9,7 +9,9 @@
     │   ├── Unauthorized         401: no or wrong credentials
     │   ├── Forbidden            403: credentials valid, route not allowed for them
     │   ├── NotFound             404: no such path
-    │   └── PayloadTooLarge      413: body over the size limit
+    │   ├── PayloadTooLarge      413: body (or its inflated size, or its alert count) over a limit
+    │   ├── UnsupportedMediaType 415: a content type or encoding pdrelay does not read
+    │   └── TooManyRequests      429: the caller is over its rate limit (with Retry-After)
     ├── EnqueueError             SQS did not take every message (HTTP 503, caller retries)
     ├── UpstreamError            a call ingest makes for the sender failed, e.g. confirming an
     │                            SNS subscription (HTTP 502, the sender retries)
@@ -66,6 +68,18 @@ class NotFound(RequestError):
 
 class PayloadTooLarge(RequestError):
     status = 413
+
+
+class UnsupportedMediaType(RequestError):
+    status = 415
+
+
+class TooManyRequests(RequestError):
+    status = 429
+
+    def __init__(self, message: str, problems: list[str] | None = None, *, retry_after: int = 1) -> None:
+        super().__init__(message, problems)
+        self.retry_after = retry_after
 
 
 class EnqueueError(PdrelayError):

@@ -8,8 +8,9 @@
 from __future__ import annotations
 
 import json
+import zlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -25,6 +26,7 @@ from pdrelay.errors import (
     PayloadTooLarge,
     PdrelayError,
     RequestError,
+    UnsupportedMediaType,
     UpstreamError,
 )
 from pdrelay.formats import ParseContext
@@ -59,7 +61,43 @@ def check_size(request: IncomingRequest, limit: int) -> None:
         raise PayloadTooLarge(f"body is {len(request.body)} bytes; the limit is {limit} bytes")
 
 
-def decode_json(body: bytes) -> Any:
+# Declared types that cannot carry JSON. Anything else is read as JSON, whatever it says: SNS posts
+# text/plain, and curl without -H posts application/x-www-form-urlencoded.
+NOT_JSON = ("multipart/", "image/", "audio/", "video/", "font/", "text/html", "text/xml", "application/xml",
+            "application/pdf", "application/zip", "application/gzip")
+
+
+def readable_body(request: IncomingRequest, settings: Settings) -> IncomingRequest:
+    """The request with its body as JSON text: content type checked, gzip inflated within bounds."""
+    check_size(request, settings.max_body_bytes)
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media.startswith(NOT_JSON) or (media.endswith("+xml")):
+        raise UnsupportedMediaType(f"content type {media[:100]!r} is not JSON",
+                                   ["send the monitor's JSON payload (application/json; text/plain is read as JSON "
+                                    "too, as SNS sends it)"])
+    encoding = request.headers.get("content-encoding", "").strip().lower()
+    if encoding in ("", "identity"):
+        return request
+    if encoding not in ("gzip", "x-gzip"):
+        raise UnsupportedMediaType(f"content encoding {encoding[:50]!r} is not supported", ["send gzip or no encoding"])
+    return replace(request, body=inflate(request.body, settings.max_inflated_bytes))
+
+
+def inflate(body: bytes, limit: int) -> bytes:
+    """A gzip body inflated, refusing more than ``limit`` bytes of output (a gzip bomb stops there)."""
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        data = inflater.decompress(body, limit + 1)
+    except zlib.error as exc:
+        raise BadRequest("body is not valid gzip", [str(exc)[:200]]) from exc
+    if len(data) > limit or inflater.unconsumed_tail:
+        raise PayloadTooLarge(f"the gzip body inflates past {limit} bytes", ["send less, or split it"])
+    if not inflater.eof:
+        raise BadRequest("body is not valid gzip", ["the gzip stream ends early"])
+    return data
+
+
+def decode_json(body: bytes, max_string_chars: int = 65536) -> Any:
     if not body.strip():
         raise BadRequest("empty body", ["send the monitor's JSON payload as the request body"])
     try:
@@ -76,8 +114,9 @@ def decode_json(body: bytes) -> Any:
         raise BadRequest("malformed JSON", [f"nested deeper than {MAX_DEPTH} levels"]) from exc
     except ValueError as exc:  # e.g. an integer of thousands of digits
         raise BadRequest("malformed JSON", [str(exc)[:200]]) from exc
-    if _depth(doc) > MAX_DEPTH:
-        raise BadRequest("JSON nested too deeply", [f"the limit is {MAX_DEPTH} levels"])
+    problem = _shape_problem(doc, max_string_chars)
+    if problem:
+        raise BadRequest(*problem)
     if "\\ud" in text.lower():
         doc = without_lone_surrogates(doc)
     return doc
@@ -86,18 +125,43 @@ def decode_json(body: bytes) -> Any:
 MAX_DEPTH = 32
 
 
-def _depth(doc: Any) -> int:
-    """Nesting depth of a decoded document, without recursion."""
-    deepest, stack = 0, [(doc, 1)]
+def _shape_problem(doc: Any, max_chars: int) -> tuple[str, list[str]] | None:
+    """Nesting past :data:`MAX_DEPTH`, or a string (or key) over ``max_chars``: why, and where."""
+    stack: list[tuple[Any, int, str]] = [(doc, 1, "")]
     while stack:
-        node, level = stack.pop()
-        if isinstance(node, dict | list):
-            deepest = max(deepest, level)
+        node, level, path = stack.pop()
+        if isinstance(node, str):
+            if len(node) > max_chars:
+                return "a string is too long", [f"{path or '(body)'}: {len(node)} characters; the limit is {max_chars}"]
+        elif isinstance(node, dict | list):
             if level > MAX_DEPTH:
-                break
-            children = node.values() if isinstance(node, dict) else node
-            stack.extend((child, level + 1) for child in children)
-    return deepest
+                return "JSON nested too deeply", [f"the limit is {MAX_DEPTH} levels"]
+            if isinstance(node, dict):
+                for key, child in node.items():
+                    where = f"{path}.{key[:40]}" if path else key[:40]
+                    if len(key) > max_chars:
+                        return "a key is too long", [f"{where}…: {len(key)} characters; the limit is {max_chars}"]
+                    stack.append((child, level + 1, where))
+            else:
+                stack.extend((child, level + 1, f"{path}[{i}]") for i, child in enumerate(node))
+    return None
+
+
+def admit(request: IncomingRequest, deps: Deps, caller: Caller | None = None) -> tuple[Caller, IncomingRequest]:
+    """Who is calling (signature or token, on the body as sent), within its rate limit, and the
+    request with a readable body. ``caller`` given: already authenticated (a Lambda invocation)."""
+    check_size(request, deps.settings.max_body_bytes)
+    if caller is None:
+        caller = authenticate(deps.config, request.headers, request.query, request.body,
+                              tolerance=deps.settings.signature_tolerance_seconds)
+        if deps.dynamodb is not None and deps.settings.table_name:
+            from pdrelay.auth import enforce_rate
+            from pdrelay.dedup import DedupStore
+
+            enforce_rate(caller, DedupStore(deps.dynamodb, deps.settings.table_name),
+                         default_requests=deps.settings.caller_rate_limit,
+                         default_window=deps.settings.caller_rate_window_seconds)
+    return caller, readable_body(request, deps.settings)
 
 
 FUTURE_TOLERANCE = timedelta(minutes=5)
@@ -220,9 +284,8 @@ def accept_alerts(request: IncomingRequest, format_name: str, deps: Deps,
     Each alert of a request is answered on its own: one the format refuses is listed under
     ``rejected`` while the others are queued; only a request with nothing usable is a 400.
     """
-    caller = caller or authenticate(deps.config, request.headers, request.query)
-    check_size(request, deps.settings.max_body_bytes)
-    doc = decode_json(request.body)
+    caller, request = admit(request, deps, caller)
+    doc = decode_json(request.body, deps.settings.max_string_chars)
     fmt = formats.detect(doc, request.headers) if format_name == "auto" else formats.get(format_name)
     count(ALERTS_RECEIVED, Format=fmt.name)
     destination = select_route(deps.config, caller, request.headers, request.query)
@@ -230,6 +293,9 @@ def accept_alerts(request: IncomingRequest, format_name: str, deps: Deps,
     context = ParseContext(received_at=request.received_at, headers=request.headers, body=request.body,
                            options=route.options_for(fmt) if route is not None else fmt.options_for(None))
     parsed = _parse(fmt, doc, context)
+    if len(parsed.alerts) > deps.settings.max_alerts_per_request:
+        raise PayloadTooLarge(f"{len(parsed.alerts)} alerts in one request; the limit is "
+                              f"{deps.settings.max_alerts_per_request}", ["split them over several requests"])
     alerts = _tests_handled(parsed, route, destination.route)
     if not alerts and not parsed.notes and not parsed.after:
         raise BadRequest(f"invalid {fmt.name} payload", parsed.rejected or ["the payload carries no alerts"])
@@ -291,9 +357,8 @@ def accept_v1_event(request: IncomingRequest, deps: Deps) -> dict[str, Any]:
 
 
 def _accept_pagerduty_event(request: IncomingRequest, deps: Deps, format_name: str, key_field: str) -> dict[str, Any]:
-    caller = authenticate(deps.config, request.headers, request.query)
-    check_size(request, deps.settings.max_body_bytes)
-    doc = decode_json(request.body)
+    caller, request = admit(request, deps)
+    doc = decode_json(request.body, deps.settings.max_string_chars)
     if not isinstance(doc, dict):
         raise BadRequest("Event object is invalid", ["Event object must be a JSON object"])
     fmt = formats.get(format_name)
@@ -367,9 +432,8 @@ def accept_test(request: IncomingRequest, route_name: str, deps: Deps) -> dict[s
     from pdrelay import probe as probes
     from pdrelay.observability import mask
 
-    caller = authenticate(deps.config, request.headers, request.query)
-    check_size(request, deps.settings.max_body_bytes)
-    doc = decode_json(request.body) if request.body.strip() else {}
+    caller, request = admit(request, deps)
+    doc = decode_json(request.body, deps.settings.max_string_chars) if request.body.strip() else {}
     if not isinstance(doc, dict):
         raise BadRequest("invalid test request", ["the body is a JSON object: {\"action\": \"trigger\"|\"resolve\"}"])
     destination = select_route(deps.config, caller, {}, {"route": route_name})
@@ -408,7 +472,7 @@ def test_report(request: IncomingRequest, probe_id: str, deps: Deps) -> dict[str
     from pdrelay import probe as probes
     from pdrelay.errors import NotFound
 
-    caller = authenticate(deps.config, request.headers, request.query)
+    caller, request = admit(request, deps)
     if not (probe_id.isalnum() and len(probe_id) <= 32):
         raise NotFound("no such test", ["the id is the 'probe' a test trigger answered with"])
     found = probes.report(_store(deps), probe_id)
@@ -426,9 +490,8 @@ def accept_change(request: IncomingRequest, deps: Deps) -> dict[str, Any]:
     from pdrelay.models import ChangeEvent, ChangeMessage
     from pdrelay.observability import CHANGES_ACCEPTED
 
-    caller = authenticate(deps.config, request.headers, request.query)
-    check_size(request, deps.settings.max_body_bytes)
-    doc = decode_json(request.body)
+    caller, request = admit(request, deps)
+    doc = decode_json(request.body, deps.settings.max_string_chars)
     if not isinstance(doc, dict):
         raise BadRequest("Event object is invalid", ["Event object must be a JSON object"])
     destination = route_for_routing_key(deps.config, caller, doc.get("routing_key"))

@@ -10,7 +10,8 @@ whether it may hear it now. For a trigger, in order:
 3. an update to an incident already open is suppressed if the last trigger went out less than the
    route's ``storm.min_resend_seconds`` ago;
 4. a trigger that would open a new incident takes a slot of the route's ``storm.max_new_per_minute``
-   for its destination; with none left it joins the roll-up incident instead.
+   for its destination (a bucket of that many, refilled at that rate per minute); with none left
+   it joins the roll-up incident instead.
 
 A resolve or acknowledge always passes, except for an alert PagerDuty never heard of (held or
 rolled up before any trigger of its episode went out): it is recorded without a call, and a
@@ -94,7 +95,6 @@ class Verdict:
     kind: str  # send | hold | suppress | quiet | local | rollup | leave
     decision: Decision
     window: Window | None = None
-    counts_new: bool = False  # a new incident: take a slot of the route's per-minute cap
 
 
 @dataclass
@@ -164,32 +164,36 @@ class Policy:
             quiet = replace(record, delivered=True, lease_until=0, suppressed=record.suppressed + 1)
             return Verdict("suppress", replace(decision, record=quiet))
         opens = decision.reason in ("new", "reopen", "release")
-        if opens and storm.max_new_per_minute:
-            if self.storm_full(message, storm):
-                return Verdict("rollup", replace(decision, record=replace(record, hold="rollup")))
-            return Verdict("send", replace(decision, record=record), counts_new=True)
+        if opens and storm.max_new_per_minute and not self.take_slot(message, storm):
+            return Verdict("rollup", replace(decision, record=replace(record, hold="rollup")))
         return Verdict("send", replace(decision, record=record))
 
     # -- storm control: the per-minute cap ---------------------------------------------------------
-    def _minute(self) -> int:
-        return int(self.clock() // 60)
+    # A bucket of ``max_new_per_minute`` new incidents that refills at that rate: a burst of the cap
+    # opens at once, then one more per 60/cap seconds; no minute boundary lets a second burst in.
+    def _slots(self, doc: dict[str, Any], cap: int, now: float) -> float:
+        if "tokens" not in doc:
+            return float(cap)
+        elapsed = max(0.0, now - float(doc.get("updated", now)))
+        return min(float(cap), float(doc["tokens"]) + elapsed * cap / 60.0)
 
-    def storm_full(self, message: QueueMessage, storm: StormControl) -> bool:
-        doc, _version = self.store.get_doc(storm_key(message.route, message.routing_key))
-        return doc.get("minute") == self._minute() and int(doc.get("count", 0)) >= storm.max_new_per_minute
-
-    def count_new(self, message: QueueMessage) -> None:
-        """Take one slot of this minute (best effort under races: the cap may be passed by a few)."""
+    def take_slot(self, message: QueueMessage, storm: StormControl) -> bool:
+        """Take one new-incident slot, or say there is none. The write is conditional, so two
+        dispatchers cannot both take the last slot (a slot taken for a send that then fails is
+        spent: the cap errs on the side of fewer pages)."""
         key = storm_key(message.route, message.routing_key)
         for _attempt in range(WRITE_ATTEMPTS):
             doc, version = self.store.get_doc(key)
-            minute = self._minute()
-            taken = int(doc.get("count", 0)) if doc.get("minute") == minute else 0
+            now = self.clock()
+            slots = self._slots(doc, storm.max_new_per_minute, now)
+            if slots < 1.0:
+                return False
             try:
-                self.store.put_doc(key, {"minute": minute, "count": taken + 1}, version)
-                return
+                self.store.put_doc(key, {"tokens": round(slots - 1.0, 6), "updated": now}, version)
+                return True
             except ConcurrentUpdate:
                 continue
+        return False  # a storm of writers is a storm: roll it up
 
     # -- the roll-up incident ----------------------------------------------------------------------
     def join(self, message: QueueMessage, record: Record) -> tuple[dict[str, Any], str | None, int]:
