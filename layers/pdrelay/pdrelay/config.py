@@ -351,13 +351,16 @@ def clear_cache() -> None:
     _with_credentials.cache_clear()
 
 
-def load_config(settings: Settings) -> RelayConfig:
+def load_config(settings: Settings, *, with_credentials: bool = True) -> RelayConfig:
+    """The configuration; with the callers' credentials from Secrets Manager unless
+    ``with_credentials`` is false (the dispatcher and sweeper need routes, not credentials, and
+    may not read the secret)."""
     if not settings.config_source:
         return default_config(settings)
     text = read_source(settings.config_source, settings.config_max_age_seconds)
     digest = hashlib.sha256(text.encode()).hexdigest()
     config = _parse_cached(digest, text, settings.config_source)
-    if config.credentials_secret is None:
+    if config.credentials_secret is None or not with_credentials:
         return config
     secret = read_source(config.credentials_secret, settings.config_max_age_seconds)
     both = hashlib.sha256(digest.encode() + hashlib.sha256(secret.encode()).digest()).hexdigest()

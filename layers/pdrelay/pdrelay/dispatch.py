@@ -555,7 +555,7 @@ def config_reader(settings: Settings) -> Callable[[], RelayConfig | None]:
 
     def read() -> RelayConfig | None:
         try:
-            return load_config(settings)
+            return load_config(settings, with_credentials=False)
         except ConfigError as exc:
             logger.warning("no readable configuration: windows and storm control are off", extra={"error": str(exc)})
             return None

@@ -89,12 +89,27 @@ def detect(doc: Any, headers: Mapping[str, str]) -> bool:
     return isinstance(installation, dict) and "uuid" in installation and isinstance(data, dict)
 
 
-def verify_signature(body: bytes, headers: Mapping[str, str], secret: str) -> None:
-    """Raise Unauthorized unless ``Sentry-Hook-Signature`` is the HMAC-SHA256 of ``body``."""
+TIMESTAMP_HEADER = "sentry-hook-timestamp"
+TIMESTAMP_TOLERANCE_SECONDS = 300
+
+
+def verify_signature(body: bytes, headers: Mapping[str, str], secret: str, now: float | None = None) -> None:
+    """Raise Unauthorized unless ``Sentry-Hook-Signature`` is the HMAC-SHA256 of ``body``, and its
+    ``Sentry-Hook-Timestamp`` (when sent; Sentry does not sign it) is within five minutes of ``now``."""
     given = (headers.get(SIGNATURE_HEADER) or "").strip().lower()
     if not given:
         raise Unauthorized("invalid Sentry-Hook-Signature",
                            ["the Sentry-Hook-Signature header is missing; this route checks Sentry's signature"])
+    stamp = (headers.get(TIMESTAMP_HEADER) or "").strip()
+    if stamp and now is not None:
+        try:
+            sent = float(stamp)
+        except ValueError:
+            sent = float("nan")
+        if not abs(now - sent) <= TIMESTAMP_TOLERANCE_SECONDS:
+            raise Unauthorized("invalid Sentry-Hook-Timestamp",
+                               [f"the request was sent more than {TIMESTAMP_TOLERANCE_SECONDS} s from pdrelay's clock "
+                                "(a replayed or delayed request)"])
     expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
     if not hmac.compare_digest(expected.encode(), given.encode()):
         raise Unauthorized("invalid Sentry-Hook-Signature",
@@ -105,7 +120,8 @@ def verify_signature(body: bytes, headers: Mapping[str, str], secret: str) -> No
 def parse(doc: Any, context: ParseContext) -> Parsed:
     options = context.options if isinstance(context.options, Options) else Options()
     if options.client_secret is not None:
-        verify_signature(context.body, context.headers, options.client_secret.get_secret_value())
+        verify_signature(context.body, context.headers, options.client_secret.get_secret_value(),
+                         context.received_at.timestamp())
     if not isinstance(doc, dict):
         raise BadRequest("a Sentry webhook payload is a JSON object", ["body: expected an object"])
     data = _dict(doc.get("data"))
