@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -241,11 +242,47 @@ def bench_formats(rounds: int = 200) -> None:
         print(f"  {name:<14} {len(group):>8} {loads * 1e6:>11.1f} {full * 1e6:>19.1f} {full / loads:>6.1f}x")
 
 
+def bench_ingest(count: int) -> None:
+    """The ingest handler over moto in process: what the per-caller rate limit costs per request."""
+    os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1",
+                      POWERTOOLS_METRICS_DISABLED="true", POWERTOOLS_LOG_LEVEL="WARNING",
+                      PDRELAY_TOKEN="bench-token-0000000001", PDRELAY_REPLAY_WINDOW_SECONDS="0")
+    import boto3
+    from moto import mock_aws
+
+    from pdrelay.aws import clear_clients
+    from pdrelay.local.stack import FakeLambdaContext, api_gateway_event, create_resources
+    from pdrelay.local.template import read_spec
+    from pdrelay.settings import get_settings
+
+    spec = read_spec(ROOT / "template.yaml")
+    doc = json.loads((ROOT / "events/formats/alertmanager/firing.json").read_text())
+    headers = {"authorization": "Bearer bench-token-0000000001", "content-type": "application/json"}
+    print(f"ingest handler ({count} Alertmanager requests, one alert each, moto in process)")
+    for label, limit in (("rate limit off", "0"), ("rate limit on ", "1000000")):
+        with mock_aws():
+            queues, tables = create_resources(spec, boto3.client("sqs"), boto3.client("dynamodb"))
+            os.environ.update(PDRELAY_QUEUE_URL=queues["AlertQueue"], PDRELAY_DLQ_URL=queues["DeadLetterQueue"],
+                              PDRELAY_TABLE_NAME=tables["DedupTable"], PDRELAY_CALLER_RATE_LIMIT=limit)
+            get_settings.cache_clear()
+            clear_clients()
+            handler = spec.functions["IngestFunction"].load_handler()
+            events = []
+            for i in range(count):
+                doc["alerts"][0]["fingerprint"] = f"bench{i:08d}"
+                events.append(api_gateway_event("POST", "/v1/alerts/alertmanager", headers, json.dumps(doc).encode()))
+            start = time.perf_counter()
+            for event in events:
+                assert handler(event, FakeLambdaContext("IngestFunction"))["statusCode"] == 202
+            elapsed = time.perf_counter() - start
+        print(f"  {label}: {count / elapsed:7.1f} requests/s   {elapsed / count * 1000:5.2f} ms per request")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=300)
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--only", choices=["dispatch", "imports", "formats"])
+    parser.add_argument("--only", choices=["dispatch", "imports", "formats", "ingest"])
     args = parser.parse_args()
     if args.only in (None, "dispatch"):
         bench_dispatch(args.events)
@@ -253,6 +290,8 @@ def main() -> None:
         bench_imports(args.runs)
     if args.only in (None, "formats"):
         bench_formats()
+    if args.only in (None, "ingest"):
+        bench_ingest(args.events)
 
 
 if __name__ == "__main__":
