@@ -49,7 +49,7 @@ def presented_token(headers: Mapping[str, str]) -> str | None:
     if scheme == "basic" and credential:
         try:
             decoded = base64.b64decode(credential, validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
+        except (binascii.Error, ValueError):  # ValueError: non-ASCII text (UnicodeDecodeError is one too)
             return None
         _user, sep, password = decoded.partition(":")
         return password if sep and password else None
@@ -65,7 +65,7 @@ def _signed_by(config: RelayConfig, headers: Mapping[str, str], body: bytes, now
                tolerance: int) -> Caller:
     stamp = headers.get(TIMESTAMP_HEADER, "").strip()
     given = headers.get(SIGNATURE_HEADER, "").strip()
-    if not stamp.isdigit() or len(stamp) > 12:
+    if not (stamp.isascii() and stamp.isdigit()) or len(stamp) > 12:
         raise Unauthorized("invalid signature", [f"{TIMESTAMP_HEADER} must be the signing time in Unix seconds"])
     if abs(now - int(stamp)) > tolerance:
         raise Unauthorized("invalid signature", [f"{TIMESTAMP_HEADER} is more than {tolerance} s from pdrelay's "

@@ -193,6 +193,15 @@ class Caller(BaseModel):
     def _token_length(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         if any(len(t) < 16 for t in value):
             raise ValueError("every token has at least 16 characters")
+        if any(t != t.strip() or any(c.isspace() for c in t) for t in value):
+            raise ValueError("a token has no spaces (presented tokens are trimmed, so it could never match)")
+        return value
+
+    @field_validator("token")
+    @classmethod
+    def _one_token(cls, value: str | None) -> str | None:
+        if value is not None and (value != value.strip() or any(c.isspace() for c in value)):
+            raise ValueError("a token has no spaces (presented tokens are trimmed, so it could never match)")
         return value
 
     @field_validator("hmac_keys")
@@ -254,6 +263,10 @@ class RelayConfig(BaseModel):
                 if token in seen:
                     problems.append(f"callers.{i}.tokens: the same token is given twice")
                 seen.add(token)
+            for key in caller.hmac_keys:
+                if key in seen:
+                    problems.append(f"callers.{i}.hmac_keys: the same key is given twice (or is also a token)")
+                seen.add(key)
             credentials = caller.all_tokens or caller.hmac_keys
             if not credentials and self.credentials_secret is None:
                 problems.append(f"callers.{i}: no credential (token, tokens or hmac_keys; or credentials_secret)")
@@ -322,14 +335,18 @@ def default_config(settings: Settings) -> RelayConfig:
 
 def read_source(source: str, max_age: int) -> str:
     """The raw document behind ``source``: ``ssm:/name``, ``secret:name`` or a file path."""
-    if source.startswith("ssm:"):
+    if source.startswith(("ssm:", "secret:")):
         from aws_lambda_powertools.utilities import parameters
+        from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
 
-        return str(parameters.get_parameter(source[4:], decrypt=True, max_age=max_age))
-    if source.startswith("secret:"):
-        from aws_lambda_powertools.utilities import parameters
-
-        return str(parameters.get_secret(source[7:], max_age=max_age))
+        try:
+            if source.startswith("ssm:"):
+                return str(parameters.get_parameter(source[4:], decrypt=True, max_age=max_age))
+            return str(parameters.get_secret(source[7:], max_age=max_age))
+        except GetParameterError as exc:
+            cause = exc.__cause__ or exc.__context__
+            code = getattr(cause, "response", {}).get("Error", {}).get("Code") if cause is not None else None
+            raise ConfigError(f"cannot read {source}", [code or type(cause or exc).__name__]) from exc
     path = Path(source.removeprefix("file:"))
     read_at, text = _FILES.get(path, (0.0, ""))
     if time.monotonic() - read_at < max_age:  # cached like the parameters above, not read per request

@@ -84,17 +84,23 @@ def readable_body(request: IncomingRequest, settings: Settings) -> IncomingReque
 
 
 def inflate(body: bytes, limit: int) -> bytes:
-    """A gzip body inflated, refusing more than ``limit`` bytes of output (a gzip bomb stops there)."""
-    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    try:
-        data = inflater.decompress(body, limit + 1)
-    except zlib.error as exc:
-        raise BadRequest("body is not valid gzip", [str(exc)[:200]]) from exc
-    if len(data) > limit or inflater.unconsumed_tail:
-        raise PayloadTooLarge(f"the gzip body inflates past {limit} bytes", ["send less, or split it"])
-    if not inflater.eof:
-        raise BadRequest("body is not valid gzip", ["the gzip stream ends early"])
-    return data
+    """A gzip body inflated (every member: RFC 1952 allows several), refusing more than ``limit``
+    bytes of output (a gzip bomb stops there) and anything after the last member."""
+    out = bytearray()
+    rest = body
+    while True:
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            out += inflater.decompress(rest, limit + 1 - len(out))
+        except zlib.error as exc:
+            raise BadRequest("body is not valid gzip", [str(exc)[:200]]) from exc
+        if len(out) > limit or inflater.unconsumed_tail:
+            raise PayloadTooLarge(f"the gzip body inflates past {limit} bytes", ["send less, or split it"])
+        if not inflater.eof:
+            raise BadRequest("body is not valid gzip", ["the gzip stream ends early"])
+        rest = inflater.unused_data
+        if not rest:
+            return bytes(out)
 
 
 def decode_json(body: bytes, max_string_chars: int = 65536) -> Any:
@@ -335,13 +341,17 @@ def accept_alerts(request: IncomingRequest, format_name: str, deps: Deps,
 
     key = replay_key(caller.name, "v1", fmt.name, destination.route, request.body, request.headers,
                      by_body=fmt.replay_by_body)
-    return _once(key, work, deps)
+    return _once(key, work, deps, signed="x-pdrelay-signature" in request.headers)
 
 
-def _once(key: str | None, work: Callable[[], dict[str, Any]], deps: Deps) -> dict[str, Any]:
+def _once(key: str | None, work: Callable[[], dict[str, Any]], deps: Deps, signed: bool = False) -> dict[str, Any]:
+    window = deps.settings.replay_window_seconds
+    if signed and window > 0:
+        # A signature is valid while its timestamp is within ± the tolerance of receipt: its copy
+        # may come up to twice the tolerance after the original.
+        window = max(window, 2 * deps.settings.signature_tolerance_seconds)
     return once(key, work, table_name=deps.settings.table_name if deps.dynamodb is not None else "",
-                window_seconds=deps.settings.replay_window_seconds, dynamodb=deps.dynamodb,
-                lambda_context=deps.lambda_context)
+                window_seconds=window, dynamodb=deps.dynamodb, lambda_context=deps.lambda_context)
 
 
 def accept_v2_event(request: IncomingRequest, deps: Deps) -> dict[str, Any]:
@@ -378,7 +388,7 @@ def _accept_pagerduty_event(request: IncomingRequest, deps: Deps, format_name: s
 
     # The same event body legitimately recurs (trigger, resolve, trigger again): explicit ids only.
     return _once(replay_key(caller.name, format_name, fmt.name, destination.route, request.body, request.headers,
-                            by_body=False), work, deps)
+                            by_body=False), work, deps, signed="x-pdrelay-signature" in request.headers)
 
 
 def error_response(exc: PdrelayError, *, pagerduty_style: bool = False) -> tuple[int, dict[str, Any]]:
@@ -516,8 +526,14 @@ def accept_change(request: IncomingRequest, deps: Deps) -> dict[str, Any]:
     messages = [ChangeMessage(change=change, route=destination.route, destination=None if name == "-" else name,
                               routing_key=key, received_at=request.received_at, request_id=request.request_id)
                 for name, key in keys.items()]
-    enqueue(messages, deps.sqs, deps.settings.queue_url)
-    count(CHANGES_ACCEPTED, value=len(messages))
-    logger.info("change event accepted", extra={"route": destination.route, "caller": caller.name,
-                                                "destinations": len(messages)})
-    return {"status": "success", "message": "Change event processed"}
+    def work() -> dict[str, Any]:
+        enqueue(messages, deps.sqs, deps.settings.queue_url)
+        count(CHANGES_ACCEPTED, value=len(messages))
+        logger.info("change event accepted", extra={"route": destination.route, "caller": caller.name,
+                                                    "destinations": len(messages)})
+        return {"status": "success", "message": "Change event processed"}
+
+    key = replay_key(caller.name, "change", "change", destination.route, request.body, request.headers,
+                     by_body=False)
+    answer = _once(key, work, deps, signed="x-pdrelay-signature" in request.headers)
+    return {k: v for k, v in answer.items() if k in ("status", "message")}

@@ -32,7 +32,8 @@ class PacingPolicy:
 
     @property
     def rate(self) -> float:
-        return max(self.limit - self.capacity, 0.0) / self.window_seconds
+        # A limit no larger than the burst (1 to 11) still refills: that many per window.
+        return max(self.limit - self.capacity, 0.0) / self.window_seconds or self.limit / self.window_seconds
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,8 @@ that timed out posts the same body again. Powertools idempotency (records in the
 under keys of its own) runs the enqueue once per key within ``PDRELAY_REPLAY_WINDOW_SECONDS`` and
 answers repeats with the first answer, marked ``"replayed": true``. The key covers the caller,
 the endpoint, the format and the route, plus an explicit delivery id when the sender gives one
-(SNS's ``x-amz-sns-message-id``, or an ``Idempotency-Key`` header), else the body. Bodies are only
+(SNS's ``x-amz-sns-message-id``, an ``Idempotency-Key`` header, or a request's
+``X-Pdrelay-Signature``), else the body. Bodies are only
 used for formats whose every notification carries its own times (a re-fire differs from the first
 firing; the format module says so with ``REPLAY_BY_BODY = True``): for PagerDuty-style events and
 user templates, where the same body legitimately recurs (trigger, resolve, trigger again), only
@@ -38,7 +39,10 @@ Answer = dict[str, Any]
 def replay_key(caller: str, endpoint: str, format_name: str, route: str | None, body: bytes,
                headers: Mapping[str, str], *, by_body: bool) -> str | None:
     """The key for this request, or None when it has no reliable identity of its own."""
-    explicit = headers.get("x-amz-sns-message-id") or headers.get("idempotency-key")
+    # A signed request's signature covers its timestamp and body: the same signature again is a
+    # replay (of a request captured on the way), never a new event.
+    explicit = (headers.get("x-amz-sns-message-id") or headers.get("idempotency-key")
+                or headers.get("x-pdrelay-signature"))
     if explicit:
         # Tied to the body too: a sender reusing a key for a different event is not swallowed.
         content = f"id:{explicit}:{hashlib.sha256(body).hexdigest()}"
