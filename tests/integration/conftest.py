@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -95,3 +96,31 @@ def ingest() -> Handler:
 @pytest.fixture(scope="session")
 def dispatch() -> Handler:
     return _invoker("DispatchFunction")
+
+
+ConfigWriter = Callable[..., None]
+
+
+@pytest.fixture
+def write_config(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> ConfigWriter:
+    """``write_config(doc, **env)``: the handlers read ``doc`` (re-read at once, no cache age) with
+    these extra environment settings, as after a `pdrelay config push` that has been picked up."""
+    def write(doc: dict[str, Any], **env: str) -> None:
+        from aws_lambda_powertools.utilities import parameters
+
+        from pdrelay import config
+        from pdrelay.dispatch import reset_dispatcher
+        from pdrelay.settings import get_settings
+
+        path = tmp_path / "pdrelay.json"
+        path.write_text(json.dumps(doc))
+        monkeypatch.setenv("PDRELAY_CONFIG", str(path))
+        monkeypatch.setenv("PDRELAY_CONFIG_MAX_AGE", "0")
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        get_settings.cache_clear()
+        config.clear_cache()
+        parameters.clear_caches()
+        reset_dispatcher()
+
+    return write

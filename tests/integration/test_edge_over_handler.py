@@ -8,7 +8,6 @@ import copy
 import gzip
 import json
 import time
-from pathlib import Path
 from typing import Any
 
 import boto3
@@ -18,9 +17,8 @@ from pdrelay.auth import sign
 from pdrelay.dispatch import get_dispatcher
 from pdrelay.local.emulator import EmulatorServer
 from pdrelay.local.stack import api_gateway_event
-from pdrelay.settings import get_settings
 from tests.conftest import load_event, unique
-from tests.integration.conftest import Aws, Handler
+from tests.integration.conftest import Aws, ConfigWriter, Handler
 
 KEY = "EDGER0UT1NGKEY000000000000000001"
 INLINE = "inline-token-for-local-use-0001"
@@ -29,23 +27,8 @@ HMAC_KEY = "hmac-key-kept-in-secrets-manager-000000001"
 
 
 @pytest.fixture
-def configure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
-    def write(doc: dict[str, Any], **env: str) -> None:
-        path = tmp_path / "pdrelay.json"
-        path.write_text(json.dumps(doc))
-        monkeypatch.setenv("PDRELAY_CONFIG", str(path))
-        monkeypatch.setenv("PDRELAY_CONFIG_MAX_AGE", "0")
-        for name, value in env.items():
-            monkeypatch.setenv(name, value)
-        get_settings.cache_clear()
-        from aws_lambda_powertools.utilities import parameters
-
-        from pdrelay import config
-
-        config.clear_cache()
-        parameters.clear_caches()
-
-    return write
+def configure(write_config: ConfigWriter) -> ConfigWriter:
+    return write_config
 
 
 def doc(**extra: Any) -> dict[str, Any]:

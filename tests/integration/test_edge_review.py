@@ -15,7 +15,6 @@ import gzip
 import json
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import boto3
@@ -32,7 +31,7 @@ from pdrelay.local.stack import FakeLambdaContext, api_gateway_event
 from pdrelay.local.template import load_template
 from pdrelay.settings import get_settings
 from tests.conftest import ROOT, load_event, unique
-from tests.integration.conftest import Aws, Handler
+from tests.integration.conftest import Aws, ConfigWriter, Handler
 
 KEY = "REV1EWR0UT1NGKEY0000000000000001"
 OTHER_KEY = "REV1EWR0UT1NGKEY0000000000000002"
@@ -46,23 +45,8 @@ NOW = 1_795_512_600.0
 
 # -- helpers ---------------------------------------------------------------------------------------
 @pytest.fixture
-def configure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
-    def write(doc: dict[str, Any], **env: str) -> None:
-        path = tmp_path / "pdrelay.json"
-        path.write_text(json.dumps(doc))
-        monkeypatch.setenv("PDRELAY_CONFIG", str(path))
-        monkeypatch.setenv("PDRELAY_CONFIG_MAX_AGE", "0")
-        for name, value in env.items():
-            monkeypatch.setenv(name, value)
-        get_settings.cache_clear()
-        from aws_lambda_powertools.utilities import parameters
-
-        from pdrelay import config
-
-        config.clear_cache()
-        parameters.clear_caches()
-
-    return write
+def configure(write_config: ConfigWriter) -> ConfigWriter:
+    return write_config
 
 
 def doc(**extra: Any) -> dict[str, Any]:

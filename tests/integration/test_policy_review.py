@@ -17,7 +17,7 @@ import pytest
 
 from pdrelay import policy
 from pdrelay.dedup import DedupStore, item_key
-from pdrelay.dispatch import config_reader, get_dispatcher, reset_dispatcher
+from pdrelay.dispatch import config_reader, get_dispatcher
 from pdrelay.errors import RetryableDelivery
 from pdrelay.local.emulator import EmulatorServer
 from pdrelay.local.stack import api_gateway_event
@@ -25,7 +25,7 @@ from pdrelay.models import Alert, QueueMessage, make_message
 from pdrelay.settings import get_settings
 from pdrelay.sweeper import release_held
 from tests.conftest import TOKEN, unique
-from tests.integration.conftest import Aws, Handler
+from tests.integration.conftest import Aws, ConfigWriter, Handler
 
 OPS_KEY = "0PSREV1EWKEY00000000000000000001"
 TEAM_KEY = "TEAMREV1EWKEY0000000000000000002"
@@ -49,17 +49,9 @@ def config_doc(ops_storm: dict[str, Any] | None = None, maintenance: list[dict[s
 
 
 @pytest.fixture
-def configure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
-    def write(doc: dict[str, Any]) -> None:
-        path = tmp_path / "pdrelay.json"
-        path.write_text(json.dumps(doc))
-        monkeypatch.setenv("PDRELAY_CONFIG", str(path))
-        monkeypatch.setenv("PDRELAY_CONFIG_MAX_AGE", "0")
-        get_settings.cache_clear()
-        reset_dispatcher()
-
-    write(config_doc())
-    return write
+def configure(write_config: ConfigWriter) -> ConfigWriter:
+    write_config(config_doc())
+    return write_config
 
 
 def window(name: str, minutes_ago: int = 5, minutes_ahead: int = 60, **extra: Any) -> dict[str, Any]:

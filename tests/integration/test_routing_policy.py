@@ -21,7 +21,7 @@ from pdrelay.settings import get_settings
 from pdrelay.status import queue_status
 from pdrelay.sweeper import release_held
 from tests.conftest import TOKEN, load_event, unique
-from tests.integration.conftest import Aws, Handler
+from tests.integration.conftest import Aws, ConfigWriter, Handler
 
 TEAM_KEY = "TEAMR0UT1NGKEY000000000000000001"
 PLATFORM_KEY = "PLATF0RMR0UT1NGKEY00000000000002"
@@ -45,19 +45,9 @@ def config_doc(**route: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
-def configure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
-    def write(doc: dict[str, Any]) -> None:
-        path = tmp_path / "pdrelay.json"
-        path.write_text(json.dumps(doc))
-        monkeypatch.setenv("PDRELAY_CONFIG", str(path))
-        monkeypatch.setenv("PDRELAY_CONFIG_MAX_AGE", "0")
-        get_settings.cache_clear()
-        from pdrelay.dispatch import reset_dispatcher
-
-        reset_dispatcher()
-
-    write(config_doc())
-    return write
+def configure(write_config: ConfigWriter) -> ConfigWriter:
+    write_config(config_doc())
+    return write_config
 
 
 def post(ingest: Handler, path: str, body: Any) -> tuple[int, dict[str, Any]]:
