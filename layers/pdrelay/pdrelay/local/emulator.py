@@ -70,16 +70,37 @@ class Incident:
         return doc
 
 
-def validate_event(event: Any, raw_size: int) -> list[str]:
-    """PagerDuty's documented rules for an Events API v2 event."""
+def _envelope_errors(event: Any, raw_size: int) -> list[str] | None:
+    """Size, shape and routing key, common to both kinds of event; None when the event is an object."""
     if raw_size > MAX_EVENT_BYTES:
         return [f"Event is {raw_size} bytes; the limit is {MAX_EVENT_BYTES}"]
     if not isinstance(event, dict):
         return ["Event object must be a JSON object"]
-    errors = []
+    return None
+
+
+def _key_errors(event: dict[str, Any]) -> list[str]:
     key = event.get("routing_key")
     if not isinstance(key, str) or not ROUTING_KEY_RE.fullmatch(key):
-        errors.append("'routing_key' is invalid: it must be a 32-character integration key")
+        return ["'routing_key' is invalid: it must be a 32-character integration key"]
+    return []
+
+
+def _summary_errors(payload: dict[str, Any]) -> list[str]:
+    summary = payload.get("summary")
+    if not isinstance(summary, str) or not summary:
+        return ["'payload.summary' is missing or blank"]
+    if len(summary) > 1024:
+        return ["'payload.summary' is longer than 1024 characters"]
+    return []
+
+
+def validate_event(event: Any, raw_size: int) -> list[str]:
+    """PagerDuty's documented rules for an Events API v2 event."""
+    early = _envelope_errors(event, raw_size)
+    if early is not None:
+        return early
+    errors = _key_errors(event)
     action = event.get("event_action")
     if action not in ("trigger", "acknowledge", "resolve"):
         errors.append("'event_action' is invalid")
@@ -93,11 +114,7 @@ def validate_event(event: Any, raw_size: int) -> list[str]:
         if not isinstance(payload, dict):
             errors.append("'payload' is missing")
         else:
-            summary = payload.get("summary")
-            if not isinstance(summary, str) or not summary:
-                errors.append("'payload.summary' is missing or blank")
-            elif len(summary) > 1024:
-                errors.append("'payload.summary' is longer than 1024 characters")
+            errors.extend(_summary_errors(payload))
             if not isinstance(payload.get("source"), str) or not payload.get("source"):
                 errors.append("'payload.source' is missing or blank")
             if payload.get("severity") not in SEVERITIES:
@@ -115,26 +132,16 @@ def validate_event(event: Any, raw_size: int) -> list[str]:
 
 def validate_change_event(event: Any, raw_size: int) -> list[str]:
     """PagerDuty's documented rules for a change event (no action, dedup key or severity)."""
-    if raw_size > MAX_EVENT_BYTES:
-        return [f"Event is {raw_size} bytes; the limit is {MAX_EVENT_BYTES}"]
-    if not isinstance(event, dict):
-        return ["Event object must be a JSON object"]
-    errors = []
-    key = event.get("routing_key")
-    if not isinstance(key, str) or not ROUTING_KEY_RE.fullmatch(key):
-        errors.append("'routing_key' is invalid: it must be a 32-character integration key")
+    early = _envelope_errors(event, raw_size)
+    if early is not None:
+        return early
+    errors = _key_errors(event)
     payload = event.get("payload")
     if not isinstance(payload, dict):
-        errors.append("'payload' is missing")
-    else:
-        summary = payload.get("summary")
-        if not isinstance(summary, str) or not summary:
-            errors.append("'payload.summary' is missing or blank")
-        elif len(summary) > 1024:
-            errors.append("'payload.summary' is longer than 1024 characters")
-        for field_name in ("event_action", "dedup_key", "severity"):
-            if field_name in event or field_name in payload:
-                errors.append(f"'{field_name}' does not belong in a change event")
+        return [*errors, "'payload' is missing"]
+    errors.extend(_summary_errors(payload))
+    errors.extend(f"'{name}' does not belong in a change event" for name in ("event_action", "dedup_key", "severity")
+                  if name in event or name in payload)
     return errors
 
 
