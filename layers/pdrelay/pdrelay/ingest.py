@@ -132,25 +132,47 @@ MAX_DEPTH = 32
 
 
 def _shape_problem(doc: Any, max_chars: int) -> tuple[str, list[str]] | None:
-    """Nesting past :data:`MAX_DEPTH`, or a string (or key) over ``max_chars``: why, and where."""
-    stack: list[tuple[Any, int, str]] = [(doc, 1, "")]
+    """Nesting past :data:`MAX_DEPTH`, or a string (or key) over ``max_chars``: why, and where.
+    The walk keeps no paths (it runs on every body); the place is found only for a refused one."""
+    stack: list[tuple[Any, int]] = [(doc, 1)]
     while stack:
-        node, level, path = stack.pop()
+        node, level = stack.pop()
         if isinstance(node, str):
             if len(node) > max_chars:
-                return "a string is too long", [f"{path or '(body)'}: {len(node)} characters; the limit is {max_chars}"]
-        elif isinstance(node, dict | list):
+                return "a string is too long", [f"{_path_to(doc, node) or '(body)'}: {len(node)} characters; "
+                                                f"the limit is {max_chars}"]
+        elif isinstance(node, dict):
             if level > MAX_DEPTH:
                 return "JSON nested too deeply", [f"the limit is {MAX_DEPTH} levels"]
-            if isinstance(node, dict):
-                for key, child in node.items():
-                    where = f"{path}.{key[:40]}" if path else key[:40]
-                    if len(key) > max_chars:
-                        return "a key is too long", [f"{where}…: {len(key)} characters; the limit is {max_chars}"]
-                    stack.append((child, level + 1, where))
-            else:
-                stack.extend((child, level + 1, f"{path}[{i}]") for i, child in enumerate(node))
+            for key, child in node.items():
+                if len(key) > max_chars:
+                    return "a key is too long", [f"{_path_to(doc, key)}…: {len(key)} characters; the limit is "
+                                                 f"{max_chars}"]
+                stack.append((child, level + 1))
+        elif isinstance(node, list):
+            if level > MAX_DEPTH:
+                return "JSON nested too deeply", [f"the limit is {MAX_DEPTH} levels"]
+            stack.extend((child, level + 1) for child in node)
     return None
+
+
+def _path_to(doc: Any, target: str) -> str:
+    """Where ``target`` (a value or a key, by identity) sits in ``doc``, e.g. ``alerts[0].summary``."""
+    stack: list[tuple[Any, str]] = [(doc, "")]
+    while stack:
+        node, path = stack.pop()
+        if isinstance(node, dict):
+            for key, child in node.items():
+                where = f"{path}.{key[:40]}" if path else key[:40]
+                if key is target or child is target:
+                    return where
+                stack.append((child, where))
+        elif isinstance(node, list):
+            for i, child in enumerate(node):
+                if child is target:
+                    return f"{path}[{i}]"
+                stack.append((child, f"{path}[{i}]"))
+    return ""
 
 
 def admit(request: IncomingRequest, deps: Deps, caller: Caller | None = None) -> tuple[Caller, IncomingRequest]:
