@@ -18,5 +18,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     result = operations.run_sweep(operations.from_environment(), settings.events_url, settings.sweep_after_seconds,
                                   settings.record_ttl_days, settings.connect_timeout_seconds,
                                   settings.read_timeout_seconds, config=dispatch.config_reader(settings))
-    logger.info("sweep done", extra=result)
+    # Every minute: say something only when there was something to do.
+    (logger.info if any(result.values()) else logger.debug)("sweep done", extra=result)
     return result
