@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import uuid
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,28 @@ ROOT = Path(__file__).resolve().parents[1]
 EVENTS = ROOT / "events"
 TOKEN = "example-token-change-me-000001"  # the token in events/apigw-*.json
 ROUTING_KEY = "R0UT1NGKEYF0RTESTS00000000000001"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--shift-clock-days", type=int, default=0, metavar="DAYS",
+                     help="run with the wall clock moved DAYS ahead (time-machine shifts time.time and datetime, "
+                          "not the monotonic clock, so sleeps and timeouts keep working): a test that pins a "
+                          "calendar date where the code compares with now fails under it")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    days = config.getoption("--shift-clock-days")
+    if days:
+        import time_machine
+
+        traveller = time_machine.travel(datetime.now(UTC) + timedelta(days=days), tick=True)
+        traveller.start()
+        config.add_cleanup(traveller.stop)
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    days = config.getoption("--shift-clock-days")
+    return f"wall clock shifted {days} days ahead: {datetime.now(UTC):%Y-%m-%d}" if days else None
 
 
 @cache
@@ -50,6 +73,8 @@ def reset_pdrelay_caches() -> None:
 
 @pytest.fixture(autouse=True)
 def _clean_process(monkeypatch: pytest.MonkeyPatch) -> Any:
+    from pdrelay.dispatch import set_clock
+
     for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "PDRELAY_CONFIG", "PDRELAY_QUEUE_URL", "PDRELAY_DLQ_URL",
                  "PDRELAY_TABLE_NAME", "PDRELAY_EVENTS_URL", "PDRELAY_ROUTING_KEY", "PDRELAY_TOKEN"):
         monkeypatch.delenv(name, raising=False)
@@ -61,3 +86,4 @@ def _clean_process(monkeypatch: pytest.MonkeyPatch) -> Any:
     reset_pdrelay_caches()
     yield
     reset_pdrelay_caches()
+    set_clock(None)

@@ -14,6 +14,7 @@ from moto import mock_aws
 from pdrelay.local.emulator import EmulatorServer
 from pdrelay.local.stack import FakeLambdaContext, create_resources
 from pdrelay.local.template import read_spec
+from pdrelay.timeutil import ManualClock
 from tests.conftest import ROOT, TOKEN
 
 SPEC = read_spec(ROOT / "template.yaml")
@@ -60,6 +61,17 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
         monkeypatch.setenv("PDRELAY_TOKEN", TOKEN)
         monkeypatch.setenv("PDRELAY_RETRY_BASE_SECONDS", "0")
         yield env
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    """The handlers' dispatcher reads this clock: it stands at the wall clock's now until the test
+    moves it (``clock.advance(seconds)``), so time-dependent rules are tested without waiting."""
+    from pdrelay.dispatch import set_clock
+
+    frozen = ManualClock()
+    set_clock(frozen)
+    return frozen
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -17,19 +17,19 @@ from pdrelay.formats import ParseContext, alertmanager
 from pdrelay.local.emulator import EmulatorServer
 from pdrelay.models import QueueMessage, make_message
 from pdrelay.settings import Settings
-from pdrelay.timeutil import to_micros
+from pdrelay.timeutil import SYSTEM_CLOCK, Clock, ManualClock, to_micros
 from tests.conftest import ROUTING_KEY, load_event, unique
 from tests.integration.conftest import Aws
 
 OTHER_KEY = "0THERR0UT1NGKEY00000000000000002"
 
 
-def dispatcher(aws: Aws, pd: EmulatorServer, **env: str) -> Dispatcher:
+def dispatcher(aws: Aws, pd: EmulatorServer, clock: Clock = SYSTEM_CLOCK, **env: str) -> Dispatcher:
     settings = Settings.from_env({"PDRELAY_QUEUE_URL": aws.queue_url, "PDRELAY_DLQ_URL": aws.dlq_url,
                                   "PDRELAY_TABLE_NAME": aws.table_name, "PDRELAY_READ_TIMEOUT": "1",
                                   "PDRELAY_RETRY_BASE_SECONDS": "0", **env})
-    return Dispatcher(settings, DedupStore(aws.dynamodb, aws.table_name), EventsClient(pd.url, read_timeout=1.0),
-                      aws.sqs)
+    return Dispatcher(settings, DedupStore(aws.dynamodb, aws.table_name, clock=clock),
+                      EventsClient(pd.url, read_timeout=1.0, clock=clock), aws.sqs, clock=clock)
 
 
 def firing(routing_key: str = ROUTING_KEY, received_at: datetime | None = None,
@@ -74,10 +74,8 @@ def test_the_key_is_paced_under_its_limit(aws: Aws, pagerduty: EmulatorServer) -
 def test_an_outage_opens_the_breaker_so_alerts_wait_in_the_queue_not_in_the_dlq(
     aws: Aws, pagerduty: EmulatorServer
 ) -> None:
-    clock = itertools.count(1000.0, 0.001)
-    now = [1000.0]
-    d = dispatcher(aws, pagerduty, PDRELAY_BREAKER_THRESHOLD="3", PDRELAY_BREAKER_COOLDOWN_SECONDS="30")
-    d.clock = lambda: now[0] + next(clock) - 1000.0
+    clock = ManualClock()
+    d = dispatcher(aws, pagerduty, clock, PDRELAY_BREAKER_THRESHOLD="3", PDRELAY_BREAKER_COOLDOWN_SECONDS="30")
     pagerduty.state.set_faults([{"mode": "outage", "status": 503}])
     for _ in range(3):
         with pytest.raises(RetryableDelivery):
@@ -88,16 +86,21 @@ def test_an_outage_opens_the_breaker_so_alerts_wait_in_the_queue_not_in_the_dlq(
     assert pagerduty.state.answers[503] == calls  # nobody called PagerDuty while open
     assert aws.delayed() == 5 and aws.drain(aws.dlq_url) == []
     pagerduty.state.set_faults([])
-    now[0] += 31  # cooldown over: one probe goes, succeeds, and the breaker closes
+    clock.advance(31)  # cooldown over: one probe goes, succeeds, and the breaker closes
     assert d.process(firing().to_json()).result == "delivered"
     assert d.process(firing().to_json()).result == "delivered"
 
 
 def test_an_alert_held_past_the_limit_goes_to_the_dlq_with_the_reason(aws: Aws, pagerduty: EmulatorServer) -> None:
-    d = dispatcher(aws, pagerduty, PDRELAY_MAX_HOLD_SECONDS="60")
+    clock = ManualClock()
+    d = dispatcher(aws, pagerduty, clock, PDRELAY_MAX_HOLD_SECONDS="60")
     pagerduty.state.set_faults([{"mode": "outage", "status": 502}])
-    old = firing(received_at=datetime.now(UTC) - timedelta(minutes=5))
-    outcome = d.process(old.to_json())
+    old = firing(received_at=clock.now())
+    clock.advance(59)
+    with pytest.raises(RetryableDelivery):  # within the limit: retried
+        d.process(old.to_json())
+    clock.advance(2)
+    outcome = d.process(old.to_json(), receive_count=2)
     assert outcome.result == "dead-lettered"
     (dead,) = aws.drain(aws.dlq_url)
     assert "not delivered within 60 s" in dead["MessageAttributes"]["failure_reason"]["StringValue"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -14,19 +13,27 @@ from pdrelay.formats import ParseContext, alertmanager
 from pdrelay.local.emulator import EmulatorServer
 from pdrelay.local.stack import free_port
 from pdrelay.models import QueueMessage, make_message
+from pdrelay.timeutil import ManualClock
 from tests.conftest import ROUTING_KEY, load_event, unique
 from tests.integration.conftest import Aws, Handler
 
-RECEIVED = datetime(2026, 11, 24, 9, 30, tzinfo=UTC)
+
+@pytest.fixture(autouse=True)
+def _frozen(clock: ManualClock) -> None:
+    """The dispatcher's clock stands still at the wall clock's now; messages are received then."""
 
 
 def alert_messages(name: str, fingerprint: str, routing_key: str = ROUTING_KEY) -> list[QueueMessage]:
+    """The sample's alerts as ingest queues them, received at the dispatcher's now."""
+    from pdrelay.dispatch import get_dispatcher
+
+    received = get_dispatcher().clock.now()
     doc = load_event(name)
     for alert in doc["alerts"]:
         alert["fingerprint"] = f"{fingerprint}-{alert['fingerprint']}"
     return [
-        make_message(a, route="default", routing_key=routing_key, received_at=RECEIVED, request_id="req-1")
-        for a in alertmanager.parse(doc, ParseContext(received_at=RECEIVED)).alerts
+        make_message(a, route="default", routing_key=routing_key, received_at=received, request_id="req-1")
+        for a in alertmanager.parse(doc, ParseContext(received_at=received)).alerts
     ]
 
 

@@ -24,6 +24,7 @@ from pdrelay.local.stack import api_gateway_event
 from pdrelay.models import Alert, QueueMessage, make_message
 from pdrelay.settings import get_settings
 from pdrelay.sweeper import release_held
+from pdrelay.timeutil import ManualClock
 from tests.conftest import TOKEN, unique
 from tests.integration.conftest import Aws, ConfigWriter, Handler
 
@@ -288,21 +289,18 @@ def test_a_window_holds_up_to_but_not_at_its_end() -> None:
 
 
 def test_alerts_whose_window_ended_are_released_even_behind_many_still_held(
-    aws: Aws, pagerduty: EmulatorServer, configure: Any, monkeypatch: pytest.MonkeyPatch
+    aws: Aws, pagerduty: EmulatorServer, configure: Any, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import time as real_time
-    from types import SimpleNamespace
-
     from pdrelay import dedup
 
-    long_window = window("freeze", minutes_ahead=600, routes=["shop"])
+    long_window = window("freeze", minutes_ago=120, minutes_ahead=600, routes=["shop"])
     configure(config_doc(maintenance=[long_window, window("patching", routes=["ops"])]))
-    monkeypatch.setattr(dedup, "time", SimpleNamespace(time=lambda: real_time.time() - 3600))
+    clock.advance(-3600)  # held an hour ago: first in the index, which is ordered by update time
     assert run(message(unique("frozen"), route="shop", routing_key=TEAM_KEY, destination="team")).result == "held"
-    monkeypatch.setattr(dedup, "time", real_time)
+    clock.advance(3600)
     assert run(message(unique("ended"))).result == "held"
     configure(config_doc(maintenance=[long_window]))
-    store = DedupStore(aws.dynamodb, aws.table_name)
+    store = DedupStore(aws.dynamodb, aws.table_name, clock=clock)
     monkeypatch.setattr(dedup, "PENDING_PAGE", 1)  # one item per page stands for DynamoDB's 1 MB pages
     result = release_held(store, policy.Policy(store, config_reader(get_settings())), aws.sqs, aws.queue_url)
     assert (result.held, result.still_held, result.released) == (2, 1, 1)

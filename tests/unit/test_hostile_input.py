@@ -44,12 +44,12 @@ def test_a_monitor_clock_far_ahead_is_capped_so_our_own_later_events_are_not_sta
 
 
 def test_retry_after_as_an_http_date_without_zone_is_read_as_utc() -> None:
-    soon = datetime.now(UTC) + timedelta(seconds=30)
+    soon = RECEIVED + timedelta(seconds=30)
     value = format_datetime(soon.replace(tzinfo=None))  # "... -0000"
-    seconds = retry_after_seconds(value)
-    assert seconds is not None and 25 <= seconds <= 31
-    assert retry_after_seconds("soon") is None
-    assert retry_after_seconds("120") == 120.0
+    assert retry_after_seconds(value, RECEIVED) == 30.0
+    assert retry_after_seconds(value, RECEIVED + timedelta(seconds=40)) == 0.0  # already past: no wait
+    assert retry_after_seconds("soon", RECEIVED) is None
+    assert retry_after_seconds("120", RECEIVED) == 120.0
 
 
 def test_a_yaml_error_never_quotes_the_line_with_a_token() -> None:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from dataclasses import asdict
 from typing import Any
 
@@ -28,6 +27,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pdrelay.errors import ConcurrentUpdate, StoreError
 from pdrelay.lifecycle import OPEN_STATES, Record
 from pdrelay.pacing import Breaker, Bucket
+from pdrelay.timeutil import SYSTEM_CLOCK, Clock
 
 PENDING_INDEX = "PendingResolves"
 PENDING_PAGE = 1000  # items per query page of the pending index
@@ -47,12 +47,12 @@ def pace_key(routing_key: str) -> str:
     return "pace#" + hashlib.sha256(routing_key.encode()).hexdigest()[:20]
 
 
-def _to_item(record: Record, expires_at: int) -> dict[str, Any]:
+def _to_item(record: Record, now: int, ttl_seconds: int) -> dict[str, Any]:
     doc: dict[str, Any] = {k: v for k, v in asdict(record).items() if v is not None}
     if record.state == "resolved":
         # Only resolved items expire: an alert open for months must still find its incident.
-        doc["expires_at"] = expires_at
-    doc["updated_at"] = int(time.time())
+        doc["expires_at"] = now + ttl_seconds
+    doc["updated_at"] = now
     if record.state == "resolved" and not record.delivered:
         doc["pending"] = "resolve"
     elif record.state in OPEN_STATES and record.hold.startswith("window:") and not record.paged:
@@ -70,10 +70,11 @@ def _from_item(item: dict[str, Any]) -> Record:
 
 
 class DedupStore:
-    def __init__(self, client: Any, table_name: str, ttl_days: int = 30) -> None:
+    def __init__(self, client: Any, table_name: str, ttl_days: int = 30, clock: Clock = SYSTEM_CLOCK) -> None:
         self._client = client
         self._table = table_name
         self._ttl_seconds = ttl_days * 86400
+        self.clock = clock  # stamps updated_at and expiry times
 
     def get(self, pk: str) -> Record | None:
         try:
@@ -86,9 +87,9 @@ class DedupStore:
     def write(self, record: Record, previous_version: int | None) -> None:
         """Put ``record`` if the stored version is still ``previous_version`` (None: no item)."""
         if previous_version is None:
-            self._put(_to_item(record, int(time.time()) + self._ttl_seconds), "attribute_not_exists(pk)", {})
+            self._put(_to_item(record, int(self.clock.time()), self._ttl_seconds), "attribute_not_exists(pk)", {})
         else:
-            self._put(_to_item(record, int(time.time()) + self._ttl_seconds), "version = :v",
+            self._put(_to_item(record, int(self.clock.time()), self._ttl_seconds), "version = :v",
                       {":v": {"N": str(previous_version)}})
 
     def _put(self, item: dict[str, Any], condition: str, values: dict[str, Any]) -> None:
@@ -164,12 +165,12 @@ class DedupStore:
 
     def pending_resolves(self, older_than_seconds: int, limit: int = 100) -> list[Record]:
         """Resolves recorded but not confirmed delivered for at least ``older_than_seconds``."""
-        return self._pending("resolve", int(time.time()) - older_than_seconds, limit)
+        return self._pending("resolve", int(self.clock.time()) - older_than_seconds, limit)
 
     def held(self, limit: int = 10000) -> list[Record]:
         """Alerts whose trigger a maintenance window holds (every page, up to ``limit``: those a
         long window still holds must not hide those whose window has ended)."""
-        return self._pending("held", int(time.time()) + 86400, limit)
+        return self._pending("held", int(self.clock.time()) + 86400, limit)
 
     def _pending(self, kind: str, until: int, limit: int) -> list[Record]:
         kwargs: dict[str, Any] = {
@@ -202,7 +203,7 @@ class DedupStore:
         item = {k: _SER.serialize(v) for k, v in values.items()}
         item["pk"] = {"S": pk}
         if expires:
-            item["expires_at"] = {"N": str(int(time.time()) + CONTROL_TTL_SECONDS)}
+            item["expires_at"] = {"N": str(int(self.clock.time()) + CONTROL_TTL_SECONDS)}
         self._put(item, "attribute_not_exists(pk) OR version = :v", {":v": {"N": str(previous_version)}})
 
     def get_doc(self, pk: str) -> tuple[dict[str, Any], int]:

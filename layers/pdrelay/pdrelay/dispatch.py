@@ -21,7 +21,6 @@ import hashlib
 import json
 import math
 import random
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -35,7 +34,7 @@ from pdrelay.dedup import DedupStore, item_key
 from pdrelay.errors import ConcurrentUpdate, PermanentDelivery, RetryableDelivery, StoreError
 from pdrelay.events_api import EventsClient, build_event, change_event, payload_snapshot
 from pdrelay.lifecycle import Decision, Event, decide
-from pdrelay.models import ChangeMessage, QueueMessage, parse_message, utcnow
+from pdrelay.models import ChangeMessage, QueueMessage, parse_message
 from pdrelay.observability import (
     ALERTS_HELD,
     CHANGES_SENT,
@@ -50,7 +49,7 @@ from pdrelay.observability import (
 )
 from pdrelay.policy import Policy, Verdict, rollup_event
 from pdrelay.settings import Settings
-from pdrelay.timeutil import to_micros
+from pdrelay.timeutil import SYSTEM_CLOCK, Clock, to_micros
 
 WRITE_ATTEMPTS = 3
 MAX_SQS_DELAY = 900
@@ -122,7 +121,7 @@ class Dispatcher:
     store: DedupStore
     events: EventsClient
     sqs: Any
-    clock: Any = time.time
+    clock: Clock = SYSTEM_CLOCK  # every reading of "now" in dispatch; see ``use_clock``
     config: Callable[[], RelayConfig | None] | None = None  # routes' storm control and windows
     _breaker_cache: tuple[float, pacing.Breaker | None] = (0.0, None)
     _policy: Policy | None = None
@@ -130,9 +129,16 @@ class Dispatcher:
     @property
     def policy(self) -> Policy:
         if self._policy is None:
-            self._policy = Policy(self.store, self.config or (lambda: None), self.clock,
+            self._policy = Policy(self.store, self.config or (lambda: None), lambda: self.clock.time(),
                                   self.settings.windows_max_age_seconds)
         return self._policy
+
+    def use_clock(self, clock: Clock) -> None:
+        """Read "now" from ``clock`` here, in the table store and in the Events API client (tests
+        move such a clock instead of waiting or pinning dates)."""
+        self.clock = clock
+        self.store.clock = clock
+        self.events.clock = clock
 
     @property
     def start_guard_ms(self) -> int:
@@ -183,7 +189,7 @@ class Dispatcher:
 
     def _decide(self, message: QueueMessage, body: str) -> tuple[Verdict | None, Decision, dict[str, Any] | None]:
         event = to_event(message)
-        moment = utcnow()
+        moment = self.clock.now()
         now = to_micros(moment)
         lease = int(self.settings.lease_seconds * 1_000_000)
         for _attempt in range(WRITE_ATTEMPTS):
@@ -202,7 +208,7 @@ class Dispatcher:
         raise StoreError(f"lost {WRITE_ATTEMPTS} races for one dedup item; retrying later")
 
     def _process(self, message: QueueMessage, delivery: Delivery) -> Outcome:
-        decided_at = time.monotonic()  # the lease starts about now
+        decided_at = self.clock.monotonic()  # the lease starts about now
         verdict, decision, stored_payload = self._decide(message, delivery.body)
         if verdict is not None and verdict.kind != "send":
             return self._by_policy(message, delivery, verdict)
@@ -219,7 +225,7 @@ class Dispatcher:
         if gate != "send":
             self.store.release(record.pk, record.version)
             return self._defer(message, delivery, gate, wait)
-        if time.monotonic() - decided_at > START_WITHIN_SECONDS:
+        if self.clock.monotonic() - decided_at > START_WITHIN_SECONDS:
             # Slow pacing/breaker calls ate into the lease: do not start a send that could outlast
             # it (another dispatcher could then send a newer event first).
             self.store.release(record.pk, record.version)
@@ -263,11 +269,11 @@ class Dispatcher:
             self.store.release(record.pk, record.version)  # whatever it was, the send is over
             raise
         self.store.mark_delivered(record.pk, record.version,
-                                  trigger_sent_at=to_micros(utcnow()) if decision.send == "trigger" else None)
+                                  trigger_sent_at=to_micros(self.clock.now()) if decision.send == "trigger" else None)
         self._breaker_success()
         self._probed(message, decision.send, delivered.status, None)
         count(EVENTS_SENT, Action=decision.send, Status=str(delivered.status))
-        latency_ms = (utcnow() - message.received_at).total_seconds() * 1000
+        latency_ms = (self.clock.now() - message.received_at).total_seconds() * 1000
         measure(DELIVERY_LATENCY, latency_ms)
         logger.info("delivered", extra={"action": decision.send, "reason": decision.reason,
                                         "status": delivered.status, "latency_ms": round(latency_ms)})
@@ -374,7 +380,7 @@ class Dispatcher:
     # -- pacing and the breaker ---------------------------------------------------------------------
     def _admit(self, routing_key: str) -> tuple[str, float]:
         """('send', 0) or (reason to defer, seconds to wait)."""
-        now = self.clock()
+        now = self.clock.time()
         breaker = self._breaker(now)
         verdict, wait, claim = pacing.admit(breaker, now, self.breaker_policy)
         if verdict == "wait":
@@ -400,7 +406,7 @@ class Dispatcher:
             try:
                 self.store.put_bucket(routing_key, after, bucket.version if bucket else 0)
             except ConcurrentUpdate:
-                now = self.clock()
+                now = self.clock.time()
                 continue
             return "send", 0.0
         return "paced", random.uniform(0.5, 1.5)
@@ -409,7 +415,7 @@ class Dispatcher:
         for _attempt in range(WRITE_ATTEMPTS):
             bucket = self.store.get_bucket(routing_key)
             try:
-                self.store.put_bucket(routing_key, pacing.throttled(bucket, self.clock(), pause),
+                self.store.put_bucket(routing_key, pacing.throttled(bucket, self.clock.time(), pause),
                                       bucket.version if bucket else 0)
                 logger.warning("PagerDuty throttled this routing key; pausing it", extra={"pause_s": pause})
                 return
@@ -426,15 +432,16 @@ class Dispatcher:
     def _breaker_failure(self) -> None:
         for _attempt in range(WRITE_ATTEMPTS):
             current = self.store.get_breaker()
-            after = pacing.failed(current, self.clock(), self.breaker_policy)
+            after = pacing.failed(current, self.clock.time(), self.breaker_policy)
             try:
                 self.store.put_breaker(after, current.version if current else 0)
             except ConcurrentUpdate:
                 continue
-            self._breaker_cache = (self.clock(), after)
+            self._breaker_cache = (self.clock.time(), after)
             if not after.is_closed(self.breaker_policy):
+                open_for = round(after.open_until - self.clock.time())
                 logger.warning("circuit breaker open: the Events API keeps failing",
-                               extra={"failures": after.failures, "open_for_s": round(after.open_until - self.clock())})
+                               extra={"failures": after.failures, "open_for_s": open_for})
             return
 
     def _breaker_success(self) -> None:
@@ -449,13 +456,13 @@ class Dispatcher:
                 logger.info("circuit breaker closed: the Events API answers again")
             except ConcurrentUpdate:
                 pass
-        self._breaker_cache = (self.clock(), after or current)
+        self._breaker_cache = (self.clock.time(), after or current)
 
     # -- putting messages back, or aside --------------------------------------------------------------
     def _held_too_long(self, message: QueueMessage | ChangeMessage, delivery: Delivery) -> bool:
         """Held past the limit since receipt, or since an operator's redrive if later."""
         since = max(message.received_at.timestamp(), float(delivery.attr("redriven_at")))
-        return utcnow().timestamp() - since > self.settings.max_hold_seconds
+        return self.clock.now().timestamp() - since > self.settings.max_hold_seconds
 
     def release_unstarted(self, receipt_handle: str) -> None:
         """A record the invocation had no time to start: visible again in a moment."""
@@ -527,6 +534,15 @@ def attributes_from_event(attributes: dict[str, Any] | None) -> dict[str, Any]:
 
 
 _DISPATCHER: Dispatcher | None = None
+_CLOCK: Clock = SYSTEM_CLOCK
+
+
+def set_clock(clock: Clock | None) -> None:
+    """The clock this process's dispatcher reads (None: the system's). Tests set a ManualClock."""
+    global _CLOCK
+    _CLOCK = clock or SYSTEM_CLOCK
+    if _DISPATCHER is not None:
+        _DISPATCHER.use_clock(_CLOCK)
 
 
 def get_dispatcher() -> Dispatcher:
@@ -540,10 +556,11 @@ def get_dispatcher() -> Dispatcher:
         _DISPATCHER = Dispatcher(
             settings=settings,
             config=config_reader(settings),
-            store=DedupStore(client("dynamodb"), settings.table_name, settings.record_ttl_days),
+            store=DedupStore(client("dynamodb"), settings.table_name, settings.record_ttl_days, _CLOCK),
             events=EventsClient(settings.events_url, connect_timeout=settings.connect_timeout_seconds,
-                                read_timeout=settings.read_timeout_seconds),
+                                read_timeout=settings.read_timeout_seconds, clock=_CLOCK),
             sqs=client("sqs"),
+            clock=_CLOCK,
         )
     return _DISPATCHER
 

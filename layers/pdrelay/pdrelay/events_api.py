@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import requests
@@ -21,7 +22,7 @@ from requests.adapters import HTTPAdapter
 
 from pdrelay.errors import PermanentDelivery, RetryableDelivery
 from pdrelay.models import SUMMARY_LIMIT, ChangeMessage, QueueMessage, truncate
-from pdrelay.timeutil import iso
+from pdrelay.timeutil import SYSTEM_CLOCK, Clock, iso
 
 MAX_EVENT_BYTES = 512 * 1024
 TRIM_NOTE_KEY = "pdrelay_note"
@@ -122,8 +123,9 @@ class EventsClient:
     """Sends events to ``{base_url}/v2/enqueue`` through one pooled session."""
 
     def __init__(self, base_url: str, *, connect_timeout: float = 3.05, read_timeout: float = 6.0,
-                 session: requests.Session | None = None) -> None:
+                 session: requests.Session | None = None, clock: Clock = SYSTEM_CLOCK) -> None:
         self.base_url = base_url.rstrip("/")
+        self.clock = clock  # reads Retry-After dates
         self.timeout = (connect_timeout, read_timeout)
         if session is None:
             session = requests.Session()
@@ -142,10 +144,10 @@ class EventsClient:
             raise RetryableDelivery("could not connect to the Events API") from exc
         except requests.RequestException as exc:
             raise RetryableDelivery(f"request to the Events API failed: {type(exc).__name__}") from exc
-        return classify(answer)
+        return classify(answer, self.clock.now())
 
 
-def classify(answer: requests.Response) -> Delivered:
+def classify(answer: requests.Response, now: datetime) -> Delivered:
     status = answer.status_code
     try:
         body = answer.json()
@@ -160,25 +162,22 @@ def classify(answer: requests.Response) -> Delivered:
     if status == 400:
         raise PermanentDelivery(f"PagerDuty rejected the event: {message}", status=status, errors=errors)
     raise RetryableDelivery(f"PagerDuty answered {status}: {message}", status=status, errors=errors,
-                            retry_after=retry_after_seconds(answer.headers.get("Retry-After")))
+                            retry_after=retry_after_seconds(answer.headers.get("Retry-After"), now))
 
 
-def retry_after_seconds(value: str | None) -> float | None:
-    """``Retry-After`` as seconds (delta-seconds or an HTTP date), capped at an hour; None if absent."""
+def retry_after_seconds(value: str | None, now: datetime) -> float | None:
+    """``Retry-After`` as seconds from ``now`` (delta-seconds or an HTTP date), capped at an hour; None if absent."""
     if not value:
         return None
     value = value.strip()
     if value.isdigit():
         return min(float(value), 3600.0)
-    from datetime import UTC
     from email.utils import parsedate_to_datetime
-
-    from pdrelay.models import utcnow
 
     try:
         when = parsedate_to_datetime(value)
         if when.tzinfo is None:
             when = when.replace(tzinfo=UTC)  # "-0000" means UTC without a stated zone
-        return max(0.0, min((when - utcnow()).total_seconds(), 3600.0))
+        return max(0.0, min((when - now).total_seconds(), 3600.0))
     except (TypeError, ValueError, OverflowError):
         return None

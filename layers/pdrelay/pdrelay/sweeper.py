@@ -20,7 +20,7 @@ from pdrelay.dedup import DedupStore
 from pdrelay.errors import PermanentDelivery, RetryableDelivery
 from pdrelay.events_api import EventsClient
 from pdrelay.lifecycle import Record
-from pdrelay.models import QueueMessage, utcnow
+from pdrelay.models import QueueMessage
 from pdrelay.observability import RESOLVES_SWEPT, count, logger
 from pdrelay.policy import Policy
 from pdrelay.timeutil import iso, to_micros
@@ -64,7 +64,7 @@ def sweep(store: DedupStore, events: EventsClient, *, older_than_seconds: int, l
             continue  # a rolled-up alert's resolve is its roll-up's business (its message retries)
         # The index is eventually consistent and sends take time: claim the item on the table
         # first, so a resolve is never sent over an alert that has re-opened meanwhile.
-        version = store.claim_resolve(record, to_micros(utcnow()), LEASE_SECONDS * 1_000_000)
+        version = store.claim_resolve(record, to_micros(store.clock.now()), LEASE_SECONDS * 1_000_000)
         if version is None:
             continue
         try:
@@ -87,7 +87,7 @@ def sweep(store: DedupStore, events: EventsClient, *, older_than_seconds: int, l
         result.dedup_keys.append(record.dedup_key)
         count(RESOLVES_SWEPT)
         logger.info("sweeper: resolve delivered", extra={"dedup_key": record.dedup_key,
-                                                         "resolved_at": iso(utcnow())})
+                                                         "resolved_at": iso(store.clock.now())})
     return result
 
 
@@ -112,7 +112,7 @@ def release_held(store: DedupStore, policy: Policy, sqs: Any, queue_url: str, no
     from pdrelay.models import parse_message
     from pdrelay.observability import HELD_RELEASED
 
-    now = now or utcnow()
+    now = now or store.clock.now()
     result = ReleaseResult()
     windows = policy.windows()
     by_name = {w.name: w for w in windows}

@@ -1,9 +1,71 @@
-"""Parsing the timestamps monitors send (RFC 3339 with up to nanoseconds, Go's zero time, epochs)."""
+"""Time: the clock code compares with "now" through, and parsing the timestamps monitors send
+(RFC 3339 with up to nanoseconds, Go's zero time, epochs)."""
 
 from __future__ import annotations
 
 import re
+import time
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Protocol
+
+
+class Clock(Protocol):
+    """Where code that compares with "now" reads it. Pass one in; tests pass a :class:`ManualClock`."""
+
+    def time(self) -> float:
+        """Seconds since the epoch (wall clock): what is stored, compared with receipt times, expired."""
+        ...
+
+    def now(self) -> datetime:
+        """The wall clock as an aware UTC datetime."""
+        ...
+
+    def monotonic(self) -> float:
+        """Seconds from an arbitrary start that never go back: for measuring how long something took."""
+        ...
+
+
+class SystemClock:
+    """The machine's clocks."""
+
+    def time(self) -> float:
+        return time.time()
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+
+SYSTEM_CLOCK = SystemClock()
+
+
+@dataclass
+class ManualClock:
+    """A clock that stands still until moved: ``ManualClock.at(moment)``, then ``advance(seconds)``.
+
+    Its monotonic reading moves with its wall reading, so durations measured on it are the time
+    the test moved it by, not the time the test took."""
+
+    seconds: float = field(default_factory=time.time)
+
+    @classmethod
+    def at(cls, moment: datetime) -> ManualClock:
+        return cls(moment.timestamp())
+
+    def time(self) -> float:
+        return self.seconds
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.seconds, UTC)
+
+    def monotonic(self) -> float:
+        return self.seconds
+
+    def advance(self, seconds: float) -> None:
+        self.seconds += seconds
 
 _FRACTION = re.compile(r"(\.\d{1,6})\d*")
 

@@ -274,8 +274,11 @@ class _Handler(BaseHTTPRequestHandler):
         for name, value in (headers or {}).items():
             self.send_header(name, value)
         self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        try:
+            self.end_headers()
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up waiting (a "slow" fault outlasting its timeout): as it would be at PagerDuty
 
     def _body(self) -> bytes:
         length = int(self.headers.get("Content-Length") or 0)
