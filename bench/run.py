@@ -91,13 +91,13 @@ def bench_dispatch(count: int) -> None:
     import requests
     from moto import mock_aws
 
-    from pdrelay.dedup import DedupStore
-    from pdrelay.dispatch import Dispatcher
-    from pdrelay.events_api import EventsClient, build_event
+    from pdrelay.delivery.dispatcher import Dispatcher
+    from pdrelay.delivery.events_api import EventsClient, build_event
     from pdrelay.local.emulator import EmulatorServer
     from pdrelay.local.stack import create_resources
     from pdrelay.local.template import read_spec
     from pdrelay.settings import Settings
+    from pdrelay.table import DedupStore
 
     messages = _messages(count)
     emulator = EmulatorServer().start()
@@ -211,8 +211,8 @@ def bench_imports(runs: int) -> None:
 def bench_formats(rounds: int = 200) -> None:
     sys.path[:0] = [str(ROOT), str(ROOT / "layers" / "pdrelay")]
     from pdrelay import formats
-    from pdrelay.events_api import build_event
-    from pdrelay.ingest import decode_json
+    from pdrelay.delivery.events_api import build_event
+    from pdrelay.ingest.endpoints import decode_json
     from pdrelay.models import make_message
     from tests.formats_harness import RECEIVED, cases
 

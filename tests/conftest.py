@@ -59,8 +59,8 @@ def reset_pdrelay_caches() -> None:
 
     from pdrelay import config
     from pdrelay.aws import clear_clients
-    from pdrelay.dispatch import reset_dispatcher
-    from pdrelay.replay import clear_guards
+    from pdrelay.delivery.dispatcher import reset_dispatcher
+    from pdrelay.ingest.replay import clear_guards
     from pdrelay.settings import get_settings
 
     get_settings.cache_clear()
@@ -73,7 +73,7 @@ def reset_pdrelay_caches() -> None:
 
 @pytest.fixture(autouse=True)
 def _clean_process(monkeypatch: pytest.MonkeyPatch) -> Any:
-    from pdrelay.dispatch import set_clock
+    from pdrelay.delivery.dispatcher import set_clock
 
     for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "PDRELAY_CONFIG", "PDRELAY_QUEUE_URL", "PDRELAY_DLQ_URL",
                  "PDRELAY_TABLE_NAME", "PDRELAY_EVENTS_URL", "PDRELAY_ROUTING_KEY", "PDRELAY_TOKEN"):

@@ -116,8 +116,8 @@ def lookup(stack: list[Any], name: str, missing: Any = None) -> Any:
 def run(case: Case, received_at: datetime = RECEIVED) -> dict[str, Any]:
     """What pdrelay makes of a case: the Events API v2 bodies it would send, and its notes."""
     from pdrelay import formats
-    from pdrelay.events_api import build_event
-    from pdrelay.ingest import _parse, decode_json
+    from pdrelay.delivery.events_api import build_event
+    from pdrelay.ingest.endpoints import _parse, decode_json
     from pdrelay.models import make_message
 
     fmt = formats.get(case.format)

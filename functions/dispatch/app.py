@@ -8,7 +8,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from pdrelay import dispatch
+from pdrelay.delivery.dispatcher import attributes_from_event, get_dispatcher
 from pdrelay.observability import logger
 
 # Report every failed record, even when all fail, rather than raising: same effect, clearer logs.
@@ -16,7 +16,7 @@ processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failu
 
 
 def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = None) -> str:
-    dispatcher = dispatch.get_dispatcher()
+    dispatcher = get_dispatcher()
     if lambda_context is not None and lambda_context.get_remaining_time_in_millis() < dispatcher.start_guard_ms:
         # Too little time left to finish a send: leave this record to SQS rather than be cut off
         # mid-send, which would return the whole batch (deferred copies included) to the queue.
@@ -26,7 +26,7 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = Non
         record.body,
         receipt_handle=record.receipt_handle,
         receive_count=int(record.attributes.approximate_receive_count or 1),
-        message_attributes=dispatch.attributes_from_event(record.raw_event.get("messageAttributes")),
+        message_attributes=attributes_from_event(record.raw_event.get("messageAttributes")),
         message_id=record.message_id,
     )
     return outcome.result

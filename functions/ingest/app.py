@@ -12,8 +12,9 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from pdrelay import __version__, formats, ingest
+from pdrelay import __version__, formats
 from pdrelay.errors import BadRequest, NotFound, PdrelayError, TooManyRequests
+from pdrelay.ingest import endpoints
 from pdrelay.observability import logger
 
 app = APIGatewayHttpResolver()
@@ -28,7 +29,7 @@ def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = No
     return Response(status_code=status, content_type="application/json", body=json.dumps(body), headers=headers)
 
 
-def _request() -> ingest.IncomingRequest:
+def _request() -> endpoints.IncomingRequest:
     event = app.current_event
     raw = event.body or ""
     if event.is_base64_encoded:
@@ -40,7 +41,7 @@ def _request() -> ingest.IncomingRequest:
         body = raw.encode("utf-8", "surrogatepass")
     epoch_ms = event.request_context.time_epoch
     received = datetime.fromtimestamp(epoch_ms / 1000, UTC) if epoch_ms else datetime.now(UTC)
-    return ingest.IncomingRequest(
+    return endpoints.IncomingRequest(
         body=body,
         request_id=event.request_context.request_id or "",
         received_at=received,
@@ -51,32 +52,36 @@ def _request() -> ingest.IncomingRequest:
 
 @app.post("/v1/alerts/<format_name>")
 def post_alerts(format_name: str) -> Response:
-    return _json(202, ingest.accept_alerts(_request(), format_name, ingest.deps_from_environment(app.lambda_context)))
+    return _json(
+        202, endpoints.accept_alerts(_request(), format_name, endpoints.deps_from_environment(app.lambda_context))
+    )
 
 
 @app.post("/v2/enqueue")
 def post_v2_event() -> Response:
-    return _json(202, ingest.accept_v2_event(_request(), ingest.deps_from_environment(app.lambda_context)))
+    return _json(202, endpoints.accept_v2_event(_request(), endpoints.deps_from_environment(app.lambda_context)))
 
 
 @app.post(CHANGE_PATH)
 def post_change_event() -> Response:
-    return _json(202, ingest.accept_change(_request(), ingest.deps_from_environment(app.lambda_context)))
+    return _json(202, endpoints.accept_change(_request(), endpoints.deps_from_environment(app.lambda_context)))
 
 
 @app.post("/v1/test/<route_name>")
 def post_test(route_name: str) -> Response:
-    return _json(202, ingest.accept_test(_request(), route_name, ingest.deps_from_environment(app.lambda_context)))
+    return _json(
+        202, endpoints.accept_test(_request(), route_name, endpoints.deps_from_environment(app.lambda_context))
+    )
 
 
 @app.get("/v1/test/<probe_id>")
 def get_test(probe_id: str) -> Response:
-    return _json(200, ingest.test_report(_request(), probe_id, ingest.deps_from_environment(app.lambda_context)))
+    return _json(200, endpoints.test_report(_request(), probe_id, endpoints.deps_from_environment(app.lambda_context)))
 
 
 @app.post(V1_PATH)
 def post_v1_event() -> Response:
-    return _json(200, ingest.accept_v1_event(_request(), ingest.deps_from_environment(app.lambda_context)))
+    return _json(200, endpoints.accept_v1_event(_request(), endpoints.deps_from_environment(app.lambda_context)))
 
 
 @app.get("/health")
@@ -86,14 +91,20 @@ def health() -> Response:
 
 @app.not_found
 def not_found(_exc: Exception) -> Response:
-    return _on_error(NotFound("no such endpoint", [
-        f"POST /v1/alerts/{{format}}, POST /v2/enqueue, POST {CHANGE_PATH}, POST {V1_PATH}, "
-        "POST /v1/test/{route}, GET /v1/test/{probe}, GET /health"]))
+    return _on_error(
+        NotFound(
+            "no such endpoint",
+            [
+                f"POST /v1/alerts/{{format}}, POST /v2/enqueue, POST {CHANGE_PATH}, POST {V1_PATH}, "
+                "POST /v1/test/{route}, GET /v1/test/{probe}, GET /health"
+            ],
+        )
+    )
 
 
 @app.exception_handler(PdrelayError)
 def _on_error(exc: PdrelayError) -> Response:
-    status, body = ingest.error_response(exc, pagerduty_style=app.current_event.path in PAGERDUTY_PATHS)
+    status, body = endpoints.error_response(exc, pagerduty_style=app.current_event.path in PAGERDUTY_PATHS)
     headers = CHALLENGE if status == 401 else None
     if isinstance(exc, TooManyRequests):
         headers = {"Retry-After": str(exc.retry_after)}
@@ -109,10 +120,11 @@ def _on_unexpected(exc: Exception) -> Response:
 def _alarm_action(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """A CloudWatch alarm's Lambda action: the alarm event itself, not an HTTP request."""
     try:
-        return ingest.accept_alarm_action(event, getattr(context, "aws_request_id", ""), datetime.now(UTC),
-                                          ingest.deps_from_environment(context))
+        return endpoints.accept_alarm_action(
+            event, getattr(context, "aws_request_id", ""), datetime.now(UTC), endpoints.deps_from_environment(context)
+        )
     except PdrelayError as exc:
-        status, body = ingest.error_response(exc)
+        status, body = endpoints.error_response(exc)
         if status >= 500:
             raise  # an asynchronous invocation is retried by Lambda
         logger.warning("alarm action refused", extra={"status": status, "reason": body.get("message")})

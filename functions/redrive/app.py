@@ -10,15 +10,15 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from pdrelay import operations
 from pdrelay.errors import ConfigError
 from pdrelay.observability import logger
+from pdrelay.ops import resources
 
 
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     try:
-        result = operations.run_redrive(event or {}, operations.from_environment())
+        result = resources.run_redrive(event or {}, resources.from_environment())
     except ConfigError as exc:
         return {"error": str(exc)}
     logger.info("redrive done", extra={"action": (event or {}).get("action", "inspect"),

@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 import requests
 
-from pdrelay import operations, redrive
 from pdrelay.local.stack import LocalStack, StackOptions
+from pdrelay.ops import redrive
+from pdrelay.ops.resources import Resources, run_redrive
 from tests.conftest import ROOT, load_event, unique
 
 pytestmark = pytest.mark.e2e
@@ -158,9 +159,9 @@ def test_2_rejected_events_wait_in_the_dlq_with_the_reason_then_redrive_delivers
     reasons = dead_letters(stack)
     assert all("PagerDuty rejected the event" in reasons[k] for k in keys)
     stack.emulator.state.set_faults([])
-    resources = operations.Resources(stack.queue_urls["AlertQueue"], stack.queue_urls["DeadLetterQueue"],
+    resources = Resources(stack.queue_urls["AlertQueue"], stack.queue_urls["DeadLetterQueue"],
                                      stack.table_names["DedupTable"], stack.moto_url)
-    assert operations.run_redrive({"action": "redrive", "route": "search"}, resources)["moved"] == 3
+    assert run_redrive({"action": "redrive", "route": "search"}, resources)["moved"] == 3
     wait_until(settled(stack, keys, ledger))
 
 

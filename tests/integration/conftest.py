@@ -67,7 +67,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
 def clock() -> ManualClock:
     """The handlers' dispatcher reads this clock: it stands at the wall clock's now until the test
     moves it (``clock.advance(seconds)``), so time-dependent rules are tested without waiting."""
-    from pdrelay.dispatch import set_clock
+    from pdrelay.delivery.dispatcher import set_clock
 
     frozen = ManualClock()
     set_clock(frozen)
@@ -121,7 +121,7 @@ def write_config(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> ConfigWriter
         from aws_lambda_powertools.utilities import parameters
 
         from pdrelay import config
-        from pdrelay.dispatch import reset_dispatcher
+        from pdrelay.delivery.dispatcher import reset_dispatcher
         from pdrelay.settings import get_settings
 
         path = tmp_path / "pdrelay.json"

@@ -9,14 +9,14 @@ from typing import Any
 
 import pytest
 
-from pdrelay.dedup import DedupStore, item_key
-from pdrelay.dispatch import Dispatcher
+from pdrelay.delivery.dispatcher import Dispatcher
+from pdrelay.delivery.events_api import EventsClient
 from pdrelay.errors import RetryableDelivery
-from pdrelay.events_api import EventsClient
 from pdrelay.formats import ParseContext, alertmanager
 from pdrelay.local.emulator import EmulatorServer
 from pdrelay.models import QueueMessage, make_message
 from pdrelay.settings import Settings
+from pdrelay.table import DedupStore, item_key
 from pdrelay.timeutil import SYSTEM_CLOCK, Clock, ManualClock, to_micros
 from tests.conftest import ROUTING_KEY, load_event, unique
 from tests.integration.conftest import Aws
@@ -158,7 +158,7 @@ def _dlq_message(aws: Aws, message: QueueMessage, reason: str = "PagerDuty rejec
 
 
 def test_redrive_moves_only_the_chosen_routes_messages_keeping_their_identity(aws: Aws) -> None:
-    from pdrelay import redrive
+    from pdrelay.ops import redrive
 
     mine = [firing() for _ in range(3)]
     theirs = firing(OTHER_KEY).model_copy(update={"route": "other"})
@@ -179,7 +179,7 @@ def test_redrive_moves_only_the_chosen_routes_messages_keeping_their_identity(aw
 
 
 def test_the_sweeper_resends_a_resolve_that_was_never_confirmed(aws: Aws, pagerduty: EmulatorServer) -> None:
-    from pdrelay.sweeper import sweep
+    from pdrelay.ops.sweeper import sweep
 
     fp = unique()
     d = dispatcher(aws, pagerduty)
@@ -199,7 +199,7 @@ def test_the_sweeper_resends_a_resolve_that_was_never_confirmed(aws: Aws, pagerd
 
 
 def test_queue_status_counts_per_route_with_masked_keys(aws: Aws, pagerduty: EmulatorServer) -> None:
-    from pdrelay.status import queue_status
+    from pdrelay.ops.status import queue_status
 
     d = dispatcher(aws, pagerduty)
     d.process(firing().to_json())

@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 import requests
 
-from pdrelay.dedup import DedupStore, item_key
 from pdrelay.formats import ParseContext, alertmanager
 from pdrelay.local.emulator import EmulatorServer
 from pdrelay.local.stack import free_port
 from pdrelay.models import QueueMessage, make_message
+from pdrelay.table import DedupStore, item_key
 from pdrelay.timeutil import ManualClock
 from tests.conftest import ROUTING_KEY, load_event, unique
 from tests.integration.conftest import Aws, Handler
@@ -25,7 +25,7 @@ def _frozen(clock: ManualClock) -> None:
 
 def alert_messages(name: str, fingerprint: str, routing_key: str = ROUTING_KEY) -> list[QueueMessage]:
     """The sample's alerts as ingest queues them, received at the dispatcher's now."""
-    from pdrelay.dispatch import get_dispatcher
+    from pdrelay.delivery.dispatcher import get_dispatcher
 
     received = get_dispatcher().clock.now()
     doc = load_event(name)

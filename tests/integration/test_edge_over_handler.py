@@ -13,8 +13,8 @@ from typing import Any
 import boto3
 import pytest
 
-from pdrelay.auth import sign
-from pdrelay.dispatch import get_dispatcher
+from pdrelay.delivery.dispatcher import get_dispatcher
+from pdrelay.ingest.auth import sign
 from pdrelay.local.emulator import EmulatorServer
 from pdrelay.local.stack import api_gateway_event
 from tests.conftest import load_event, unique

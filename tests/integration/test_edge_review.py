@@ -22,10 +22,10 @@ import botocore.client
 import pytest
 from botocore.exceptions import ClientError
 
-from pdrelay.auth import authenticate, enforce_rate, sign
 from pdrelay.config import Caller, RelayConfig, parse_config
 from pdrelay.errors import ConfigError, TooManyRequests, Unauthorized
-from pdrelay.ingest import inflate
+from pdrelay.ingest.auth import authenticate, enforce_rate, sign
+from pdrelay.ingest.endpoints import inflate
 from pdrelay.local.emulator import EmulatorServer
 from pdrelay.local.stack import FakeLambdaContext, api_gateway_event
 from pdrelay.local.template import load_template
@@ -346,7 +346,7 @@ def test_an_unreadable_credentials_secret_is_a_500_that_leaks_nothing_and_dispat
     assert SM_TOKEN not in output.out + output.err
     assert SM_TOKEN[:4] not in json.dumps(answer)
     # The dispatcher and sweeper read routes without the secret (their roles cannot read it).
-    from pdrelay.dispatch import config_reader
+    from pdrelay.delivery.dispatcher import config_reader
 
     routes = config_reader(get_settings())()
     assert routes is not None and set(routes.routes) == {"ops", "db"}

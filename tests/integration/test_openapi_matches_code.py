@@ -107,7 +107,7 @@ def test_every_operation_that_takes_credentials_documents_401_and_429_and_401_ca
 
 
 def test_the_pagerduty_compatible_endpoints_answer_400_as_pagerduty_does() -> None:
-    from pdrelay.ingest import error_response
+    from pdrelay.ingest.endpoints import error_response
 
     status, body = error_response(errors.BadRequest("bad", ["routing_key: missing"]), pagerduty_style=True)
     schema = document()["components"]["schemas"]["PagerDutyError"]

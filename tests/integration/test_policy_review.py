@@ -15,15 +15,15 @@ from typing import Any
 
 import pytest
 
-from pdrelay import policy
-from pdrelay.dedup import DedupStore, item_key
-from pdrelay.dispatch import config_reader, get_dispatcher
+from pdrelay.delivery.dispatcher import config_reader, get_dispatcher
 from pdrelay.errors import RetryableDelivery
 from pdrelay.local.emulator import EmulatorServer
 from pdrelay.local.stack import api_gateway_event
 from pdrelay.models import Alert, QueueMessage, make_message
+from pdrelay.ops.sweeper import release_held
+from pdrelay.policy import judge
 from pdrelay.settings import get_settings
-from pdrelay.sweeper import release_held
+from pdrelay.table import DedupStore, item_key
 from pdrelay.timeutil import ManualClock
 from tests.conftest import TOKEN, unique
 from tests.integration.conftest import Aws, ConfigWriter, Handler
@@ -199,10 +199,10 @@ def test_a_reopen_after_a_rollup_opens_its_own_incident_once_the_minute_has_room
     member = unique("rolled")
     store = DedupStore(aws.dynamodb, aws.table_name)
     now = datetime.now(UTC).timestamp()
-    store.put_doc(policy.storm_key("ops", OPS_KEY), {"tokens": 0, "updated": now}, 0)  # no slot left
+    store.put_doc(judge.storm_key("ops", OPS_KEY), {"tokens": 0, "updated": now}, 0)  # no slot left
     assert run(message(member)).result == "rolled-up"
     run(message(member, "resolve", at=T0 + timedelta(minutes=5)))
-    store.put_doc(policy.storm_key("ops", OPS_KEY), {"tokens": 3, "updated": now}, 1)  # room again
+    store.put_doc(judge.storm_key("ops", OPS_KEY), {"tokens": 3, "updated": now}, 1)  # room again
     assert run(message(member, at=T0 + timedelta(minutes=10))).result == "delivered"
     assert by_key(pagerduty, OPS_KEY)[message(member).dedup_key] == "triggered"
 
@@ -212,7 +212,7 @@ def end_windows_and_release(aws: Aws, configure: Any, **doc: Any) -> list[dict[s
     """The window ends (the configuration no longer has it); one sweeper pass; what it put back."""
     configure(config_doc(**doc))
     store = DedupStore(aws.dynamodb, aws.table_name)
-    release_held(store, policy.Policy(store, config_reader(get_settings())), aws.sqs, aws.queue_url)
+    release_held(store, judge.Policy(store, config_reader(get_settings())), aws.sqs, aws.queue_url)
     return aws.drain()
 
 
@@ -277,11 +277,11 @@ def test_a_v1_queue_message_is_held_released_and_sent_once(
 
 
 def test_a_window_holds_up_to_but_not_at_its_end() -> None:
-    from pdrelay.windows import Window
+    from pdrelay.policy.windows import Window
 
     end = T0 + timedelta(hours=1)
     w = Window.model_validate({"name": "w", "start": T0.isoformat(), "end": end.isoformat()})
-    p = policy.Policy(store=None, config=lambda: None)  # type: ignore[arg-type]
+    p = judge.Policy(store=None, config=lambda: None)  # type: ignore[arg-type]
     m = message("x")
     assert p.holding(m, T0, [w]) is w
     assert p.holding(m, end - timedelta(microseconds=1), [w]) is w
@@ -291,7 +291,7 @@ def test_a_window_holds_up_to_but_not_at_its_end() -> None:
 def test_alerts_whose_window_ended_are_released_even_behind_many_still_held(
     aws: Aws, pagerduty: EmulatorServer, configure: Any, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from pdrelay import dedup
+    from pdrelay import table as dedup
 
     long_window = window("freeze", minutes_ago=120, minutes_ahead=600, routes=["shop"])
     configure(config_doc(maintenance=[long_window, window("patching", routes=["ops"])]))
@@ -302,7 +302,7 @@ def test_alerts_whose_window_ended_are_released_even_behind_many_still_held(
     configure(config_doc(maintenance=[long_window]))
     store = DedupStore(aws.dynamodb, aws.table_name, clock=clock)
     monkeypatch.setattr(dedup, "PENDING_PAGE", 1)  # one item per page stands for DynamoDB's 1 MB pages
-    result = release_held(store, policy.Policy(store, config_reader(get_settings())), aws.sqs, aws.queue_url)
+    result = release_held(store, judge.Policy(store, config_reader(get_settings())), aws.sqs, aws.queue_url)
     assert (result.held, result.still_held, result.released) == (2, 1, 1)
 
 

@@ -11,15 +11,15 @@ from typing import Any
 
 import pytest
 
-from pdrelay import policy
-from pdrelay.dedup import DedupStore
-from pdrelay.dispatch import get_dispatcher
+from pdrelay.delivery.dispatcher import get_dispatcher
 from pdrelay.local.emulator import EmulatorServer
 from pdrelay.local.stack import api_gateway_event
 from pdrelay.models import ChangeMessage, parse_message
+from pdrelay.ops.status import queue_status
+from pdrelay.ops.sweeper import release_held
+from pdrelay.policy import judge
 from pdrelay.settings import get_settings
-from pdrelay.status import queue_status
-from pdrelay.sweeper import release_held
+from pdrelay.table import DedupStore
 from tests.conftest import TOKEN, load_event, unique
 from tests.integration.conftest import Aws, ConfigWriter, Handler
 
@@ -171,7 +171,7 @@ def test_a_window_holds_triggers_lets_resolves_pass_and_sends_what_still_fires_w
     aws: Aws, pagerduty: EmulatorServer, ingest: Handler, configure: Any
 ) -> None:
     store = DedupStore(aws.dynamodb, aws.table_name)
-    policy.save_windows(store, lambda ws: [*ws, window_doc("db-patching", routes=["ops"])])
+    judge.save_windows(store, lambda ws: [*ws, window_doc("db-patching", routes=["ops"])])
     get_dispatcher()._policy = None  # no cached windows
     still, gone = unique("fp"), unique("fp")
     post(ingest, "/v1/alerts/alertmanager?route=ops", alertmanager(fingerprint=still))
@@ -190,11 +190,11 @@ def test_a_window_holds_triggers_lets_resolves_pass_and_sends_what_still_fires_w
     assert [o.result for o in dispatch_all(aws)] == ["held"]
 
     # While the window runs the sweep keeps it; once it ends, what still fires goes out, once.
-    sweep_policy = policy.Policy(store, lambda: None)
+    sweep_policy = judge.Policy(store, lambda: None)
     assert release_held(store, sweep_policy, aws.sqs, aws.queue_url).as_dict() == {
         "held": 1, "released": 0, "dropped": 0, "still_held": 1}
-    policy.save_windows(store, lambda ws: [])
-    sweep_policy = policy.Policy(store, lambda: None)
+    judge.save_windows(store, lambda ws: [])
+    sweep_policy = judge.Policy(store, lambda: None)
     assert release_held(store, sweep_policy, aws.sqs, aws.queue_url).released == 1
     get_dispatcher()._policy = None
     (released,) = aws.drain()
@@ -225,10 +225,10 @@ def test_a_window_from_the_configuration_with_a_matcher_is_a_silence_and_drop_he
     doc["maintenance"] = [window_doc("silence-checkout", minutes_ago=120, minutes_ahead=-60,
                                      when={"labels.job": "checkout"}, send_held_at_end=False)]
     configure(doc)
-    from pdrelay.dispatch import config_reader
+    from pdrelay.delivery.dispatcher import config_reader
 
     store = DedupStore(aws.dynamodb, aws.table_name)
-    result = release_held(store, policy.Policy(store, config_reader(get_settings())), aws.sqs, aws.queue_url)
+    result = release_held(store, judge.Policy(store, config_reader(get_settings())), aws.sqs, aws.queue_url)
     assert (result.released, result.dropped) == (0, 1)
     assert aws.drain() == [] and len(incidents(pagerduty, OPS_KEY)) == 1
 
@@ -389,9 +389,9 @@ def test_no_routing_key_token_or_planted_credential_leaks_from_the_new_paths(
 def test_config_push_validates_then_stores_in_ssm_or_secrets_manager(aws: Aws, tmp_path: Path) -> None:
     import boto3
 
-    from pdrelay import configtool
     from pdrelay.config import load_config
     from pdrelay.errors import ConfigError
+    from pdrelay.ops import configtool
     from pdrelay.settings import Settings
 
     text = "# ours\n" + json.dumps(config_doc())

@@ -6,10 +6,10 @@ import base64
 
 import pytest
 
-from pdrelay.auth import authenticate
 from pdrelay.config import RelayConfig
 from pdrelay.errors import BadRequest, Forbidden, Unauthorized
-from pdrelay.routing import route_for_routing_key, select_route
+from pdrelay.ingest.auth import authenticate
+from pdrelay.policy.routing import route_for_routing_key, select_route
 from tests.conftest import ROUTING_KEY
 
 OTHER_KEY = "0THERR0UT1NGKEY00000000000000002"

@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
-from pdrelay import configtool
 from pdrelay.cli import build_parser
 from pdrelay.config import RelayConfig, parse_config
+from pdrelay.ops import configtool
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "events" / "config" / "example.yaml"

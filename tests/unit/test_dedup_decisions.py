@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from pdrelay.lifecycle import Event, Record, decide
+from pdrelay.delivery.decisions import Event, Record, decide
 
 T0, T1, T2, T3 = 1_000, 2_000, 3_000, 4_000
 NOW, LEASE = 10_000_000, 15_000_000

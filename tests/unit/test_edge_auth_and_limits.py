@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from pdrelay.auth import authenticate, enforce_rate, sign
 from pdrelay.config import RelayConfig, parse_config
+from pdrelay.delivery.pacing import Bucket
 from pdrelay.errors import (
     BadRequest,
     ConcurrentUpdate,
@@ -21,9 +21,9 @@ from pdrelay.errors import (
     UnsupportedMediaType,
 )
 from pdrelay.formats.sentry import verify_signature
-from pdrelay.ingest import IncomingRequest, decode_json, inflate, readable_body
+from pdrelay.ingest.auth import authenticate, enforce_rate, sign
+from pdrelay.ingest.endpoints import IncomingRequest, decode_json, inflate, readable_body
 from pdrelay.models import utcnow
-from pdrelay.pacing import Bucket
 from pdrelay.settings import Settings
 
 KEY = "R0UT1NGKEYF0RTESTS00000000000001"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from pdrelay.events_api import MAX_EVENT_BYTES, TRIM_NOTE_KEY, build_event, payload_snapshot
+from pdrelay.delivery.events_api import MAX_EVENT_BYTES, TRIM_NOTE_KEY, build_event, payload_snapshot
 from pdrelay.formats import ParseContext, alertmanager, events_v2, get
 from pdrelay.models import QueueMessage, deterministic_dedup_key, make_message, parse_message
 from tests.conftest import ROUTING_KEY, load_event

@@ -9,8 +9,8 @@ import pytest
 import requests
 from requests.adapters import BaseAdapter
 
+from pdrelay.delivery.events_api import EventsClient
 from pdrelay.errors import PermanentDelivery, RetryableDelivery
-from pdrelay.events_api import EventsClient
 
 
 class ScriptedTransport(BaseAdapter):

@@ -13,11 +13,11 @@ import pytest
 
 from pdrelay import formats
 from pdrelay.config import Route
-from pdrelay.dispatch import to_event
+from pdrelay.delivery.decisions import Record, decide
+from pdrelay.delivery.dispatcher import to_event
 from pdrelay.errors import BadRequest
 from pdrelay.formats import ParseContext, Parsed
-from pdrelay.ingest import _tests_handled
-from pdrelay.lifecycle import Record, decide
+from pdrelay.ingest.endpoints import _tests_handled
 from pdrelay.models import SUMMARY_LIMIT, Alert, make_message
 from tests.conftest import ROUTING_KEY
 from tests.formats_harness import RECEIVED, load_case, run

@@ -22,10 +22,10 @@ from hypothesis import given, seed
 from hypothesis import strategies as st
 
 from pdrelay import formats
+from pdrelay.delivery.events_api import build_event
 from pdrelay.errors import RequestError
-from pdrelay.events_api import build_event
 from pdrelay.formats import cloudwatch
-from pdrelay.ingest import _parse, decode_json
+from pdrelay.ingest.endpoints import _parse, decode_json
 from pdrelay.models import SUMMARY_LIMIT, make_message
 from tests import sns_signing
 from tests.conftest import ROUTING_KEY

@@ -9,10 +9,10 @@ from email.utils import format_datetime
 import pytest
 
 from pdrelay.config import parse_config
+from pdrelay.delivery.events_api import retry_after_seconds
 from pdrelay.errors import BadRequest, ConfigError
-from pdrelay.events_api import retry_after_seconds
 from pdrelay.formats import ParseContext, get
-from pdrelay.ingest import MAX_DEPTH, _parse, decode_json
+from pdrelay.ingest.endpoints import MAX_DEPTH, _parse, decode_json
 from pdrelay.timeutil import parse_time
 from tests.conftest import load_event
 

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from pdrelay.pacing import Breaker, BreakerPolicy, PacingPolicy, admit, failed, succeeded, take_token, throttled
+from pdrelay.delivery.pacing import (
+    Breaker,
+    BreakerPolicy,
+    PacingPolicy,
+    admit,
+    failed,
+    succeeded,
+    take_token,
+    throttled,
+)
 
 POLICY = PacingPolicy(limit=120, window_seconds=60, throttle_pause_seconds=60)
 

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 
 from pdrelay.config import RelayConfig, parse_config
+from pdrelay.delivery.decisions import Event, Record, decide
 from pdrelay.errors import ConfigError
-from pdrelay.lifecycle import Event, Record, decide
-from pdrelay.policy import rollup_event
-from pdrelay.probe import advice
+from pdrelay.ops.probes import advice
+from pdrelay.policy.judge import rollup_event
 
 KEY_A = "AAAAR0UT1NGKEY000000000000000001"
 KEY_B = "BBBBR0UT1NGKEY000000000000000002"

@@ -10,7 +10,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from pdrelay.models import Alert
-from pdrelay.rules import Matcher, Rule, check_destinations, labels, lookup, plan
+from pdrelay.policy.rules import Matcher, Rule, check_destinations, labels, lookup, plan
 
 
 def make_alert(**fields: Any) -> Alert:

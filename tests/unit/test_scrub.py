@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from pdrelay.scrub import (
+from pdrelay.ingest.scrub import (
     DEPTH_MARKER,
     MAX_DEPTH,
     REDACTED,

@@ -156,7 +156,7 @@ def test_reserved_concurrency_defaults_fit_an_account_with_the_default_quota() -
 
 
 def test_the_sweepers_index_grant_names_the_index_the_dedup_module_queries() -> None:
-    from pdrelay.dedup import PENDING_INDEX
+    from pdrelay.table import PENDING_INDEX
 
     table = resources()["DedupTable"]["Properties"]
     assert PENDING_INDEX in {index["IndexName"] for index in table["GlobalSecondaryIndexes"]}

@@ -12,7 +12,7 @@ import yaml
 from pydantic import ValidationError
 
 from pdrelay.models import Alert
-from pdrelay.windows import Window, check_windows, format_duration, holding, parse_duration
+from pdrelay.policy.windows import Window, check_windows, format_duration, holding, parse_duration
 
 
 def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0) -> datetime:

@@ -30,7 +30,7 @@ from typing import Any
 
 import requests
 
-from pdrelay.operations import DEV_STATE as STATE_FILE
+from pdrelay.ops.resources import DEV_STATE as STATE_FILE
 
 
 def _state() -> dict[str, Any]:
@@ -170,11 +170,11 @@ def cmd_incidents(args: argparse.Namespace) -> int:
 
 
 def _resources(args: argparse.Namespace) -> Any:
-    from pdrelay import operations
+    from pdrelay.ops import resources
 
     if getattr(args, "stack", None):
-        return operations.from_stack(args.stack)
-    return operations.from_dev_state()
+        return resources.from_stack(args.stack)
+    return resources.from_dev_state()
 
 
 def _operator(func: Any) -> Any:
@@ -197,8 +197,8 @@ def _operator(func: Any) -> Any:
 
 @_operator
 def cmd_queue_status(args: argparse.Namespace, resources: Any) -> int:
-    from pdrelay.dedup import DedupStore
-    from pdrelay.status import queue_status
+    from pdrelay.ops.status import queue_status
+    from pdrelay.table import DedupStore
 
     status = queue_status(resources.client("sqs"), resources.queue_url, resources.dlq_url,
                           DedupStore(resources.client("dynamodb"), resources.table_name), args.window)
@@ -222,7 +222,7 @@ def cmd_queue_status(args: argparse.Namespace, resources: Any) -> int:
 
 @_operator
 def cmd_dlq_show(args: argparse.Namespace, resources: Any) -> int:
-    from pdrelay import redrive
+    from pdrelay.ops import redrive
 
     inspection = redrive.inspect(resources.client("sqs"), resources.dlq_url, limit=args.limit, keep=args.limit)
     if args.json:
@@ -238,7 +238,7 @@ def cmd_dlq_show(args: argparse.Namespace, resources: Any) -> int:
 
 @_operator
 def cmd_dlq_purge(args: argparse.Namespace, resources: Any) -> int:
-    from pdrelay import redrive
+    from pdrelay.ops import redrive
 
     if not args.yes:
         print("pdrelay dlq purge: this deletes every dead-lettered alert; add --yes to do it", file=sys.stderr)
@@ -249,8 +249,8 @@ def cmd_dlq_purge(args: argparse.Namespace, resources: Any) -> int:
 
 @_operator
 def cmd_redrive(args: argparse.Namespace, resources: Any) -> int:
-    from pdrelay import redrive
     from pdrelay.observability import mask
+    from pdrelay.ops import redrive
 
     sqs = resources.client("sqs")
     total = redrive.count(sqs, resources.dlq_url)
@@ -280,11 +280,11 @@ def cmd_redrive(args: argparse.Namespace, resources: Any) -> int:
 
 @_operator
 def cmd_sweep(args: argparse.Namespace, resources: Any) -> int:
-    from pdrelay import operations
+    from pdrelay.ops.resources import run_sweep
 
     events_url = args.events_url or resources.events_url or os.environ.get("PDRELAY_EVENTS_URL") \
         or "https://events.pagerduty.com"
-    result = operations.run_sweep(resources, events_url, args.older_than)
+    result = run_sweep(resources, events_url, args.older_than)
     print(f"{result['found']} pending resolve(s): {result['resolved']} delivered, {result['failed']} failed, "
           f"{result['rejected']} refused by PagerDuty")
     return 0
@@ -404,7 +404,7 @@ def cmd_change(args: argparse.Namespace) -> int:
 # -- maintenance windows ----------------------------------------------------------------------------------
 def _window_line(window: Any, now: Any, origin: str) -> str:
     state = "active" if window.active_at(now) else "expired" if window.expired(now) else "scheduled"
-    from pdrelay.windows import format_duration
+    from pdrelay.policy.windows import format_duration
 
     when = (f"every {','.join(window.schedule.days)} at {window.schedule.at} for "
             f"{format_duration(window.schedule.duration)}"
@@ -420,15 +420,15 @@ def _window_line(window: Any, now: Any, origin: str) -> str:
 def cmd_maintenance(args: argparse.Namespace, resources: Any) -> int:
     from datetime import UTC, datetime
 
-    from pdrelay import policy
-    from pdrelay.dedup import DedupStore
     from pdrelay.errors import ConfigError
-    from pdrelay.windows import Window, parse_duration
+    from pdrelay.policy import judge
+    from pdrelay.policy.windows import Window, parse_duration
+    from pdrelay.table import DedupStore
 
     store = DedupStore(resources.client("dynamodb"), resources.table_name)
     now = datetime.now(UTC).replace(microsecond=0)
     if args.maintenance_command == "list":
-        stored, _version = policy.stored_windows(store)
+        stored, _version = judge.stored_windows(store)
         shown = [(w, "pdrelay maintenance") for w in stored]
         if args.config:
             from pdrelay.config import parse_config
@@ -450,7 +450,7 @@ def cmd_maintenance(args: argparse.Namespace, resources: Any) -> int:
                                   ["windows in the configuration document end when you remove them there"])
             return [w for w in windows if w.get("name") != args.name]
 
-        policy.save_windows(store, drop)
+        judge.save_windows(store, drop)
         print(f"ended {args.name}: alerts it held that are still firing go out at the next sweep (within a minute)")
         return 0
     doc: dict[str, Any] = {"name": args.name, "timezone": args.timezone, "send_held_at_end": not args.drop_held,
@@ -487,7 +487,7 @@ def cmd_maintenance(args: argparse.Namespace, resources: Any) -> int:
             raise ConfigError(f"a window named {window.name!r} exists", ["end it first, or pick another name"])
         return [w for w in windows if not Window.model_validate(w).expired(now)] + [stored_doc]
 
-    policy.save_windows(store, add)
+    judge.save_windows(store, add)
     print("added " + _window_line(window, now, "pdrelay maintenance"))
     return 0
 
@@ -496,9 +496,9 @@ def cmd_maintenance(args: argparse.Namespace, resources: Any) -> int:
 def cmd_config(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
-    from pdrelay import configtool
     from pdrelay.config import parse_config
     from pdrelay.errors import PdrelayError
+    from pdrelay.ops import configtool
 
     try:
         text = Path(args.file).read_text(encoding="utf-8")

@@ -17,8 +17,8 @@ redeploy. The README carries a complete commented example; the smallest is::
         routing_key: "<32-character Events API v2 integration key>"
 
 A route sends to one PagerDuty service (``routing_key``) or to several named ``destinations``;
-its ``rules`` (see :mod:`pdrelay.rules`) pick the destinations per alert, and its ``storm``
-settings bound how often it pages. ``maintenance`` windows (:mod:`pdrelay.windows`) hold triggers.
+its ``rules`` (see :mod:`pdrelay.policy.rules`) pick the destinations per alert, and its ``storm``
+settings bound how often it pages. ``maintenance`` windows (:mod:`pdrelay.policy.windows`) hold triggers.
 """
 
 from __future__ import annotations
@@ -34,10 +34,10 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from pdrelay.errors import ConfigError
-from pdrelay.rules import Rule, check_destinations
+from pdrelay.errors import ConfigError, validation_problems
+from pdrelay.policy.rules import Rule, check_destinations
+from pdrelay.policy.windows import Window
 from pdrelay.settings import Settings
-from pdrelay.windows import Window
 
 ROUTING_KEY_RE = re.compile(r"^[A-Za-z0-9]{32}$")
 ROUTE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
@@ -306,12 +306,7 @@ def parse_config(text: str, origin: str = "configuration") -> RelayConfig:
     try:
         return RelayConfig.model_validate(raw)
     except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-            msg = err["msg"].removeprefix("Value error, ")
-            problems.append(f"{where}: {msg}")
-        raise ConfigError(f"{origin} is invalid", problems) from exc
+        raise ConfigError(f"{origin} is invalid", validation_problems(exc)) from exc
 
 
 @lru_cache(maxsize=8)

@@ -21,10 +21,22 @@
         ├── PermanentDelivery    400 from PagerDuty: never retried, goes to the DLQ
         └── RetryableDelivery    429, 5xx, timeouts, connection errors
 
-HTTP status codes are decided in one place: :func:`pdrelay.ingest.error_response`.
+HTTP status codes are decided in one place: :func:`pdrelay.ingest.endpoints.error_response`.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
+
+def validation_problems(exc: ValidationError, *, prefix: str = "", empty: str = "(top level)") -> list[str]:
+    """A pydantic error as the ``where: why`` lines users see, one per mistake: ``where`` is the
+    field's path after ``prefix`` (``empty`` for the object itself); pydantic's "Value error, " is dropped."""
+    return [f"{prefix}{'.'.join(str(p) for p in e['loc']) or empty}: {e['msg'].removeprefix('Value error, ')}"
+            for e in exc.errors()]
 
 
 class PdrelayError(Exception):

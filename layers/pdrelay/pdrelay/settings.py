@@ -12,7 +12,7 @@ from functools import lru_cache
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from pdrelay.errors import ConfigError
+from pdrelay.errors import ConfigError, validation_problems
 
 DEFAULT_EVENTS_URL = "https://events.pagerduty.com"
 
@@ -78,8 +78,7 @@ class Settings(BaseModel):
         try:
             return cls.model_validate({k: v for k, v in env.items() if k in names})
         except ValidationError as exc:
-            problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
-            raise ConfigError("invalid environment settings", problems) from exc
+            raise ConfigError("invalid environment settings", validation_problems(exc)) from exc
 
 
 @lru_cache(maxsize=1)

@@ -35,7 +35,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from pdrelay.errors import BadRequest
+from pdrelay.errors import BadRequest, validation_problems
 from pdrelay.models import Alert
 
 
@@ -146,6 +146,5 @@ def option_problems(name: str, raw: Any) -> list[str]:
     try:
         fmt.options.model_validate(raw if raw is not None else {})
     except ValidationError as exc:
-        return [f"{'.'.join(str(p) for p in e['loc']) or '(options)'}: {e['msg'].removeprefix('Value error, ')}"
-                for e in exc.errors()]
+        return validation_problems(exc, empty="(options)")
     return []

@@ -11,6 +11,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pydantic import ValidationError
 
+from pdrelay.errors import validation_problems
 from pdrelay.formats import Parsed
 from pdrelay.models import SUMMARY_LIMIT, Alert, Link, truncate
 
@@ -136,9 +137,7 @@ def collect(items: Iterable[Any], build: Callable[[Any], Alert], where: str = "a
         try:
             parsed.alerts.append(build(raw))
         except ValidationError as exc:
-            parsed.rejected.extend(
-                f"{where}[{index}]: {'.'.join(str(p) for p in e['loc']) or 'alert'}: "
-                f"{e['msg'].removeprefix('Value error, ')}" for e in exc.errors())
+            parsed.rejected.extend(validation_problems(exc, prefix=f"{where}[{index}]: ", empty="alert"))
         except (ValueError, TypeError, AttributeError, KeyError) as exc:
             parsed.rejected.append(f"{where}[{index}]: {exc}")
     return parsed

@@ -505,8 +505,8 @@ class LocalStack:
     @staticmethod
     def _reset_caches() -> None:
         from pdrelay.aws import clear_clients
-        from pdrelay.dispatch import reset_dispatcher
-        from pdrelay.replay import clear_guards
+        from pdrelay.delivery.dispatcher import reset_dispatcher
+        from pdrelay.ingest.replay import clear_guards
         from pdrelay.settings import get_settings
 
         get_settings.cache_clear()

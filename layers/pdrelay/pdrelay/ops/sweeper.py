@@ -16,13 +16,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from pdrelay.dedup import DedupStore
+from pdrelay.delivery.decisions import Record
+from pdrelay.delivery.events_api import EventsClient
 from pdrelay.errors import PermanentDelivery, RetryableDelivery
-from pdrelay.events_api import EventsClient
-from pdrelay.lifecycle import Record
 from pdrelay.models import QueueMessage
 from pdrelay.observability import RESOLVES_SWEPT, count, logger
-from pdrelay.policy import Policy
+from pdrelay.policy.judge import Policy
+from pdrelay.table import DedupStore
 from pdrelay.timeutil import iso, to_micros
 
 

@@ -26,7 +26,7 @@ SSM_ADVANCED_LIMIT = 8192
 
 def summary(config: RelayConfig) -> list[str]:
     """What a valid document sets up, routing keys masked."""
-    from pdrelay.windows import format_duration
+    from pdrelay.policy.windows import format_duration
 
     lines = [f"default route: {config.default_route}"]
     for name, route in config.routes.items():
@@ -65,10 +65,11 @@ class Explanation:
 def explain(config: RelayConfig, body: bytes, *, format_name: str = "auto", route: str | None = None,
             headers: Mapping[str, str] | None = None, at: datetime) -> Explanation:
     """What ingest and the dispatcher would do with ``body``, without sending or storing anything."""
-    from pdrelay import formats, rules, windows
-    from pdrelay.events_api import build_event
-    from pdrelay.ingest import IncomingRequest, _parse, _tests_handled, decode_json, fan_out
-    from pdrelay.routing import Destination
+    from pdrelay import formats
+    from pdrelay.delivery.events_api import build_event
+    from pdrelay.ingest.endpoints import IncomingRequest, _parse, _tests_handled, decode_json, fan_out
+    from pdrelay.policy import rules, windows
+    from pdrelay.policy.routing import Destination
 
     headers = {k.lower(): v for k, v in (headers or {}).items()}
     doc = decode_json(body)

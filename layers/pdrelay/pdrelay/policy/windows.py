@@ -1,7 +1,7 @@
 """Maintenance windows: times when matching alerts are held instead of paged.
 
 A window is either one-off (``start`` and ``end``) or recurring (``schedule``), applies to some
-routes (default: all) and to the alerts its ``when`` matches (a :class:`pdrelay.rules.Matcher`;
+routes (default: all) and to the alerts its ``when`` matches (a :class:`pdrelay.policy.rules.Matcher`;
 default: all)::
 
     maintenance:
@@ -38,7 +38,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_serializer, field_validator, model_validator
 
 from pdrelay.models import Alert
-from pdrelay.rules import Matcher
+from pdrelay.policy.rules import Matcher
 
 MAX_DURATION = timedelta(days=7)
 DAYS: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")

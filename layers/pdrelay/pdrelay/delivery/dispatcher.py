@@ -28,12 +28,11 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
-from pdrelay import pacing
 from pdrelay.config import RelayConfig
-from pdrelay.dedup import DedupStore, item_key
+from pdrelay.delivery import pacing
+from pdrelay.delivery.decisions import Decision, Event, decide
+from pdrelay.delivery.events_api import EventsClient, build_event, change_event, payload_snapshot
 from pdrelay.errors import ConcurrentUpdate, PermanentDelivery, RetryableDelivery, StoreError
-from pdrelay.events_api import EventsClient, build_event, change_event, payload_snapshot
-from pdrelay.lifecycle import Decision, Event, decide
 from pdrelay.models import ChangeMessage, QueueMessage, parse_message
 from pdrelay.observability import (
     ALERTS_HELD,
@@ -47,8 +46,9 @@ from pdrelay.observability import (
     logger,
     measure,
 )
-from pdrelay.policy import Policy, Verdict, rollup_event
+from pdrelay.policy.judge import Policy, Verdict, rollup_event
 from pdrelay.settings import Settings
+from pdrelay.table import DedupStore, item_key
 from pdrelay.timeutil import SYSTEM_CLOCK, Clock, to_micros
 
 WRITE_ATTEMPTS = 3
@@ -369,7 +369,7 @@ class Dispatcher:
         """Record what PagerDuty answered a `pdrelay test` event, for the command to report."""
         if not message.probe or action is None:
             return
-        from pdrelay.probe import record_answer
+        from pdrelay.ops.probes import record_answer
 
         try:
             record_answer(self.store, message.probe, message.destination or message.route or "-", action,

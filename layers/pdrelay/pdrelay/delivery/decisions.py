@@ -12,7 +12,7 @@ Rules, for an event with action *a*, time *t* (when the reported state began) an
   else is ``stale`` or ``duplicate`` (a resolve not yet confirmed delivered is re-sent).
 
 Alert policy (maintenance windows, storm control; decided by the dispatcher, see
-:mod:`pdrelay.policy`) may keep a trigger from PagerDuty: the record then says why (``hold``) and
+:mod:`pdrelay.policy.judge`) may keep a trigger from PagerDuty: the record then says why (``hold``) and
 that no incident is open for this episode (``paged`` false). A held trigger's repeat, or its own
 message put back when its window ends, is ``release``: a candidate to send again. Resolves and
 acknowledges of an alert never paged go nowhere (the dispatcher records them without a call).

@@ -24,9 +24,9 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
+from pdrelay.delivery.decisions import OPEN_STATES, Record
+from pdrelay.delivery.pacing import Breaker, Bucket
 from pdrelay.errors import ConcurrentUpdate, StoreError
-from pdrelay.lifecycle import OPEN_STATES, Record
-from pdrelay.pacing import Breaker, Bucket
 from pdrelay.timeutil import SYSTEM_CLOCK, Clock
 
 PENDING_INDEX = "PendingResolves"

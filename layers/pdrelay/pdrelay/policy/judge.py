@@ -1,6 +1,6 @@
 """Alert policy at the dispatcher: maintenance windows and storm control.
 
-The dedup decision (:mod:`pdrelay.lifecycle`) says what PagerDuty should hear; this module says
+The dedup decision (:mod:`pdrelay.delivery.decisions`) says what PagerDuty should hear; this module says
 whether it may hear it now. For a trigger, in order:
 
 1. an alert that joined a storm's roll-up stays in it until it resolves (its updates are recorded);
@@ -35,13 +35,13 @@ from typing import Any
 from pydantic import ValidationError
 
 from pdrelay.config import RelayConfig, StormControl
-from pdrelay.dedup import DedupStore
+from pdrelay.delivery.decisions import OPEN_STATES, Decision, Record
 from pdrelay.errors import ConcurrentUpdate
-from pdrelay.lifecycle import OPEN_STATES, Decision, Record
 from pdrelay.models import QueueMessage
 from pdrelay.observability import logger
+from pdrelay.policy.windows import Window, holding
+from pdrelay.table import DedupStore
 from pdrelay.timeutil import to_micros
-from pdrelay.windows import Window, holding
 
 WINDOWS_KEY = "maintenance#windows"
 WINDOWS_CACHE_SECONDS = 15.0

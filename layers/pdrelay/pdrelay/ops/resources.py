@@ -89,7 +89,7 @@ class RedriveRequest:
 
 
 def run_redrive(event: dict[str, Any], resources: Resources) -> dict[str, Any]:
-    from pdrelay import redrive
+    from pdrelay.ops import redrive
 
     request = RedriveRequest(event)
     sqs = resources.client("sqs")
@@ -113,10 +113,10 @@ def run_sweep(resources: Resources, events_url: str, older_than_seconds: int, tt
     """Re-send pending resolves; with ``config`` (the routes' windows) also end holds whose
     maintenance window is over. Without it, held alerts are left alone: releasing them without
     knowing the configured windows could page in the middle of one."""
-    from pdrelay.dedup import DedupStore
-    from pdrelay.events_api import EventsClient
-    from pdrelay.policy import Policy
-    from pdrelay.sweeper import release_held, sweep
+    from pdrelay.delivery.events_api import EventsClient
+    from pdrelay.ops.sweeper import release_held, sweep
+    from pdrelay.policy.judge import Policy
+    from pdrelay.table import DedupStore
 
     store = DedupStore(resources.client("dynamodb"), resources.table_name, ttl_days)
     events = EventsClient(events_url, connect_timeout=connect_timeout, read_timeout=read_timeout)

@@ -14,9 +14,9 @@ import time
 from datetime import datetime
 from typing import Any
 
-from pdrelay.dedup import DedupStore
 from pdrelay.errors import ConcurrentUpdate
 from pdrelay.models import Alert
+from pdrelay.table import DedupStore
 
 PROBE_ID_LENGTH = 12
 WRITE_ATTEMPTS = 5

@@ -18,10 +18,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from pdrelay import redrive
-from pdrelay.dedup import DedupStore
-from pdrelay.lifecycle import OPEN_STATES
+from pdrelay.delivery.decisions import OPEN_STATES
 from pdrelay.observability import mask
+from pdrelay.ops import redrive
+from pdrelay.table import DedupStore
 
 
 @dataclass

@@ -112,7 +112,7 @@ def authenticate(config: RelayConfig, headers: Mapping[str, str], query: Mapping
 def enforce_rate(caller: Caller, store: Any, *, default_requests: int, default_window: int,
                  now: float | None = None) -> None:
     """Take one request from the caller's bucket, or raise :class:`TooManyRequests`."""
-    from pdrelay import pacing
+    from pdrelay.delivery import pacing
 
     limit = caller.rate_limit
     requests_, window = (limit.requests, limit.per_seconds) if limit else (default_requests, default_window)

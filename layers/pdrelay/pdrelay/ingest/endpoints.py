@@ -16,8 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from pdrelay import formats, rules, scrub
-from pdrelay.auth import authenticate
+from pdrelay import formats
 from pdrelay.config import Caller, RelayConfig, Route
 from pdrelay.errors import (
     BadRequest,
@@ -28,13 +27,17 @@ from pdrelay.errors import (
     RequestError,
     UnsupportedMediaType,
     UpstreamError,
+    validation_problems,
 )
 from pdrelay.formats import ParseContext
+from pdrelay.ingest import scrub
+from pdrelay.ingest.auth import authenticate
+from pdrelay.ingest.enqueue import enqueue
+from pdrelay.ingest.replay import once, replay_key
 from pdrelay.models import SUMMARY_LIMIT, Alert, QueueMessage, make_message, truncate, without_lone_surrogates
 from pdrelay.observability import ALERTS_ACCEPTED, ALERTS_RECEIVED, REQUESTS_REJECTED, count, logger
-from pdrelay.queue import enqueue
-from pdrelay.replay import once, replay_key
-from pdrelay.routing import Destination, route_for_routing_key, select_route
+from pdrelay.policy import rules
+from pdrelay.policy.routing import Destination, route_for_routing_key, select_route
 from pdrelay.settings import Settings
 
 
@@ -63,8 +66,19 @@ def check_size(request: IncomingRequest, limit: int) -> None:
 
 # Declared types that cannot carry JSON. Anything else is read as JSON, whatever it says: SNS posts
 # text/plain, and curl without -H posts application/x-www-form-urlencoded.
-NOT_JSON = ("multipart/", "image/", "audio/", "video/", "font/", "text/html", "text/xml", "application/xml",
-            "application/pdf", "application/zip", "application/gzip")
+NOT_JSON = (
+    "multipart/",
+    "image/",
+    "audio/",
+    "video/",
+    "font/",
+    "text/html",
+    "text/xml",
+    "application/xml",
+    "application/pdf",
+    "application/zip",
+    "application/gzip",
+)
 
 
 def readable_body(request: IncomingRequest, settings: Settings) -> IncomingRequest:
@@ -72,9 +86,10 @@ def readable_body(request: IncomingRequest, settings: Settings) -> IncomingReque
     check_size(request, settings.max_body_bytes)
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media.startswith(NOT_JSON) or (media.endswith("+xml")):
-        raise UnsupportedMediaType(f"content type {media[:100]!r} is not JSON",
-                                   ["send the monitor's JSON payload (application/json; text/plain is read as JSON "
-                                    "too, as SNS sends it)"])
+        raise UnsupportedMediaType(
+            f"content type {media[:100]!r} is not JSON",
+            ["send the monitor's JSON payload (application/json; text/plain is read as JSON too, as SNS sends it)"],
+        )
     encoding = request.headers.get("content-encoding", "").strip().lower()
     if encoding in ("", "identity"):
         return request
@@ -113,9 +128,7 @@ def decode_json(body: bytes, max_string_chars: int = 65536) -> Any:
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise BadRequest(
-            "malformed JSON", [f"{exc.msg} at line {exc.lineno} column {exc.colno}"]
-        ) from exc
+        raise BadRequest("malformed JSON", [f"{exc.msg} at line {exc.lineno} column {exc.colno}"]) from exc
     except RecursionError as exc:
         raise BadRequest("malformed JSON", [f"nested deeper than {MAX_DEPTH} levels"]) from exc
     except ValueError as exc:  # e.g. an integer of thousands of digits
@@ -139,15 +152,17 @@ def _shape_problem(doc: Any, max_chars: int) -> tuple[str, list[str]] | None:
         node, level = stack.pop()
         if isinstance(node, str):
             if len(node) > max_chars:
-                return "a string is too long", [f"{_path_to(doc, node) or '(body)'}: {len(node)} characters; "
-                                                f"the limit is {max_chars}"]
+                return "a string is too long", [
+                    f"{_path_to(doc, node) or '(body)'}: {len(node)} characters; the limit is {max_chars}"
+                ]
         elif isinstance(node, dict):
             if level > MAX_DEPTH:
                 return "JSON nested too deeply", [f"the limit is {MAX_DEPTH} levels"]
             for key, child in node.items():
                 if len(key) > max_chars:
-                    return "a key is too long", [f"{_path_to(doc, key)}…: {len(key)} characters; the limit is "
-                                                 f"{max_chars}"]
+                    return "a key is too long", [
+                        f"{_path_to(doc, key)}…: {len(key)} characters; the limit is {max_chars}"
+                    ]
                 stack.append((child, level + 1))
         elif isinstance(node, list):
             if level > MAX_DEPTH:
@@ -180,15 +195,23 @@ def admit(request: IncomingRequest, deps: Deps, caller: Caller | None = None) ->
     request with a readable body. ``caller`` given: already authenticated (a Lambda invocation)."""
     check_size(request, deps.settings.max_body_bytes)
     if caller is None:
-        caller = authenticate(deps.config, request.headers, request.query, request.body,
-                              tolerance=deps.settings.signature_tolerance_seconds)
+        caller = authenticate(
+            deps.config,
+            request.headers,
+            request.query,
+            request.body,
+            tolerance=deps.settings.signature_tolerance_seconds,
+        )
         if deps.dynamodb is not None and deps.settings.table_name:
-            from pdrelay.auth import enforce_rate
-            from pdrelay.dedup import DedupStore
+            from pdrelay.ingest.auth import enforce_rate
+            from pdrelay.table import DedupStore
 
-            enforce_rate(caller, DedupStore(deps.dynamodb, deps.settings.table_name),
-                         default_requests=deps.settings.caller_rate_limit,
-                         default_window=deps.settings.caller_rate_window_seconds)
+            enforce_rate(
+                caller,
+                DedupStore(deps.dynamodb, deps.settings.table_name),
+                default_requests=deps.settings.caller_rate_limit,
+                default_window=deps.settings.caller_rate_window_seconds,
+            )
     return caller, readable_body(request, deps.settings)
 
 
@@ -205,12 +228,10 @@ def _parse(fmt: formats.Format, doc: Any, context: ParseContext) -> formats.Pars
     try:
         parsed = fmt.run(doc, context)
     except ValidationError as exc:
-        raise BadRequest(
-            f"invalid {fmt.name} payload",
-            [f"{'.'.join(str(p) for p in e['loc']) or 'alert'}: {e['msg']}" for e in exc.errors()],
-        ) from exc
-    parsed.alerts = [a if a.occurred_at <= latest else a.model_copy(update={"occurred_at": latest})
-                     for a in parsed.alerts]
+        raise BadRequest(f"invalid {fmt.name} payload", validation_problems(exc, empty="alert")) from exc
+    parsed.alerts = [
+        a if a.occurred_at <= latest else a.model_copy(update={"occurred_at": latest}) for a in parsed.alerts
+    ]
     return parsed
 
 
@@ -222,12 +243,17 @@ def _tests_handled(parsed: formats.Parsed, route: Route | None, route_name: str 
     if not any(a.test for a in parsed.alerts):
         return parsed.alerts
     if route is not None and route.send_test_notifications:
-        return [a.model_copy(update={"summary": truncate(TEST_PREFIX + a.summary, SUMMARY_LIMIT)})
-                if a.test and a.summary and not a.summary.startswith(TEST_PREFIX) else a
-                for a in parsed.alerts]
+        return [
+            a.model_copy(update={"summary": truncate(TEST_PREFIX + a.summary, SUMMARY_LIMIT)})
+            if a.test and a.summary and not a.summary.startswith(TEST_PREFIX)
+            else a
+            for a in parsed.alerts
+        ]
     tests = sum(a.test for a in parsed.alerts)
-    parsed.notes.append(f"{tests} test notification(s) answered without paging: route {route_name!r} "
-                        "does not set send_test_notifications")
+    parsed.notes.append(
+        f"{tests} test notification(s) answered without paging: route {route_name!r} "
+        "does not set send_test_notifications"
+    )
     return [a for a in parsed.alerts if not a.test]
 
 
@@ -238,8 +264,9 @@ def scrubbed(alert: Alert) -> Alert:
     if not found and not in_summary:
         return alert
     logger.info("credentials scrubbed from an alert", extra={"values": found + in_summary})
-    return alert.model_copy(update={"custom_details": details,
-                                    "summary": truncate(summary, SUMMARY_LIMIT) if summary else summary})
+    return alert.model_copy(
+        update={"custom_details": details, "summary": truncate(summary, SUMMARY_LIMIT) if summary else summary}
+    )
 
 
 @dataclass
@@ -248,8 +275,13 @@ class Fanned:
     notes: list[str] = field(default_factory=list)
 
 
-def fan_out(alerts: list[Alert], destination: Destination, config: RelayConfig, request: IncomingRequest,
-            probe: str | None = None) -> Fanned:
+def fan_out(
+    alerts: list[Alert],
+    destination: Destination,
+    config: RelayConfig,
+    request: IncomingRequest,
+    probe: str | None = None,
+) -> Fanned:
     """One queue message per alert and destination.
 
     A trigger goes where the route's rules send it. A resolve or acknowledge goes to every
@@ -261,9 +293,18 @@ def fan_out(alerts: list[Alert], destination: Destination, config: RelayConfig, 
     route = config.routes.get(destination.route or "")
 
     def add(alert: Alert, routing_key: str, name: str | None, rule: str | None) -> None:
-        out.messages.append(make_message(scrubbed(alert), route=destination.route, routing_key=routing_key,
-                                         received_at=request.received_at, request_id=request.request_id,
-                                         destination=name, rule=rule, probe=probe))
+        out.messages.append(
+            make_message(
+                scrubbed(alert),
+                route=destination.route,
+                routing_key=routing_key,
+                received_at=request.received_at,
+                request_id=request.request_id,
+                destination=name,
+                rule=rule,
+                probe=probe,
+            )
+        )
 
     for alert in alerts:
         if route is None or not destination.by_name:
@@ -305,8 +346,9 @@ def accept_alarm_action(event: dict[str, Any], request_id: str, received_at: dat
     return accept_alerts(request, "cloudwatch", deps, caller=ALARM_ACTION_CALLER)
 
 
-def accept_alerts(request: IncomingRequest, format_name: str, deps: Deps,
-                  caller: Caller | None = None) -> dict[str, Any]:
+def accept_alerts(
+    request: IncomingRequest, format_name: str, deps: Deps, caller: Caller | None = None
+) -> dict[str, Any]:
     """``POST /v1/alerts/{format}``: the 202 body, or a RequestError.
 
     Each alert of a request is answered on its own: one the format refuses is listed under
@@ -318,12 +360,18 @@ def accept_alerts(request: IncomingRequest, format_name: str, deps: Deps,
     count(ALERTS_RECEIVED, Format=fmt.name)
     destination = select_route(deps.config, caller, request.headers, request.query)
     route = deps.config.routes.get(destination.route or "")
-    context = ParseContext(received_at=request.received_at, headers=request.headers, body=request.body,
-                           options=route.options_for(fmt) if route is not None else fmt.options_for(None))
+    context = ParseContext(
+        received_at=request.received_at,
+        headers=request.headers,
+        body=request.body,
+        options=route.options_for(fmt) if route is not None else fmt.options_for(None),
+    )
     parsed = _parse(fmt, doc, context)
     if len(parsed.alerts) > deps.settings.max_alerts_per_request:
-        raise PayloadTooLarge(f"{len(parsed.alerts)} alerts in one request; the limit is "
-                              f"{deps.settings.max_alerts_per_request}", ["split them over several requests"])
+        raise PayloadTooLarge(
+            f"{len(parsed.alerts)} alerts in one request; the limit is {deps.settings.max_alerts_per_request}",
+            ["split them over several requests"],
+        )
     alerts = _tests_handled(parsed, route, destination.route)
     if not alerts and not parsed.notes and not parsed.after:
         raise BadRequest(f"invalid {fmt.name} payload", parsed.rejected or ["the payload carries no alerts"])
@@ -338,9 +386,14 @@ def accept_alerts(request: IncomingRequest, format_name: str, deps: Deps,
             action()
         logger.info(
             "alerts accepted",
-            extra={"format": fmt.name, "route": destination.route, "caller": caller.name,
-                   "dedup_keys": [m.dedup_key for m in messages], "rejected": len(parsed.rejected),
-                   "notes": parsed.notes},
+            extra={
+                "format": fmt.name,
+                "route": destination.route,
+                "caller": caller.name,
+                "dedup_keys": [m.dedup_key for m in messages],
+                "rejected": len(parsed.rejected),
+                "notes": parsed.notes,
+            },
         )
         answer: dict[str, Any] = {
             "status": "accepted",
@@ -349,9 +402,13 @@ def accept_alerts(request: IncomingRequest, format_name: str, deps: Deps,
             "route": destination.route,
             "accepted": len(messages),
             "alerts": [
-                {"action": m.alert.action, "dedup_key": m.dedup_key, "identity": m.alert.identity,
-                 **({"test": True} if m.alert.test else {}),
-                 **({"destination": m.destination, "rule": m.rule} if several else {})}
+                {
+                    "action": m.alert.action,
+                    "dedup_key": m.dedup_key,
+                    "identity": m.alert.identity,
+                    **({"test": True} if m.alert.test else {}),
+                    **({"destination": m.destination, "rule": m.rule} if several else {}),
+                }
                 for m in messages
             ],
         }
@@ -361,8 +418,9 @@ def accept_alerts(request: IncomingRequest, format_name: str, deps: Deps,
             answer["notes"] = parsed.notes
         return answer
 
-    key = replay_key(caller.name, "v1", fmt.name, destination.route, request.body, request.headers,
-                     by_body=fmt.replay_by_body)
+    key = replay_key(
+        caller.name, "v1", fmt.name, destination.route, request.body, request.headers, by_body=fmt.replay_by_body
+    )
     return _once(key, work, deps, signed="x-pdrelay-signature" in request.headers)
 
 
@@ -372,8 +430,14 @@ def _once(key: str | None, work: Callable[[], dict[str, Any]], deps: Deps, signe
         # A signature is valid while its timestamp is within ± the tolerance of receipt: its copy
         # may come up to twice the tolerance after the original.
         window = max(window, 2 * deps.settings.signature_tolerance_seconds)
-    return once(key, work, table_name=deps.settings.table_name if deps.dynamodb is not None else "",
-                window_seconds=window, dynamodb=deps.dynamodb, lambda_context=deps.lambda_context)
+    return once(
+        key,
+        work,
+        table_name=deps.settings.table_name if deps.dynamodb is not None else "",
+        window_seconds=window,
+        dynamodb=deps.dynamodb,
+        lambda_context=deps.lambda_context,
+    )
 
 
 def accept_v2_event(request: IncomingRequest, deps: Deps) -> dict[str, Any]:
@@ -398,19 +462,35 @@ def _accept_pagerduty_event(request: IncomingRequest, deps: Deps, format_name: s
     destination = route_for_routing_key(deps.config, caller, doc.get(key_field), field=key_field)
     (alert,) = _parse(fmt, doc, ParseContext(received_at=request.received_at, headers=request.headers)).alerts
     fanned = fan_out([alert], destination, deps.config, request)
-    dedup_key = alert.dedup_key or make_message(alert, route=None, routing_key=destination.routing_key,
-                                                received_at=request.received_at, request_id="").dedup_key
+    dedup_key = (
+        alert.dedup_key
+        or make_message(
+            alert, route=None, routing_key=destination.routing_key, received_at=request.received_at, request_id=""
+        ).dedup_key
+    )
 
     def work() -> dict[str, Any]:
         _enqueue(fanned.messages, deps)
-        logger.info("event accepted", extra={"format": fmt.name, "route": destination.route, "caller": caller.name,
-                                             "dedup_key": dedup_key, "destinations": len(fanned.messages),
-                                             "notes": fanned.notes})
+        logger.info(
+            "event accepted",
+            extra={
+                "format": fmt.name,
+                "route": destination.route,
+                "caller": caller.name,
+                "dedup_key": dedup_key,
+                "destinations": len(fanned.messages),
+                "notes": fanned.notes,
+            },
+        )
         return {"dedup_key": dedup_key, "format": fmt.name}
 
     # The same event body legitimately recurs (trigger, resolve, trigger again): explicit ids only.
-    return _once(replay_key(caller.name, format_name, fmt.name, destination.route, request.body, request.headers,
-                            by_body=False), work, deps, signed="x-pdrelay-signature" in request.headers)
+    return _once(
+        replay_key(caller.name, format_name, fmt.name, destination.route, request.body, request.headers, by_body=False),
+        work,
+        deps,
+        signed="x-pdrelay-signature" in request.headers,
+    )
 
 
 def error_response(exc: PdrelayError, *, pagerduty_style: bool = False) -> tuple[int, dict[str, Any]]:
@@ -419,8 +499,11 @@ def error_response(exc: PdrelayError, *, pagerduty_style: bool = False) -> tuple
         status = exc.status
         count(REQUESTS_REJECTED, Status=str(status))
         if pagerduty_style and status == 400:
-            return status, {"status": "invalid event", "message": "Event object is invalid",
-                            "errors": exc.problems or [exc.message]}
+            return status, {
+                "status": "invalid event",
+                "message": "Event object is invalid",
+                "errors": exc.problems or [exc.message],
+            }
         body: dict[str, Any] = {"status": "rejected", "message": exc.message}
         if exc.problems:
             body["errors"] = exc.problems
@@ -445,13 +528,18 @@ def deps_from_environment(lambda_context: Any = None) -> Deps:
     from pdrelay.settings import get_settings
 
     settings = get_settings()
-    return Deps(settings=settings, config=load_config(settings), sqs=client("sqs"), dynamodb=client("dynamodb"),
-                lambda_context=lambda_context)
+    return Deps(
+        settings=settings,
+        config=load_config(settings),
+        sqs=client("sqs"),
+        dynamodb=client("dynamodb"),
+        lambda_context=lambda_context,
+    )
 
 
 # -- test events (pdrelay test) ---------------------------------------------------------------------------
 def _store(deps: Deps) -> Any:
-    from pdrelay.dedup import DedupStore
+    from pdrelay.table import DedupStore
 
     if deps.dynamodb is None:
         raise ConfigError("test events need the dedup table")
@@ -461,13 +549,13 @@ def _store(deps: Deps) -> Any:
 def accept_test(request: IncomingRequest, route_name: str, deps: Deps) -> dict[str, Any]:
     """``POST /v1/test/{route}``: a labelled test trigger (or, given its probe id, its resolve) to
     every destination of the route, through the queue like any alert."""
-    from pdrelay import probe as probes
     from pdrelay.observability import mask
+    from pdrelay.ops import probes
 
     caller, request = admit(request, deps)
     doc = decode_json(request.body, deps.settings.max_string_chars) if request.body.strip() else {}
     if not isinstance(doc, dict):
-        raise BadRequest("invalid test request", ["the body is a JSON object: {\"action\": \"trigger\"|\"resolve\"}"])
+        raise BadRequest("invalid test request", ['the body is a JSON object: {"action": "trigger"|"resolve"}'])
     destination = select_route(deps.config, caller, {}, {"route": route_name})
     route = deps.config.routes[route_name]
     action = doc.get("action", "trigger")
@@ -487,22 +575,44 @@ def accept_test(request: IncomingRequest, route_name: str, deps: Deps) -> dict[s
         probe_id = probes.new_probe_id()
         probes.start(store, probe_id, route_name, {n: mask(k) for n, k in route.targets.items()})
     alert = probes.test_alert(route_name, str(probe_id), action, request.received_at, caller.name, severity)
-    messages = [make_message(alert, route=destination.route, routing_key=key, destination=name,
-                             received_at=request.received_at, request_id=request.request_id, probe=str(probe_id))
-                for name, key in route.targets.items()]
+    messages = [
+        make_message(
+            alert,
+            route=destination.route,
+            routing_key=key,
+            destination=name,
+            received_at=request.received_at,
+            request_id=request.request_id,
+            probe=str(probe_id),
+        )
+        for name, key in route.targets.items()
+    ]
     _enqueue(messages, deps)
-    logger.info("test event accepted", extra={"route": route_name, "caller": caller.name, "probe": probe_id,
-                                              "action": action, "destinations": len(messages)})
-    return {"status": "accepted", "probe": probe_id, "route": route_name, "action": action,
-            "dedup_key": messages[0].dedup_key,
-            "destinations": [{"destination": m.destination, "routing_key": mask(m.routing_key)} for m in messages],
-            "results": f"/v1/test/{probe_id}"}
+    logger.info(
+        "test event accepted",
+        extra={
+            "route": route_name,
+            "caller": caller.name,
+            "probe": probe_id,
+            "action": action,
+            "destinations": len(messages),
+        },
+    )
+    return {
+        "status": "accepted",
+        "probe": probe_id,
+        "route": route_name,
+        "action": action,
+        "dedup_key": messages[0].dedup_key,
+        "destinations": [{"destination": m.destination, "routing_key": mask(m.routing_key)} for m in messages],
+        "results": f"/v1/test/{probe_id}",
+    }
 
 
 def test_report(request: IncomingRequest, probe_id: str, deps: Deps) -> dict[str, Any]:
     """``GET /v1/test/{probe}``: what PagerDuty answered each destination so far."""
-    from pdrelay import probe as probes
     from pdrelay.errors import NotFound
+    from pdrelay.ops import probes
 
     caller, request = admit(request, deps)
     if not (probe_id.isalnum() and len(probe_id) <= 32):
@@ -536,26 +646,42 @@ def accept_change(request: IncomingRequest, deps: Deps) -> dict[str, Any]:
     try:
         change = ChangeEvent.model_validate({**payload, "links": doc.get("links") or []})
     except ValidationError as exc:
-        raise BadRequest("Event object is invalid", [
-            f"payload.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]) from exc
+        raise BadRequest(
+            "Event object is invalid", validation_problems(exc, prefix="payload.", empty="(payload)")
+        ) from exc
     details, _found = scrub.scrub_details(change.custom_details)
     summary, _in_summary = scrub.scrub_text(change.summary)
     change = change.model_copy(update={"custom_details": details, "summary": truncate(summary, SUMMARY_LIMIT)})
     route = deps.config.routes.get(destination.route or "")
-    keys = (route.targets if route is not None and destination.by_name
-            else {next((n for n, k in (route.targets.items() if route else ()) if k == destination.routing_key),
-                       None) or "-": destination.routing_key})
-    messages = [ChangeMessage(change=change, route=destination.route, destination=None if name == "-" else name,
-                              routing_key=key, received_at=request.received_at, request_id=request.request_id)
-                for name, key in keys.items()]
+    keys = (
+        route.targets
+        if route is not None and destination.by_name
+        else {
+            next((n for n, k in (route.targets.items() if route else ()) if k == destination.routing_key), None)
+            or "-": destination.routing_key
+        }
+    )
+    messages = [
+        ChangeMessage(
+            change=change,
+            route=destination.route,
+            destination=None if name == "-" else name,
+            routing_key=key,
+            received_at=request.received_at,
+            request_id=request.request_id,
+        )
+        for name, key in keys.items()
+    ]
+
     def work() -> dict[str, Any]:
         enqueue(messages, deps.sqs, deps.settings.queue_url)
         count(CHANGES_ACCEPTED, value=len(messages))
-        logger.info("change event accepted", extra={"route": destination.route, "caller": caller.name,
-                                                    "destinations": len(messages)})
+        logger.info(
+            "change event accepted",
+            extra={"route": destination.route, "caller": caller.name, "destinations": len(messages)},
+        )
         return {"status": "success", "message": "Change event processed"}
 
-    key = replay_key(caller.name, "change", "change", destination.route, request.body, request.headers,
-                     by_body=False)
+    key = replay_key(caller.name, "change", "change", destination.route, request.body, request.headers, by_body=False)
     answer = _once(key, work, deps, signed="x-pdrelay-signature" in request.headers)
     return {k: v for k, v in answer.items() if k in ("status", "message")}
