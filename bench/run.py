@@ -30,16 +30,21 @@ def _messages(count: int) -> list:
 
     now = datetime.now(UTC)
     doc_alerts = [
-        {"status": "firing", "labels": {"alertname": "Bench", "instance": f"host-{i}", "severity": "warning"},
-         "annotations": {"summary": f"bench alert {i}"}, "startsAt": "2026-11-24T09:00:00Z",
-         "fingerprint": f"bench{i:08d}"}
+        {
+            "status": "firing",
+            "labels": {"alertname": "Bench", "instance": f"host-{i}", "severity": "warning"},
+            "annotations": {"summary": f"bench alert {i}"},
+            "startsAt": "2026-11-24T09:00:00Z",
+            "fingerprint": f"bench{i:08d}",
+        }
         for i in range(count)
     ]
     doc = {"version": "4", "receiver": "bench", "groupKey": "{}:{}", "status": "firing", "alerts": doc_alerts}
     parsed = alertmanager.parse(doc, ParseContext(received_at=now))
     alerts = parsed if isinstance(parsed, list) else parsed.alerts
-    return [make_message(a, route="default", routing_key=ROUTING_KEY, received_at=now, request_id="bench")
-            for a in alerts]
+    return [
+        make_message(a, route="default", routing_key=ROUTING_KEY, received_at=now, request_id="bench") for a in alerts
+    ]
 
 
 class MemoryStore:
@@ -116,9 +121,14 @@ def bench_dispatch(count: int) -> None:
             sqs, ddb = boto3.client("sqs"), boto3.client("dynamodb")
             queues, tables = create_resources(spec, sqs, ddb)
             # Pacing off (one routing key, far above 120/min): this measures pdrelay's own overhead.
-            settings = Settings.from_env({"PDRELAY_EVENTS_URL": emulator.url, "PDRELAY_RATE_LIMIT": "100000000",
-                                          "PDRELAY_DLQ_URL": queues["DeadLetterQueue"],
-                                          "PDRELAY_QUEUE_URL": queues["AlertQueue"]})
+            settings = Settings.from_env(
+                {
+                    "PDRELAY_EVENTS_URL": emulator.url,
+                    "PDRELAY_RATE_LIMIT": "100000000",
+                    "PDRELAY_DLQ_URL": queues["DeadLetterQueue"],
+                    "PDRELAY_QUEUE_URL": queues["AlertQueue"],
+                }
+            )
             dispatcher = Dispatcher(settings, DedupStore(ddb, tables["DedupTable"]), EventsClient(emulator.url), sqs)
             bodies = [m.to_json() for m in messages]
             start = time.perf_counter()
@@ -134,15 +144,24 @@ def bench_dispatch(count: int) -> None:
             # each new incident also reads and writes the route's per-minute counter.
             from pdrelay.config import RelayConfig
 
-            storm = RelayConfig.model_validate({
-                "default_route": "default", "callers": [{"name": "b", "token": "bench-token-0000000000"}],
-                "routes": {"default": {"routing_key": ROUTING_KEY,
-                                       "storm": {"max_new_per_minute": 10000, "min_resend_seconds": 60}}}})
+            storm = RelayConfig.model_validate(
+                {
+                    "default_route": "default",
+                    "callers": [{"name": "b", "token": "bench-token-0000000000"}],
+                    "routes": {
+                        "default": {
+                            "routing_key": ROUTING_KEY,
+                            "storm": {"max_new_per_minute": 10000, "min_resend_seconds": 60},
+                        }
+                    },
+                }
+            )
             ddb.delete_table(TableName=tables["DedupTable"])
             _queues, tables = create_resources(spec, sqs, ddb)
             emulator.state.reset()
-            policed = Dispatcher(settings, DedupStore(ddb, tables["DedupTable"]), EventsClient(emulator.url), sqs,
-                                 config=lambda: storm)
+            policed = Dispatcher(
+                settings, DedupStore(ddb, tables["DedupTable"]), EventsClient(emulator.url), sqs, config=lambda: storm
+            )
             start = time.perf_counter()
             outcomes = [policed.process(b).result for b in bodies]
             with_storm = time.perf_counter() - start
@@ -157,13 +176,18 @@ def bench_dispatch(count: int) -> None:
         emulator.stop()
     print(f"dispatch throughput ({count} alerts, emulator on 127.0.0.1, moto DynamoDB in process)")
     print(f"  bare requests.Session loop : {count / bare:8.1f} events/s")
-    print(f"  pdrelay Dispatcher (new)   : {count / full:8.1f} events/s   ratio {full / bare:5.2f}x"
-          " the bare loop's time")
-    print(f"  Dispatcher, in-memory store: {count / in_memory:8.1f} events/s   ratio {in_memory / bare:5.2f}x"
-          "   (pdrelay's own cost without DynamoDB)")
+    print(
+        f"  pdrelay Dispatcher (new)   : {count / full:8.1f} events/s   ratio {full / bare:5.2f}x the bare loop's time"
+    )
+    print(
+        f"  Dispatcher, in-memory store: {count / in_memory:8.1f} events/s   ratio {in_memory / bare:5.2f}x"
+        "   (pdrelay's own cost without DynamoDB)"
+    )
     print(f"  pdrelay Dispatcher (repeat): {count / skipped:8.1f} events/s   (skipped, no PagerDuty call)")
-    print(f"  with storm control on      : {count / with_storm:8.1f} events/s   ratio {with_storm / bare:5.2f}x"
-          "   (per-minute counter read and written per new incident)")
+    print(
+        f"  with storm control on      : {count / with_storm:8.1f} events/s   ratio {with_storm / bare:5.2f}x"
+        "   (per-minute counter read and written per new incident)"
+    )
     print(f"  per alert: bare {bare / count * 1000:.2f} ms, dispatcher {full / count * 1000:.2f} ms")
 
 
@@ -188,8 +212,13 @@ def _cold(body: str, runs: int) -> tuple[float, float]:
     times, rss = [], []
     env = {**os.environ, "POWERTOOLS_SERVICE_NAME": "pdrelay", "AWS_DEFAULT_REGION": "us-east-1"}
     for _ in range(runs):
-        out = subprocess.run([sys.executable, "-c", IMPORT_SNIPPET.format(body=body)], capture_output=True,
-                             text=True, check=True, env=env).stdout.split()
+        out = subprocess.run(
+            [sys.executable, "-c", IMPORT_SNIPPET.format(body=body)],
+            capture_output=True,
+            text=True,
+            check=True,
+            env=env,
+        ).stdout.split()
         times.append(float(out[0]))
         rss.append(int(out[1]) / 1024)
     return statistics.median(times), statistics.median(rss)
@@ -204,8 +233,10 @@ def bench_imports(runs: int) -> None:
     for name in ("ingest", "dispatch"):
         path = str(ROOT / "functions" / name / "app.py")
         elapsed, rss = _cold(HANDLER_BODY.format(path=path), runs)
-        print(f"  functions/{name}/app.py{' ' * (9 - len(name))}: {elapsed * 1000:7.1f} ms   peak RSS {rss:6.1f} MiB"
-              f"   ratio {elapsed / baseline:4.2f}x boto3")
+        print(
+            f"  functions/{name}/app.py{' ' * (9 - len(name))}: {elapsed * 1000:7.1f} ms   peak RSS {rss:6.1f} MiB"
+            f"   ratio {elapsed / baseline:4.2f}x boto3"
+        )
 
 
 def bench_formats(rounds: int = 200) -> None:
@@ -223,8 +254,12 @@ def bench_formats(rounds: int = 200) -> None:
     print(f"  {'format':<14} {'payloads':>8} {'json.loads':>11} {'detect+parse+event':>19} {'ratio':>6}")
     for name, group in sorted(by_format.items()):
         fmt = formats.get(name)
-        contexts = [formats.ParseContext(received_at=RECEIVED, headers=c.headers, body=c.body,
-                                         options=fmt.options_for(c.options)) for c in group]
+        contexts = [
+            formats.ParseContext(
+                received_at=RECEIVED, headers=c.headers, body=c.body, options=fmt.options_for(c.options)
+            )
+            for c in group
+        ]
         start = time.perf_counter()
         for _ in range(rounds):
             for case in group:
@@ -236,17 +271,25 @@ def bench_formats(rounds: int = 200) -> None:
                 doc = decode_json(case.body)
                 chosen = formats.detect(doc, case.headers) if case.detect else fmt
                 for alert in chosen.run(doc, context).alerts:
-                    build_event(make_message(alert, route="b", routing_key=ROUTING_KEY, received_at=RECEIVED,
-                                             request_id="b"), alert.action)
+                    build_event(
+                        make_message(alert, route="b", routing_key=ROUTING_KEY, received_at=RECEIVED, request_id="b"),
+                        alert.action,
+                    )
         full = (time.perf_counter() - start) / (rounds * len(group))
         print(f"  {name:<14} {len(group):>8} {loads * 1e6:>11.1f} {full * 1e6:>19.1f} {full / loads:>6.1f}x")
 
 
 def bench_ingest(count: int) -> None:
     """The ingest handler over moto in process: what the per-caller rate limit costs per request."""
-    os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1",
-                      POWERTOOLS_METRICS_DISABLED="true", POWERTOOLS_LOG_LEVEL="WARNING",
-                      PDRELAY_TOKEN="bench-token-0000000001", PDRELAY_REPLAY_WINDOW_SECONDS="0")
+    os.environ.update(
+        AWS_ACCESS_KEY_ID="bench",
+        AWS_SECRET_ACCESS_KEY="bench",
+        AWS_DEFAULT_REGION="us-east-1",
+        POWERTOOLS_METRICS_DISABLED="true",
+        POWERTOOLS_LOG_LEVEL="WARNING",
+        PDRELAY_TOKEN="bench-token-0000000001",
+        PDRELAY_REPLAY_WINDOW_SECONDS="0",
+    )
     import boto3
     from moto import mock_aws
 
@@ -262,8 +305,12 @@ def bench_ingest(count: int) -> None:
     for label, limit in (("rate limit off", "0"), ("rate limit on ", "1000000")):
         with mock_aws():
             queues, tables = create_resources(spec, boto3.client("sqs"), boto3.client("dynamodb"))
-            os.environ.update(PDRELAY_QUEUE_URL=queues["AlertQueue"], PDRELAY_DLQ_URL=queues["DeadLetterQueue"],
-                              PDRELAY_TABLE_NAME=tables["DedupTable"], PDRELAY_CALLER_RATE_LIMIT=limit)
+            os.environ.update(
+                PDRELAY_QUEUE_URL=queues["AlertQueue"],
+                PDRELAY_DLQ_URL=queues["DeadLetterQueue"],
+                PDRELAY_TABLE_NAME=tables["DedupTable"],
+                PDRELAY_CALLER_RATE_LIMIT=limit,
+            )
             get_settings.cache_clear()
             clear_clients()
             handler = spec.functions["IngestFunction"].load_handler()

@@ -19,10 +19,15 @@ ROUTING_KEY = "R0UT1NGKEYF0RTESTS00000000000001"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--shift-clock-days", type=int, default=0, metavar="DAYS",
-                     help="run with the wall clock moved DAYS ahead (time-machine shifts time.time and datetime, "
-                          "not the monotonic clock, so sleeps and timeouts keep working): a test that pins a "
-                          "calendar date where the code compares with now fails under it")
+    parser.addoption(
+        "--shift-clock-days",
+        type=int,
+        default=0,
+        metavar="DAYS",
+        help="run with the wall clock moved DAYS ahead (time-machine shifts time.time and datetime, "
+        "not the monotonic clock, so sleeps and timeouts keep working): a test that pins a "
+        "calendar date where the code compares with now fails under it",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -75,8 +80,17 @@ def reset_pdrelay_caches() -> None:
 def _clean_process(monkeypatch: pytest.MonkeyPatch) -> Any:
     from pdrelay.delivery.dispatcher import set_clock
 
-    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "PDRELAY_CONFIG", "PDRELAY_QUEUE_URL", "PDRELAY_DLQ_URL",
-                 "PDRELAY_TABLE_NAME", "PDRELAY_EVENTS_URL", "PDRELAY_ROUTING_KEY", "PDRELAY_TOKEN"):
+    for name in (
+        "AWS_ENDPOINT_URL",
+        "AWS_PROFILE",
+        "PDRELAY_CONFIG",
+        "PDRELAY_QUEUE_URL",
+        "PDRELAY_DLQ_URL",
+        "PDRELAY_TABLE_NAME",
+        "PDRELAY_EVENTS_URL",
+        "PDRELAY_ROUTING_KEY",
+        "PDRELAY_TOKEN",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")

@@ -121,13 +121,15 @@ def run(case: Case, received_at: datetime = RECEIVED) -> dict[str, Any]:
     from pdrelay.models import make_message
 
     fmt = formats.get(case.format)
-    context = formats.ParseContext(received_at=received_at, headers=case.headers, body=case.body,
-                                   options=fmt.options_for(case.options))
+    context = formats.ParseContext(
+        received_at=received_at, headers=case.headers, body=case.body, options=fmt.options_for(case.options)
+    )
     parsed = _parse(fmt, decode_json(case.body), context)
     events = []
     for alert in parsed.alerts:
-        message = make_message(alert, route="golden", routing_key=ROUTING_KEY, received_at=received_at,
-                               request_id="golden")
+        message = make_message(
+            alert, route="golden", routing_key=ROUTING_KEY, received_at=received_at, request_id="golden"
+        )
         event = build_event(message, alert.action)
         events.append({"test": True, **event} if alert.test else event)
     result: dict[str, Any] = {"events": events}

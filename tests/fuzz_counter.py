@@ -29,9 +29,13 @@ PRINTED: list[bool] = []
 
 def fuzz_settings(max_examples: int) -> settings:
     """Reproducible settings: no deadline (a cold import is slow), no database (runs must not differ)."""
-    return settings(max_examples=max_examples, deadline=None, database=None, print_blob=True,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                           HealthCheck.filter_too_much])
+    return settings(
+        max_examples=max_examples,
+        deadline=None,
+        database=None,
+        print_blob=True,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
+    )
 
 
 def record(group: str, examples: int, seconds: float) -> None:

@@ -21,6 +21,11 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         result = resources.run_redrive(event or {}, resources.from_environment())
     except ConfigError as exc:
         return {"error": str(exc)}
-    logger.info("redrive done", extra={"action": (event or {}).get("action", "inspect"),
-                                       "result": {k: v for k, v in result.items() if k != "messages"}})
+    logger.info(
+        "redrive done",
+        extra={
+            "action": (event or {}).get("action", "inspect"),
+            "result": {k: v for k, v in result.items() if k != "messages"},
+        },
+    )
     return result

@@ -16,9 +16,15 @@ from pdrelay.settings import get_settings
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings = get_settings()
-    result = resources.run_sweep(resources.from_environment(), settings.events_url, settings.sweep_after_seconds,
-                                  settings.record_ttl_days, settings.connect_timeout_seconds,
-                                  settings.read_timeout_seconds, config=config_reader(settings))
+    result = resources.run_sweep(
+        resources.from_environment(),
+        settings.events_url,
+        settings.sweep_after_seconds,
+        settings.record_ttl_days,
+        settings.connect_timeout_seconds,
+        settings.read_timeout_seconds,
+        config=config_reader(settings),
+    )
     # Every minute: say something only when there was something to do.
     (logger.info if any(result.values()) else logger.debug)("sweep done", extra=result)
     return result

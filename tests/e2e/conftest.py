@@ -21,8 +21,7 @@ def _clean_process() -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[LocalStack]:
-    options = StackOptions(template=ROOT / "template.yaml", port=0, emulator_port=0, token=TOKEN,
-                           retry_base_seconds=1)
+    options = StackOptions(template=ROOT / "template.yaml", port=0, emulator_port=0, token=TOKEN, retry_base_seconds=1)
     with LocalStack(options) as running:
         yield running
 

@@ -27,9 +27,25 @@ def dev_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PDRELAY_", "AWS_"))}
     log = (workdir / "dev.log").open("w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "pdrelay.cli", "dev", "--port", str(port), "--emulator-port", str(emulator_port),
-         "--token", TOKEN, "--template", str(ROOT / "template.yaml")],
-        cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "pdrelay.cli",
+            "dev",
+            "--port",
+            str(port),
+            "--emulator-port",
+            str(emulator_port),
+            "--token",
+            TOKEN,
+            "--template",
+            str(ROOT / "template.yaml"),
+        ],
+        cwd=workdir,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
@@ -49,7 +65,7 @@ def dev_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
 
 
 def test_dev_brings_up_a_relay_where_firing_and_resolved_make_one_resolved_incident(
-    dev_process: tuple[str, str, str]
+    dev_process: tuple[str, str, str],
 ) -> None:
     url, emulator_url, workdir = dev_process
     doc = load_event("formats/alertmanager/firing.json")
@@ -60,8 +76,9 @@ def test_dev_brings_up_a_relay_where_firing_and_resolved_make_one_resolved_incid
     key = answer.json()["alerts"][0]["dedup_key"]
 
     def statuses() -> list[str]:
-        return [i["status"] for i in requests.get(emulator_url + "/incidents", timeout=5).json()
-                if i["dedup_key"] == key]
+        return [
+            i["status"] for i in requests.get(emulator_url + "/incidents", timeout=5).json() if i["dedup_key"] == key
+        ]
 
     def wait_for(expected: list[str]) -> None:
         deadline = time.monotonic() + 40
@@ -73,8 +90,14 @@ def test_dev_brings_up_a_relay_where_firing_and_resolved_make_one_resolved_incid
     assert requests.post(url + "/v1/alerts/alertmanager", json=doc, headers=headers, timeout=10).status_code == 202
     wait_for(["resolved"])
     assert statuses() == ["resolved"], (Path(workdir) / "dev.log").read_text()[-3000:]
-    listing = subprocess.run([sys.executable, "-m", "pdrelay.cli", "incidents"], cwd=workdir,
-                             capture_output=True, text=True, timeout=30, check=True)
+    listing = subprocess.run(
+        [sys.executable, "-m", "pdrelay.cli", "incidents"],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
     assert "resolved" in listing.stdout and key[:40] in listing.stdout
     page = requests.get(emulator_url + "/", timeout=5)
     assert "PagerDuty Events API emulator" in page.text

@@ -22,8 +22,11 @@ from tests.conftest import ROOT, load_event, unique
 pytestmark = pytest.mark.e2e
 
 TOKEN = "fault-suite-token-000000001"
-KEYS = {"payments": "PAYMENTSR0UT1NGKEY00000000000001", "search": "SEARCHR0UT1NGKEY0000000000000002",
-        "storage": "ST0RAGER0UT1NGKEY000000000000003"}
+KEYS = {
+    "payments": "PAYMENTSR0UT1NGKEY00000000000001",
+    "search": "SEARCHR0UT1NGKEY0000000000000002",
+    "storage": "ST0RAGER0UT1NGKEY000000000000003",
+}
 RATE_LIMIT, RATE_WINDOW = 20, 2.0
 
 
@@ -40,17 +43,32 @@ class Ledger:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     config = tmp_path_factory.mktemp("faults") / "pdrelay.json"
-    config.write_text(json.dumps({
-        "default_route": "payments",
-        "callers": [{"name": "suite", "token": TOKEN}],
-        "routes": {name: {"routing_key": key} for name, key in KEYS.items()},
-    }))
+    config.write_text(
+        json.dumps(
+            {
+                "default_route": "payments",
+                "callers": [{"name": "suite", "token": TOKEN}],
+                "routes": {name: {"routing_key": key} for name, key in KEYS.items()},
+            }
+        )
+    )
     options = StackOptions(
-        template=ROOT / "template.yaml", port=0, emulator_port=0, config=str(config), retry_base_seconds=1,
-        env={"PDRELAY_READ_TIMEOUT": "1", "PDRELAY_CONNECT_TIMEOUT": "1", "PDRELAY_RETRY_MAX_SECONDS": "3",
-             "PDRELAY_THROTTLE_PAUSE_SECONDS": "2", "PDRELAY_BREAKER_THRESHOLD": "4",
-             "PDRELAY_BREAKER_COOLDOWN_SECONDS": "2", "PDRELAY_BREAKER_MAX_COOLDOWN_SECONDS": "4",
-             "PDRELAY_RATE_LIMIT": str(RATE_LIMIT), "PDRELAY_RATE_WINDOW_SECONDS": str(RATE_WINDOW)},
+        template=ROOT / "template.yaml",
+        port=0,
+        emulator_port=0,
+        config=str(config),
+        retry_base_seconds=1,
+        env={
+            "PDRELAY_READ_TIMEOUT": "1",
+            "PDRELAY_CONNECT_TIMEOUT": "1",
+            "PDRELAY_RETRY_MAX_SECONDS": "3",
+            "PDRELAY_THROTTLE_PAUSE_SECONDS": "2",
+            "PDRELAY_BREAKER_THRESHOLD": "4",
+            "PDRELAY_BREAKER_COOLDOWN_SECONDS": "2",
+            "PDRELAY_BREAKER_MAX_COOLDOWN_SECONDS": "4",
+            "PDRELAY_RATE_LIMIT": str(RATE_LIMIT),
+            "PDRELAY_RATE_WINDOW_SECONDS": str(RATE_WINDOW),
+        },
         # Lambda would wait the template's 180 s before redelivering a crashed batch; the suite can't.
         queue_overrides={"AlertQueue": {"VisibilityTimeout": "3"}},
         crash_rate=0.15,
@@ -64,14 +82,19 @@ def ledger() -> Ledger:
     return Ledger()
 
 
-def post(stack: LocalStack, ledger: Ledger, route: str, doc: dict[str, Any] | None = None,
-         expect: str = "triggered") -> str:
+def post(
+    stack: LocalStack, ledger: Ledger, route: str, doc: dict[str, Any] | None = None, expect: str = "triggered"
+) -> str:
     if doc is None:
         doc = load_event("formats/alertmanager/firing.json")
         doc["alerts"][0]["fingerprint"] = unique(route)
         doc["alerts"][0]["annotations"]["summary"] = f"{route} alert {doc['alerts'][0]['fingerprint']}"
-    answer = requests.post(f"{stack.url}/v1/alerts/alertmanager?route={route}", json=doc, timeout=10,
-                           headers={"Authorization": f"Bearer {TOKEN}"})
+    answer = requests.post(
+        f"{stack.url}/v1/alerts/alertmanager?route={route}",
+        json=doc,
+        timeout=10,
+        headers={"Authorization": f"Bearer {TOKEN}"},
+    )
     assert answer.status_code == 202, answer.text
     key = answer.json()["alerts"][0]["dedup_key"]
     ledger.accepted += 1
@@ -107,16 +130,21 @@ class Settled:
 
     def unsettled(self) -> dict[str, list[str]]:
         seen = incidents(self.stack)
-        return {k: [i["status"] for i in seen.get(k, [])] for k in self.keys
-                if [i["status"] for i in seen.get(k, [])] != [self.ledger.expected[k]]}
+        return {
+            k: [i["status"] for i in seen.get(k, [])]
+            for k in self.keys
+            if [i["status"] for i in seen.get(k, [])] != [self.ledger.expected[k]]
+        }
 
     def __call__(self) -> bool:
         return not self.unsettled()
 
     def __str__(self) -> str:
         left = self.unsettled()
-        return (f"{len(left)} alert(s) not in their final state: {dict(list(left.items())[:5])}; "
-                f"queues {self.stack.queue_depths()}; DLQ {dead_letters(self.stack)}")
+        return (
+            f"{len(left)} alert(s) not in their final state: {dict(list(left.items())[:5])}; "
+            f"queues {self.stack.queue_depths()}; DLQ {dead_letters(self.stack)}"
+        )
 
 
 def settled(stack: LocalStack, keys: list[str], ledger: Ledger) -> Settled:
@@ -134,15 +162,17 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 120.0) -> None:
 
 def test_1_mixed_faults_and_crashes_still_give_one_incident_per_alert(stack: LocalStack, ledger: Ledger) -> None:
     assert stack.emulator is not None
-    stack.emulator.state.set_faults([
-        {"mode": "rate_limit", "limit": RATE_LIMIT, "window": RATE_WINDOW},
-        {"mode": "status", "status": 500, "count": 3},
-        {"mode": "slow", "delay": 2, "count": 2},
-        {"mode": "drop", "count": 2, "apply": False},
-        {"mode": "status", "status": 502, "count": 2},
-        {"mode": "drop", "count": 2, "apply": True},
-        {"mode": "status", "status": 429, "count": 3, "retry_after": 1},
-    ])
+    stack.emulator.state.set_faults(
+        [
+            {"mode": "rate_limit", "limit": RATE_LIMIT, "window": RATE_WINDOW},
+            {"mode": "status", "status": 500, "count": 3},
+            {"mode": "slow", "delay": 2, "count": 2},
+            {"mode": "drop", "count": 2, "apply": False},
+            {"mode": "status", "status": 502, "count": 2},
+            {"mode": "drop", "count": 2, "apply": True},
+            {"mode": "status", "status": 429, "count": 3, "retry_after": 1},
+        ]
+    )
     keys = [post(stack, ledger, route) for route in KEYS for _ in range(10)]
     wait_until(settled(stack, keys, ledger))
     for key in keys[::2]:
@@ -150,8 +180,9 @@ def test_1_mixed_faults_and_crashes_still_give_one_incident_per_alert(stack: Loc
     wait_until(settled(stack, keys, ledger))
 
 
-def test_2_rejected_events_wait_in_the_dlq_with_the_reason_then_redrive_delivers(stack: LocalStack,
-                                                                                  ledger: Ledger) -> None:
+def test_2_rejected_events_wait_in_the_dlq_with_the_reason_then_redrive_delivers(
+    stack: LocalStack, ledger: Ledger
+) -> None:
     assert stack.emulator is not None
     stack.emulator.state.set_faults([{"mode": "status", "status": 400, "count": 3}])
     keys = [post(stack, ledger, "search") for _ in range(3)]
@@ -159,8 +190,12 @@ def test_2_rejected_events_wait_in_the_dlq_with_the_reason_then_redrive_delivers
     reasons = dead_letters(stack)
     assert all("PagerDuty rejected the event" in reasons[k] for k in keys)
     stack.emulator.state.set_faults([])
-    resources = Resources(stack.queue_urls["AlertQueue"], stack.queue_urls["DeadLetterQueue"],
-                                     stack.table_names["DedupTable"], stack.moto_url)
+    resources = Resources(
+        stack.queue_urls["AlertQueue"],
+        stack.queue_urls["DeadLetterQueue"],
+        stack.table_names["DedupTable"],
+        stack.moto_url,
+    )
     assert run_redrive({"action": "redrive", "route": "search"}, resources)["moved"] == 3
     wait_until(settled(stack, keys, ledger))
 
@@ -180,8 +215,9 @@ def test_3_a_full_outage_holds_alerts_in_the_queue_instead_of_draining_them_to_t
     wait_until(settled(stack, keys, ledger))
 
 
-def test_4_above_the_per_key_limit_nothing_is_lost_and_the_rate_stays_under_it(stack: LocalStack,
-                                                                               ledger: Ledger) -> None:
+def test_4_above_the_per_key_limit_nothing_is_lost_and_the_rate_stays_under_it(
+    stack: LocalStack, ledger: Ledger
+) -> None:
     keys = [post(stack, ledger, "payments") for _ in range(50)]
     wait_until(settled(stack, keys, ledger), timeout=150)
 

@@ -39,8 +39,9 @@ def relay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Relay]:
     config = {"default_route": "default", "callers": [{"name": "e2e", "token": TOKEN}], "routes": routes}
     path: Path = tmp_path_factory.mktemp("formats") / "pdrelay.json"
     path.write_text(json.dumps(config), encoding="utf-8")
-    options = StackOptions(template=ROOT / "template.yaml", port=0, emulator_port=0, config=str(path),
-                           retry_base_seconds=1)
+    options = StackOptions(
+        template=ROOT / "template.yaml", port=0, emulator_port=0, config=str(path), retry_base_seconds=1
+    )
     with LocalStack(options) as running:
         yield Relay(running)
 
@@ -71,8 +72,9 @@ def statuses(relay: Relay, keys: set[str]) -> list[str]:
 
 
 @pytest.mark.parametrize("fmt", sorted(FIRST_PAIRS))
-def test_firing_then_recovery_is_one_incident_that_ends_resolved(relay: Relay, fmt: str,
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_firing_then_recovery_is_one_incident_that_ends_resolved(
+    relay: Relay, fmt: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(cloudwatch, "fetch_certificate", lambda _url: pytest.fail("fixtures are not signed"))
     firing, recovery = FIRST_PAIRS[fmt]
     answer = send(relay, load_case(fmt, firing))

@@ -31,8 +31,9 @@ CONFIG = {
         "shop": {
             "destinations": {"team": {"routing_key": TEAM_KEY}, "platform": {"routing_key": PLATFORM_KEY}},
             "default_destinations": ["team"],
-            "rules": [{"name": "critical-to-both", "when": {"labels.severity": "critical"},
-                       "send_to": ["team", "platform"]}],
+            "rules": [
+                {"name": "critical-to-both", "when": {"labels.severity": "critical"}, "send_to": ["team", "platform"]}
+            ],
         },
         "ops": {"routing_key": OPS_KEY},
         "storm": {"routing_key": STORM_KEY, "storm": {"max_new_per_minute": 2, "rollup_update_seconds": 0}},
@@ -44,9 +45,15 @@ CONFIG = {
 def policy_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     path = tmp_path_factory.mktemp("policy") / "pdrelay.json"
     path.write_text(json.dumps(CONFIG))
-    options = StackOptions(template=ROOT / "template.yaml", port=0, emulator_port=0, config=str(path),
-                           retry_base_seconds=1, sweep_seconds=0.5,
-                           env={"PDRELAY_WINDOWS_MAX_AGE": "0", "PDRELAY_CONFIG_MAX_AGE": "0"})
+    options = StackOptions(
+        template=ROOT / "template.yaml",
+        port=0,
+        emulator_port=0,
+        config=str(path),
+        retry_base_seconds=1,
+        sweep_seconds=0.5,
+        env={"PDRELAY_WINDOWS_MAX_AGE": "0", "PDRELAY_CONFIG_MAX_AGE": "0"},
+    )
     with LocalStack(options) as running:
         yield running
 
@@ -56,16 +63,25 @@ def relay(policy_stack: LocalStack, tmp_path: Path, monkeypatch: pytest.MonkeyPa
     """A relay, and a working directory whose `.pdrelay/dev.json` points the commands at it."""
     monkeypatch.chdir(tmp_path)
     (tmp_path / ".pdrelay").mkdir()
-    (tmp_path / ".pdrelay" / "dev.json").write_text(json.dumps({
-        "url": policy_stack.url, "events_url": policy_stack.events_url, "token": TOKEN,
-        "aws_endpoint": policy_stack.moto_url, "queue_url": policy_stack.queue_urls["AlertQueue"],
-        "dlq_url": policy_stack.queue_urls["DeadLetterQueue"],
-        "table_name": policy_stack.table_names["DedupTable"]}))
+    (tmp_path / ".pdrelay" / "dev.json").write_text(
+        json.dumps(
+            {
+                "url": policy_stack.url,
+                "events_url": policy_stack.events_url,
+                "token": TOKEN,
+                "aws_endpoint": policy_stack.moto_url,
+                "queue_url": policy_stack.queue_urls["AlertQueue"],
+                "dlq_url": policy_stack.queue_urls["DeadLetterQueue"],
+                "table_name": policy_stack.table_names["DedupTable"],
+            }
+        )
+    )
     return Relay(policy_stack)
 
 
-def alertmanager(status: str = "firing", severity: str = "critical", fingerprint: str = "",
-                 summary: str = "") -> dict[str, Any]:
+def alertmanager(
+    status: str = "firing", severity: str = "critical", fingerprint: str = "", summary: str = ""
+) -> dict[str, Any]:
     doc = copy.deepcopy(load_event("formats/alertmanager/firing.json"))
     alert = doc["alerts"][0]
     alert["fingerprint"] = fingerprint or unique("fp")
@@ -91,15 +107,17 @@ def test_one_critical_alert_is_an_incident_on_each_destination_and_one_resolve_c
     assert answer.status_code == 202 and answer.json()["accepted"] == 2
     relay.wait_until(lambda: len(by_key(relay, TEAM_KEY) + by_key(relay, PLATFORM_KEY)) == 2)
     relay.post("/v1/alerts/alertmanager", alertmanager("resolved", fingerprint=fp))
-    relay.wait_until(lambda: [i["status"] for i in by_key(relay, TEAM_KEY) + by_key(relay, PLATFORM_KEY)] == [
-        "resolved", "resolved"])
+    relay.wait_until(
+        lambda: [i["status"] for i in by_key(relay, TEAM_KEY) + by_key(relay, PLATFORM_KEY)] == ["resolved", "resolved"]
+    )
 
 
 def test_a_maintenance_window_holds_then_ending_it_pages_what_still_fires(
     relay: Relay, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out = run(["maintenance", "add", "ops-patching", "--route", "ops", "--for", "2h",
-                     "--comment", "CHG-1"], capsys)
+    code, out = run(
+        ["maintenance", "add", "ops-patching", "--route", "ops", "--for", "2h", "--comment", "CHG-1"], capsys
+    )
     assert code == 0 and "ops-patching" in out and "active" in out
     code, out = run(["maintenance", "list"], capsys)
     assert "ops-patching" in out and "active" in out
@@ -148,24 +166,40 @@ def test_pdrelay_test_reports_each_destination_and_gives_advice_when_one_refuses
     assert len(tests) == 2 and all(i["status"] == "resolved" and i["summary"].startswith("[TEST]") for i in tests)
 
     # PagerDuty's answer for a key that is no Events API v2 integration, on one destination only.
-    relay.pd.state.set_faults([{"mode": "status", "status": 400, "routing_key": PLATFORM_KEY,
-                                "errors": ["Invalid routing key"]}])
+    relay.pd.state.set_faults(
+        [{"mode": "status", "status": 400, "routing_key": PLATFORM_KEY, "errors": ["Invalid routing key"]}]
+    )
     code, out = run(["test", "--route", "shop", "--timeout", "30", "--no-resolve"], capsys)
     relay.pd.state.set_faults([])
     assert code == 1
     (team,) = [line for line in out.splitlines() if line.strip().startswith("team ")]
     (platform,) = [line for line in out.splitlines() if line.strip().startswith("platform ")]
     assert "HTTP 202: ok" in team
-    assert "HTTP 400: the routing key is not an Events API v2 integration key: check the service's integration" \
-        in platform
+    assert (
+        "HTTP 400: the routing key is not an Events API v2 integration key: check the service's integration" in platform
+    )
 
 
 def test_pdrelay_change_sends_a_deploy_marker_to_every_destination_of_the_route(
     relay: Relay, capsys: pytest.CaptureFixture[str]
 ) -> None:
     before = len(relay.pd.state.change_events)
-    code, out = run(["change", "-k", "shop", "-d", "Deployed shop 2.4.1", "--source", "ci", "-f", "commit=abc123",
-                     "-l", "https://ci.example.com/builds/42 Build 42"], capsys)
+    code, out = run(
+        [
+            "change",
+            "-k",
+            "shop",
+            "-d",
+            "Deployed shop 2.4.1",
+            "--source",
+            "ci",
+            "-f",
+            "commit=abc123",
+            "-l",
+            "https://ci.example.com/builds/42 Build 42",
+        ],
+        capsys,
+    )
     assert code == 0 and out.startswith("202 ")
     relay.wait_until(lambda: len(relay.pd.state.change_events) == before + 2)
     latest = relay.pd.state.change_events[before:]

@@ -75,11 +75,16 @@ def test_a_group_with_one_firing_and_one_resolved_alert_does_each_right(relay: R
 
 @pytest.mark.parametrize(
     ("body", "token", "status"),
-    [("{not json", "example-token-change-me-000001", 400), ({"alerts": []}, "example-token-change-me-000001", 400),
-     ("alertmanager", None, 401), ("alertmanager", "wrong-token-0000000000", 401)],
+    [
+        ("{not json", "example-token-change-me-000001", 400),
+        ({"alerts": []}, "example-token-change-me-000001", 400),
+        ("alertmanager", None, 401),
+        ("alertmanager", "wrong-token-0000000000", 401),
+    ],
 )
-def test_malformed_and_unauthenticated_requests_queue_nothing(relay: Relay, body: Any, token: str | None,
-                                                              status: int) -> None:
+def test_malformed_and_unauthenticated_requests_queue_nothing(
+    relay: Relay, body: Any, token: str | None, status: int
+) -> None:
     relay.settle()
     before = len(relay.pd.state.events)
     payload = alertmanager("formats/alertmanager/firing.json", unique()) if body == "alertmanager" else body
@@ -93,8 +98,12 @@ def test_malformed_and_unauthenticated_requests_queue_nothing(relay: Relay, body
 def test_pdrelay_send_goes_through_the_relay_like_pd_send(relay: Relay, capsys: pytest.CaptureFixture[str]) -> None:
     key = unique("disk")
     common = ["--url", relay.url, "--token", "example-token-change-me-000001", "-k", "default", "-i", key]
-    assert cli.main(["send", *common, "-t", "trigger", "-d", "Disk full on db-1", "-f", "mount=/data",
-                     "--severity", "warning"]) == 0
+    assert (
+        cli.main(
+            ["send", *common, "-t", "trigger", "-d", "Disk full on db-1", "-f", "mount=/data", "--severity", "warning"]
+        )
+        == 0
+    )
     assert '"dedup_key": "' + key in capsys.readouterr().out
     relay.wait_until(lambda: [i["status"] for i in relay.incidents(key)] == ["triggered"])
     assert cli.main(["send", *common, "-t", "resolve"]) == 0

@@ -59,8 +59,10 @@ def test_every_operation_answers_as_the_document_says(stack: LocalStack, capsys:
     seconds = time.perf_counter() - started
     record("schemathesis", sum(ran.values()), seconds)
     with capsys.disabled():
-        print(f"\nschemathesis: {sum(ran.values())} cases in {seconds:.1f} s, {len(failures)} failures; "
-              f"statuses {dict(sorted(statuses.items()))}; {ran}")
+        print(
+            f"\nschemathesis: {sum(ran.values())} cases in {seconds:.1f} s, {len(failures)} failures; "
+            f"statuses {dict(sorted(statuses.items()))}; {ran}"
+        )
     assert sum(ran.values()) >= 7 * PER_OPERATION * 0.5
     assert failures == [], "\n\n".join(failures[:20])
     assert {200, 400} <= set(statuses)  # the generated requests get past authentication (202s: other e2e tests)
@@ -78,8 +80,15 @@ def test_the_checks_fail_an_answer_the_document_does_not_describe(stack: LocalSt
     assert any(type(failure).__name__ == "JsonSchemaError" for failure in found), found
 
 
-def exercise(operation: Any, label: str, url: str, session: requests.Session, ran: dict[str, int],
-             failures: list[str], statuses: dict[int, int]) -> None:
+def exercise(
+    operation: Any,
+    label: str,
+    url: str,
+    session: requests.Session,
+    ran: dict[str, int],
+    failures: list[str],
+    statuses: dict[int, int],
+) -> None:
     """``PER_OPERATION`` generated requests to one operation, each answer checked."""
 
     @seed(SEED)
@@ -88,8 +97,9 @@ def exercise(operation: Any, label: str, url: str, session: requests.Session, ra
     def run(case: Any) -> None:
         ran[label] += 1
         try:
-            answer = case.call_and_validate(base_url=url, session=session, checks=CHECKS,
-                                            headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
+            answer = case.call_and_validate(
+                base_url=url, session=session, checks=CHECKS, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10
+            )
             statuses[answer.status_code] = statuses.get(answer.status_code, 0) + 1
         except (Exception, BaseExceptionGroup) as exc:  # a group of failures: record it, go on
             failures.append(f"{label}: {str(exc).strip()[:1500]}\n  reproduce: {case.as_curl_command()}")

@@ -30,16 +30,21 @@ class Aws:
 
     def delayed(self) -> int:
         """Messages put back on the alert queue with a delay (not receivable yet)."""
-        attrs = self.sqs.get_queue_attributes(QueueUrl=self.queue_url,
-                                              AttributeNames=["ApproximateNumberOfMessagesDelayed"])
+        attrs = self.sqs.get_queue_attributes(
+            QueueUrl=self.queue_url, AttributeNames=["ApproximateNumberOfMessagesDelayed"]
+        )
         return int(attrs["Attributes"]["ApproximateNumberOfMessagesDelayed"])
 
     def drain(self, url: str | None = None) -> list[dict[str, Any]]:
         """Every message on a queue (received and deleted)."""
         messages: list[dict[str, Any]] = []
         while True:
-            got = self.sqs.receive_message(QueueUrl=url or self.queue_url, MaxNumberOfMessages=10,
-                                           MessageAttributeNames=["All"], AttributeNames=["All"])
+            got = self.sqs.receive_message(
+                QueueUrl=url or self.queue_url,
+                MaxNumberOfMessages=10,
+                MessageAttributeNames=["All"],
+                AttributeNames=["All"],
+            )
             batch = got.get("Messages", [])
             if not batch:
                 return messages
@@ -117,6 +122,7 @@ ConfigWriter = Callable[..., None]
 def write_config(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> ConfigWriter:
     """``write_config(doc, **env)``: the handlers read ``doc`` (re-read at once, no cache age) with
     these extra environment settings, as after a `pdrelay config push` that has been picked up."""
+
     def write(doc: dict[str, Any], **env: str) -> None:
         from aws_lambda_powertools.utilities import parameters
 

@@ -25,15 +25,31 @@ OTHER_KEY = "0THERR0UT1NGKEY00000000000000002"
 
 
 def dispatcher(aws: Aws, pd: EmulatorServer, clock: Clock = SYSTEM_CLOCK, **env: str) -> Dispatcher:
-    settings = Settings.from_env({"PDRELAY_QUEUE_URL": aws.queue_url, "PDRELAY_DLQ_URL": aws.dlq_url,
-                                  "PDRELAY_TABLE_NAME": aws.table_name, "PDRELAY_READ_TIMEOUT": "1",
-                                  "PDRELAY_RETRY_BASE_SECONDS": "0", **env})
-    return Dispatcher(settings, DedupStore(aws.dynamodb, aws.table_name, clock=clock),
-                      EventsClient(pd.url, read_timeout=1.0, clock=clock), aws.sqs, clock=clock)
+    settings = Settings.from_env(
+        {
+            "PDRELAY_QUEUE_URL": aws.queue_url,
+            "PDRELAY_DLQ_URL": aws.dlq_url,
+            "PDRELAY_TABLE_NAME": aws.table_name,
+            "PDRELAY_READ_TIMEOUT": "1",
+            "PDRELAY_RETRY_BASE_SECONDS": "0",
+            **env,
+        }
+    )
+    return Dispatcher(
+        settings,
+        DedupStore(aws.dynamodb, aws.table_name, clock=clock),
+        EventsClient(pd.url, read_timeout=1.0, clock=clock),
+        aws.sqs,
+        clock=clock,
+    )
 
 
-def firing(routing_key: str = ROUTING_KEY, received_at: datetime | None = None,
-           name: str = "formats/alertmanager/firing.json", fingerprint: str | None = None) -> QueueMessage:
+def firing(
+    routing_key: str = ROUTING_KEY,
+    received_at: datetime | None = None,
+    name: str = "formats/alertmanager/firing.json",
+    fingerprint: str | None = None,
+) -> QueueMessage:
     doc = load_event(name)
     doc["alerts"][0]["fingerprint"] = fingerprint or unique()
     received = received_at or datetime.now(UTC)
@@ -120,8 +136,9 @@ def test_an_answer_lost_to_a_timeout_is_retried_and_pagerduty_keeps_one_incident
 
 
 @pytest.mark.parametrize("order", list(itertools.permutations(range(3))))
-def test_reordered_deliveries_never_let_an_older_event_win(aws: Aws, pagerduty: EmulatorServer,
-                                                          order: tuple[int, ...]) -> None:
+def test_reordered_deliveries_never_let_an_older_event_win(
+    aws: Aws, pagerduty: EmulatorServer, order: tuple[int, ...]
+) -> None:
     """Trigger (t0), resolve (t1), trigger again (t2): whatever order SQS delivers them in, the alert
     ends open (its newest event is a trigger) on exactly one open incident."""
     fp = unique()
@@ -130,8 +147,9 @@ def test_reordered_deliveries_never_let_an_older_event_win(aws: Aws, pagerduty: 
     doc = load_event("formats/alertmanager/firing.json")
     doc["alerts"][0].update(fingerprint=fp, startsAt="2026-11-24T10:00:00Z")
     (again_alert,) = alertmanager.parse(doc, ParseContext(received_at=datetime.now(UTC))).alerts
-    again = make_message(again_alert, route="default", routing_key=ROUTING_KEY,
-                         received_at=datetime.now(UTC), request_id="r")
+    again = make_message(
+        again_alert, route="default", routing_key=ROUTING_KEY, received_at=datetime.now(UTC), request_id="r"
+    )
     events = [first, resolved, again]
     d = dispatcher(aws, pagerduty)
     for index in order:
@@ -151,10 +169,15 @@ def test_a_resolve_reordered_before_its_trigger_pages_no_one(aws: Aws, pagerduty
 
 
 def _dlq_message(aws: Aws, message: QueueMessage, reason: str = "PagerDuty rejected the event") -> None:
-    aws.sqs.send_message(QueueUrl=aws.dlq_url, MessageBody=message.to_json(), MessageAttributes={
-        "route": {"DataType": "String", "StringValue": message.route or ""},
-        "failure_reason": {"DataType": "String", "StringValue": reason},
-        "http_status": {"DataType": "Number", "StringValue": "400"}})
+    aws.sqs.send_message(
+        QueueUrl=aws.dlq_url,
+        MessageBody=message.to_json(),
+        MessageAttributes={
+            "route": {"DataType": "String", "StringValue": message.route or ""},
+            "failure_reason": {"DataType": "String", "StringValue": reason},
+            "http_status": {"DataType": "Number", "StringValue": "400"},
+        },
+    )
 
 
 def test_redrive_moves_only_the_chosen_routes_messages_keeping_their_identity(aws: Aws) -> None:
@@ -209,8 +232,17 @@ def test_queue_status_counts_per_route_with_masked_keys(aws: Aws, pagerduty: Emu
     doc: dict[str, Any] = status.as_dict()
     assert doc["queue"]["waiting"] == 1 and doc["dead_letter_queue"] == 1
     (row,) = doc["routes"]
-    assert row == {"route": "default", "routing_key": "…" + ROUTING_KEY[-4:], "sending": 0, "delivered": 1,
-                   "open": 1, "held": 0, "rolled_up": 0, "suppressed": 0, "dead_lettered": 1}
+    assert row == {
+        "route": "default",
+        "routing_key": "…" + ROUTING_KEY[-4:],
+        "sending": 0,
+        "delivered": 1,
+        "open": 1,
+        "held": 0,
+        "rolled_up": 0,
+        "suppressed": 0,
+        "dead_lettered": 1,
+    }
     assert doc["dlq_reasons"] == [{"reason": "PagerDuty rejected the event", "count": 1}]
 
 
@@ -226,8 +258,9 @@ def test_the_sweeper_never_resolves_an_alert_that_reopened_after_its_query(aws: 
     doc = load_event("formats/alertmanager/firing.json")
     doc["alerts"][0].update(fingerprint=fp, startsAt="2026-11-24T11:00:00Z")
     (alert,) = alertmanager.parse(doc, ParseContext(received_at=datetime.now(UTC))).alerts
-    reopen = make_message(alert, route="default", routing_key=ROUTING_KEY, received_at=datetime.now(UTC),
-                          request_id="r")
+    reopen = make_message(
+        alert, route="default", routing_key=ROUTING_KEY, received_at=datetime.now(UTC), request_id="r"
+    )
     assert d.process(reopen.to_json()).result == "delivered"  # ...before the alert fired again
     assert store.claim_resolve(stale_view, to_micros(datetime.now(UTC)), 30_000_000) is None
 

@@ -60,8 +60,9 @@ def test_the_sample_sqs_event_is_delivered(aws: Aws, pagerduty: EmulatorServer, 
     assert (incident["status"], incident["dedup_key"]) == ("triggered", "alertmanager:c0ffee00d15ea5e1")
 
 
-def test_trigger_then_resolve_is_one_incident_that_ends_resolved(aws: Aws, pagerduty: EmulatorServer,
-                                                                 dispatch: Handler) -> None:
+def test_trigger_then_resolve_is_one_incident_that_ends_resolved(
+    aws: Aws, pagerduty: EmulatorServer, dispatch: Handler
+) -> None:
     fp = unique()
     (firing,) = alert_messages("formats/alertmanager/firing.json", fp)
     (resolved,) = alert_messages("formats/alertmanager/resolved.json", fp)
@@ -83,8 +84,7 @@ def test_a_redelivered_message_makes_no_second_call(aws: Aws, pagerduty: Emulato
     assert len(pagerduty.state.events) == 1
 
 
-def test_reordered_resolve_before_trigger_opens_nothing(aws: Aws, pagerduty: EmulatorServer,
-                                                        dispatch: Handler) -> None:
+def test_reordered_resolve_before_trigger_opens_nothing(aws: Aws, pagerduty: EmulatorServer, dispatch: Handler) -> None:
     fp = unique()
     (firing,) = alert_messages("formats/alertmanager/firing.json", fp)
     (resolved,) = alert_messages("formats/alertmanager/resolved.json", fp)
@@ -125,8 +125,9 @@ def test_an_unreachable_events_api_fails_the_item_and_a_retry_delivers(
     assert incident["status"] == "triggered"
 
 
-def test_only_the_failed_item_of_a_batch_is_reported(aws: Aws, pagerduty: EmulatorServer, dispatch: Handler,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_only_the_failed_item_of_a_batch_is_reported(
+    aws: Aws, pagerduty: EmulatorServer, dispatch: Handler, monkeypatch: pytest.MonkeyPatch
+) -> None:
     good, also_good = (alert_messages("formats/alertmanager/firing.json", unique())[0] for _ in range(2))
     answer = dispatch(sqs_event(good, "{broken json", also_good))
     assert answer == {"batchItemFailures": []}

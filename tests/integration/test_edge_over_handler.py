@@ -32,12 +32,20 @@ def configure(write_config: ConfigWriter) -> ConfigWriter:
 
 
 def doc(**extra: Any) -> dict[str, Any]:
-    return {"default_route": "ops", "routes": {"ops": {"routing_key": KEY}},
-            "callers": [{"name": "local", "token": INLINE}], **extra}
+    return {
+        "default_route": "ops",
+        "routes": {"ops": {"routing_key": KEY}},
+        "callers": [{"name": "local", "token": INLINE}],
+        **extra,
+    }
 
 
-def call(ingest: Handler, body: bytes, headers: dict[str, str], path: str = "/v1/alerts/alertmanager",
-         ) -> tuple[int, dict[str, Any], dict[str, str]]:
+def call(
+    ingest: Handler,
+    body: bytes,
+    headers: dict[str, str],
+    path: str = "/v1/alerts/alertmanager",
+) -> tuple[int, dict[str, Any], dict[str, str]]:
     answer = ingest(api_gateway_event("POST", path, {"content-type": "application/json", **headers}, body))
     return answer["statusCode"], json.loads(answer["body"]), answer.get("headers") or {}
 
@@ -50,31 +58,37 @@ def firing(fingerprint: str | None = None) -> bytes:
 
 def test_credentials_in_secrets_manager_rotate_without_a_gap(aws: Aws, ingest: Handler, configure: Any) -> None:
     secrets = boto3.client("secretsmanager")
-    secrets.create_secret(Name="pdrelay/callers", SecretString=json.dumps(
-        {"callers": {"am": {"tokens": [ROTATED_OLD]}}}))
-    configure(doc(callers=[{"name": "local", "token": INLINE}, {"name": "am"}],
-                  credentials_secret="secret:pdrelay/callers"))
+    secrets.create_secret(
+        Name="pdrelay/callers", SecretString=json.dumps({"callers": {"am": {"tokens": [ROTATED_OLD]}}})
+    )
+    configure(
+        doc(callers=[{"name": "local", "token": INLINE}, {"name": "am"}], credentials_secret="secret:pdrelay/callers")
+    )
     assert call(ingest, firing(), {"authorization": f"Bearer {ROTATED_OLD}"})[0] == 202
     # Rotation: the new token is added, senders move, the old one is removed; each step keeps sending.
-    secrets.put_secret_value(SecretId="pdrelay/callers", SecretString=json.dumps(
-        {"callers": {"am": {"tokens": [ROTATED_OLD, ROTATED_NEW]}}}))
-    configure(doc(callers=[{"name": "local", "token": INLINE}, {"name": "am"}],
-                  credentials_secret="secret:pdrelay/callers"))
+    secrets.put_secret_value(
+        SecretId="pdrelay/callers", SecretString=json.dumps({"callers": {"am": {"tokens": [ROTATED_OLD, ROTATED_NEW]}}})
+    )
+    configure(
+        doc(callers=[{"name": "local", "token": INLINE}, {"name": "am"}], credentials_secret="secret:pdrelay/callers")
+    )
     for token in (ROTATED_OLD, ROTATED_NEW):
         assert call(ingest, firing(), {"authorization": f"Bearer {token}"})[0] == 202
-    secrets.put_secret_value(SecretId="pdrelay/callers", SecretString=json.dumps(
-        {"callers": {"am": {"tokens": [ROTATED_NEW]}}}))
-    configure(doc(callers=[{"name": "local", "token": INLINE}, {"name": "am"}],
-                  credentials_secret="secret:pdrelay/callers"))
+    secrets.put_secret_value(
+        SecretId="pdrelay/callers", SecretString=json.dumps({"callers": {"am": {"tokens": [ROTATED_NEW]}}})
+    )
+    configure(
+        doc(callers=[{"name": "local", "token": INLINE}, {"name": "am"}], credentials_secret="secret:pdrelay/callers")
+    )
     status, body, _ = call(ingest, firing(), {"authorization": f"Bearer {ROTATED_OLD}"})
     assert (status, body["message"]) == (401, "invalid credentials")
     assert call(ingest, firing(), {"authorization": f"Bearer {ROTATED_NEW}"})[0] == 202
 
 
-def test_a_broken_credentials_secret_is_a_500_that_names_no_secret(aws: Aws, ingest: Handler,
-                                                                  configure: Any) -> None:
-    boto3.client("secretsmanager").create_secret(Name="pdrelay/bad", SecretString=json.dumps(
-        {"callers": {"ghost": {"tokens": [ROTATED_NEW]}}}))
+def test_a_broken_credentials_secret_is_a_500_that_names_no_secret(aws: Aws, ingest: Handler, configure: Any) -> None:
+    boto3.client("secretsmanager").create_secret(
+        Name="pdrelay/bad", SecretString=json.dumps({"callers": {"ghost": {"tokens": [ROTATED_NEW]}}})
+    )
     configure(doc(credentials_secret="secret:pdrelay/bad"))
     status, body, _ = call(ingest, firing(), {"authorization": f"Bearer {INLINE}"})
     assert (status, body["message"]) == (500, "pdrelay is misconfigured; see its logs")
@@ -82,25 +96,45 @@ def test_a_broken_credentials_secret_is_a_500_that_names_no_secret(aws: Aws, ing
 
 
 def test_a_signed_gzip_request_is_checked_on_the_bytes_sent(aws: Aws, ingest: Handler, configure: Any) -> None:
-    configure(doc(callers=[{"name": "local", "token": INLINE}, {"name": "signer", "hmac_keys": [HMAC_KEY],
-                                                                 "require_signature": True}]))
+    configure(
+        doc(
+            callers=[
+                {"name": "local", "token": INLINE},
+                {"name": "signer", "hmac_keys": [HMAC_KEY], "require_signature": True},
+            ]
+        )
+    )
     packed = gzip.compress(firing())
     stamp = int(time.time())
-    headers = {"content-encoding": "gzip", "x-pdrelay-timestamp": str(stamp),
-               "x-pdrelay-signature": sign(HMAC_KEY, stamp, packed)}
+    headers = {
+        "content-encoding": "gzip",
+        "x-pdrelay-timestamp": str(stamp),
+        "x-pdrelay-signature": sign(HMAC_KEY, stamp, packed),
+    }
     status, body, _ = call(ingest, packed, headers)
     assert status == 202 and body["accepted"] == 1
-    status, body, headers_out = call(ingest, packed, {**headers, "x-pdrelay-signature": sign(HMAC_KEY, stamp,
-                                                                                             firing())})
+    status, body, headers_out = call(
+        ingest, packed, {**headers, "x-pdrelay-signature": sign(HMAC_KEY, stamp, firing())}
+    )
     assert (status, body["message"]) == (401, "invalid signature")
     assert "WWW-Authenticate" in headers_out
 
 
-def test_a_noisy_caller_gets_429_with_retry_after_while_another_goes_on(aws: Aws, ingest: Handler,
-                                                                         configure: Any) -> None:
-    configure(doc(callers=[{"name": "local", "token": INLINE},
-                           {"name": "noisy", "token": "noisy-token-00000000001",
-                            "rate_limit": {"requests": 12, "per_seconds": 60}}]))
+def test_a_noisy_caller_gets_429_with_retry_after_while_another_goes_on(
+    aws: Aws, ingest: Handler, configure: Any
+) -> None:
+    configure(
+        doc(
+            callers=[
+                {"name": "local", "token": INLINE},
+                {
+                    "name": "noisy",
+                    "token": "noisy-token-00000000001",
+                    "rate_limit": {"requests": 12, "per_seconds": 60},
+                },
+            ]
+        )
+    )
     answers = [call(ingest, firing(), {"authorization": "Bearer noisy-token-00000000001"}) for _ in range(4)]
     assert [a[0] for a in answers] == [202, 202, 429, 429]
     _, body, headers = answers[2]
@@ -128,15 +162,23 @@ def test_input_limits_are_4xx_with_reasons(aws: Aws, ingest: Handler, configure:
 
 
 def test_planted_secrets_never_reach_logs_metrics_or_pagerduty(
-    aws: Aws, pagerduty: EmulatorServer, ingest: Handler, configure: Any, monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+    aws: Aws,
+    pagerduty: EmulatorServer,
+    ingest: Handler,
+    configure: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Secrets in every place a request can carry them, good and bad requests alike."""
     monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED", raising=False)
-    boto3.client("secretsmanager").create_secret(Name="pdrelay/planted", SecretString=json.dumps(
-        {"callers": {"am": {"tokens": [ROTATED_NEW], "hmac_keys": [HMAC_KEY]}}}))
-    configure(doc(callers=[{"name": "local", "token": INLINE}, {"name": "am"}],
-                  credentials_secret="secret:pdrelay/planted"))
+    boto3.client("secretsmanager").create_secret(
+        Name="pdrelay/planted",
+        SecretString=json.dumps({"callers": {"am": {"tokens": [ROTATED_NEW], "hmac_keys": [HMAC_KEY]}}}),
+    )
+    configure(
+        doc(callers=[{"name": "local", "token": INLINE}, {"name": "am"}], credentials_secret="secret:pdrelay/planted")
+    )
     planted = {
         "aws_key": "AKIAPLANTED00SECRET1",
         "password": "Pl4nted-Passw0rd-in-annotation",
@@ -148,11 +190,13 @@ def test_planted_secrets_never_reach_logs_metrics_or_pagerduty(
     }
     body = json.loads(firing())
     annotations = body["alerts"][0]["annotations"]
-    annotations.update({
-        "description": f"key {planted['aws_key']} at postgres://app:{planted['url_password']}@db.internal/x",
-        "db_password": planted["password"],
-        "curl": f"curl -H 'Authorization: Bearer {planted['bearer']}' https://api.example.com",
-    })
+    annotations.update(
+        {
+            "description": f"key {planted['aws_key']} at postgres://app:{planted['url_password']}@db.internal/x",
+            "db_password": planted["password"],
+            "curl": f"curl -H 'Authorization: Bearer {planted['bearer']}' https://api.example.com",
+        }
+    )
     raw = json.dumps(body).encode()
     good = {"authorization": f"Bearer {ROTATED_NEW}", "cookie": planted["cookie"], "x-api-key": planted["api_key"]}
     assert call(ingest, raw, good)[0] == 202
@@ -160,14 +204,28 @@ def test_planted_secrets_never_reach_logs_metrics_or_pagerduty(
     assert call(ingest, raw, {}, path=f"/v1/alerts/alertmanager?token={ROTATED_NEW}")[0] == 202
     assert call(ingest, raw, {}, path=f"/v1/alerts/alertmanager?token={planted['wrong_token']}")[0] == 401
     stamp = int(time.time())
-    assert call(ingest, raw, {"x-pdrelay-timestamp": str(stamp),
-                              "x-pdrelay-signature": sign(HMAC_KEY, stamp, raw)})[0] == 202
-    assert call(ingest, raw + b" ", {"x-pdrelay-timestamp": str(stamp),
-                                     "x-pdrelay-signature": sign(HMAC_KEY, stamp, raw)})[0] == 401
+    assert (
+        call(ingest, raw, {"x-pdrelay-timestamp": str(stamp), "x-pdrelay-signature": sign(HMAC_KEY, stamp, raw)})[0]
+        == 202
+    )
+    assert (
+        call(
+            ingest, raw + b" ", {"x-pdrelay-timestamp": str(stamp), "x-pdrelay-signature": sign(HMAC_KEY, stamp, raw)}
+        )[0]
+        == 401
+    )
     assert call(ingest, b"{broken " + planted["password"].encode(), good)[0] == 400
-    v2 = {"routing_key": "ops", "event_action": "trigger", "dedup_key": unique("k"),
-          "payload": {"summary": f"token {planted['bearer']}", "source": "x", "severity": "error",
-                      "custom_details": {"secret": planted["password"], "note": planted["aws_key"]}}}
+    v2 = {
+        "routing_key": "ops",
+        "event_action": "trigger",
+        "dedup_key": unique("k"),
+        "payload": {
+            "summary": f"token {planted['bearer']}",
+            "source": "x",
+            "severity": "error",
+            "custom_details": {"secret": planted["password"], "note": planted["aws_key"]},
+        },
+    }
     assert call(ingest, json.dumps(v2).encode(), good, path="/v2/enqueue")[0] == 202
     for message in aws.drain():
         get_dispatcher().process(message["Body"])
@@ -176,8 +234,13 @@ def test_planted_secrets_never_reach_logs_metrics_or_pagerduty(
     logs = output.out + output.err + "\n".join(json.dumps(r.__dict__, default=str) for r in caplog.records)
     assert '"AlertsAccepted"' in logs and '"EventsSent"' in logs and '"RequestsRejected"' in logs
     sent = json.dumps([*pagerduty.state.events, *pagerduty.state.change_events])
-    for name, secret in {**planted, "inline": INLINE, "rotated": ROTATED_NEW, "hmac": HMAC_KEY,
-                         "routing_key": KEY}.items():
+    for name, secret in {
+        **planted,
+        "inline": INLINE,
+        "rotated": ROTATED_NEW,
+        "hmac": HMAC_KEY,
+        "routing_key": KEY,
+    }.items():
         assert secret not in logs, f"{name} in the logs"
         if name != "routing_key":  # PagerDuty needs the routing key; nothing else
             assert secret not in sent, f"{name} sent to PagerDuty"

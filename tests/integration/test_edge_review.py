@@ -51,16 +51,21 @@ def configure(write_config: ConfigWriter) -> ConfigWriter:
 
 def doc(**extra: Any) -> dict[str, Any]:
     """Two routes; 'local' may send anywhere, 'a' (signs) only to 'ops', 'b' (signs) only to 'db'."""
-    return {"default_route": "ops",
-            "routes": {"ops": {"routing_key": KEY}, "db": {"routing_key": OTHER_KEY}},
-            "callers": [{"name": "local", "token": INLINE},
-                        {"name": "a", "hmac_keys": [HMAC_A], "routes": ["ops"]},
-                        {"name": "b", "hmac_keys": [HMAC_B], "routes": ["db"], "require_signature": True}],
-            **extra}
+    return {
+        "default_route": "ops",
+        "routes": {"ops": {"routing_key": KEY}, "db": {"routing_key": OTHER_KEY}},
+        "callers": [
+            {"name": "local", "token": INLINE},
+            {"name": "a", "hmac_keys": [HMAC_A], "routes": ["ops"]},
+            {"name": "b", "hmac_keys": [HMAC_B], "routes": ["db"], "require_signature": True},
+        ],
+        **extra,
+    }
 
 
-def call(ingest: Handler, body: bytes, headers: dict[str, str], path: str = "/v1/alerts/alertmanager",
-         method: str = "POST") -> tuple[int, dict[str, Any], dict[str, str]]:
+def call(
+    ingest: Handler, body: bytes, headers: dict[str, str], path: str = "/v1/alerts/alertmanager", method: str = "POST"
+) -> tuple[int, dict[str, Any], dict[str, str]]:
     answer = ingest(api_gateway_event(method, path, {"content-type": "application/json", **headers}, body))
     return answer["statusCode"], json.loads(answer["body"]), answer.get("headers") or {}
 
@@ -91,33 +96,46 @@ def config() -> RelayConfig:
 
 
 # -- authentication: what holds -------------------------------------------------------------------
-@pytest.mark.parametrize("headers_and_query", [
-    ({"authorization": f"Bearer {HMAC_A}"}, {}),
-    (basic(f"x:{HMAC_A}"), {}),
-    ({}, {"token": HMAC_A}),
-    ({"authorization": f"Bearer {INLINE.upper()}"}, {}),  # tokens are case-sensitive
-    ({"authorization": f"Bearer {INLINE[:-1]}"}, {}),  # a prefix is not the token
-    ({"authorization": f"Bearer {INLINE}x"}, {}),
-    ({"authorization": f"Bearer {INLINE} {INLINE}"}, {}),
-    ({"authorization": f"Bearer {INLINE},Bearer {INLINE}"}, {}),  # a duplicated header, as API Gateway joins it
-    ({"authorization": f"Token {INLINE}"}, {}),  # an unknown scheme is not a bearer token
-    ({"authorization": f"Bearer {INLINE}", "x-pdrelay-signature": "sha256=00",
-      "x-pdrelay-timestamp": str(int(NOW))}, {}),  # a bad signature is not rescued by a good token
-])
-def test_nothing_but_a_callers_own_token_or_signature_gets_in(headers_and_query: tuple[dict[str, str],
-                                                                                       dict[str, str]]) -> None:
+@pytest.mark.parametrize(
+    "headers_and_query",
+    [
+        ({"authorization": f"Bearer {HMAC_A}"}, {}),
+        (basic(f"x:{HMAC_A}"), {}),
+        ({}, {"token": HMAC_A}),
+        ({"authorization": f"Bearer {INLINE.upper()}"}, {}),  # tokens are case-sensitive
+        ({"authorization": f"Bearer {INLINE[:-1]}"}, {}),  # a prefix is not the token
+        ({"authorization": f"Bearer {INLINE}x"}, {}),
+        ({"authorization": f"Bearer {INLINE} {INLINE}"}, {}),
+        ({"authorization": f"Bearer {INLINE},Bearer {INLINE}"}, {}),  # a duplicated header, as API Gateway joins it
+        ({"authorization": f"Token {INLINE}"}, {}),  # an unknown scheme is not a bearer token
+        (
+            {
+                "authorization": f"Bearer {INLINE}",
+                "x-pdrelay-signature": "sha256=00",
+                "x-pdrelay-timestamp": str(int(NOW)),
+            },
+            {},
+        ),  # a bad signature is not rescued by a good token
+    ],
+)
+def test_nothing_but_a_callers_own_token_or_signature_gets_in(
+    headers_and_query: tuple[dict[str, str], dict[str, str]],
+) -> None:
     headers, query = headers_and_query
     with pytest.raises(Unauthorized):
         authenticate(config(), headers, query, b"{}", now=NOW)
 
 
-@pytest.mark.parametrize("headers", [
-    {"authorization": f"bearer {INLINE}"},  # the scheme is case-insensitive (RFC 7235)
-    {"authorization": f"BEARER   {INLINE}  "},
-    basic(f":{INLINE}"),  # basic auth: any user, the token as password
-    basic(f"sns:{INLINE}"),
-    {"authorization": f"Bearer {INLINE}", "x-pdrelay-signature": ""},  # an empty signature header is no signature
-])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"authorization": f"bearer {INLINE}"},  # the scheme is case-insensitive (RFC 7235)
+        {"authorization": f"BEARER   {INLINE}  "},
+        basic(f":{INLINE}"),  # basic auth: any user, the token as password
+        basic(f"sns:{INLINE}"),
+        {"authorization": f"Bearer {INLINE}", "x-pdrelay-signature": ""},  # an empty signature header is no signature
+    ],
+)
 def test_the_token_forms_the_readme_names_are_accepted(headers: dict[str, str]) -> None:
     assert authenticate(config(), headers, {}, b"{}", now=NOW).name == "local"
 
@@ -130,20 +148,44 @@ def test_basic_auth_without_a_password_is_no_credential(userinfo: str) -> None:
 
 
 def test_an_empty_or_blank_signature_header_does_not_lift_require_signature() -> None:
-    strict = parse_config(json.dumps(doc(callers=[
-        {"name": "b", "tokens": ["b-token-for-the-review-0001"], "hmac_keys": [HMAC_B], "require_signature": True}])))
+    strict = parse_config(
+        json.dumps(
+            doc(
+                callers=[
+                    {
+                        "name": "b",
+                        "tokens": ["b-token-for-the-review-0001"],
+                        "hmac_keys": [HMAC_B],
+                        "require_signature": True,
+                    }
+                ]
+            )
+        )
+    )
     for value in ("", "   "):
         with pytest.raises(Unauthorized) as refused:
-            authenticate(strict, {**bearer("b-token-for-the-review-0001"), "x-pdrelay-signature": value},
-                         {}, b"{}", now=NOW)
+            authenticate(
+                strict, {**bearer("b-token-for-the-review-0001"), "x-pdrelay-signature": value}, {}, b"{}", now=NOW
+            )
         assert refused.value.message in ("signature required", "invalid signature")
 
 
 ARABIC_INDIC_NOW = "\u0661\u0667\u0669\u0665\u0665\u0661\u0662\u0666\u0660\u0660"  # NOW in other digits
 
 
-@pytest.mark.parametrize("stamp", ["", "-1795512600", "1795512600.5", "1e9", "0x6b04d418", "17955126000000",
-                                   "1795512600 1795512600", ARABIC_INDIC_NOW])
+@pytest.mark.parametrize(
+    "stamp",
+    [
+        "",
+        "-1795512600",
+        "1795512600.5",
+        "1e9",
+        "0x6b04d418",
+        "17955126000000",
+        "1795512600 1795512600",
+        ARABIC_INDIC_NOW,
+    ],
+)
 def test_odd_signature_timestamps_are_a_401_never_an_error(stamp: str) -> None:
     body = b"{}"
     headers = {"x-pdrelay-timestamp": stamp, "x-pdrelay-signature": sign(HMAC_A, str(int(NOW)), body)}
@@ -152,24 +194,33 @@ def test_odd_signature_timestamps_are_a_401_never_an_error(stamp: str) -> None:
 
 
 def test_token_and_key_mistakes_in_config_never_give_an_empty_credential() -> None:
-    for caller in ({"name": "x", "token": ""}, {"name": "x", "tokens": [""]}, {"name": "x", "hmac_keys": [""]},
-                   {"name": "x", "token": None}):
+    for caller in (
+        {"name": "x", "token": ""},
+        {"name": "x", "tokens": [""]},
+        {"name": "x", "hmac_keys": [""]},
+        {"name": "x", "token": None},
+    ):
         with pytest.raises(ConfigError):
             parse_config(json.dumps(doc(callers=[caller])))
 
 
 # -- authentication: bugs -------------------------------------------------------------------------
 def test_an_hmac_key_given_to_two_callers_is_refused_at_load() -> None:
-    shared = doc(callers=[{"name": "a", "hmac_keys": [HMAC_A], "routes": ["ops"]},
-                          {"name": "b", "hmac_keys": [HMAC_A], "routes": ["db"]}])
+    shared = doc(
+        callers=[
+            {"name": "a", "hmac_keys": [HMAC_A], "routes": ["ops"]},
+            {"name": "b", "hmac_keys": [HMAC_A], "routes": ["db"]},
+        ]
+    )
     with pytest.raises(ConfigError) as refused:
         parse_config(json.dumps(shared))
     assert HMAC_A not in str(refused.value)
 
 
 # -- over the handler: routes, hostile headers, gzip ----------------------------------------------
-def test_a_signature_valid_for_one_caller_reaches_only_that_callers_routes(aws: Aws, ingest: Handler,
-                                                                         configure: Any) -> None:
+def test_a_signature_valid_for_one_caller_reaches_only_that_callers_routes(
+    aws: Aws, ingest: Handler, configure: Any
+) -> None:
     configure(doc())
     body = firing()
     status, _, _ = call(ingest, body, {**signed(body, HMAC_A), "x-pdrelay-route": "ops"})
@@ -186,26 +237,33 @@ def test_a_signature_valid_for_one_caller_reaches_only_that_callers_routes(aws: 
 LATIN1_JUNK = "\u00e9\u00ff\u00b2"  # what a UTF-8 or Latin-1 byte in a header decodes to
 
 
-@pytest.mark.parametrize("headers", [
-    {"authorization": "Bearer " + "x" * 200_000},
-    {"authorization": "Basic " + "QUJD" * 50_000},
-    {"authorization": f"Bearer {LATIN1_JUNK}"},
-    {"authorization": "Bearer", "x-pdrelay-route": "ops"},
-    {"authorization": "Basic !!!!"},
-    {"authorization": f"Bearer {INLINE}", "content-type": "application/json" + "; x=1" * 20_000},
-    {"authorization": f"Bearer {INLINE}", "content-type": f"application/{LATIN1_JUNK}"},
-    {"authorization": f"Bearer {INLINE}", "content-encoding": "gzip, gzip"},
-    {"authorization": f"Bearer {INLINE}", "content-encoding": LATIN1_JUNK},
-    {"authorization": f"Bearer {INLINE}", "x-pdrelay-route": LATIN1_JUNK * 1000},
-    {"authorization": f"Bearer {INLINE}", "idempotency-key": "k" * 100_000},
-    {"authorization": f"Bearer {INLINE}", "x-pdrelay-signature": "sha256=" + LATIN1_JUNK,
-     "x-pdrelay-timestamp": str(int(time.time()))},
-    {"x-pdrelay-signature": "sha256=" + "0" * 64, "x-pdrelay-timestamp": "9" * 12},
-    {"x-pdrelay-signature": "sha256=" + "0" * 64},
-    {"content-length": "-1", "transfer-encoding": "chunked", "authorization": f"Bearer {INLINE}"},
-])
-def test_hostile_headers_are_answered_with_a_4xx_or_accepted_never_a_5xx(aws: Aws, ingest: Handler, configure: Any,
-                                                                        headers: dict[str, str]) -> None:
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"authorization": "Bearer " + "x" * 200_000},
+        {"authorization": "Basic " + "QUJD" * 50_000},
+        {"authorization": f"Bearer {LATIN1_JUNK}"},
+        {"authorization": "Bearer", "x-pdrelay-route": "ops"},
+        {"authorization": "Basic !!!!"},
+        {"authorization": f"Bearer {INLINE}", "content-type": "application/json" + "; x=1" * 20_000},
+        {"authorization": f"Bearer {INLINE}", "content-type": f"application/{LATIN1_JUNK}"},
+        {"authorization": f"Bearer {INLINE}", "content-encoding": "gzip, gzip"},
+        {"authorization": f"Bearer {INLINE}", "content-encoding": LATIN1_JUNK},
+        {"authorization": f"Bearer {INLINE}", "x-pdrelay-route": LATIN1_JUNK * 1000},
+        {"authorization": f"Bearer {INLINE}", "idempotency-key": "k" * 100_000},
+        {
+            "authorization": f"Bearer {INLINE}",
+            "x-pdrelay-signature": "sha256=" + LATIN1_JUNK,
+            "x-pdrelay-timestamp": str(int(time.time())),
+        },
+        {"x-pdrelay-signature": "sha256=" + "0" * 64, "x-pdrelay-timestamp": "9" * 12},
+        {"x-pdrelay-signature": "sha256=" + "0" * 64},
+        {"content-length": "-1", "transfer-encoding": "chunked", "authorization": f"Bearer {INLINE}"},
+    ],
+)
+def test_hostile_headers_are_answered_with_a_4xx_or_accepted_never_a_5xx(
+    aws: Aws, ingest: Handler, configure: Any, headers: dict[str, str]
+) -> None:
     configure(doc())
     status, answer, _ = call(ingest, firing(), headers)
     assert status < 500, answer
@@ -221,19 +279,23 @@ def test_basic_auth_with_non_ascii_credentials_is_a_401(aws: Aws, ingest: Handle
 
 def test_a_superscript_digit_in_the_signature_timestamp_is_a_401(aws: Aws, ingest: Handler, configure: Any) -> None:
     configure(doc())
-    status, answer, _ = call(ingest, firing(), {"x-pdrelay-timestamp": "\u00b2",
-                                                "x-pdrelay-signature": "sha256=" + "0" * 64})
+    status, answer, _ = call(
+        ingest, firing(), {"x-pdrelay-timestamp": "\u00b2", "x-pdrelay-signature": "sha256=" + "0" * 64}
+    )
     assert (status, answer["message"]) == (401, "invalid signature")
 
 
-@pytest.mark.parametrize(("body", "status"), [
-    pytest.param(b"", 400, id="no bytes"),
-    pytest.param(gzip.compress(b""), 400, id="a member holding nothing"),
-    pytest.param(gzip.compress(b"   \n"), 400, id="blank"),
-    pytest.param(gzip.compress(b"{}")[:10], 400, id="the header alone"),
-    pytest.param(b"\x1f\x8b", 400, id="the magic alone"),
-    pytest.param(gzip.compress(gzip.compress(b"{}")), 400, id="gzip inside gzip"),
-])
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        pytest.param(b"", 400, id="no bytes"),
+        pytest.param(gzip.compress(b""), 400, id="a member holding nothing"),
+        pytest.param(gzip.compress(b"   \n"), 400, id="blank"),
+        pytest.param(gzip.compress(b"{}")[:10], 400, id="the header alone"),
+        pytest.param(b"\x1f\x8b", 400, id="the magic alone"),
+        pytest.param(gzip.compress(gzip.compress(b"{}")), 400, id="gzip inside gzip"),
+    ],
+)
 def test_gzip_oddities_are_a_4xx(aws: Aws, ingest: Handler, configure: Any, body: bytes, status: int) -> None:
     configure(doc())
     got, answer, _ = call(ingest, body, {**bearer(INLINE), "content-encoding": "gzip"})
@@ -241,8 +303,9 @@ def test_gzip_oddities_are_a_4xx(aws: Aws, ingest: Handler, configure: Any, body
     assert aws.drain() == []
 
 
-def test_a_signed_gzip_body_with_bytes_appended_after_signing_is_refused(aws: Aws, ingest: Handler,
-                                                                       configure: Any) -> None:
+def test_a_signed_gzip_body_with_bytes_appended_after_signing_is_refused(
+    aws: Aws, ingest: Handler, configure: Any
+) -> None:
     configure(doc())
     packed = gzip.compress(firing())
     headers = {**signed(packed, HMAC_A), "content-encoding": "gzip"}
@@ -271,8 +334,13 @@ class Buckets:
 
 
 def limited(requests: int, per_seconds: int = 60) -> Caller:
-    return Caller.model_validate({"name": f"limited-{requests}", "token": LIMITED,
-                                  "rate_limit": {"requests": requests, "per_seconds": per_seconds}})
+    return Caller.model_validate(
+        {
+            "name": f"limited-{requests}",
+            "token": LIMITED,
+            "rate_limit": {"requests": requests, "per_seconds": per_seconds},
+        }
+    )
 
 
 @pytest.mark.parametrize("requests", [1, 2, 5, 6, 7, 11, 12, 600, 1_000_000])
@@ -305,8 +373,9 @@ def test_a_limit_of_one_request_per_minute_allows_one_each_minute() -> None:
 # -- the credentials secret -----------------------------------------------------------------------
 @pytest.fixture
 def secret_config(aws: Aws, configure: Any) -> dict[str, Any]:
-    with_secret = doc(callers=[{"name": "local", "token": INLINE}, {"name": "am"}],
-                      credentials_secret="secret:pdrelay/review-callers")
+    with_secret = doc(
+        callers=[{"name": "local", "token": INLINE}, {"name": "am"}], credentials_secret="secret:pdrelay/review-callers"
+    )
     configure(with_secret)
     return with_secret
 
@@ -324,20 +393,29 @@ def _failing(operation: str, code: str) -> Any:
 
 @pytest.mark.parametrize("failure", ["missing", "throttled", "denied", "not json", "wrong shape", "short token"])
 def test_an_unreadable_credentials_secret_is_a_500_that_leaks_nothing_and_dispatch_goes_on(
-    secret_config: dict[str, Any], ingest: Handler, monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str], failure: str,
+    secret_config: dict[str, Any],
+    ingest: Handler,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    failure: str,
 ) -> None:
     secrets = boto3.client("secretsmanager")
     good = json.dumps({"callers": {"am": {"tokens": [SM_TOKEN]}}})
     if failure != "missing":
-        secrets.create_secret(Name="pdrelay/review-callers", SecretString={
-            "not json": f"tokens: [{SM_TOKEN}]",
-            "wrong shape": json.dumps({"am": {"tokens": [SM_TOKEN]}}),
-            "short token": json.dumps({"callers": {"am": {"tokens": [SM_TOKEN, "short-" + SM_TOKEN[:4]]}}}),
-        }.get(failure, good))
+        secrets.create_secret(
+            Name="pdrelay/review-callers",
+            SecretString={
+                "not json": f"tokens: [{SM_TOKEN}]",
+                "wrong shape": json.dumps({"am": {"tokens": [SM_TOKEN]}}),
+                "short token": json.dumps({"callers": {"am": {"tokens": [SM_TOKEN, "short-" + SM_TOKEN[:4]]}}}),
+            }.get(failure, good),
+        )
     if failure in ("throttled", "denied"):
-        monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", _failing(
-            "GetSecretValue", "ThrottlingException" if failure == "throttled" else "AccessDeniedException"))
+        monkeypatch.setattr(
+            botocore.client.BaseClient,
+            "_make_api_call",
+            _failing("GetSecretValue", "ThrottlingException" if failure == "throttled" else "AccessDeniedException"),
+        )
     for headers in (bearer(SM_TOKEN), bearer(INLINE)):
         status, answer, _ = call(ingest, firing(), headers)
         assert status == 500, answer
@@ -354,21 +432,30 @@ def test_an_unreadable_credentials_secret_is_a_500_that_leaks_nothing_and_dispat
 
 @pytest.mark.parametrize("failure", ["missing", "denied"])
 def test_a_secret_that_cannot_be_read_is_reported_as_misconfiguration(
-    secret_config: dict[str, Any], ingest: Handler, monkeypatch: pytest.MonkeyPatch, failure: str,
+    secret_config: dict[str, Any],
+    ingest: Handler,
+    monkeypatch: pytest.MonkeyPatch,
+    failure: str,
 ) -> None:
     if failure == "denied":
-        monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call",
-                            _failing("GetSecretValue", "AccessDeniedException"))
+        monkeypatch.setattr(
+            botocore.client.BaseClient, "_make_api_call", _failing("GetSecretValue", "AccessDeniedException")
+        )
     status, answer, _ = call(ingest, firing(), bearer(INLINE))
     assert (status, answer["message"]) == (500, "pdrelay is misconfigured; see its logs")
 
 
 # -- replay protection for signed requests --------------------------------------------------------
-def test_a_captured_signed_v2_event_replayed_is_answered_as_a_duplicate(aws: Aws, ingest: Handler,
-                                                                       configure: Any) -> None:
+def test_a_captured_signed_v2_event_replayed_is_answered_as_a_duplicate(
+    aws: Aws, ingest: Handler, configure: Any
+) -> None:
     configure(doc())
-    event = {"routing_key": "ops", "event_action": "trigger", "dedup_key": unique("k"),
-             "payload": {"summary": "disk full", "source": "db1", "severity": "error"}}
+    event = {
+        "routing_key": "ops",
+        "event_action": "trigger",
+        "dedup_key": unique("k"),
+        "payload": {"summary": "disk full", "source": "db1", "severity": "error"},
+    }
     body = json.dumps(event).encode()
     headers = signed(body, HMAC_A)
     first = call(ingest, body, headers, path="/v2/enqueue")
@@ -381,16 +468,22 @@ def test_a_captured_signed_v2_event_replayed_is_answered_as_a_duplicate(aws: Aws
 # -- IAM: every AWS call a function makes is granted to its role ----------------------------------
 TEMPLATE = load_template(ROOT / "template.yaml")["Resources"]
 # Batch operations are authorised as their single counterparts.
-AUTHORISED_AS = {"SendMessageBatch": "SendMessage", "DeleteMessageBatch": "DeleteMessage",
-                 "ChangeMessageVisibilityBatch": "ChangeMessageVisibility"}
+AUTHORISED_AS = {
+    "SendMessageBatch": "SendMessage",
+    "DeleteMessageBatch": "DeleteMessage",
+    "ChangeMessageVisibilityBatch": "ChangeMessageVisibility",
+}
 
 
 def granted(function: str) -> set[tuple[str, bool]]:
     """(action, on an index) pairs the function's role allows."""
     role = TEMPLATE[function]["Properties"]["Role"]["Fn::GetAtt"][0]
     documents = [p["PolicyDocument"] for p in TEMPLATE[role]["Properties"].get("Policies") or []]
-    documents += [r["Properties"]["PolicyDocument"] for r in TEMPLATE.values()
-                  if r["Type"] == "AWS::IAM::RolePolicy" and r["Properties"]["RoleName"] == {"Ref": role}]
+    documents += [
+        r["Properties"]["PolicyDocument"]
+        for r in TEMPLATE.values()
+        if r["Type"] == "AWS::IAM::RolePolicy" and r["Properties"]["RoleName"] == {"Ref": role}
+    ]
     found: set[tuple[str, bool]] = set()
     for document in documents:
         for statement in document["Statement"]:
@@ -416,16 +509,29 @@ def recorded(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, bool]]
     yield calls
 
 
-def test_each_function_calls_only_what_its_role_grants(aws: Aws, pagerduty: EmulatorServer, ingest: Handler,
-                                                       dispatch: Handler, monkeypatch: pytest.MonkeyPatch,
-                                                       recorded: list[tuple[str, bool]]) -> None:
+def test_each_function_calls_only_what_its_role_grants(
+    aws: Aws,
+    pagerduty: EmulatorServer,
+    ingest: Handler,
+    dispatch: Handler,
+    monkeypatch: pytest.MonkeyPatch,
+    recorded: list[tuple[str, bool]],
+) -> None:
     """The real handlers against moto, configuration in SSM and credentials in Secrets Manager."""
     ssm, secrets = boto3.client("ssm"), boto3.client("secretsmanager")
-    ssm.put_parameter(Name="/pdrelay/config", Type="SecureString", Value=json.dumps(doc(
-        callers=[{"name": "local", "token": INLINE}, {"name": "am", "rate_limit": {"requests": 60}}],
-        credentials_secret="secret:pdrelay/iam-callers")))
-    secrets.create_secret(Name="pdrelay/iam-callers",
-                          SecretString=json.dumps({"callers": {"am": {"tokens": [SM_TOKEN]}}}))
+    ssm.put_parameter(
+        Name="/pdrelay/config",
+        Type="SecureString",
+        Value=json.dumps(
+            doc(
+                callers=[{"name": "local", "token": INLINE}, {"name": "am", "rate_limit": {"requests": 60}}],
+                credentials_secret="secret:pdrelay/iam-callers",
+            )
+        ),
+    )
+    secrets.create_secret(
+        Name="pdrelay/iam-callers", SecretString=json.dumps({"callers": {"am": {"tokens": [SM_TOKEN]}}})
+    )
     monkeypatch.setenv("PDRELAY_CONFIG", "ssm:/pdrelay/config")
     get_settings.cache_clear()
     seen: dict[str, set[tuple[str, bool]]] = {}
@@ -439,10 +545,18 @@ def test_each_function_calls_only_what_its_role_grants(aws: Aws, pagerduty: Emul
         body = firing()
         assert call(ingest, body, bearer(SM_TOKEN))[0] == 202
         assert call(ingest, body, bearer(SM_TOKEN))[1].get("replayed") is True
-        v2 = {"routing_key": "ops", "event_action": "trigger", "dedup_key": unique("k"),
-              "payload": {"summary": "s", "source": "x", "severity": "error"}}
-        assert call(ingest, json.dumps(v2).encode(), {**bearer(INLINE), "idempotency-key": unique("i")},
-                    path="/v2/enqueue")[0] == 202
+        v2 = {
+            "routing_key": "ops",
+            "event_action": "trigger",
+            "dedup_key": unique("k"),
+            "payload": {"summary": "s", "source": "x", "severity": "error"},
+        }
+        assert (
+            call(
+                ingest, json.dumps(v2).encode(), {**bearer(INLINE), "idempotency-key": unique("i")}, path="/v2/enqueue"
+            )[0]
+            == 202
+        )
         status, probe, _ = call(ingest, b"", bearer(INLINE), path="/v1/test/ops")
         assert status == 202
         assert call(ingest, b"", bearer(INLINE), path=f"/v1/test/{probe['probe']}", method="GET")[0] == 200
@@ -452,10 +566,20 @@ def test_each_function_calls_only_what_its_role_grants(aws: Aws, pagerduty: Emul
     assert messages
 
     def dispatch_work() -> None:
-        event = {"Records": [{"messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"],
-                              "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {},
-                              "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:1:q"}
-                             for m in messages]}
+        event = {
+            "Records": [
+                {
+                    "messageId": m["MessageId"],
+                    "receiptHandle": m["ReceiptHandle"],
+                    "body": m["Body"],
+                    "attributes": {"ApproximateReceiveCount": "1"},
+                    "messageAttributes": {},
+                    "eventSource": "aws:sqs",
+                    "eventSourceARN": "arn:aws:sqs:us-east-1:1:q",
+                }
+                for m in messages
+            ]
+        }
         assert dispatch(event)["batchItemFailures"] == []
 
     run("DispatchFunction", dispatch_work)
@@ -463,9 +587,13 @@ def test_each_function_calls_only_what_its_role_grants(aws: Aws, pagerduty: Emul
     from pdrelay.local.template import read_spec
 
     spec = read_spec(ROOT / "template.yaml")
-    for function, events in (("RedriveFunction", [{"action": "inspect"}, {"action": "redrive", "route": "ops"},
-                                                  {"action": "purge", "confirm": True}]),
-                             ("SweepFunction", [{}])):
+    for function, events in (
+        (
+            "RedriveFunction",
+            [{"action": "inspect"}, {"action": "redrive", "route": "ops"}, {"action": "purge", "confirm": True}],
+        ),
+        ("SweepFunction", [{}]),
+    ):
         handler = spec.functions[function].load_handler()
         run(function, lambda h=handler, e=events, f=function: [h(x, FakeLambdaContext(f)) for x in e])
     assert {"IngestFunction", "DispatchFunction", "RedriveFunction", "SweepFunction"} <= set(seen)

@@ -20,8 +20,9 @@ from tests.integration.conftest import Aws, Handler
 V1 = "/generic/2010-04-15/create_event.json"
 
 
-def call(ingest: Handler, path: str, body: Any, headers: dict[str, str] | None = None,
-         auth: str | None = f"Bearer {TOKEN}") -> tuple[int, dict[str, Any], dict[str, str]]:
+def call(
+    ingest: Handler, path: str, body: Any, headers: dict[str, str] | None = None, auth: str | None = f"Bearer {TOKEN}"
+) -> tuple[int, dict[str, Any], dict[str, str]]:
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
     all_headers = {"content-type": "application/json", **({"authorization": auth} if auth else {}), **(headers or {})}
     answer = ingest(api_gateway_event("POST", path, all_headers, raw))
@@ -30,8 +31,10 @@ def call(ingest: Handler, path: str, body: Any, headers: dict[str, str] | None =
 
 def test_an_events_v1_trigger_is_answered_as_v1_answers(aws: Aws, ingest: Handler) -> None:
     status, body, _ = call(ingest, V1, load_case("events_v1", "trigger").doc)
-    assert (status, body) == (200, {"status": "success", "message": "Event processed",
-                                    "incident_key": "nagios/web-03/HTTP"})
+    assert (status, body) == (
+        200,
+        {"status": "success", "message": "Event processed", "incident_key": "nagios/web-03/HTTP"},
+    )
     (queued,) = aws.drain()
     message = parse_message(queued["Body"])
     assert (message.alert.action, message.dedup_key) == ("trigger", "nagios/web-03/HTTP")
@@ -65,8 +68,12 @@ def test_a_401_asks_for_basic_auth_as_sns_needs(aws: Aws, ingest: Handler) -> No
 
 def sns_post(ingest: Handler, doc: dict[str, Any]) -> tuple[int, dict[str, Any], dict[str, str]]:
     """As SNS posts: text/plain, its headers, basic auth from the subscription URL."""
-    headers = {"content-type": "text/plain; charset=UTF-8", "x-amz-sns-message-type": doc["Type"],
-               "x-amz-sns-message-id": doc["MessageId"], "x-amz-sns-topic-arn": doc["TopicArn"]}
+    headers = {
+        "content-type": "text/plain; charset=UTF-8",
+        "x-amz-sns-message-type": doc["Type"],
+        "x-amz-sns-message-id": doc["MessageId"],
+        "x-amz-sns-topic-arn": doc["TopicArn"],
+    }
     basic = "Basic " + base64.b64encode(f"sns:{TOKEN}".encode()).decode()
     return call(ingest, "/v1/alerts/auto", json.dumps(doc).encode(), headers, auth=basic)
 
@@ -87,8 +94,9 @@ def test_a_signed_sns_alarm_over_text_plain_is_queued(aws: Aws, ingest: Handler,
     assert parse_message(queued["Body"]).alert.identity.endswith(":alarm:checkout-api-5xx-high")
 
 
-def test_a_tampered_sns_message_is_refused_and_not_queued(aws: Aws, ingest: Handler,
-                                                          sns_certificate: list[str]) -> None:
+def test_a_tampered_sns_message_is_refused_and_not_queued(
+    aws: Aws, ingest: Handler, sns_certificate: list[str]
+) -> None:
     doc = sns_signing.sign(load_case("cloudwatch", "sns-alarm").doc)
     doc["Message"] = doc["Message"].replace('"ALARM"', '"OK"')
     status, body, _ = sns_post(ingest, doc)
@@ -96,8 +104,9 @@ def test_a_tampered_sns_message_is_refused_and_not_queued(aws: Aws, ingest: Hand
     assert aws.drain() == []
 
 
-def test_a_subscription_confirmation_visits_sns_once_and_pages_no_one(aws: Aws, ingest: Handler,
-                                                                      sns_certificate: list[str]) -> None:
+def test_a_subscription_confirmation_visits_sns_once_and_pages_no_one(
+    aws: Aws, ingest: Handler, sns_certificate: list[str]
+) -> None:
     doc = sns_signing.sign(load_case("cloudwatch", "sns-subscription-confirmation").doc, "2")
     status, body, _ = sns_post(ingest, doc)
     assert (status, body["accepted"]) == (202, 0)
@@ -108,12 +117,14 @@ def test_a_subscription_confirmation_visits_sns_once_and_pages_no_one(aws: Aws, 
     assert aws.drain() == []
 
 
-def test_a_failed_confirmation_is_a_502_so_sns_tries_again(aws: Aws, ingest: Handler, monkeypatch: pytest.MonkeyPatch,
-                                                           sns_certificate: list[str]) -> None:
+def test_a_failed_confirmation_is_a_502_so_sns_tries_again(
+    aws: Aws, ingest: Handler, monkeypatch: pytest.MonkeyPatch, sns_certificate: list[str]
+) -> None:
     monkeypatch.setattr(cloudwatch, "visit_subscribe_url", cloudwatch._visit_subscribe_url)
     unreachable = "https://sns.eu-west-1.amazonaws.com:443/unreachable"
-    doc = sns_signing.sign({**load_case("cloudwatch", "sns-subscription-confirmation").doc,
-                            "SubscribeURL": unreachable})
+    doc = sns_signing.sign(
+        {**load_case("cloudwatch", "sns-subscription-confirmation").doc, "SubscribeURL": unreachable}
+    )
 
     def offline(*_a: Any, **_k: Any) -> None:
         raise requests.ConnectionError("no route to host")
@@ -142,12 +153,21 @@ def test_partly_bad_requests_queue_the_good_alerts_and_list_the_rest(aws: Aws, i
     assert len(aws.drain()) == 1
 
 
-def test_test_notifications_page_only_on_routes_that_ask(aws: Aws, ingest: Handler, tmp_path: Any,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    config = {"default_route": "quiet", "callers": [{"name": "c", "token": TOKEN}],
-              "routes": {"quiet": {"routing_key": "Q" * 32, "formats": {"generic": {"test": "demo"}}},
-                         "loud": {"routing_key": "L" * 32, "send_test_notifications": True,
-                                  "formats": {"generic": {"test": "demo"}}}}}
+def test_test_notifications_page_only_on_routes_that_ask(
+    aws: Aws, ingest: Handler, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = {
+        "default_route": "quiet",
+        "callers": [{"name": "c", "token": TOKEN}],
+        "routes": {
+            "quiet": {"routing_key": "Q" * 32, "formats": {"generic": {"test": "demo"}}},
+            "loud": {
+                "routing_key": "L" * 32,
+                "send_test_notifications": True,
+                "formats": {"generic": {"test": "demo"}},
+            },
+        },
+    }
     path = tmp_path / "pdrelay.json"
     path.write_text(json.dumps(config))
     monkeypatch.setenv("PDRELAY_CONFIG", str(path))

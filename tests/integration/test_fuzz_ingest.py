@@ -44,27 +44,72 @@ BASIC = "Basic " + base64.b64encode(f"sns:{TOKEN}".encode()).decode()
 
 PATHS = st.one_of(
     st.sampled_from(["auto", *NAMES, "nope", "", "..", "%2e%2e", "alertmanager/extra"]).map(
-        lambda name: f"/v1/alerts/{name}"),
-    st.sampled_from(["/v2/enqueue", "/v2/change/enqueue", "/generic/2010-04-15/create_event.json", "/health",
-                     "/v1/test/default", "/v1/test/nope", "/v1/test/" + "a" * 40, "/v1/test/abc123",
-                     "/", "/v1", "/v1/alerts", "/v2/enqueue/", "/health?x=1", "//v2//enqueue"]),
+        lambda name: f"/v1/alerts/{name}"
+    ),
+    st.sampled_from(
+        [
+            "/v2/enqueue",
+            "/v2/change/enqueue",
+            "/generic/2010-04-15/create_event.json",
+            "/health",
+            "/v1/test/default",
+            "/v1/test/nope",
+            "/v1/test/" + "a" * 40,
+            "/v1/test/abc123",
+            "/",
+            "/v1",
+            "/v1/alerts",
+            "/v2/enqueue/",
+            "/health?x=1",
+            "//v2//enqueue",
+        ]
+    ),
     st.text(alphabet="/abcv12._-%~", max_size=30).map(lambda p: "/" + p),
 )
 METHODS = st.sampled_from(["POST"] * 6 + ["GET"] * 2 + ["PUT", "DELETE", "PATCH", "OPTIONS", "HEAD"])
-AUTHORIZATION = st.sampled_from([f"Bearer {TOKEN}"] * 6 + [BASIC, f"bearer   {TOKEN}  ", None, "Bearer",
-                                 "Bearer wrong-token-000000000000", "Basic !!!notbase64", "Basic " +
-                                 base64.b64encode(b"no-colon").decode(), "Token abc", "\u00e9\u0000", "Bearer " +
-                                 TOKEN[:-1]])
-CONTENT_TYPES = st.sampled_from([None, "application/json", "application/json",
-    "application/json; charset=utf-8", "text/plain; charset=UTF-8", "application/x-www-form-urlencoded",
-    "application/octet-stream", "multipart/form-data; boundary=x", "text/html", "application/xml",
-    "image/png", "application/vnd.api+json", "application/soap+xml", ";;", "\u00ff/\u00ff"])
+AUTHORIZATION = st.sampled_from(
+    [f"Bearer {TOKEN}"] * 6
+    + [
+        BASIC,
+        f"bearer   {TOKEN}  ",
+        None,
+        "Bearer",
+        "Bearer wrong-token-000000000000",
+        "Basic !!!notbase64",
+        "Basic " + base64.b64encode(b"no-colon").decode(),
+        "Token abc",
+        "\u00e9\u0000",
+        "Bearer " + TOKEN[:-1],
+    ]
+)
+CONTENT_TYPES = st.sampled_from(
+    [
+        None,
+        "application/json",
+        "application/json",
+        "application/json; charset=utf-8",
+        "text/plain; charset=UTF-8",
+        "application/x-www-form-urlencoded",
+        "application/octet-stream",
+        "multipart/form-data; boundary=x",
+        "text/html",
+        "application/xml",
+        "image/png",
+        "application/vnd.api+json",
+        "application/soap+xml",
+        ";;",
+        "\u00ff/\u00ff",
+    ]
+)
 ENCODINGS = st.sampled_from([None] * 6 + ["gzip", "gzip", "x-gzip", "identity", "br", "deflate, gzip", "GZIP", "?"])
 # A route name the caller sent comes back in "unknown route '...'": its own input, so never a secret here.
-QUERIES = st.lists(st.one_of(st.tuples(st.just("token"), st.sampled_from([TOKEN, TOKEN, "wrong", "", "a,b"])),
-                             st.tuples(st.sampled_from(["route", "x"]),
-                                       st.sampled_from(["default", "nope", "", "%00", "a,b", "\u00e9"]))),
-                   max_size=3)
+QUERIES = st.lists(
+    st.one_of(
+        st.tuples(st.just("token"), st.sampled_from([TOKEN, TOKEN, "wrong", "", "a,b"])),
+        st.tuples(st.sampled_from(["route", "x"]), st.sampled_from(["default", "nope", "", "%00", "a,b", "\u00e9"])),
+    ),
+    max_size=3,
+)
 
 
 @st.composite
@@ -73,13 +118,24 @@ def bodies(draw: st.DrawFn) -> bytes:
     if kind == "fixture":
         return json.dumps(draw(mutated(draw(st.sampled_from(FIXTURES))))).encode()
     if kind == "pagerduty":
-        doc = {"routing_key": draw(st.sampled_from(["default", ROUTING_KEY, "nope", "", None])),
-               "event_action": draw(st.sampled_from(["trigger", "resolve", "bogus"])),
-               "service_key": draw(st.sampled_from(["default", ROUTING_KEY, "x"])),
-               "event_type": draw(st.sampled_from(["trigger", "resolve", "acknowledge", "x"])),
-               "payload": draw(st.one_of(JSON, st.fixed_dictionaries(
-                   {"summary": st.text(max_size=30), "source": st.text(max_size=10),
-                    "severity": st.sampled_from(["critical", "info", "loud"])})))}
+        doc = {
+            "routing_key": draw(st.sampled_from(["default", ROUTING_KEY, "nope", "", None])),
+            "event_action": draw(st.sampled_from(["trigger", "resolve", "bogus"])),
+            "service_key": draw(st.sampled_from(["default", ROUTING_KEY, "x"])),
+            "event_type": draw(st.sampled_from(["trigger", "resolve", "acknowledge", "x"])),
+            "payload": draw(
+                st.one_of(
+                    JSON,
+                    st.fixed_dictionaries(
+                        {
+                            "summary": st.text(max_size=30),
+                            "source": st.text(max_size=10),
+                            "severity": st.sampled_from(["critical", "info", "loud"]),
+                        }
+                    ),
+                )
+            ),
+        }
         return json.dumps({k: v for k, v in doc.items() if draw(st.booleans()) or k == "payload"}).encode()
     if kind == "json":
         return json.dumps(draw(JSON)).encode()
@@ -96,8 +152,11 @@ def requests_(draw: st.DrawFn) -> tuple[dict[str, Any], list[str]]:
     method, path, body = draw(METHODS), draw(PATHS), draw(bodies())
     headers: dict[str, str] = {}
     secrets = [TOKEN, ROUTING_KEY]
-    for name, value in (("authorization", draw(AUTHORIZATION)), ("content-type", draw(CONTENT_TYPES)),
-                        ("content-encoding", draw(ENCODINGS))):
+    for name, value in (
+        ("authorization", draw(AUTHORIZATION)),
+        ("content-type", draw(CONTENT_TYPES)),
+        ("content-encoding", draw(ENCODINGS)),
+    ):
         if value is not None:
             headers[name] = value
     if headers.get("content-encoding", "").lower() in ("gzip", "x-gzip") and draw(st.integers(0, 3)):
@@ -174,8 +233,12 @@ def test_no_request_makes_ingest_fail_or_leak_a_credential(relay_env: Aws, inges
 
 def test_a_non_ascii_body_flagged_base64_is_a_400_not_a_500(relay_env: Aws, ingest: Handler) -> None:
     """Found by the fuzz test above (seed 7): API Gateway never sends this, but a 5xx makes senders retry."""
-    event = api_gateway_event("POST", "/v1/alerts/auto", {"authorization": f"Bearer {TOKEN}",
-                                                          "content-type": "application/json"}, "{\"é\": 1}".encode())
+    event = api_gateway_event(
+        "POST",
+        "/v1/alerts/auto",
+        {"authorization": f"Bearer {TOKEN}", "content-type": "application/json"},
+        '{"é": 1}'.encode(),
+    )
     event["isBase64Encoded"] = True
     answer = ingest(event)
     assert answer["statusCode"] == 400, answer

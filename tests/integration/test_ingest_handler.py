@@ -22,8 +22,9 @@ def test_an_alertmanager_notification_is_queued_and_answered_202(aws: Aws, inges
     answer = ingest(load_event("apigw-alertmanager-firing.json"))
     assert answer["statusCode"] == 202, answer
     body = body_of(answer)
-    assert body["alerts"] == [{"action": "trigger", "dedup_key": "alertmanager:c0ffee00d15ea5e1",
-                               "identity": "c0ffee00d15ea5e1"}]
+    assert body["alerts"] == [
+        {"action": "trigger", "dedup_key": "alertmanager:c0ffee00d15ea5e1", "identity": "c0ffee00d15ea5e1"}
+    ]
     (queued,) = aws.drain()
     message = parse_message(queued["Body"])
     assert message.dedup_key == "alertmanager:c0ffee00d15ea5e1"
@@ -111,10 +112,14 @@ def test_health_needs_no_credentials(aws: Aws, ingest: Handler) -> None:
     assert "alertmanager" in body_of(answer)["formats"]
 
 
-def test_configuration_is_read_from_ssm_through_powertools(aws: Aws, ingest: Handler,
-                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    document = {"default_route": "checkout", "callers": [{"name": "am", "token": "ssm-token-000000000001"}],
-                "routes": {"checkout": {"routing_key": ROUTING_KEY}}}
+def test_configuration_is_read_from_ssm_through_powertools(
+    aws: Aws, ingest: Handler, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    document = {
+        "default_route": "checkout",
+        "callers": [{"name": "am", "token": "ssm-token-000000000001"}],
+        "routes": {"checkout": {"routing_key": ROUTING_KEY}},
+    }
     boto3.client("ssm").put_parameter(Name="/pdrelay/config", Value=json.dumps(document), Type="SecureString")
     monkeypatch.setenv("PDRELAY_CONFIG", "ssm:/pdrelay/config")
     event = load_event("apigw-alertmanager-firing.json")

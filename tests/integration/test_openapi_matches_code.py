@@ -47,13 +47,21 @@ def code_routes() -> set[tuple[str, str]]:
 
 
 def documented_routes() -> set[tuple[str, str]]:
-    return {(method.upper(), shape(path)) for path, item in document()["paths"].items()
-            for method in METHODS if method in item}
+    return {
+        (method.upper(), shape(path))
+        for path, item in document()["paths"].items()
+        for method in METHODS
+        if method in item
+    }
 
 
 def operations() -> list[tuple[str, str, dict[str, Any]]]:
-    return [(method.upper(), path, item[method]) for path, item in document()["paths"].items()
-            for method in METHODS if method in item]
+    return [
+        (method.upper(), path, item[method])
+        for path, item in document()["paths"].items()
+        for method in METHODS
+        if method in item
+    ]
 
 
 def test_every_route_of_the_ingest_app_is_documented_with_its_method_and_nothing_else_is() -> None:
@@ -64,8 +72,9 @@ def test_every_route_of_the_ingest_app_is_documented_with_its_method_and_nothing
 
 
 def test_the_format_enum_is_auto_and_every_registered_format() -> None:
-    (parameter,) = [p for p in document()["paths"]["/v1/alerts/{format_name}"]["post"]["parameters"]
-                    if p.get("in") == "path"]
+    (parameter,) = [
+        p for p in document()["paths"]["/v1/alerts/{format_name}"]["post"]["parameters"] if p.get("in") == "path"
+    ]
     assert parameter["schema"]["enum"] == ["auto", *formats.names()]
 
 

@@ -35,8 +35,11 @@ T0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 
 
 # -- harness -------------------------------------------------------------------------------------------
-def config_doc(ops_storm: dict[str, Any] | None = None, maintenance: list[dict[str, Any]] | None = None,
-               shop_destinations: tuple[str, ...] = ("team", "platform")) -> dict[str, Any]:
+def config_doc(
+    ops_storm: dict[str, Any] | None = None,
+    maintenance: list[dict[str, Any]] | None = None,
+    shop_destinations: tuple[str, ...] = ("team", "platform"),
+) -> dict[str, Any]:
     keys = {"team": TEAM_KEY, "platform": PLATFORM_KEY}
     return {
         "default_route": "ops",
@@ -57,18 +60,45 @@ def configure(write_config: ConfigWriter) -> ConfigWriter:
 
 def window(name: str, minutes_ago: int = 5, minutes_ahead: int = 60, **extra: Any) -> dict[str, Any]:
     now = datetime.now(UTC)
-    return {"name": name, "start": (now - timedelta(minutes=minutes_ago)).isoformat(),
-            "end": (now + timedelta(minutes=minutes_ahead)).isoformat(), **extra}
+    return {
+        "name": name,
+        "start": (now - timedelta(minutes=minutes_ago)).isoformat(),
+        "end": (now + timedelta(minutes=minutes_ahead)).isoformat(),
+        **extra,
+    }
 
 
-def message(identity: str, action: str = "trigger", *, summary: str = "node down", at: datetime = T0,
-            route: str = "ops", routing_key: str = OPS_KEY, destination: str | None = "default",
-            details: dict[str, Any] | None = None) -> QueueMessage:
-    alert = Alert.model_validate({
-        "format": "review", "identity": identity, "action": action, "occurred_at": at,
-        "summary": summary, "source": "review-host", "severity": "critical", "custom_details": details or {}})
-    return make_message(alert, route=route, routing_key=routing_key, received_at=datetime.now(UTC),
-                        request_id=unique("req"), destination=destination)
+def message(
+    identity: str,
+    action: str = "trigger",
+    *,
+    summary: str = "node down",
+    at: datetime = T0,
+    route: str = "ops",
+    routing_key: str = OPS_KEY,
+    destination: str | None = "default",
+    details: dict[str, Any] | None = None,
+) -> QueueMessage:
+    alert = Alert.model_validate(
+        {
+            "format": "review",
+            "identity": identity,
+            "action": action,
+            "occurred_at": at,
+            "summary": summary,
+            "source": "review-host",
+            "severity": "critical",
+            "custom_details": details or {},
+        }
+    )
+    return make_message(
+        alert,
+        route=route,
+        routing_key=routing_key,
+        received_at=datetime.now(UTC),
+        request_id=unique("req"),
+        destination=destination,
+    )
 
 
 def run(m: QueueMessage, receive_count: int = 1) -> Any:
@@ -102,8 +132,14 @@ def storm(configure: Any, cap: int = 1, update: int = 0) -> None:
 
 
 def post(ingest: Handler, path: str, body: Any) -> tuple[int, dict[str, Any]]:
-    answer = ingest(api_gateway_event("POST", path, {"authorization": f"Bearer {TOKEN}",
-                                                     "content-type": "application/json"}, json.dumps(body).encode()))
+    answer = ingest(
+        api_gateway_event(
+            "POST",
+            path,
+            {"authorization": f"Bearer {TOKEN}", "content-type": "application/json"},
+            json.dumps(body).encode(),
+        )
+    )
     return answer["statusCode"], json.loads(answer["body"])
 
 
@@ -263,13 +299,19 @@ def test_a_resolve_is_never_held_and_a_held_trigger_released_after_it_stays_stal
     assert pagerduty.state.events == []
 
 
-def test_a_v1_queue_message_is_held_released_and_sent_once(
-    aws: Aws, pagerduty: EmulatorServer, configure: Any
-) -> None:
+def test_a_v1_queue_message_is_held_released_and_sent_once(aws: Aws, pagerduty: EmulatorServer, configure: Any) -> None:
     configure(config_doc(maintenance=[window("patching", routes=["ops"])]))
     m = message(unique("v1"))
-    v1 = json.dumps({"v": 1, "alert": m.alert.model_dump(mode="json", by_alias=True), "route": "ops",
-                     "routing_key": OPS_KEY, "dedup_key": m.dedup_key, "received_at": m.received_at.isoformat()})
+    v1 = json.dumps(
+        {
+            "v": 1,
+            "alert": m.alert.model_dump(mode="json", by_alias=True),
+            "route": "ops",
+            "routing_key": OPS_KEY,
+            "dedup_key": m.dedup_key,
+            "received_at": m.received_at.isoformat(),
+        }
+    )
     assert get_dispatcher().process(v1).result == "held"
     released = end_windows_and_release(aws, configure)
     assert [o.result for o in dispatch_released(released * 2)] == ["delivered", "skipped"]
@@ -307,15 +349,22 @@ def test_alerts_whose_window_ended_are_released_even_behind_many_still_held(
 
 
 # -- destinations changed between trigger and resolve -------------------------------------------------------
-@pytest.mark.xfail(strict=True, reason="known gap, in the README: a resolve fans out to the route's destinations "
-                                       "as configured now: an incident opened on a destination removed since stays "
-                                       "open")
+@pytest.mark.xfail(
+    strict=True,
+    reason="known gap, in the README: a resolve fans out to the route's destinations "
+    "as configured now: an incident opened on a destination removed since stays "
+    "open",
+)
 def test_an_incident_on_a_destination_removed_since_its_trigger_still_resolves(
     aws: Aws, pagerduty: EmulatorServer, configure: Any, ingest: Handler
 ) -> None:
     key = unique("k")
-    event = {"routing_key": "shop", "event_action": "trigger", "dedup_key": key,
-             "payload": {"summary": "disk full", "source": "db-1", "severity": "critical"}}
+    event = {
+        "routing_key": "shop",
+        "event_action": "trigger",
+        "dedup_key": key,
+        "payload": {"summary": "disk full", "source": "db-1", "severity": "critical"},
+    }
     assert post(ingest, "/v2/enqueue", event)[0] == 202
     assert [o.result for o in dispatch_released(aws.drain())] == ["delivered", "delivered"]
     configure(config_doc(shop_destinations=("team",)))
@@ -329,8 +378,12 @@ def test_a_destination_added_between_trigger_and_resolve_costs_no_call(
     aws: Aws, pagerduty: EmulatorServer, configure: Any, ingest: Handler
 ) -> None:
     configure(config_doc(shop_destinations=("team",)))
-    event = {"routing_key": "shop", "event_action": "trigger", "dedup_key": unique("k"),
-             "payload": {"summary": "disk full", "source": "db-1", "severity": "critical"}}
+    event = {
+        "routing_key": "shop",
+        "event_action": "trigger",
+        "dedup_key": unique("k"),
+        "payload": {"summary": "disk full", "source": "db-1", "severity": "critical"},
+    }
     post(ingest, "/v2/enqueue", event)
     dispatch_released(aws.drain())
     configure(config_doc())
@@ -354,10 +407,18 @@ def test_a_suppressed_update_delivered_again_is_a_duplicate_and_the_resolve_pass
 
 
 # -- test probes and change events with odd input ---------------------------------------------------------
-@pytest.mark.parametrize("body", [
-    [], "trigger", {"action": ["trigger"]}, {"severity": {"x": 1}}, {"action": "resolve"},
-    {"action": "resolve", "probe": "../../etc"}, {"action": "resolve", "probe": "a" * 33},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        [],
+        "trigger",
+        {"action": ["trigger"]},
+        {"severity": {"x": 1}},
+        {"action": "resolve"},
+        {"action": "resolve", "probe": "../../etc"},
+        {"action": "resolve", "probe": "a" * 33},
+    ],
+)
 def test_a_test_probe_with_bad_input_is_a_400_and_queues_nothing(
     aws: Aws, configure: Any, ingest: Handler, body: Any
 ) -> None:
@@ -366,19 +427,23 @@ def test_a_test_probe_with_bad_input_is_a_400_and_queues_nothing(
     assert aws.drain() == []
 
 
-@pytest.mark.parametrize("change", [
-    {"links": {"href": "https://ci.example.com"}},
-    {"links": "https://ci.example.com"},
-    {"links": [42]},
-    {"payload": {"summary": "deployed", "timestamp": "yesterday-ish"}},
-    {"payload": {"summary": "deployed", "custom_details": ["not", "a", "mapping"]}},
-    {"payload": {"summary": ""}},
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"links": {"href": "https://ci.example.com"}},
+        {"links": "https://ci.example.com"},
+        {"links": [42]},
+        {"payload": {"summary": "deployed", "timestamp": "yesterday-ish"}},
+        {"payload": {"summary": "deployed", "custom_details": ["not", "a", "mapping"]}},
+        {"payload": {"summary": ""}},
+    ],
+)
 def test_a_change_event_with_an_odd_payload_is_a_400_and_queues_nothing(
     aws: Aws, configure: Any, ingest: Handler, change: dict[str, Any]
 ) -> None:
-    status, answer = post(ingest, "/v2/change/enqueue", {"routing_key": "ops", "payload": {"summary": "deployed"},
-                                                         **change})
+    status, answer = post(
+        ingest, "/v2/change/enqueue", {"routing_key": "ops", "payload": {"summary": "deployed"}, **change}
+    )
     assert status == 400 and answer["status"] == "invalid event"
     assert aws.drain() == []
 
@@ -387,8 +452,14 @@ def test_a_change_event_with_large_details_and_a_local_timestamp_is_delivered(
     aws: Aws, pagerduty: EmulatorServer, configure: Any, ingest: Handler
 ) -> None:
     details = {f"k{i}": "x" * 1000 for i in range(150)}
-    status, _ = post(ingest, "/v2/change/enqueue", {"routing_key": "ops", "payload": {
-        "summary": "deployed", "timestamp": "2026-11-24T10:00:00", "custom_details": details}})
+    status, _ = post(
+        ingest,
+        "/v2/change/enqueue",
+        {
+            "routing_key": "ops",
+            "payload": {"summary": "deployed", "timestamp": "2026-11-24T10:00:00", "custom_details": details},
+        },
+    )
     assert status == 202
     assert [o.result for o in dispatch_released(aws.drain())] == ["delivered"]
     (sent,) = pagerduty.state.change_events
@@ -427,7 +498,14 @@ def test_config_explain_with_a_bad_at_is_an_error_not_a_traceback(
 ) -> None:
     config, payload = tmp_path / "c.json", tmp_path / "p.json"
     config.write_text(json.dumps(config_doc()))
-    payload.write_text(json.dumps({"routing_key": OPS_KEY, "event_action": "trigger",
-                                   "payload": {"summary": "s", "source": "h", "severity": "error"}}))
+    payload.write_text(
+        json.dumps(
+            {
+                "routing_key": OPS_KEY,
+                "event_action": "trigger",
+                "payload": {"summary": "s", "source": "h", "severity": "error"},
+            }
+        )
+    )
     assert cli("config", "explain", str(config), "--payload", str(payload), "--at", "tomorrow 9am") == 2
     assert "--at" in capsys.readouterr().err

@@ -34,14 +34,21 @@ def config_doc(**route: Any) -> dict[str, Any]:
         "default_destinations": ["team"],
         "rules": [
             {"name": "quiet-info", "when": {"severity": "info"}, "page": False},
-            {"name": "critical-to-both", "when": {"labels.severity": "critical"}, "send_to": ["team", "platform"],
-             "severity": {"critical": "critical", "error": "critical"},
-             "custom_details": {"escalation": "team then platform"}},
+            {
+                "name": "critical-to-both",
+                "when": {"labels.severity": "critical"},
+                "send_to": ["team", "platform"],
+                "severity": {"critical": "critical", "error": "critical"},
+                "custom_details": {"escalation": "team then platform"},
+            },
         ],
     }
     shop.update(route)
-    return {"default_route": "shop", "callers": [{"name": "tests", "token": TOKEN}],
-            "routes": {"shop": shop, "ops": {"routing_key": OPS_KEY}}}
+    return {
+        "default_route": "shop",
+        "callers": [{"name": "tests", "token": TOKEN}],
+        "routes": {"shop": shop, "ops": {"routing_key": OPS_KEY}},
+    }
 
 
 @pytest.fixture
@@ -51,13 +58,20 @@ def configure(write_config: ConfigWriter) -> ConfigWriter:
 
 
 def post(ingest: Handler, path: str, body: Any) -> tuple[int, dict[str, Any]]:
-    answer = ingest(api_gateway_event("POST", path, {"authorization": f"Bearer {TOKEN}",
-                                                     "content-type": "application/json"}, json.dumps(body).encode()))
+    answer = ingest(
+        api_gateway_event(
+            "POST",
+            path,
+            {"authorization": f"Bearer {TOKEN}", "content-type": "application/json"},
+            json.dumps(body).encode(),
+        )
+    )
     return answer["statusCode"], json.loads(answer["body"])
 
 
-def alertmanager(status: str = "firing", severity: str = "critical", fingerprint: str | None = None,
-                 summary: str | None = None) -> dict[str, Any]:
+def alertmanager(
+    status: str = "firing", severity: str = "critical", fingerprint: str | None = None, summary: str | None = None
+) -> dict[str, Any]:
     doc = copy.deepcopy(load_event("formats/alertmanager/firing.json"))
     alert = doc["alerts"][0]
     alert["fingerprint"] = fingerprint or unique("fp")
@@ -93,7 +107,9 @@ def test_a_critical_alert_opens_one_incident_per_destination_and_its_resolve_clo
     status, body = post(ingest, "/v1/alerts/alertmanager", alertmanager(fingerprint=fp))
     assert status == 202
     assert sorted((a["destination"], a["rule"]) for a in body["alerts"]) == [
-        ("platform", "critical-to-both"), ("team", "critical-to-both")]
+        ("platform", "critical-to-both"),
+        ("team", "critical-to-both"),
+    ]
     assert {o.result for o in dispatch_all(aws)} == {"delivered"}
     (team,), (platform,) = incidents(pagerduty, TEAM_KEY), incidents(pagerduty, PLATFORM_KEY)
     assert team["severity"] == platform["severity"] == "critical"
@@ -106,7 +122,9 @@ def test_a_critical_alert_opens_one_incident_per_destination_and_its_resolve_clo
     assert status == 202 and len(body["alerts"]) == 2
     dispatch_all(aws)
     assert [i["status"] for i in incidents(pagerduty, TEAM_KEY) + incidents(pagerduty, PLATFORM_KEY)] == [
-        "resolved", "resolved"]
+        "resolved",
+        "resolved",
+    ]
 
 
 def test_an_alert_no_rule_matches_goes_to_the_default_destination_only(
@@ -137,9 +155,17 @@ def test_a_page_false_rule_answers_with_a_note_and_queues_nothing(
 def test_a_v2_event_naming_a_route_follows_its_rules_and_one_naming_a_key_goes_to_that_key(
     aws: Aws, pagerduty: EmulatorServer, ingest: Handler, configure: Any
 ) -> None:
-    event = {"routing_key": "shop", "event_action": "trigger", "dedup_key": unique("k"),
-             "payload": {"summary": "disk full", "source": "db-1", "severity": "critical",
-                         "custom_details": {"labels": {"severity": "critical"}}}}
+    event = {
+        "routing_key": "shop",
+        "event_action": "trigger",
+        "dedup_key": unique("k"),
+        "payload": {
+            "summary": "disk full",
+            "source": "db-1",
+            "severity": "critical",
+            "custom_details": {"labels": {"severity": "critical"}},
+        },
+    }
     status, body = post(ingest, "/v2/enqueue", event)
     assert status == 202 and body["dedup_key"] == event["dedup_key"]
     assert sorted(parse_message(m["Body"]).destination or "" for m in aws.drain()) == ["platform", "team"]
@@ -163,8 +189,12 @@ def test_credentials_are_scrubbed_before_the_alert_is_queued(
 # -- maintenance windows --------------------------------------------------------------------------------
 def window_doc(name: str, minutes_ago: int = 5, minutes_ahead: int = 60, **extra: Any) -> dict[str, Any]:
     now = datetime.now(UTC)
-    return {"name": name, "start": (now - timedelta(minutes=minutes_ago)).isoformat(),
-            "end": (now + timedelta(minutes=minutes_ahead)).isoformat(), **extra}
+    return {
+        "name": name,
+        "start": (now - timedelta(minutes=minutes_ago)).isoformat(),
+        "end": (now + timedelta(minutes=minutes_ahead)).isoformat(),
+        **extra,
+    }
 
 
 def test_a_window_holds_triggers_lets_resolves_pass_and_sends_what_still_fires_when_it_ends(
@@ -192,7 +222,11 @@ def test_a_window_holds_triggers_lets_resolves_pass_and_sends_what_still_fires_w
     # While the window runs the sweep keeps it; once it ends, what still fires goes out, once.
     sweep_policy = judge.Policy(store, lambda: None)
     assert release_held(store, sweep_policy, aws.sqs, aws.queue_url).as_dict() == {
-        "held": 1, "released": 0, "dropped": 0, "still_held": 1}
+        "held": 1,
+        "released": 0,
+        "dropped": 0,
+        "still_held": 1,
+    }
     judge.save_windows(store, lambda ws: [])
     sweep_policy = judge.Policy(store, lambda: None)
     assert release_held(store, sweep_policy, aws.sqs, aws.queue_url).released == 1
@@ -222,8 +256,15 @@ def test_a_window_from_the_configuration_with_a_matcher_is_a_silence_and_drop_he
     other["alerts"][0]["labels"]["job"] = "payments"
     post(ingest, "/v1/alerts/alertmanager?route=ops", other)
     assert sorted(o.result for o in dispatch_all(aws)) == ["delivered", "held"]
-    doc["maintenance"] = [window_doc("silence-checkout", minutes_ago=120, minutes_ahead=-60,
-                                     when={"labels.job": "checkout"}, send_held_at_end=False)]
+    doc["maintenance"] = [
+        window_doc(
+            "silence-checkout",
+            minutes_ago=120,
+            minutes_ahead=-60,
+            when={"labels.job": "checkout"},
+            send_held_at_end=False,
+        )
+    ]
     configure(doc)
     from pdrelay.delivery.dispatcher import config_reader
 
@@ -269,8 +310,7 @@ def test_above_the_per_minute_cap_new_alerts_roll_up_into_one_incident_resolved_
     rollup = next(i for i in opened if i["dedup_key"].startswith("pdrelay-rollup:ops:"))
     assert rollup["summary"] == "Alert storm on route ops: new alerts above the per-minute cap are rolled up here"
     last = [e for e in pagerduty.state.events if e["dedup_key"] == rollup["dedup_key"]][-1]
-    assert sorted(last["payload"]["custom_details"]["alerts"].values()) == ["node 2 down", "node 3 down",
-                                                                           "node 4 down"]
+    assert sorted(last["payload"]["custom_details"]["alerts"].values()) == ["node 2 down", "node 3 down", "node 4 down"]
     store = DedupStore(aws.dynamodb, aws.table_name)
     (row,) = queue_status(aws.sqs, aws.queue_url, aws.dlq_url, store).routes
     assert (row.open, row.rolled_up) == (2, 3)
@@ -278,8 +318,9 @@ def test_above_the_per_minute_cap_new_alerts_roll_up_into_one_incident_resolved_
     for fp in fingerprints[2:4]:
         post(ingest, "/v1/alerts/alertmanager?route=ops", alertmanager("resolved", fingerprint=fp))
         dispatch_all(aws)
-    assert next(i for i in incidents(pagerduty, OPS_KEY) if i["dedup_key"] == rollup["dedup_key"])["status"] == \
-        "triggered"
+    assert (
+        next(i for i in incidents(pagerduty, OPS_KEY) if i["dedup_key"] == rollup["dedup_key"])["status"] == "triggered"
+    )
     post(ingest, "/v1/alerts/alertmanager?route=ops", alertmanager("resolved", fingerprint=fingerprints[4]))
     dispatch_all(aws)
     statuses = {i["dedup_key"]: i["status"] for i in incidents(pagerduty, OPS_KEY)}
@@ -301,8 +342,7 @@ def test_a_test_probe_reaches_every_destination_and_reports_each_answer(
     outcomes = dispatch_all(aws)
     assert sorted(o.result for o in outcomes) == ["delivered", "rejected"]
     assert aws.drain(aws.dlq_url) == []  # a refused test is reported, not dead-lettered
-    answer = ingest(api_gateway_event("GET", f"/v1/test/{started['probe']}", {"authorization": f"Bearer {TOKEN}"},
-                                      b""))
+    answer = ingest(api_gateway_event("GET", f"/v1/test/{started['probe']}", {"authorization": f"Bearer {TOKEN}"}, b""))
     report = json.loads(answer["body"])
     by_destination = {row["destination"]: row["trigger"] for row in report["destinations"]}
     assert sorted(a["ok"] for a in by_destination.values()) == [False, True]
@@ -313,8 +353,11 @@ def test_a_test_probe_reaches_every_destination_and_reports_each_answer(
     status, _ = post(ingest, "/v1/test/shop", {"action": "resolve", "probe": started["probe"]})
     assert status == 202
     dispatch_all(aws)
-    report = json.loads(ingest(api_gateway_event("GET", f"/v1/test/{started['probe']}",
-                                                 {"authorization": f"Bearer {TOKEN}"}, b""))["body"])
+    report = json.loads(
+        ingest(api_gateway_event("GET", f"/v1/test/{started['probe']}", {"authorization": f"Bearer {TOKEN}"}, b""))[
+            "body"
+        ]
+    )
     assert all(row["resolve"] and row["resolve"]["status"] == 202 for row in report["destinations"])
 
 
@@ -338,9 +381,15 @@ def test_a_bad_test_request_is_a_400_with_reasons(aws: Aws, ingest: Handler, con
 def test_a_change_event_to_a_route_goes_to_each_destination(
     aws: Aws, pagerduty: EmulatorServer, ingest: Handler, configure: Any
 ) -> None:
-    event = {"routing_key": "shop", "payload": {"summary": "Deployed shop v2.4.1", "source": "ci",
-                                                "custom_details": {"commit": "abc123", "deploy_token": "s3cr3t-value"}},
-             "links": [{"href": "https://ci.example.com/build/42", "text": "Build 42"}]}
+    event = {
+        "routing_key": "shop",
+        "payload": {
+            "summary": "Deployed shop v2.4.1",
+            "source": "ci",
+            "custom_details": {"commit": "abc123", "deploy_token": "s3cr3t-value"},
+        },
+        "links": [{"href": "https://ci.example.com/build/42", "text": "Build 42"}],
+    }
     status, body = post(ingest, "/v2/change/enqueue", event)
     assert (status, body) == (202, {"status": "success", "message": "Change event processed"})
     queued = [parse_message(m["Body"]) for m in aws.drain()]
@@ -359,8 +408,13 @@ def test_a_change_event_to_a_route_goes_to_each_destination(
 
 
 def test_no_routing_key_token_or_planted_credential_leaks_from_the_new_paths(
-    aws: Aws, pagerduty: EmulatorServer, ingest: Handler, configure: Any, monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+    aws: Aws,
+    pagerduty: EmulatorServer,
+    ingest: Handler,
+    configure: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED", raising=False)
     doc = config_doc()
@@ -404,8 +458,9 @@ def test_config_push_validates_then_stores_in_ssm_or_secrets_manager(aws: Aws, t
     loaded = load_config(Settings.from_env({"PDRELAY_CONFIG": "ssm:/pdrelay/config"}))
     assert loaded.routes["shop"].targets == {"team": TEAM_KEY, "platform": PLATFORM_KEY}
     with pytest.raises(ConfigError) as refused:
-        configtool.push(text.replace('"default_route": "shop"', '"default_route": "nope"'), "ssm:/pdrelay/config",
-                        ssm=ssm)
+        configtool.push(
+            text.replace('"default_route": "shop"', '"default_route": "nope"'), "ssm:/pdrelay/config", ssm=ssm
+        )
     assert "default_route: no route named 'nope'" in str(refused.value.problems)
     assert ssm.get_parameter(Name="/pdrelay/config", WithDecryption=True)["Parameter"]["Value"] == text
     big = text + "\n#" + "x" * 9000

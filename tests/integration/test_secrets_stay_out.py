@@ -11,10 +11,15 @@ from tests.conftest import ROUTING_KEY, TOKEN, load_event
 from tests.integration.conftest import Aws, Handler
 
 
-def test_no_secret_in_any_log_line_or_metric(aws: Aws, pagerduty: EmulatorServer, ingest: Handler,
-                                             dispatch: Handler, monkeypatch: pytest.MonkeyPatch,
-                                             capsys: pytest.CaptureFixture[str],
-                                             caplog: pytest.LogCaptureFixture) -> None:
+def test_no_secret_in_any_log_line_or_metric(
+    aws: Aws,
+    pagerduty: EmulatorServer,
+    ingest: Handler,
+    dispatch: Handler,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     monkeypatch.setenv("PDRELAY_ROUTING_KEY", ROUTING_KEY)
     monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED", raising=False)
     assert ingest(load_event("apigw-alertmanager-firing.json"))["statusCode"] == 202

@@ -61,8 +61,16 @@ def test_without_fingerprint_identity_is_a_stable_hash_of_sorted_labels() -> Non
 
 @pytest.mark.parametrize(
     ("label", "expected"),
-    [("critical", "critical"), ("page", "critical"), ("warning", "warning"), ("WARN", "warning"),
-     ("info", "info"), ("error", "error"), ("something-else", "error"), (None, "error")],
+    [
+        ("critical", "critical"),
+        ("page", "critical"),
+        ("warning", "warning"),
+        ("WARN", "warning"),
+        ("info", "info"),
+        ("error", "error"),
+        ("something-else", "error"),
+        (None, "error"),
+    ],
 )
 def test_severity_label_maps_to_pagerdutys_four_values(label: str | None, expected: str) -> None:
     doc = load_event("formats/alertmanager/firing.json")

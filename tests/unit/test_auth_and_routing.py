@@ -13,14 +13,16 @@ from pdrelay.policy.routing import route_for_routing_key, select_route
 from tests.conftest import ROUTING_KEY
 
 OTHER_KEY = "0THERR0UT1NGKEY00000000000000002"
-CONFIG = RelayConfig.model_validate({
-    "default_route": "platform",
-    "callers": [
-        {"name": "am", "token": "token-for-am-0000001", "routes": ["platform"]},
-        {"name": "ops", "token": "token-for-ops-000001", "default_route": "db"},
-    ],
-    "routes": {"platform": {"routing_key": ROUTING_KEY}, "db": {"routing_key": OTHER_KEY}},
-})
+CONFIG = RelayConfig.model_validate(
+    {
+        "default_route": "platform",
+        "callers": [
+            {"name": "am", "token": "token-for-am-0000001", "routes": ["platform"]},
+            {"name": "ops", "token": "token-for-ops-000001", "default_route": "db"},
+        ],
+        "routes": {"platform": {"routing_key": ROUTING_KEY}, "db": {"routing_key": OTHER_KEY}},
+    }
+)
 
 
 def basic(user: str, password: str) -> str:
@@ -32,8 +34,9 @@ def test_bearer_and_basic_auth_identify_the_caller() -> None:
     assert authenticate(CONFIG, {"authorization": basic("anyone", "token-for-ops-000001")}).name == "ops"
 
 
-@pytest.mark.parametrize("header", [None, "Bearer", "Bearer wrong-token-000000", "Basic !!!", "Token x",
-                                    basic("am", "")])
+@pytest.mark.parametrize(
+    "header", [None, "Bearer", "Bearer wrong-token-000000", "Basic !!!", "Token x", basic("am", "")]
+)
 def test_missing_or_wrong_credentials_are_401(header: str | None) -> None:
     headers = {"authorization": header} if header is not None else {}
     with pytest.raises(Unauthorized):

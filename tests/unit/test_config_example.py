@@ -59,8 +59,11 @@ def verdicts(config: RelayConfig, body: bytes, route: str, at: str) -> dict[str,
 def test_the_example_validates(example: RelayConfig) -> None:
     assert set(example.routes) == {"platform", "payments", "infra"}
     assert [c.name for c in example.callers] == ["alertmanager-prod", "ci-payments"]
-    assert [w.name for w in example.maintenance] == ["payments-db-failover", "weekly-storage-backup",
-                                                      "silence-db-7-disk"]
+    assert [w.name for w in example.maintenance] == [
+        "payments-db-failover",
+        "weekly-storage-backup",
+        "silence-db-7-disk",
+    ]
 
 
 def test_the_example_keys_and_tokens_are_obviously_fake(example: RelayConfig) -> None:
@@ -71,7 +74,7 @@ def test_the_example_keys_and_tokens_are_obviously_fake(example: RelayConfig) ->
 
 def _readme_config_block() -> str:
     text = README.read_text(encoding="utf-8")
-    section = text[text.index("## Configuration reference\n"):]
+    section = text[text.index("## Configuration reference\n") :]
     found = re.search(r"```yaml\n(.*?)```", section, re.S)
     assert found, "no YAML block in the README's Configuration reference"
     return found.group(1)
@@ -125,8 +128,10 @@ def test_the_one_off_window_holds_payments_during_the_failover(example: RelayCon
     during = verdicts(example, FIRING.read_bytes(), "payments", "2026-12-01T23:00:00+01:00")
     after = verdicts(example, FIRING.read_bytes(), "payments", "2026-12-02T02:00:00+01:00")
 
-    assert during == {"payments": "held by maintenance window 'payments-db-failover'",
-                      "platform": "held by maintenance window 'payments-db-failover'"}
+    assert during == {
+        "payments": "held by maintenance window 'payments-db-failover'",
+        "platform": "held by maintenance window 'payments-db-failover'",
+    }
     assert after == {"payments": "sent", "platform": "sent"}
 
 
@@ -138,12 +143,16 @@ def test_the_weekly_window_holds_storage_alerts_on_sunday_night_only(example: Re
     assert monday == {"storage": "sent"}
 
 
-@pytest.mark.parametrize(("night", "start", "end"), [
-    ("2027-03-28T12:00:00+00:00", "2027-03-28T03:00:00+02:00", "2027-03-28T05:00:00+02:00"),  # spring forward
-    ("2026-10-25T12:00:00+00:00", "2026-10-25T02:00:00+02:00", "2026-10-25T03:00:00+01:00"),  # fall back
-])
+@pytest.mark.parametrize(
+    ("night", "start", "end"),
+    [
+        ("2027-03-28T12:00:00+00:00", "2027-03-28T03:00:00+02:00", "2027-03-28T05:00:00+02:00"),  # spring forward
+        ("2026-10-25T12:00:00+00:00", "2026-10-25T02:00:00+02:00", "2026-10-25T03:00:00+01:00"),  # fall back
+    ],
+)
 def test_the_weekly_window_on_daylight_saving_nights_as_the_readme_says(
-        example: RelayConfig, night: str, start: str, end: str) -> None:
+    example: RelayConfig, night: str, start: str, end: str
+) -> None:
     window = example.maintenance[1]
     assert window.schedule is not None
     day = datetime.fromisoformat(night)
@@ -183,8 +192,9 @@ def _readme_commands() -> set[tuple[str, ...]]:
     for rest in starts:
         words = re.match(r"([a-z][a-z-]*)(?: ([a-z|]+))?", rest)
         if words:
-            found.update((words.group(1), *([second] if second else []))
-                         for second in (words.group(2) or "").split("|"))
+            found.update(
+                (words.group(1), *([second] if second else [])) for second in (words.group(2) or "").split("|")
+            )
     return found
 
 

@@ -11,8 +11,17 @@ NOW, LEASE = 10_000_000, 15_000_000
 
 
 def event(action: str, at: int, content: str = "h1") -> Event:
-    return Event(pk="pk", dedup_key="dk", action=action, at=at, content_hash=content, route="r",
-                 format="alertmanager", identity="id", payload={"summary": "s"})
+    return Event(
+        pk="pk",
+        dedup_key="dk",
+        action=action,
+        at=at,
+        content_hash=content,
+        route="r",
+        format="alertmanager",
+        identity="id",
+        payload={"summary": "s"},
+    )
 
 
 def applied(*events: Event) -> Record | None:

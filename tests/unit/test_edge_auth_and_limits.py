@@ -33,11 +33,16 @@ NOW = 1_795_512_600.0
 
 
 def config(**caller: Any) -> RelayConfig:
-    return RelayConfig.model_validate({
-        "default_route": "ops", "routes": {"ops": {"routing_key": KEY}},
-        "callers": [{"name": "am", "tokens": [OLD, NEW]},
-                    {"name": "signer", **caller} if caller else {"name": "signer", "hmac_keys": [HMAC_KEY]}],
-    })
+    return RelayConfig.model_validate(
+        {
+            "default_route": "ops",
+            "routes": {"ops": {"routing_key": KEY}},
+            "callers": [
+                {"name": "am", "tokens": [OLD, NEW]},
+                {"name": "signer", **caller} if caller else {"name": "signer", "hmac_keys": [HMAC_KEY]},
+            ],
+        }
+    )
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -61,14 +66,17 @@ def test_a_signed_body_names_its_caller_within_the_tolerance_window() -> None:
     assert authenticate(config(), signed(body, NOW - 299), body=body, now=NOW).name == "signer"
 
 
-@pytest.mark.parametrize(("headers", "body", "reason"), [
-    (signed(b'{"x": 1}'), b'{"x": 2}', "does not match"),  # body changed after signing
-    (signed(b'{"x": 1}', NOW - 301), b'{"x": 1}', "more than 300 s"),  # a replay, later
-    (signed(b'{"x": 1}', NOW + 301), b'{"x": 1}', "more than 300 s"),
-    (signed(b'{"x": 1}', key="another-key-that-nobody-configured-0000"), b'{"x": 1}', "does not match"),
-    ({"x-pdrelay-timestamp": "soon", "x-pdrelay-signature": "sha256=00"}, b"{}", "Unix seconds"),
-    ({"x-pdrelay-timestamp": str(int(NOW)), "x-pdrelay-signature": "md5=00"}, b"{}", "sha256="),
-])
+@pytest.mark.parametrize(
+    ("headers", "body", "reason"),
+    [
+        (signed(b'{"x": 1}'), b'{"x": 2}', "does not match"),  # body changed after signing
+        (signed(b'{"x": 1}', NOW - 301), b'{"x": 1}', "more than 300 s"),  # a replay, later
+        (signed(b'{"x": 1}', NOW + 301), b'{"x": 1}', "more than 300 s"),
+        (signed(b'{"x": 1}', key="another-key-that-nobody-configured-0000"), b'{"x": 1}', "does not match"),
+        ({"x-pdrelay-timestamp": "soon", "x-pdrelay-signature": "sha256=00"}, b"{}", "Unix seconds"),
+        ({"x-pdrelay-timestamp": str(int(NOW)), "x-pdrelay-signature": "md5=00"}, b"{}", "sha256="),
+    ],
+)
 def test_a_bad_signature_is_a_401_that_says_why(headers: dict[str, str], body: bytes, reason: str) -> None:
     with pytest.raises(Unauthorized) as refused:
         authenticate(config(), headers, body=body, now=NOW)
@@ -90,8 +98,10 @@ def test_sentrys_signature_checks_its_timestamp_too() -> None:
 
     body = b'{"action": "created"}'
     secret = "sentry-client-secret-000000000000001"
-    headers = {"sentry-hook-signature": hmac.new(secret.encode(), body, hashlib.sha256).hexdigest(),
-               "sentry-hook-timestamp": str(int(NOW - 10))}
+    headers = {
+        "sentry-hook-signature": hmac.new(secret.encode(), body, hashlib.sha256).hexdigest(),
+        "sentry-hook-timestamp": str(int(NOW - 10)),
+    }
     verify_signature(body, headers, secret, NOW)
     with pytest.raises(Unauthorized, match="Sentry-Hook-Timestamp"):
         verify_signature(body, {**headers, "sentry-hook-timestamp": str(int(NOW - 3600))}, secret, NOW)
@@ -99,17 +109,23 @@ def test_sentrys_signature_checks_its_timestamp_too() -> None:
         verify_signature(body, {**headers, "sentry-hook-timestamp": "yesterday"}, secret, NOW)
 
 
-@pytest.mark.parametrize(("caller", "problem"), [
-    ({"tokens": ["short"]}, "callers.1.tokens: every token has at least 16 characters"),
-    ({"hmac_keys": ["short-key"]}, "callers.1.hmac_keys: every HMAC key has at least 32 characters"),
-    ({"tokens": [OLD]}, "callers.1.tokens: the same token is given twice"),
-    ({}, "callers.1: no credential"),
-    ({"tokens": ["another-token-00000001"], "require_signature": True}, "require_signature: the caller has no"),
-    ({"tokens": ["another-token-00000001"], "rate_limit": {"requests": 0}}, "callers.1.rate_limit.requests"),
-])
+@pytest.mark.parametrize(
+    ("caller", "problem"),
+    [
+        ({"tokens": ["short"]}, "callers.1.tokens: every token has at least 16 characters"),
+        ({"hmac_keys": ["short-key"]}, "callers.1.hmac_keys: every HMAC key has at least 32 characters"),
+        ({"tokens": [OLD]}, "callers.1.tokens: the same token is given twice"),
+        ({}, "callers.1: no credential"),
+        ({"tokens": ["another-token-00000001"], "require_signature": True}, "require_signature: the caller has no"),
+        ({"tokens": ["another-token-00000001"], "rate_limit": {"requests": 0}}, "callers.1.rate_limit.requests"),
+    ],
+)
 def test_caller_mistakes_name_their_place_and_never_echo_a_credential(caller: dict[str, Any], problem: str) -> None:
-    doc = {"default_route": "ops", "routes": {"ops": {"routing_key": KEY}},
-           "callers": [{"name": "am", "tokens": [OLD]}, {"name": "other", **caller}]}
+    doc = {
+        "default_route": "ops",
+        "routes": {"ops": {"routing_key": KEY}},
+        "callers": [{"name": "am", "tokens": [OLD]}, {"name": "other", **caller}],
+    }
     with pytest.raises(ConfigError) as refused:
         parse_config(json.dumps(doc))
     assert any(problem in p for p in refused.value.problems), refused.value.problems
@@ -161,8 +177,9 @@ SETTINGS = Settings.from_env({"PDRELAY_MAX_INFLATED_BYTES": "10000", "PDRELAY_MA
 
 
 def request(body: bytes, **headers: str) -> IncomingRequest:
-    return IncomingRequest(body=body, request_id="r", received_at=utcnow(),
-                           headers={k.replace("_", "-"): v for k, v in headers.items()})
+    return IncomingRequest(
+        body=body, request_id="r", received_at=utcnow(), headers={k.replace("_", "-"): v for k, v in headers.items()}
+    )
 
 
 def test_gzip_bodies_are_inflated_and_a_bomb_stops_at_the_bound() -> None:
@@ -180,19 +197,22 @@ def test_gzip_bodies_are_inflated_and_a_bomb_stops_at_the_bound() -> None:
         readable_body(request(gzip.compress(plain)[:-12], content_encoding="gzip"), SETTINGS)
 
 
-@pytest.mark.parametrize(("content_type", "encoding", "refused"), [
-    ("application/json", "", False),
-    ("text/plain; charset=UTF-8", "", False),  # SNS
-    ("application/x-www-form-urlencoded", "", False),  # curl without -H
-    ("", "", False),
-    ("application/vnd.alert+json", "identity", False),
-    ("multipart/form-data; boundary=x", "", True),
-    ("application/xml", "", True),
-    ("application/atom+xml", "", True),
-    ("text/html", "", True),
-    ("application/json", "br", True),
-    ("application/json", "deflate", True),
-])
+@pytest.mark.parametrize(
+    ("content_type", "encoding", "refused"),
+    [
+        ("application/json", "", False),
+        ("text/plain; charset=UTF-8", "", False),  # SNS
+        ("application/x-www-form-urlencoded", "", False),  # curl without -H
+        ("", "", False),
+        ("application/vnd.alert+json", "identity", False),
+        ("multipart/form-data; boundary=x", "", True),
+        ("application/xml", "", True),
+        ("application/atom+xml", "", True),
+        ("text/html", "", True),
+        ("application/json", "br", True),
+        ("application/json", "deflate", True),
+    ],
+)
 def test_content_types_that_cannot_be_json_are_a_415(content_type: str, encoding: str, refused: bool) -> None:
     incoming = request(b"{}", content_type=content_type, content_encoding=encoding)
     if refused:

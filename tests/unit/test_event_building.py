@@ -41,8 +41,9 @@ def test_a_resolve_carries_the_full_payload() -> None:
 
 def test_a_bare_resolve_borrows_the_stored_trigger_payload() -> None:
     trigger = message_for(load_event("formats/events_v2/trigger.json"), events_v2)
-    resolve = message_for({"routing_key": "default", "event_action": "resolve", "dedup_key": "disk-full/db-1"},
-                          events_v2)
+    resolve = message_for(
+        {"routing_key": "default", "event_action": "resolve", "dedup_key": "disk-full/db-1"}, events_v2
+    )
     event = build_event(resolve, "resolve", payload_snapshot(trigger))
     assert event["payload"]["summary"] == "Disk 95% full on db-1"
     assert event["payload"]["source"] == "db-1"
@@ -78,10 +79,15 @@ def test_queue_messages_round_trip_through_json() -> None:
 
 def test_version_1_messages_in_flight_across_an_upgrade_are_still_read() -> None:
     message = message_for(load_event("formats/alertmanager/firing.json"))
-    old = message.model_dump(mode="json", by_alias=True, exclude_none=True,
-                             exclude={"destination", "rule", "probe", "kind"})
+    old = message.model_dump(
+        mode="json", by_alias=True, exclude_none=True, exclude={"destination", "rule", "probe", "kind"}
+    )
     old["v"] = 1
     again = parse_message(json.dumps(old))
     assert isinstance(again, QueueMessage) and again.v == 2
     assert (again.alert, again.dedup_key, again.routing_key, again.destination) == (
-        message.alert, message.dedup_key, message.routing_key, None)
+        message.alert,
+        message.dedup_key,
+        message.routing_key,
+        None,
+    )

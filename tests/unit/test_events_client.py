@@ -52,8 +52,16 @@ def test_202_is_delivered_with_pagerdutys_dedup_key() -> None:
 
 
 def test_400_is_permanent_with_pagerdutys_error_text() -> None:
-    client, _ = client_with((400, {"status": "invalid event", "message": "Event object is invalid",
-                                   "errors": ["'payload.summary' is missing"]}))
+    client, _ = client_with(
+        (
+            400,
+            {
+                "status": "invalid event",
+                "message": "Event object is invalid",
+                "errors": ["'payload.summary' is missing"],
+            },
+        )
+    )
     with pytest.raises(PermanentDelivery) as caught:
         client.send({})
     assert caught.value.status == 400

@@ -40,8 +40,10 @@ def test_a_trigger_without_dedup_key_gets_a_fresh_one() -> None:
         ({"dedup_key": "k" * 256}, "at most 255"),
         ({"images": [{"src": "http://insecure.example.com/x.png"}]}, "HTTPS"),
         ({"links": "nope"}, "'links' must be a list"),
-        ({"payload": {"summary": "s", "source": "x", "severity": "info", "timestamp": "yesterday"}},
-         "'payload.timestamp'"),
+        (
+            {"payload": {"summary": "s", "source": "x", "severity": "info", "timestamp": "yesterday"}},
+            "'payload.timestamp'",
+        ),
     ],
 )
 def test_invalid_events_are_refused_with_pagerduty_style_reasons(change: dict, expected: str) -> None:

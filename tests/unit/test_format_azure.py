@@ -38,8 +38,10 @@ def test_a_stateful_alert_keeps_its_alert_id_from_fired_to_resolved() -> None:
     assert (fired.action, resolved.action) == ("trigger", "resolve")
 
 
-@pytest.mark.parametrize(("condition", "action"), [("Fired", "trigger"), ("fired", "trigger"), ("Resolved", "resolve"),
-                                                   (None, "trigger"), ("", "trigger")])
+@pytest.mark.parametrize(
+    ("condition", "action"),
+    [("Fired", "trigger"), ("fired", "trigger"), ("Resolved", "resolve"), (None, "trigger"), ("", "trigger")],
+)
 def test_the_monitor_condition_decides_the_action(condition: str | None, action: str) -> None:
     doc = case("metric-fired")
     essentials(doc)["monitorCondition"] = condition
@@ -67,9 +69,20 @@ def test_a_trigger_is_ordered_by_fired_date_time_even_without_a_zone() -> None:
     assert alert.occurred_at.isoformat() == "2026-11-24T07:41:05.062317+00:00"
 
 
-@pytest.mark.parametrize(("sev", "expected"), [("Sev0", "critical"), ("Sev1", "error"), ("Sev2", "warning"),
-                                               ("Sev3", "info"), ("Sev4", "info"), ("sev2", "warning"),
-                                               (None, "error"), ("Sev9", "error"), (3, "error")])
+@pytest.mark.parametrize(
+    ("sev", "expected"),
+    [
+        ("Sev0", "critical"),
+        ("Sev1", "error"),
+        ("Sev2", "warning"),
+        ("Sev3", "info"),
+        ("Sev4", "info"),
+        ("sev2", "warning"),
+        (None, "error"),
+        ("Sev9", "error"),
+        (3, "error"),
+    ],
+)
 def test_severity_table(sev: Any, expected: str) -> None:
     doc = case("metric-fired")
     essentials(doc)["severity"] = sev
@@ -94,10 +107,17 @@ def test_resource_health_events_of_one_resource_share_an_incident_despite_new_al
     assert second.occurred_at > first.occurred_at
 
 
-@pytest.mark.parametrize(("health", "status", "action"), [
-    ("Unavailable", "Active", "trigger"), ("Degraded", "Active", "trigger"), ("Unknown", "Updated", "trigger"),
-    ("Available", "Active", "resolve"), ("Degraded", "Resolved", "resolve"), (None, "Resolved", "resolve"),
-])
+@pytest.mark.parametrize(
+    ("health", "status", "action"),
+    [
+        ("Unavailable", "Active", "trigger"),
+        ("Degraded", "Active", "trigger"),
+        ("Unknown", "Updated", "trigger"),
+        ("Available", "Active", "resolve"),
+        ("Degraded", "Resolved", "resolve"),
+        (None, "Resolved", "resolve"),
+    ],
+)
 def test_resource_health_status_decides_the_action(health: str | None, status: str, action: str) -> None:
     doc = case("resource-health-unavailable")
     context = doc["data"]["alertContext"]
@@ -112,10 +132,17 @@ def test_other_resource_health_monitoring_service_spelling_is_the_same_thing() -
     assert parse_one(doc).identity == parse_one(case("resource-health-unavailable")).identity
 
 
-@pytest.mark.parametrize(("stage", "status", "action"), [
-    ("Active", "Active", "trigger"), ("Resolved", "Resolved", "resolve"), ("RCA", "Active", "resolve"),
-    ("Planned", "Active", "trigger"), ("Complete", "Active", "resolve"), ("Canceled", "Active", "resolve"),
-])
+@pytest.mark.parametrize(
+    ("stage", "status", "action"),
+    [
+        ("Active", "Active", "trigger"),
+        ("Resolved", "Resolved", "resolve"),
+        ("RCA", "Active", "resolve"),
+        ("Planned", "Active", "trigger"),
+        ("Complete", "Active", "resolve"),
+        ("Canceled", "Active", "resolve"),
+    ],
+)
 def test_service_health_stage_decides_the_action(stage: str, status: str, action: str) -> None:
     doc = case("service-health-incident-active")
     doc["data"]["alertContext"]["properties"]["stage"] = stage
@@ -150,8 +177,10 @@ def test_a_test_sample_of_another_kind_is_recognised_by_its_subscription() -> No
     doc = case("resource-health-unavailable")
     e = essentials(doc)
     e["alertId"] = "/subscriptions/11111111-1111-1111-1111-111111111111/providers/Microsoft.AlertsManagement/alerts/x"
-    e["alertTargetIDs"] = ["/subscriptions/11111111-1111-1111-1111-111111111111/resourcegroups/test-RG/providers/"
-                           "microsoft.compute/virtualmachines/test-VM"]
+    e["alertTargetIDs"] = [
+        "/subscriptions/11111111-1111-1111-1111-111111111111/resourcegroups/test-RG/providers/"
+        "microsoft.compute/virtualmachines/test-VM"
+    ]
     assert parse_one(doc).test
 
 
@@ -185,8 +214,9 @@ def test_without_alert_id_the_rule_on_its_target_is_the_identity() -> None:
     assert alert.client_url is None
 
 
-@pytest.mark.parametrize("schema", ["Microsoft.Insights/activityLogs", "AzureMonitorMetricAlert",
-                                    "AIP Budget Notification", None])
+@pytest.mark.parametrize(
+    "schema", ["Microsoft.Insights/activityLogs", "AzureMonitorMetricAlert", "AIP Budget Notification", None]
+)
 def test_other_azure_schemas_are_a_clear_400(schema: str | None) -> None:
     with pytest.raises(BadRequest):
         azure.parse({"schemaId": schema, "data": {"status": "Activated", "context": {}}}, CTX)
@@ -199,9 +229,16 @@ def test_old_azure_schemas_are_detected_so_the_sender_hears_about_the_common_sch
     assert not azure.detect([case("metric-fired")], {})
 
 
-@pytest.mark.parametrize("body", [[], "text", {"schemaId": "azureMonitorCommonAlertSchema"},
-                                  {"schemaId": "azureMonitorCommonAlertSchema", "data": {"essentials": []}},
-                                  {"schemaId": "azureMonitorCommonAlertSchema", "data": {"essentials": {"x": 1}}}])
+@pytest.mark.parametrize(
+    "body",
+    [
+        [],
+        "text",
+        {"schemaId": "azureMonitorCommonAlertSchema"},
+        {"schemaId": "azureMonitorCommonAlertSchema", "data": {"essentials": []}},
+        {"schemaId": "azureMonitorCommonAlertSchema", "data": {"essentials": {"x": 1}}},
+    ],
+)
 def test_unusable_bodies_are_a_400(body: Any) -> None:
     with pytest.raises(BadRequest):
         azure.parse(body, CTX)
@@ -211,9 +248,22 @@ JUNK: list[Any] = [None, "", 12345, {"a": 1}, ["x"], "x" * 100_000, "ünïcødé
 
 
 @pytest.mark.parametrize("junk", JUNK, ids=[repr(j)[:20] for j in JUNK])
-@pytest.mark.parametrize("field", ["alertRule", "description", "severity", "alertTargetIDs", "configurationItems",
-                                   "firedDateTime", "resolvedDateTime", "monitoringService", "signalType",
-                                   "targetResourceType", "originAlertId"])
+@pytest.mark.parametrize(
+    "field",
+    [
+        "alertRule",
+        "description",
+        "severity",
+        "alertTargetIDs",
+        "configurationItems",
+        "firedDateTime",
+        "resolvedDateTime",
+        "monitoringService",
+        "signalType",
+        "targetResourceType",
+        "originAlertId",
+    ],
+)
 def test_hostile_essentials_never_break_parsing(field: str, junk: Any) -> None:
     doc = case("metric-resolved")
     essentials(doc)[field] = copy.deepcopy(junk)
@@ -223,8 +273,10 @@ def test_hostile_essentials_never_break_parsing(field: str, junk: Any) -> None:
 
 
 @pytest.mark.parametrize("junk", JUNK, ids=[repr(j)[:20] for j in JUNK])
-@pytest.mark.parametrize("name", ["log-alerts-v2-fired", "log-analytics-v1-sev0", "resource-health-unavailable",
-                                  "service-health-incident-active"])
+@pytest.mark.parametrize(
+    "name",
+    ["log-alerts-v2-fired", "log-analytics-v1-sev0", "resource-health-unavailable", "service-health-incident-active"],
+)
 def test_hostile_alert_contexts_never_break_parsing(name: str, junk: Any) -> None:
     whole = case(name)
     whole["data"]["alertContext"] = copy.deepcopy(junk)

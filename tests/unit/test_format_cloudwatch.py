@@ -49,13 +49,16 @@ def test_unsigned_or_unknown_versions_are_refused_when_verification_is_on() -> N
         cloudwatch.parse({**doc, "Signature": "not base64 at all!"}, VERIFIED)
 
 
-@pytest.mark.parametrize("url", [
-    "http://sns.eu-west-1.amazonaws.com/cert.pem",          # not HTTPS
-    "https://sns.eu-west-1.amazonaws.com.evil.example/c.pem",  # lookalike host
-    "https://evil.example/sns.eu-west-1.amazonaws.com.pem",
-    "https://sns.eu-west-1.amazonaws.com:8443/cert.pem",    # odd port
-    "https://user@sns-eu-west-1.amazonaws.com/cert.pem",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://sns.eu-west-1.amazonaws.com/cert.pem",  # not HTTPS
+        "https://sns.eu-west-1.amazonaws.com.evil.example/c.pem",  # lookalike host
+        "https://evil.example/sns.eu-west-1.amazonaws.com.pem",
+        "https://sns.eu-west-1.amazonaws.com:8443/cert.pem",  # odd port
+        "https://user@sns-eu-west-1.amazonaws.com/cert.pem",
+    ],
+)
 def test_a_certificate_outside_sns_is_never_fetched(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(_url: str) -> bytes:
         raise AssertionError("fetched")
@@ -77,8 +80,13 @@ def test_a_subscription_is_confirmed_only_after_acceptance_and_pages_no_one(monk
     assert visited == [envelope("sns-subscription-confirmation")["SubscribeURL"]]
 
 
-@pytest.mark.parametrize("url", ["https://attacker.example/?Action=ConfirmSubscription",
-                                 "http://sns.eu-west-1.amazonaws.com/?Action=ConfirmSubscription"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://attacker.example/?Action=ConfirmSubscription",
+        "http://sns.eu-west-1.amazonaws.com/?Action=ConfirmSubscription",
+    ],
+)
 def test_a_subscribe_url_outside_sns_is_refused(url: str) -> None:
     doc = sns_signing.sign({**envelope("sns-subscription-confirmation"), "SubscribeURL": url})
     with pytest.raises(BadRequest, match="SubscribeURL"):
@@ -94,8 +102,11 @@ def test_a_forged_subscription_confirmation_is_not_visited(monkeypatch: pytest.M
 
 
 def test_header_and_body_must_agree_on_the_message_type() -> None:
-    ctx = ParseContext(received_at=RECEIVED, headers={"x-amz-sns-message-type": "SubscriptionConfirmation"},
-                       options=cloudwatch.Options(verify_signatures=False))
+    ctx = ParseContext(
+        received_at=RECEIVED,
+        headers={"x-amz-sns-message-type": "SubscriptionConfirmation"},
+        options=cloudwatch.Options(verify_signatures=False),
+    )
     with pytest.raises(BadRequest, match="disagree"):
         cloudwatch.parse(envelope("sns-alarm"), ctx)
 
@@ -124,18 +135,26 @@ def test_an_alarm_without_arn_gets_one_from_the_topic_region_not_the_display_nam
 
 @pytest.mark.parametrize(("policy", "action"), [("trigger", "trigger"), ("resolve", "resolve")])
 def test_insufficient_data_follows_the_route_policy(policy: str, action: str) -> None:
-    ctx = ParseContext(received_at=RECEIVED,
-                       options=cloudwatch.Options(insufficient_data=policy, verify_signatures=False))  # type: ignore[arg-type]
+    ctx = ParseContext(
+        received_at=RECEIVED, options=cloudwatch.Options(insufficient_data=policy, verify_signatures=False)
+    )  # type: ignore[arg-type]
     (alert,) = cloudwatch.parse(envelope("sns-insufficient-data"), ctx).alerts
     assert alert.action == action
     ignored = cloudwatch.parse(envelope("sns-insufficient-data"), UNVERIFIED)
     assert ignored.alerts == [] and "INSUFFICIENT_DATA" in ignored.notes[0]
 
 
-@pytest.mark.parametrize(("description", "severity"), [
-    ("severity: critical\nbody", "critical"), ("[warning] disk", "warning"), ("Severity=INFO x", "info"),
-    ("plain text", "error"), (None, "error"), ("[unheard-of] x", "error"),
-])
+@pytest.mark.parametrize(
+    ("description", "severity"),
+    [
+        ("severity: critical\nbody", "critical"),
+        ("[warning] disk", "warning"),
+        ("Severity=INFO x", "info"),
+        ("plain text", "error"),
+        (None, "error"),
+        ("[unheard-of] x", "error"),
+    ],
+)
 def test_severity_comes_from_a_description_marker_or_the_route(description: str | None, severity: str) -> None:
     alarm = json.loads(envelope("sns-alarm")["Message"])
     alarm["AlarmDescription"] = description
@@ -143,13 +162,16 @@ def test_severity_comes_from_a_description_marker_or_the_route(description: str 
     assert alert.severity == severity
 
 
-@pytest.mark.parametrize("mutate", [
-    lambda a: a.update(AlarmName=None),
-    lambda a: a.update(Trigger="not an object"),
-    lambda a: a.update(StateChangeTime="yesterday-ish", AlarmDescription={"nested": 1}),
-    lambda a: a.update(AlarmDescription="Ω" * 100_000),
-    lambda a: a["Trigger"].update(Dimensions=[None, 3, {"name": None}], Metrics="junk"),
-])
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda a: a.update(AlarmName=None),
+        lambda a: a.update(Trigger="not an object"),
+        lambda a: a.update(StateChangeTime="yesterday-ish", AlarmDescription={"nested": 1}),
+        lambda a: a.update(AlarmDescription="Ω" * 100_000),
+        lambda a: a["Trigger"].update(Dimensions=[None, 3, {"name": None}], Metrics="junk"),
+    ],
+)
 def test_odd_alarm_fields_degrade_gracefully(mutate: Any) -> None:
     alarm = json.loads(envelope("sns-alarm")["Message"])
     mutate(alarm)

@@ -52,12 +52,21 @@ def test_without_scope_the_aggregation_key_then_the_monitor_id_is_the_identity()
         datadog.parse(doc, CTX)
 
 
-@pytest.mark.parametrize(("transition", "alert_type", "action"), [
-    ("Triggered", "error", "trigger"), ("Re-Triggered", "error", "trigger"), ("Warn", "warning", "trigger"),
-    ("Re-Warn", "warning", "trigger"), ("Renotify", "error", "trigger"), ("Recovered", "success", "resolve"),
-    ("Warn Recovered", "success", "resolve"), ("Null", "error", "trigger"), ("Null", "success", "resolve"),
-    ("", "warning", "trigger"),
-])
+@pytest.mark.parametrize(
+    ("transition", "alert_type", "action"),
+    [
+        ("Triggered", "error", "trigger"),
+        ("Re-Triggered", "error", "trigger"),
+        ("Warn", "warning", "trigger"),
+        ("Re-Warn", "warning", "trigger"),
+        ("Renotify", "error", "trigger"),
+        ("Recovered", "success", "resolve"),
+        ("Warn Recovered", "success", "resolve"),
+        ("Null", "error", "trigger"),
+        ("Null", "success", "resolve"),
+        ("", "warning", "trigger"),
+    ],
+)
 def test_each_transition_maps_to_an_action(transition: str, alert_type: str, action: str) -> None:
     doc = case()
     doc["alert_transition"], doc["alert_type"] = transition, alert_type
@@ -82,15 +91,26 @@ def test_no_data_is_noted_by_default_and_paged_at_warning_when_asked(transition:
     assert (alert.action, alert.severity) == ("trigger", "warning")
 
 
-@pytest.mark.parametrize(("priority", "alert_type", "transition", "severity"), [
-    ("P1", "error", "Triggered", "critical"), ("P2", "error", "Triggered", "error"),
-    ("P3", "error", "Triggered", "warning"), ("P4", "error", "Triggered", "info"), ("P5", "error", "Triggered", "info"),
-    ("", "error", "Triggered", "error"), ("", "warning", "Warn", "warning"), ("", "info", "Triggered", "info"),
-    ("P1", "warning", "Warn", "warning"), ("P4", "warning", "Warn", "info"), ("", "", "Triggered", "error"),
-    ("P1", "error", "Re-Warn", "warning"),
-])
-def test_severity_comes_from_priority_and_alert_type(priority: str, alert_type: str, transition: str,
-                                                     severity: str) -> None:
+@pytest.mark.parametrize(
+    ("priority", "alert_type", "transition", "severity"),
+    [
+        ("P1", "error", "Triggered", "critical"),
+        ("P2", "error", "Triggered", "error"),
+        ("P3", "error", "Triggered", "warning"),
+        ("P4", "error", "Triggered", "info"),
+        ("P5", "error", "Triggered", "info"),
+        ("", "error", "Triggered", "error"),
+        ("", "warning", "Warn", "warning"),
+        ("", "info", "Triggered", "info"),
+        ("P1", "warning", "Warn", "warning"),
+        ("P4", "warning", "Warn", "info"),
+        ("", "", "Triggered", "error"),
+        ("P1", "error", "Re-Warn", "warning"),
+    ],
+)
+def test_severity_comes_from_priority_and_alert_type(
+    priority: str, alert_type: str, transition: str, severity: str
+) -> None:
     doc = case()
     doc["alert_priority"], doc["alert_type"], doc["alert_transition"] = priority, alert_type, transition
     assert one(doc).severity == severity
@@ -133,9 +153,13 @@ def test_an_unsubstituted_template_is_a_400_naming_the_variables() -> None:
         datadog.parse(doc, CTX)
     assert caught.value.message == (
         "the webhook template was not substituted: $ALERT_ID $ALERT_TRANSITION $ALERT_SCOPE; Datadog fills "
-        "variables only in the webhook's payload field")
-    assert caught.value.problems == ["alert_id: still $ALERT_ID", "alert_transition: still $ALERT_TRANSITION",
-                                     "alert_scope: still $ALERT_SCOPE"]
+        "variables only in the webhook's payload field"
+    )
+    assert caught.value.problems == [
+        "alert_id: still $ALERT_ID",
+        "alert_transition: still $ALERT_TRANSITION",
+        "alert_scope: still $ALERT_SCOPE",
+    ]
 
 
 def test_dollars_in_free_text_or_unknown_names_are_not_mistaken_for_variables() -> None:
@@ -146,20 +170,40 @@ def test_dollars_in_free_text_or_unknown_names_are_not_mistaken_for_variables() 
 
 
 def test_a_payload_without_the_template_is_a_400() -> None:
-    default_payload = {"body": "x", "last_updated": "1", "event_type": "query_alert_monitor", "title": "t",
-                       "date": "1", "org": {"id": "1", "name": "n"}, "id": "5"}
+    default_payload = {
+        "body": "x",
+        "last_updated": "1",
+        "event_type": "query_alert_monitor",
+        "title": "t",
+        "date": "1",
+        "org": {"id": "1", "name": "n"},
+        "id": "5",
+    }
     with pytest.raises(BadRequest, match="not pdrelay's Datadog payload template"):
         datadog.parse(default_payload, CTX)
     with pytest.raises(BadRequest):
         datadog.parse(["not", "an", "object"], CTX)
 
 
-@pytest.mark.parametrize(("field", "value"), [
-    ("alert_title", None), ("alert_title", 12), ("alert_title", {"a": 1}), ("alert_scope", ["host:x"]),
-    ("tags", None), ("tags", 5), ("snapshot", ["https://x"]), ("link", "javascript:alert(1)"), ("date", True),
-    ("alert_priority", None), ("alert_type", None), ("hostname", "  "), ("event_msg", "ü" * 100_000),
-    ("alert_id", 10000001),
-])
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("alert_title", None),
+        ("alert_title", 12),
+        ("alert_title", {"a": 1}),
+        ("alert_scope", ["host:x"]),
+        ("tags", None),
+        ("tags", 5),
+        ("snapshot", ["https://x"]),
+        ("link", "javascript:alert(1)"),
+        ("date", True),
+        ("alert_priority", None),
+        ("alert_type", None),
+        ("hostname", "  "),
+        ("event_msg", "ü" * 100_000),
+        ("alert_id", 10000001),
+    ],
+)
 def test_junk_in_a_field_degrades_instead_of_failing(field: str, value: Any) -> None:
     doc = case()
     doc[field] = value
@@ -170,7 +214,11 @@ def test_junk_in_a_field_degrades_instead_of_failing(field: str, value: Any) -> 
 def test_nothing_but_a_monitor_id_and_a_transition_still_makes_an_alert() -> None:
     alert = one({"alert_id": "42", "alert_transition": "Triggered"})
     assert (alert.identity, alert.summary, alert.source, alert.severity) == (
-        "monitor:42", "Datadog monitor 42", "datadog", "error")
+        "monitor:42",
+        "Datadog monitor 42",
+        "datadog",
+        "error",
+    )
 
 
 def test_a_huge_title_is_cut_to_the_summary_limit() -> None:

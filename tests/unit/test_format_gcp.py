@@ -32,8 +32,9 @@ def test_open_and_closed_share_the_incident_id() -> None:
     assert closed.occurred_at > opened.occurred_at
 
 
-@pytest.mark.parametrize(("state", "action"), [("open", "trigger"), ("OPEN", "trigger"), ("closed", "resolve"),
-                                               ("Closed", "resolve")])
+@pytest.mark.parametrize(
+    ("state", "action"), [("open", "trigger"), ("OPEN", "trigger"), ("closed", "resolve"), ("Closed", "resolve")]
+)
 def test_the_state_decides_the_action(state: str, action: str) -> None:
     doc = case("open")
     doc["incident"]["state"] = state
@@ -60,16 +61,19 @@ def test_ordering_times_are_started_at_and_ended_at_else_receipt() -> None:
     assert parse_one(doc).occurred_at.isoformat() == "2026-11-24T08:51:07+00:00"
 
 
-@pytest.mark.parametrize(("severity", "label", "option", "expected"), [
-    ("Critical", None, "error", "critical"),
-    ("Error", None, "info", "error"),
-    ("Warning", "critical", "error", "warning"),   # the policy's severity wins over a label
-    ("No severity", "warning", "error", "warning"),  # then the policy's severity label
-    ("No severity", None, "info", "info"),         # then the route's option
-    (None, None, "error", "error"),
-    ("no severity", "bogus", "critical", "critical"),
-    (42, None, "warning", "warning"),
-])
+@pytest.mark.parametrize(
+    ("severity", "label", "option", "expected"),
+    [
+        ("Critical", None, "error", "critical"),
+        ("Error", None, "info", "error"),
+        ("Warning", "critical", "error", "warning"),  # the policy's severity wins over a label
+        ("No severity", "warning", "error", "warning"),  # then the policy's severity label
+        ("No severity", None, "info", "info"),  # then the route's option
+        (None, None, "error", "error"),
+        ("no severity", "bogus", "critical", "critical"),
+        (42, None, "warning", "warning"),
+    ],
+)
 def test_severity_order(severity: Any, label: str | None, option: str, expected: str) -> None:
     doc = case("open")
     doc["incident"]["severity"] = severity
@@ -129,17 +133,42 @@ def test_detect_is_specific() -> None:
     assert not gcp.detect([], {})
 
 
-@pytest.mark.parametrize("body", [[], {"incident": []}, {"version": "1.2"}, {"incident": {"state": "open"}},
-                                  {"incident": {"incident_id": None, "state": "open"}}])
+@pytest.mark.parametrize(
+    "body",
+    [
+        [],
+        {"incident": []},
+        {"version": "1.2"},
+        {"incident": {"state": "open"}},
+        {"incident": {"incident_id": None, "state": "open"}},
+    ],
+)
 def test_unusable_bodies_are_a_400(body: Any) -> None:
     with pytest.raises(BadRequest):
         gcp.parse(body, ParseContext(received_at=RECEIVED))
 
 
 JUNK: list[Any] = [None, "", 12345, {"a": 1}, ["x"], "x" * 100_000, "ünïcødé ✓ 警报", True]
-FIELDS = ["summary", "policy_name", "condition_name", "resource", "resource_name", "resource_display_name",
-          "resource_type_display_name", "metric", "metadata", "policy_user_labels", "documentation", "condition",
-          "url", "apigee_url", "severity", "observed_value", "scoping_project_id", "started_at"]
+FIELDS = [
+    "summary",
+    "policy_name",
+    "condition_name",
+    "resource",
+    "resource_name",
+    "resource_display_name",
+    "resource_type_display_name",
+    "metric",
+    "metadata",
+    "policy_user_labels",
+    "documentation",
+    "condition",
+    "url",
+    "apigee_url",
+    "severity",
+    "observed_value",
+    "scoping_project_id",
+    "started_at",
+]
 
 
 @pytest.mark.parametrize("junk", JUNK, ids=[repr(j)[:20] for j in JUNK])

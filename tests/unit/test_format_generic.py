@@ -78,11 +78,14 @@ def test_a_test_flag_marks_a_test_notification() -> None:
     assert alert.test
 
 
-@pytest.mark.parametrize("doc", [
-    {"id": "a", "status": "firing"},
-    {"id": 7, "status": "firing", "summary": None, "source": {"nested": 1}},
-    {"id": "a", "status": "firing", "summary": "é" * 50_000},
-])
+@pytest.mark.parametrize(
+    "doc",
+    [
+        {"id": "a", "status": "firing"},
+        {"id": 7, "status": "firing", "summary": None, "source": {"nested": 1}},
+        {"id": "a", "status": "firing", "summary": "é" * 50_000},
+    ],
+)
 def test_missing_or_odd_fields_still_give_a_sensible_trigger(doc: dict[str, Any]) -> None:
     (alert,) = parse(doc).alerts
     assert alert.summary and alert.source

@@ -90,7 +90,11 @@ def test_the_alert_carries_links_image_and_details_for_the_responder() -> None:
     assert alert.custom_details["values"] == {"B": 93.27, "C": 1}
     assert alert.custom_details["folder"] == "Payments"
     assert (alert.source, alert.component, alert.group, alert.class_) == (
-        "payments-api-1.example.internal", "payments-api", "prod-eu", "High memory usage")
+        "payments-api-1.example.internal",
+        "payments-api",
+        "prod-eu",
+        "High memory usage",
+    )
 
 
 def test_an_image_that_is_not_https_is_left_out() -> None:
@@ -99,10 +103,18 @@ def test_an_image_that_is_not_https_is_left_out() -> None:
     assert grafana.parse(doc, CTX).alerts[0].images == []
 
 
-@pytest.mark.parametrize(("label", "expected"), [
-    ("critical", "critical"), ("high", "error"), ("warning", "warning"), ("info", "info"), ("P1", "critical"),
-    ("something-else", "error"), (None, "error"),
-])
+@pytest.mark.parametrize(
+    ("label", "expected"),
+    [
+        ("critical", "critical"),
+        ("high", "error"),
+        ("warning", "warning"),
+        ("info", "info"),
+        ("P1", "critical"),
+        ("something-else", "error"),
+        (None, "error"),
+    ],
+)
 def test_the_severity_label_maps_to_pagerdutys_severities(label: str | None, expected: str) -> None:
     doc = unified()
     if label is None:
@@ -132,7 +144,8 @@ def test_no_data_is_noted_without_paging_by_default_and_errors_still_page() -> N
     assert [a.class_ for a in parsed.alerts] == ["DatasourceError"]
     assert parsed.alerts[0].summary.startswith("Order latency: data source error: ")
     assert parsed.notes == [
-        "Grafana reports no data for rule 'Queue depth': not paged (grafana option no_data: ignore)"]
+        "Grafana reports no data for rule 'Queue depth': not paged (grafana option no_data: ignore)"
+    ]
 
 
 def test_no_data_pages_at_warning_when_the_route_asks() -> None:
@@ -148,7 +161,9 @@ def test_a_no_data_recovery_is_always_sent() -> None:
     doc["alerts"][0]["status"] = "resolved"
     parsed = grafana.parse(doc, CTX)
     assert [(a.class_, a.action) for a in parsed.alerts] == [
-        ("DatasourceNoData", "resolve"), ("DatasourceError", "trigger")]
+        ("DatasourceNoData", "resolve"),
+        ("DatasourceError", "trigger"),
+    ]
 
 
 def test_truncated_alerts_are_noted() -> None:
@@ -165,11 +180,23 @@ def test_a_payload_without_alerts_is_a_400(alerts: Any) -> None:
         grafana.parse(doc, CTX)
 
 
-@pytest.mark.parametrize(("field", "value"), [
-    ("labels", None), ("labels", 7), ("labels", ["a"]), ("annotations", "junk"), ("annotations", None),
-    ("fingerprint", {"x": 1}), ("generatorURL", 12), ("imageURL", ["https://x"]), ("values", "B=1"),
-    ("startsAt", "yesterday"), ("startsAt", 1.5e20), ("dashboardURL", "javascript:alert(1)"),
-])
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("labels", None),
+        ("labels", 7),
+        ("labels", ["a"]),
+        ("annotations", "junk"),
+        ("annotations", None),
+        ("fingerprint", {"x": 1}),
+        ("generatorURL", 12),
+        ("imageURL", ["https://x"]),
+        ("values", "B=1"),
+        ("startsAt", "yesterday"),
+        ("startsAt", 1.5e20),
+        ("dashboardURL", "javascript:alert(1)"),
+    ],
+)
 def test_junk_in_a_field_degrades_instead_of_failing(field: str, value: Any) -> None:
     doc = unified()
     doc["alerts"][0][field] = value
@@ -185,8 +212,10 @@ def test_an_alert_with_neither_labels_nor_fingerprint_is_rejected_and_others_go(
     doc["alerts"].append("not an alert")
     parsed = grafana.parse(doc, CTX)
     assert len(parsed.alerts) == 1
-    assert parsed.rejected == ["alerts[0]: labels: an alert needs labels or a fingerprint",
-                               "alerts[2]: expected an object"]
+    assert parsed.rejected == [
+        "alerts[0]: labels: an alert needs labels or a fingerprint",
+        "alerts[2]: expected an object",
+    ]
 
 
 def test_huge_and_non_ascii_text_is_cut_to_the_summary_limit() -> None:
@@ -261,18 +290,33 @@ def test_a_legacy_state_grafana_never_sends_is_a_400(state: Any) -> None:
 def test_legacy_send_test_is_a_test_notification_with_identity_test() -> None:
     (alert,) = grafana.parse(legacy("legacy_test"), CTX).alerts
     assert (alert.test, alert.identity) == (True, "test")
-    old = {"ruleId": 0, "ruleName": "", "state": "alerting",
-           "message": "Someone is testing the alert notification within grafana."}
+    old = {
+        "ruleId": 0,
+        "ruleName": "",
+        "state": "alerting",
+        "message": "Someone is testing the alert notification within grafana.",
+    }
     (alert,) = grafana.parse(old, CTX).alerts
     assert (alert.test, alert.identity) == (True, "test")
     assert grafana.parse(legacy(), CTX).alerts[0].test is False
 
 
-@pytest.mark.parametrize(("field", "value"), [
-    ("ruleName", "ß" * 100_000), ("message", None), ("message", {"a": 1}), ("tags", ["x"]), ("tags", None),
-    ("evalMatches", "x"), ("evalMatches", [None, 3, {"tags": 5, "value": {"x": 1}}]), ("ruleUrl", 5),
-    ("imageUrl", "http://insecure.example.internal/x.png"), ("title", None), ("ruleId", {"x": 1}),
-])
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("ruleName", "ß" * 100_000),
+        ("message", None),
+        ("message", {"a": 1}),
+        ("tags", ["x"]),
+        ("tags", None),
+        ("evalMatches", "x"),
+        ("evalMatches", [None, 3, {"tags": 5, "value": {"x": 1}}]),
+        ("ruleUrl", 5),
+        ("imageUrl", "http://insecure.example.internal/x.png"),
+        ("title", None),
+        ("ruleId", {"x": 1}),
+    ],
+)
 def test_legacy_junk_degrades_instead_of_failing(field: str, value: Any) -> None:
     doc = legacy()
     doc[field] = value

@@ -33,8 +33,17 @@ def test_down_and_up_of_a_check_share_its_check_id(down: str, up: str) -> None:
     assert second.occurred_at > first.occurred_at
 
 
-@pytest.mark.parametrize(("state", "action"), [("DOWN", "trigger"), ("down", "trigger"), ("FAILING", "trigger"),
-                                               ("FAILURE", "trigger"), ("UP", "resolve"), ("SUCCESS", "resolve")])
+@pytest.mark.parametrize(
+    ("state", "action"),
+    [
+        ("DOWN", "trigger"),
+        ("down", "trigger"),
+        ("FAILING", "trigger"),
+        ("FAILURE", "trigger"),
+        ("UP", "resolve"),
+        ("SUCCESS", "resolve"),
+    ],
+)
 def test_every_paging_state(state: str, action: str) -> None:
     doc = case("http-down")
     doc["current_state"] = state
@@ -58,8 +67,17 @@ def test_a_missing_state_is_a_400(state: Any) -> None:
         pingdom.parse(doc, CTX)
 
 
-@pytest.mark.parametrize(("importance", "severity"), [("HIGH", "critical"), ("high", "critical"), ("LOW", "warning"),
-                                                      (None, "error"), ("MEDIUM", "error"), (3, "error")])
+@pytest.mark.parametrize(
+    ("importance", "severity"),
+    [
+        ("HIGH", "critical"),
+        ("high", "critical"),
+        ("LOW", "warning"),
+        (None, "error"),
+        ("MEDIUM", "error"),
+        (3, "error"),
+    ],
+)
 def test_importance_sets_severity(importance: Any, severity: str) -> None:
     doc = case("http-down")
     doc["importance_level"] = importance
@@ -85,8 +103,14 @@ def test_transaction_checks_have_no_uptime_report_link() -> None:
 
 def test_request_headers_and_post_data_never_reach_pagerduty() -> None:
     doc = case("http-down")
-    doc["check_params"].update({"header": "Authorization:Bearer s3cret", "requestheaders": {"X-Api-Key": "k"},
-                                "postdata": "password=hunter2", "auth": "user:pass"})
+    doc["check_params"].update(
+        {
+            "header": "Authorization:Bearer s3cret",
+            "requestheaders": {"X-Api-Key": "k"},
+            "postdata": "password=hunter2",
+            "auth": "user:pass",
+        }
+    )
     details = parse_one(doc).custom_details
     assert "s3cret" not in str(details) and "hunter2" not in str(details) and "user:pass" not in str(details)
     assert details["check_params"]["hostname"] == "shop.example.com"
@@ -115,9 +139,22 @@ def test_non_objects_are_a_400(body: Any) -> None:
 
 
 JUNK: list[Any] = [None, "", 12345, {"a": 1}, ["x"], "x" * 100_000, "ünïcødé ✓ 警报", True]
-FIELDS = ["check_name", "check_type", "check_params", "tags", "previous_state", "importance_level",
-          "state_changed_timestamp", "state_changed_utc_time", "long_description", "description", "first_probe",
-          "second_probe", "custom_message", "version"]
+FIELDS = [
+    "check_name",
+    "check_type",
+    "check_params",
+    "tags",
+    "previous_state",
+    "importance_level",
+    "state_changed_timestamp",
+    "state_changed_utc_time",
+    "long_description",
+    "description",
+    "first_probe",
+    "second_probe",
+    "custom_message",
+    "version",
+]
 
 
 @pytest.mark.parametrize("junk", JUNK, ids=[repr(j)[:20] for j in JUNK])

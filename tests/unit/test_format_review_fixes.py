@@ -32,8 +32,7 @@ def walk(fmt: str, docs_at: list[tuple[Any, int]], options: Any = None) -> list[
         fmt_ = formats.get(fmt)
         ctx = ParseContext(received_at=received, options=options or fmt_.options_for(None))
         (alert,) = fmt_.run(doc, ctx).alerts
-        event = to_event(make_message(alert, route="r", routing_key=ROUTING_KEY, received_at=received,
-                                      request_id="x"))
+        event = to_event(make_message(alert, route="r", routing_key=ROUTING_KEY, received_at=received, request_id="x"))
         decision = decide(record, event)
         reasons.append(decision.reason)
         if decision.record is not None:
@@ -65,8 +64,9 @@ def test_a_wavefront_test_never_shares_the_real_alerts_incident() -> None:
 
 def test_sns_raw_message_delivery_with_snss_headers_is_read() -> None:
     alarm = json.loads(load_case("cloudwatch", "sns-alarm").doc["Message"])
-    ctx = ParseContext(received_at=RECEIVED, headers={"x-amz-sns-message-type": "Notification",
-                                                      "x-amz-sns-rawdelivery": "true"})
+    ctx = ParseContext(
+        received_at=RECEIVED, headers={"x-amz-sns-message-type": "Notification", "x-amz-sns-rawdelivery": "true"}
+    )
     (alert,) = formats.get("cloudwatch").run(alarm, ctx).alerts
     assert alert.action == "trigger"
 
@@ -81,25 +81,35 @@ def test_half_an_emoji_inside_the_sns_message_is_cleaned_like_the_body() -> None
 
 
 def test_the_test_prefix_keeps_a_long_summary_within_pagerdutys_limit() -> None:
-    alert = Alert(format="f", identity="i", action="trigger", occurred_at=RECEIVED, summary="x" * SUMMARY_LIMIT,
-                  source="s", test=True)
-    (kept,) = _tests_handled(Parsed(alerts=[alert]), Route(routing_key=ROUTING_KEY, send_test_notifications=True),
-                             "r")
+    alert = Alert(
+        format="f",
+        identity="i",
+        action="trigger",
+        occurred_at=RECEIVED,
+        summary="x" * SUMMARY_LIMIT,
+        source="s",
+        test=True,
+    )
+    (kept,) = _tests_handled(Parsed(alerts=[alert]), Route(routing_key=ROUTING_KEY, send_test_notifications=True), "r")
     assert kept.summary is not None and kept.summary.startswith("[TEST] ") and len(kept.summary) <= SUMMARY_LIMIT
     Alert.model_validate(kept.model_dump(by_alias=True))
 
 
 def test_a_crafted_uptime_kuma_message_is_not_a_regex_bomb() -> None:
     doc = {"heartbeat": None, "monitor": None, "msg": "[a][" + "] " * 5000 + "certificate " * 5000 + "expire"}
-    parsed = formats.get("uptime_kuma").run(doc, ParseContext(received_at=RECEIVED,
-                                                              options=formats.get("uptime_kuma").options_for(None)))
+    parsed = formats.get("uptime_kuma").run(
+        doc, ParseContext(received_at=RECEIVED, options=formats.get("uptime_kuma").options_for(None))
+    )
     assert isinstance(parsed, Parsed)  # finishes at once (pytest-timeout would fail a catastrophic regex)
 
 
-@pytest.mark.parametrize(("fmt", "case", "where"), [
-    ("cloudwatch", "sns-subscription-confirmation", ("SubscribeURL",)),
-    ("gcp", "open", ("incident", "url")),
-])
+@pytest.mark.parametrize(
+    ("fmt", "case", "where"),
+    [
+        ("cloudwatch", "sns-subscription-confirmation", ("SubscribeURL",)),
+        ("gcp", "open", ("incident", "url")),
+    ],
+)
 def test_an_unparseable_url_is_a_400_or_ignored_not_a_crash(fmt: str, case: str, where: tuple[str, ...]) -> None:
     try:
         doc = load_case(fmt, case).doc
@@ -115,10 +125,13 @@ def test_an_unparseable_url_is_a_400_or_ignored_not_a_crash(fmt: str, case: str,
         f.run(doc, ParseContext(received_at=RECEIVED, options=options))
 
 
-@pytest.mark.parametrize(("fmt", "case", "put"), [
-    ("pingdom", "http-down", lambda d, u: d["check_params"].update(full_url=u, url=u)),
-    ("uptime_kuma", "http-down", lambda d, u: d["monitor"].update(url=u)),
-])
+@pytest.mark.parametrize(
+    ("fmt", "case", "put"),
+    [
+        ("pingdom", "http-down", lambda d, u: d["check_params"].update(full_url=u, url=u)),
+        ("uptime_kuma", "http-down", lambda d, u: d["monitor"].update(url=u)),
+    ],
+)
 def test_credentials_in_a_checked_url_never_reach_pagerduty(fmt: str, case: str, put: Any) -> None:
     c = load_case(fmt, case)
     doc = c.doc

@@ -18,8 +18,18 @@ from pdrelay.models import make_message
 from tests.conftest import ROUTING_KEY
 from tests.formats_harness import RECEIVED, Case, cases
 
-JUNK: list[Any] = [None, "", 0, -1.5e308, True, {"unexpected": ["object"]}, ["a", None], "Ω\u0000\u202e" * 3000,
-                   "{{ template }} $ALERT_ID", "2026-13-45T99:99:99Z"]
+JUNK: list[Any] = [
+    None,
+    "",
+    0,
+    -1.5e308,
+    True,
+    {"unexpected": ["object"]},
+    ["a", None],
+    "Ω\u0000\u202e" * 3000,
+    "{{ template }} $ALERT_ID",
+    "2026-13-45T99:99:99Z",
+]
 MAX_PATHS = 60
 
 
@@ -45,8 +55,9 @@ def replaced(doc: Any, path: tuple[Any, ...], value: Any) -> Any:
 
 def outcome(case: Case, doc: Any) -> str:
     fmt = formats.get(case.format)
-    context = formats.ParseContext(received_at=RECEIVED, headers=case.headers, body=case.body,
-                                   options=fmt.options_for(case.options))
+    context = formats.ParseContext(
+        received_at=RECEIVED, headers=case.headers, body=case.body, options=fmt.options_for(case.options)
+    )
     try:
         parsed = _parse(fmt, doc, context)
     except RequestError as exc:

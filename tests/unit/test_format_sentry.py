@@ -42,17 +42,27 @@ def signed(body: bytes, signature: str | None, secret: str = SECRET) -> ParseCon
     headers = {"sentry-hook-resource": "issue"}
     if signature is not None:
         headers["sentry-hook-signature"] = signature
-    return ParseContext(received_at=RECEIVED, headers=headers, body=body,
-                        options=sentry.Options.model_validate({"client_secret": secret}))
+    return ParseContext(
+        received_at=RECEIVED,
+        headers=headers,
+        body=body,
+        options=sentry.Options.model_validate({"client_secret": secret}),
+    )
 
 
 # --- issues ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("action", "expected"), [
-    ("created", "trigger"), ("unresolved", "trigger"), ("resolved", "resolve"), ("archived", "resolve"),
-    ("ignored", "resolve"),
-])
+@pytest.mark.parametrize(
+    ("action", "expected"),
+    [
+        ("created", "trigger"),
+        ("unresolved", "trigger"),
+        ("resolved", "resolve"),
+        ("archived", "resolve"),
+        ("ignored", "resolve"),
+    ],
+)
 def test_issue_actions_map_to_pagerduty_actions_on_one_identity(action: str, expected: str) -> None:
     payload = doc("issue_created")
     payload["action"] = action
@@ -75,10 +85,19 @@ def test_issue_actions_that_do_not_page_are_noted(action: str) -> None:
     assert parsed.alerts == [] and parsed.notes and "nothing to page" in parsed.notes[0]
 
 
-@pytest.mark.parametrize(("level", "severity"), [
-    ("fatal", "critical"), ("error", "error"), ("warning", "warning"), ("info", "info"), ("debug", "info"),
-    ("sample", "error"), (None, "error"), (3, "error"),
-])
+@pytest.mark.parametrize(
+    ("level", "severity"),
+    [
+        ("fatal", "critical"),
+        ("error", "error"),
+        ("warning", "warning"),
+        ("info", "info"),
+        ("debug", "info"),
+        ("sample", "error"),
+        (None, "error"),
+        (3, "error"),
+    ],
+)
 def test_the_level_maps_to_severity(level: Any, severity: str) -> None:
     payload = doc("issue_created")
     payload["data"]["issue"]["level"] = level
@@ -123,9 +142,14 @@ def test_an_issue_alert_without_issue_id_takes_it_from_the_issue_url() -> None:
         parse(payload, "event_alert")
 
 
-@pytest.mark.parametrize(("action", "expected", "severity"), [
-    ("critical", "trigger", "critical"), ("warning", "trigger", "warning"), ("resolved", "resolve", "info"),
-])
+@pytest.mark.parametrize(
+    ("action", "expected", "severity"),
+    [
+        ("critical", "trigger", "critical"),
+        ("warning", "trigger", "warning"),
+        ("resolved", "resolve", "info"),
+    ],
+)
 def test_metric_alert_actions(action: str, expected: str, severity: str) -> None:
     payload = doc("metric_alert_critical")
     payload["action"] = action
@@ -188,8 +212,9 @@ def test_an_issue_of_the_test_notification_type_is_a_test() -> None:
 
 def test_the_signed_fixture_passes_with_its_secret() -> None:
     case = load_case("sentry", "issue_created")
-    context = ParseContext(received_at=RECEIVED, headers=case.headers, body=case.body,
-                           options=sentry.Options.model_validate(case.options))
+    context = ParseContext(
+        received_at=RECEIVED, headers=case.headers, body=case.body, options=sentry.Options.model_validate(case.options)
+    )
     assert sentry.parse(case.doc, context).alerts[0].identity == "issue:4000000001"
 
 
@@ -230,11 +255,24 @@ def test_the_secret_is_validated_and_hidden() -> None:
 # --- hostile input and detection ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("field", "value"), [
-    ("title", None), ("title", {"a": 1}), ("title", "Ünïcødé 💥 " * 20_000), ("shortId", 7), ("culprit", ["x"]),
-    ("project", "payments"), ("metadata", None), ("level", {"x": 1}), ("firstSeen", "long ago"),
-    ("web_url", "javascript:alert(1)"), ("assignedTo", "ada"), ("statusDetails", "x"), ("id", 4000000001),
-])
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("title", None),
+        ("title", {"a": 1}),
+        ("title", "Ünïcødé 💥 " * 20_000),
+        ("shortId", 7),
+        ("culprit", ["x"]),
+        ("project", "payments"),
+        ("metadata", None),
+        ("level", {"x": 1}),
+        ("firstSeen", "long ago"),
+        ("web_url", "javascript:alert(1)"),
+        ("assignedTo", "ada"),
+        ("statusDetails", "x"),
+        ("id", 4000000001),
+    ],
+)
 def test_junk_in_an_issue_degrades_instead_of_failing(field: str, value: Any) -> None:
     payload = doc("issue_created")
     payload["data"]["issue"][field] = value
@@ -243,10 +281,18 @@ def test_junk_in_an_issue_degrades_instead_of_failing(field: str, value: Any) ->
     assert all(link.href.startswith("https://") for link in alert.links)
 
 
-@pytest.mark.parametrize(("field", "value"), [
-    ("tags", "env:prod"), ("tags", [["only-one"], None, {"key": "environment", "value": "staging"}]),
-    ("title", None), ("datetime", 12), ("url", None), ("metadata", []), ("level", None),
-])
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("tags", "env:prod"),
+        ("tags", [["only-one"], None, {"key": "environment", "value": "staging"}]),
+        ("title", None),
+        ("datetime", 12),
+        ("url", None),
+        ("metadata", []),
+        ("level", None),
+    ],
+)
 def test_junk_in_an_event_degrades_instead_of_failing(field: str, value: Any) -> None:
     payload = doc("event_alert")
     payload["data"]["event"][field] = value

@@ -45,16 +45,23 @@ def test_identity_fields_make_one_incident_per_value() -> None:
     assert parse(web, identity_fields=["host"]).identity == "Checkout 5xx errors|host=web-01"
     assert parse(db, identity_fields=["host"]).identity == "Checkout 5xx errors|host=db-02"
     assert parse(web).identity == parse(db).identity  # without the option: one incident per alert
-    assert parse(fired(host=["a", "b"]), identity_fields=["host", "nope"]).identity == \
-        "Checkout 5xx errors|host=a, b|nope="
+    assert (
+        parse(fired(host=["a", "b"]), identity_fields=["host", "nope"]).identity
+        == "Checkout 5xx errors|host=a, b|nope="
+    )
 
 
-@pytest.mark.parametrize(("sid", "identity"), [
-    ("scheduler__admin__search__RMD5a1b2c3d4e5f60718_at_1795424400_1234",
-     "scheduler__admin__search__RMD5a1b2c3d4e5f60718"),
-    ("scheduler_admin_search_W2_at_14232356_132", "scheduler_admin_search_W2"),
-    ("1795424400.1234", "1795424400.1234"),  # an ad-hoc search: no saved search to name
-])
+@pytest.mark.parametrize(
+    ("sid", "identity"),
+    [
+        (
+            "scheduler__admin__search__RMD5a1b2c3d4e5f60718_at_1795424400_1234",
+            "scheduler__admin__search__RMD5a1b2c3d4e5f60718",
+        ),
+        ("scheduler_admin_search_W2_at_14232356_132", "scheduler_admin_search_W2"),
+        ("1795424400.1234", "1795424400.1234"),  # an ad-hoc search: no saved search to name
+    ],
+)
 def test_without_a_search_name_the_scheduler_sid_less_its_run_suffix_is_the_identity(sid: str, identity: str) -> None:
     doc = fired()
     doc.update(search_name=None, sid=sid)
@@ -71,21 +78,24 @@ def test_without_a_search_name_or_a_sid_it_is_a_400(junk: object) -> None:
         parse(doc)
 
 
-@pytest.mark.parametrize(("result", "expected"), [
-    ({"severity": "critical"}, "critical"),
-    ({"severity": "High"}, "error"),
-    ({"severity": "medium"}, "warning"),
-    ({"severity": "low"}, "info"),
-    ({"severity": "informational"}, "info"),
-    ({"severity": "severe"}, "critical"),
-    ({"severity": "fatal"}, "critical"),
-    ({"severity": "3"}, "error"),
-    ({"severity": "bogus", "priority": "low"}, "info"),
-    ({"priority": "critical"}, "critical"),
-    ({"urgency": "medium"}, "warning"),
-    ({"severity": "info", "urgency": "critical"}, "info"),
-    ({"severity": ["warning", "critical"]}, "error"),  # a multivalue field is no one word
-])
+@pytest.mark.parametrize(
+    ("result", "expected"),
+    [
+        ({"severity": "critical"}, "critical"),
+        ({"severity": "High"}, "error"),
+        ({"severity": "medium"}, "warning"),
+        ({"severity": "low"}, "info"),
+        ({"severity": "informational"}, "info"),
+        ({"severity": "severe"}, "critical"),
+        ({"severity": "fatal"}, "critical"),
+        ({"severity": "3"}, "error"),
+        ({"severity": "bogus", "priority": "low"}, "info"),
+        ({"priority": "critical"}, "critical"),
+        ({"urgency": "medium"}, "warning"),
+        ({"severity": "info", "urgency": "critical"}, "info"),
+        ({"severity": ["warning", "critical"]}, "error"),  # a multivalue field is no one word
+    ],
+)
 def test_severity_comes_from_the_result_when_it_is_a_known_word(result: dict[str, Any], expected: str) -> None:
     doc = fired()
     doc["result"] = result
@@ -100,15 +110,18 @@ def test_without_a_known_severity_the_route_s_default_applies() -> None:
     assert parse(fired(), severity="info").severity == "error"  # the result's "high" wins
 
 
-@pytest.mark.parametrize(("result", "expected"), [
-    ({"summary": "S", "message": "M", "description": "D", "_raw": "R"}, "S"),
-    ({"message": "M", "description": "D", "_raw": "R"}, "M"),
-    ({"description": "D", "_raw": "R"}, "D"),
-    ({"_raw": "R  with\n  spaces"}, "R with spaces"),
-    ({"message": ["first", "second"]}, "first, second"),
-    ({"count": "8"}, "Splunk alert Checkout 5xx errors"),
-    ({"summary": "", "message": None, "description": {}}, "Splunk alert Checkout 5xx errors"),
-])
+@pytest.mark.parametrize(
+    ("result", "expected"),
+    [
+        ({"summary": "S", "message": "M", "description": "D", "_raw": "R"}, "S"),
+        ({"message": "M", "description": "D", "_raw": "R"}, "M"),
+        ({"description": "D", "_raw": "R"}, "D"),
+        ({"_raw": "R  with\n  spaces"}, "R with spaces"),
+        ({"message": ["first", "second"]}, "first, second"),
+        ({"count": "8"}, "Splunk alert Checkout 5xx errors"),
+        ({"summary": "", "message": None, "description": {}}, "Splunk alert Checkout 5xx errors"),
+    ],
+)
 def test_the_summary_is_the_result_s_own_words_else_the_alert_name(result: dict[str, Any], expected: str) -> None:
     doc = fired()
     doc["result"] = result
@@ -125,10 +138,35 @@ def test_source_is_the_result_host_else_the_splunk_server() -> None:
     assert parse(doc).source == "Splunk"
 
 
-HOSTILE: list[object] = [None, "", 7, 1.5, True, [], {}, ["x", None, {"a": 1}], {"deep": {"er": 1}},
-                         "x" * 100_000, "ünïcødé ☃ 💥", "http://[broken", "http://:0", "ftp://splunk.example.internal/"]
-PLACES = ["result", "results_link", "search_name", "owner", "app", "result.host", "result.summary",
-          "result.severity", "result._raw", "result.service", "result.environment"]
+HOSTILE: list[object] = [
+    None,
+    "",
+    7,
+    1.5,
+    True,
+    [],
+    {},
+    ["x", None, {"a": 1}],
+    {"deep": {"er": 1}},
+    "x" * 100_000,
+    "ünïcødé ☃ 💥",
+    "http://[broken",
+    "http://:0",
+    "ftp://splunk.example.internal/",
+]
+PLACES = [
+    "result",
+    "results_link",
+    "search_name",
+    "owner",
+    "app",
+    "result.host",
+    "result.summary",
+    "result.severity",
+    "result._raw",
+    "result.service",
+    "result.environment",
+]
 
 
 @pytest.mark.parametrize("junk", HOSTILE, ids=[repr(v)[:20] for v in HOSTILE])

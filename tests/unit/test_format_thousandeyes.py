@@ -42,7 +42,6 @@ _TAG = re.compile(r"\{\{\s*([#/]?)\s*([\w.@]+)(?:\s+([\w.@]+))?\s*\}\}")
 _ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#x27;", "`": "&#x60;", "=": "&#x3D;"}
 
 
-
 def _close(template: str, start: int, helper: str) -> tuple[int, int]:
     """Where the section opened just before ``start`` closes (same-name nesting counted)."""
     depth = 1
@@ -60,7 +59,7 @@ def render(template: str, stack: list[dict[str, Any]]) -> str:
     """Enough Handlebars for the template: {{var}} (HTML-escaped), #if, #unless, #each with @last."""
     out, pos = [], 0
     while (match := _TAG.search(template, pos)) is not None:
-        out.append(template[pos:match.start()])
+        out.append(template[pos : match.start()])
         kind, first, arg = match.groups()
         if not kind:
             value = lookup(stack, first)
@@ -68,17 +67,15 @@ def render(template: str, stack: list[dict[str, Any]]) -> str:
             pos = match.end()
             continue
         end, after = _close(template, match.end(), first)
-        inner, pos = template[match.end():end], after
+        inner, pos = template[match.end() : end], after
         value = lookup(stack, arg or "")
         if (first == "if" and value) or (first == "unless" and not value):
             out.append(render(inner, stack))
         elif first == "each":
             items = value if isinstance(value, list) else []
-            out.extend(render(inner, [*stack, {**item, "@last": i == len(items) - 1}])
-                       for i, item in enumerate(items))
+            out.extend(render(inner, [*stack, {**item, "@last": i == len(items) - 1}]) for i, item in enumerate(items))
     out.append(template[pos:])
     return "".join(out)
-
 
 
 NOTIFICATION: dict[str, Any] = {
@@ -89,9 +86,14 @@ NOTIFICATION: dict[str, Any] = {
         "severity": {"id": "MAJOR"},
         "firstSeen": {"epochSecond": 1795510800, "epochMilli": 1795510800000},
         "timeCleared": None,
-        "rule": {"id": 5551001, "name": "Checkout API availability", "expression": '((errorType != "None"))',
-                 "notes": "Page the payments on-call; runbook: https://wiki.example.com/runbooks/checkout-api",
-                 "alertType": {"id": "http-server"}, "account": {"id": 1234}},
+        "rule": {
+            "id": 5551001,
+            "name": "Checkout API availability",
+            "expression": '((errorType != "None"))',
+            "notes": "Page the payments on-call; runbook: https://wiki.example.com/runbooks/checkout-api",
+            "alertType": {"id": "http-server"},
+            "account": {"id": 1234},
+        },
         "test": {"id": "7770001", "name": "Shop's checkout API", "testType": "http-server"},
         "targets": [{"description": "https://api.example.com/health?region=eu&deep=1"}],
         "details": [
@@ -129,11 +131,15 @@ def test_the_documented_template_stays_json_without_test_targets_or_details() ->
 
 # --- one incident per alert --------------------------------------------------------------
 
-@pytest.mark.parametrize(("firing", "clear", "identity"), [
-    ("custom_trigger", "custom_clear", "alert:b2f7d9e0-0000-4000-8000-00000000a11e"),
-    ("basic_trigger", "basic_clear", "alert:90001"),
-    ("agent_trigger", "agent_clear", "agent:43587:25694"),
-])
+
+@pytest.mark.parametrize(
+    ("firing", "clear", "identity"),
+    [
+        ("custom_trigger", "custom_clear", "alert:b2f7d9e0-0000-4000-8000-00000000a11e"),
+        ("basic_trigger", "basic_clear", "alert:90001"),
+        ("agent_trigger", "agent_clear", "agent:43587:25694"),
+    ],
+)
 def test_a_trigger_and_its_clear_share_the_alert_id_not_the_event_id(firing: str, clear: str, identity: str) -> None:
     fired, cleared = one(case(firing)), one(case(clear))
     assert (fired.action, cleared.action) == ("trigger", "resolve")
@@ -147,8 +153,10 @@ def test_an_alert_id_given_as_a_number_or_a_string_is_one_identity() -> None:
     assert one(alert_of("basic_trigger", alertId="90001")).identity == one(case("basic_trigger")).identity
 
 
-@pytest.mark.parametrize(("kind", "action"), [("2", "trigger"), (2, "trigger"), ("1", "resolve"), (1, "resolve"),
-                                              ("Trigger", "trigger"), ("CLEAR", "resolve")])
+@pytest.mark.parametrize(
+    ("kind", "action"),
+    [("2", "trigger"), (2, "trigger"), ("1", "resolve"), (1, "resolve"), ("Trigger", "trigger"), ("CLEAR", "resolve")],
+)
 def test_the_custom_type_says_trigger_or_clear(kind: object, action: str) -> None:
     assert one(case("custom_trigger", type=kind)).action == action
 
@@ -160,9 +168,13 @@ def test_an_unknown_custom_type_is_a_400(kind: object) -> None:
     assert caught.value.problems[0].startswith("type")
 
 
-@pytest.mark.parametrize(("event_type", "action"), [
-    ("ALERT_NOTIFICATION_TRIGGER", "trigger"), ("ALERT_NOTIFICATION_CLEAR", "resolve"),
-])
+@pytest.mark.parametrize(
+    ("event_type", "action"),
+    [
+        ("ALERT_NOTIFICATION_TRIGGER", "trigger"),
+        ("ALERT_NOTIFICATION_CLEAR", "resolve"),
+    ],
+)
 def test_the_basic_event_type_says_trigger_or_clear(event_type: str, action: str) -> None:
     assert one(case("basic_trigger", eventType=event_type)).action == action
 
@@ -197,10 +209,21 @@ def test_an_agent_alert_without_rule_or_agent_id_is_a_400(junk: object) -> None:
 
 # --- severity, summary, times ----------------------------------------------------------------
 
-@pytest.mark.parametrize(("value", "expected"), [
-    ("CRITICAL", "critical"), ("MAJOR", "error"), ("MINOR", "warning"), ("INFO", "info"), ("minor", "warning"),
-    ("", "error"), (None, "error"), ("SEVERE", "error"), (3, "error"),
-])
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("CRITICAL", "critical"),
+        ("MAJOR", "error"),
+        ("MINOR", "warning"),
+        ("INFO", "info"),
+        ("minor", "warning"),
+        ("", "error"),
+        (None, "error"),
+        ("SEVERE", "error"),
+        (3, "error"),
+    ],
+)
 def test_thousandeyes_severities_map_to_pagerduty_s(value: object, expected: str) -> None:
     assert one(alert_of("basic_trigger", severity=value)).severity == expected
     assert one(alert_of("custom_trigger", severity=value)).severity == expected
@@ -222,13 +245,18 @@ def test_handlebars_escaping_is_undone() -> None:
     assert alert.custom_details["test"] == "Shop's checkout API"
 
 
-@pytest.mark.parametrize(("start", "expected"), [
-    ("2026-11-24 09:01:47", datetime(2026, 11, 24, 9, 1, 47, tzinfo=UTC)),
-    ("2026-11-24T09:01:47Z", datetime(2026, 11, 24, 9, 1, 47, tzinfo=UTC)),
-    (1795510907, datetime(2026, 11, 24, 9, 1, 47, tzinfo=UTC)),
-    ("1795510907000", datetime(2026, 11, 24, 9, 1, 47, tzinfo=UTC)),
-    ("", RECEIVED), (None, RECEIVED), ("yesterday", RECEIVED),
-])
+@pytest.mark.parametrize(
+    ("start", "expected"),
+    [
+        ("2026-11-24 09:01:47", datetime(2026, 11, 24, 9, 1, 47, tzinfo=UTC)),
+        ("2026-11-24T09:01:47Z", datetime(2026, 11, 24, 9, 1, 47, tzinfo=UTC)),
+        (1795510907, datetime(2026, 11, 24, 9, 1, 47, tzinfo=UTC)),
+        ("1795510907000", datetime(2026, 11, 24, 9, 1, 47, tzinfo=UTC)),
+        ("", RECEIVED),
+        (None, RECEIVED),
+        ("yesterday", RECEIVED),
+    ],
+)
 def test_a_trigger_is_timed_by_the_alert_s_start(start: object, expected: datetime) -> None:
     assert one(alert_of("basic_trigger", dateStart=start)).occurred_at == expected
 
@@ -241,6 +269,7 @@ def test_a_clear_without_a_usable_end_is_timed_by_receipt() -> None:
 
 # --- detection, odd input ------------------------------------------------------------------
 
+
 def test_detection_needs_the_marker_or_a_known_event_type_with_an_event_id() -> None:
     assert thousandeyes.detect(case("custom_trigger"), {})
     assert thousandeyes.detect(case("basic_trigger"), {})
@@ -251,16 +280,54 @@ def test_detection_needs_the_marker_or_a_known_event_type_with_an_event_id() -> 
     assert not thousandeyes.detect(load_event("formats/wavefront/opened.json"), {})
 
 
-HOSTILE: list[object] = [None, "", 0, 2.5, True, [], {}, [None, 1, {"a": 2}, ["x"]], {"deep": {"er": [1]}},
-                         "x" * 100_000, "ünïcødé ☃ 💥 &amp;&#x27;&#xZZ;", "http://[broken"]
-BASIC = ["ruleName", "ruleExpression", "testName", "testId", "type", "dateStart", "dateEnd", "severity",
-         "violationCount", "agents", "monitors", "permalink", "apiLinks"]
+HOSTILE: list[object] = [
+    None,
+    "",
+    0,
+    2.5,
+    True,
+    [],
+    {},
+    [None, 1, {"a": 2}, ["x"]],
+    {"deep": {"er": [1]}},
+    "x" * 100_000,
+    "ünïcødé ☃ 💥 &amp;&#x27;&#xZZ;",
+    "http://[broken",
+]
+BASIC = [
+    "ruleName",
+    "ruleExpression",
+    "testName",
+    "testId",
+    "type",
+    "dateStart",
+    "dateEnd",
+    "severity",
+    "violationCount",
+    "agents",
+    "monitors",
+    "permalink",
+    "apiLinks",
+]
 CUSTOM = ["severity", "alertType", "firstSeen", "timeCleared", "accountId", "rule", "test", "targets", "details"]
-AGENT = ["hostname", "agentName", "ipAddress", "ruleName", "ruleExpression", "dateStart", "dateEnd",
-         "metricsAtStart", "severity"]
-PLACES = ([("basic_trigger", f) for f in BASIC] + [("basic_clear", f) for f in BASIC]
-          + [("custom_trigger", f) for f in CUSTOM] + [("custom_clear", f) for f in CUSTOM]
-          + [("agent_clear", f) for f in AGENT])
+AGENT = [
+    "hostname",
+    "agentName",
+    "ipAddress",
+    "ruleName",
+    "ruleExpression",
+    "dateStart",
+    "dateEnd",
+    "metricsAtStart",
+    "severity",
+]
+PLACES = (
+    [("basic_trigger", f) for f in BASIC]
+    + [("basic_clear", f) for f in BASIC]
+    + [("custom_trigger", f) for f in CUSTOM]
+    + [("custom_clear", f) for f in CUSTOM]
+    + [("agent_clear", f) for f in AGENT]
+)
 
 
 @pytest.mark.parametrize("junk", HOSTILE, ids=[repr(v)[:20] for v in HOSTILE])

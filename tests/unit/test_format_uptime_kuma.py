@@ -92,10 +92,15 @@ def test_an_unusable_time_orders_by_receipt(time: Any) -> None:
     assert parse_one(doc).occurred_at == RECEIVED
 
 
-@pytest.mark.parametrize(("tag", "option", "expected"), [
-    ("critical", "error", "critical"), ("warning", "critical", "warning"), (None, "info", "info"),
-    ("bogus", "warning", "warning"),
-])
+@pytest.mark.parametrize(
+    ("tag", "option", "expected"),
+    [
+        ("critical", "error", "critical"),
+        ("warning", "critical", "warning"),
+        (None, "info", "info"),
+        ("bogus", "warning", "warning"),
+    ],
+)
 def test_severity_comes_from_a_severity_tag_else_the_route(tag: str | None, option: str, expected: str) -> None:
     doc = case("http-down")
     doc["monitor"]["tags"] = [{"name": "severity", "value": tag}] if tag else []
@@ -155,13 +160,25 @@ def test_a_body_that_is_not_an_object_says_to_choose_json() -> None:
 
 JUNK: list[Any] = [None, "", 12345, {"a": 1}, ["x"], "x" * 100_000, "ünïcødé ✓ 警报", True]
 HEARTBEAT_FIELDS = ["msg", "ping", "important", "duration", "retries", "timezone", "timezoneOffset", "localDateTime"]
-MONITOR_FIELDS = ["name", "description", "path", "pathName", "url", "hostname", "port", "type", "tags", "interval",
-                  "maxretries"]
+MONITOR_FIELDS = [
+    "name",
+    "description",
+    "path",
+    "pathName",
+    "url",
+    "hostname",
+    "port",
+    "type",
+    "tags",
+    "interval",
+    "maxretries",
+]
 
 
 @pytest.mark.parametrize("junk", JUNK, ids=[repr(j)[:20] for j in JUNK])
-@pytest.mark.parametrize("field", [*(f"heartbeat.{f}" for f in HEARTBEAT_FIELDS),
-                                   *(f"monitor.{f}" for f in MONITOR_FIELDS), "msg"])
+@pytest.mark.parametrize(
+    "field", [*(f"heartbeat.{f}" for f in HEARTBEAT_FIELDS), *(f"monitor.{f}" for f in MONITOR_FIELDS), "msg"]
+)
 def test_hostile_fields_never_break_parsing(field: str, junk: Any) -> None:
     doc = case("http-down")
     *parents, key = field.split(".")

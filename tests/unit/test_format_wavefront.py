@@ -40,19 +40,18 @@ def case(fixture: str, /, **change: Any) -> dict[str, Any]:
 _TAG = re.compile(r"\{\{\{\s*([\w.]+)\s*\}\}\}|\{\{([#/])\s*([\w.]+)\s*\}\}")
 
 
-
 def render(template: str, stack: list[Any]) -> str:
     """Enough Mustache for the template: {{{var}}}, list sections, jsonEscape and trimTrailingComma."""
     out, pos = [], 0
     while (match := _TAG.search(template, pos)) is not None:
-        out.append(template[pos:match.start()])
+        out.append(template[pos : match.start()])
         if match.group(1):
             out.append(str(lookup(stack, match.group(1), "")))
             pos = match.end()
             continue
         name = match.group(3)
         close = template.index("{{/" + name + "}}", match.end())
-        inner = template[match.end():close]
+        inner = template[match.end() : close]
         pos = close + len("{{/" + name + "}}")
         if name == "jsonEscape":
             out.append(json.dumps(render(inner, stack))[1:-1])
@@ -66,10 +65,8 @@ def render(template: str, stack: list[Any]) -> str:
     return "".join(out)
 
 
-
 OPENED_VARIABLES: dict[str, Any] = {
-    **{k: v for k, v in load_event("formats/wavefront/opened.json").items()
-       if isinstance(v, str)},
+    **{k: v for k, v in load_event("formats/wavefront/opened.json").items() if isinstance(v, str)},
     "alertTags": ["checkout", "prod"],
     "imageLinks": ["https://example.wavefront.com/api/v2/image/AbC0dE1fG2"],
     "runbookLinks": ["https://wiki.example.com/runbooks/checkout-latency"],
@@ -78,8 +75,9 @@ OPENED_VARIABLES: dict[str, Any] = {
     "newlyFailingHosts": ["checkout-1"],
     "recoveredHosts": [],
     "inMaintenanceHosts": [],
-    "failingAlertSeries": [{"host": "checkout-1", "label": "checkout.request.latency", "tags": "{env=prod}",
-                            "stats": {"last": "2480.5"}}],
+    "failingAlertSeries": [
+        {"host": "checkout-1", "label": "checkout.request.latency", "tags": "{env=prod}", "stats": {"last": "2480.5"}}
+    ],
 }
 
 
@@ -89,8 +87,13 @@ def test_the_documented_template_renders_the_opened_fixture() -> None:
 
 
 def test_the_documented_template_stays_json_whatever_the_alert_s_text() -> None:
-    odd = {**OPENED_VARIABLES, "name": 'Say "hi"\\ \n\ttab', "failingHosts": ['a"b', "c\\d"], "alertTags": [],
-           "failingAlertSeries": []}
+    odd = {
+        **OPENED_VARIABLES,
+        "name": 'Say "hi"\\ \n\ttab',
+        "failingHosts": ['a"b', "c\\d"],
+        "alertTags": [],
+        "failingAlertSeries": [],
+    }
     doc = json.loads(render(documented_template("wavefront"), [odd]))
     alert = one(doc)
     assert doc["name"] == 'Say "hi"\\ \n\ttab'
@@ -106,6 +109,7 @@ def test_the_documented_template_names_every_field_the_format_reads() -> None:
 
 
 # --- one incident per alert, however many sources --------------------------------------------
+
 
 def test_every_notification_of_one_firing_shares_the_alert_s_identity_and_start() -> None:
     names = ["opened", "updated", "source_recovered", "resolved"]
@@ -139,21 +143,42 @@ def test_a_later_firing_after_the_resolve_starts_later() -> None:
 
 # --- reasons ------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("reason", "action"), [
-    ("ALERT_OPENED", "trigger"), ("Alert Opened", "trigger"), ("ALERT_UPDATED", "trigger"),
-    ("Alert Status Updated", "trigger"), ("ALERT_RETRIGGERED", "trigger"), ("ALERT_SEVERITY_UPDATE", "trigger"),
-    ("ALERT_RESOLVED", "resolve"), ("Alert Resolved", "resolve"), ("alert_resolved", "resolve"),
-])
+
+@pytest.mark.parametrize(
+    ("reason", "action"),
+    [
+        ("ALERT_OPENED", "trigger"),
+        ("Alert Opened", "trigger"),
+        ("ALERT_UPDATED", "trigger"),
+        ("Alert Status Updated", "trigger"),
+        ("ALERT_RETRIGGERED", "trigger"),
+        ("ALERT_SEVERITY_UPDATE", "trigger"),
+        ("ALERT_RESOLVED", "resolve"),
+        ("Alert Resolved", "resolve"),
+        ("alert_resolved", "resolve"),
+    ],
+)
 def test_reasons_that_page_or_resolve(reason: str, action: str) -> None:
     alert = one(case("opened", reason=reason))
     assert alert.action == action and not alert.test
 
 
-@pytest.mark.parametrize("reason", [
-    "ALERT_SNOOZED", "ALERT_MAINTENANCE", "ALERT_AFFECTED_BY_MAINTENANCE", "Alert Affected by Maintenance Window",
-    "ALERT_NO_DATA", "Alert Has No Data", "ALERT_NO_DATA_RESOLVED", "ALERT_NO_DATA_MAINTENANCE",
-    "Alert Entered Maintenance From No Data", "ALERT_INVALID", "ALERT_NO_LONGER_INVALID",
-])
+@pytest.mark.parametrize(
+    "reason",
+    [
+        "ALERT_SNOOZED",
+        "ALERT_MAINTENANCE",
+        "ALERT_AFFECTED_BY_MAINTENANCE",
+        "Alert Affected by Maintenance Window",
+        "ALERT_NO_DATA",
+        "Alert Has No Data",
+        "ALERT_NO_DATA_RESOLVED",
+        "ALERT_NO_DATA_MAINTENANCE",
+        "Alert Entered Maintenance From No Data",
+        "ALERT_INVALID",
+        "ALERT_NO_LONGER_INVALID",
+    ],
+)
 def test_snooze_maintenance_no_data_and_invalid_are_noted_never_paged(reason: str) -> None:
     parsed = run(case("opened", reason=reason))
     assert parsed.alerts == []
@@ -181,26 +206,41 @@ def test_a_real_notification_without_an_alert_id_is_a_400(alert_id: object) -> N
 
 # --- severity and times --------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("severity", "expected"), [
-    ("SEVERE", "critical"), ("WARN", "warning"), ("SMOKE", "info"), ("INFO", "info"), ("severe", "critical"),
-    ("", "error"), (None, "error"), ("LOUD", "error"), (3, "error"),
-])
+
+@pytest.mark.parametrize(
+    ("severity", "expected"),
+    [
+        ("SEVERE", "critical"),
+        ("WARN", "warning"),
+        ("SMOKE", "info"),
+        ("INFO", "info"),
+        ("severe", "critical"),
+        ("", "error"),
+        (None, "error"),
+        ("LOUD", "error"),
+        (3, "error"),
+    ],
+)
 def test_wavefront_severities_map_to_pagerduty_s(severity: object, expected: str) -> None:
     assert one(case("opened", severity=severity)).severity == expected
 
 
-@pytest.mark.parametrize(("started_time", "started_epoch", "expected"), [
-    ("11/24/2026 09:00:00 +0000", "", STARTED),
-    ("11/24/2026 10:00:00 +0100", None, STARTED),
-    ("", "1795510800000", STARTED),
-    ("", 1795510800, STARTED),
-    ("garbage", "1795510800000", STARTED),  # the epoch wins
-    ("2026-11-24T09:00:00Z", "", STARTED),
-    ("", "", RECEIVED),
-    ("soon", "later", RECEIVED),
-])
-def test_the_firing_s_start_in_any_of_wavefront_s_forms(started_time: object, started_epoch: object,
-                                                         expected: datetime) -> None:
+@pytest.mark.parametrize(
+    ("started_time", "started_epoch", "expected"),
+    [
+        ("11/24/2026 09:00:00 +0000", "", STARTED),
+        ("11/24/2026 10:00:00 +0100", None, STARTED),
+        ("", "1795510800000", STARTED),
+        ("", 1795510800, STARTED),
+        ("garbage", "1795510800000", STARTED),  # the epoch wins
+        ("2026-11-24T09:00:00Z", "", STARTED),
+        ("", "", RECEIVED),
+        ("soon", "later", RECEIVED),
+    ],
+)
+def test_the_firing_s_start_in_any_of_wavefront_s_forms(
+    started_time: object, started_epoch: object, expected: datetime
+) -> None:
     alert = one(case("updated", startedTime=started_time, startedEpoch=started_epoch))
     assert alert.occurred_at == expected
 
@@ -212,6 +252,7 @@ def test_a_resolve_without_a_usable_end_is_timed_by_receipt() -> None:
 
 # --- detection, odd input ------------------------------------------------------------------
 
+
 def test_detection_needs_alert_id_notification_id_and_reason() -> None:
     doc = case("opened")
     assert wavefront.detect(doc, {})
@@ -220,12 +261,44 @@ def test_detection_needs_alert_id_notification_id_and_reason() -> None:
     assert not wavefront.detect(load_event("formats/alertmanager/firing.json"), {})
 
 
-HOSTILE: list[object] = [None, "", 0, 2.5, True, [], {}, [None, 1, {"a": 2}, ["x"]], {"deep": {"er": [1]}},
-                         "x" * 100_000, "ünïcødé ☃ 💥", "http://[broken", "[a, b, , c]"]
-FIELDS = ["name", "severity", "condition", "url", "chartUrl", "startedTime", "startedEpoch", "endedTime",
-          "endedEpoch", "hostsFailingMessage", "updateMessage", "additionalInformation", "alertTags", "imageLinks",
-          "runbookLinks", "dashboardLinks", "failingSources", "newlyFailingSources", "recoveredSources",
-          "failingAlertSeries", "notificationId"]
+HOSTILE: list[object] = [
+    None,
+    "",
+    0,
+    2.5,
+    True,
+    [],
+    {},
+    [None, 1, {"a": 2}, ["x"]],
+    {"deep": {"er": [1]}},
+    "x" * 100_000,
+    "ünïcødé ☃ 💥",
+    "http://[broken",
+    "[a, b, , c]",
+]
+FIELDS = [
+    "name",
+    "severity",
+    "condition",
+    "url",
+    "chartUrl",
+    "startedTime",
+    "startedEpoch",
+    "endedTime",
+    "endedEpoch",
+    "hostsFailingMessage",
+    "updateMessage",
+    "additionalInformation",
+    "alertTags",
+    "imageLinks",
+    "runbookLinks",
+    "dashboardLinks",
+    "failingSources",
+    "newlyFailingSources",
+    "recoveredSources",
+    "failingAlertSeries",
+    "notificationId",
+]
 
 
 @pytest.mark.parametrize("junk", HOSTILE, ids=[repr(v)[:20] for v in HOSTILE])

@@ -45,9 +45,11 @@ def media_type() -> dict[str, Any]:
 
 # --- the media type and its script ---------------------------------------------------------------
 
+
 def test_the_media_type_embeds_exactly_the_script_kept_beside_it() -> None:
-    assert media_type()["script"] == SCRIPT.read_text(encoding="utf-8"), \
+    assert media_type()["script"] == SCRIPT.read_text(encoding="utf-8"), (
         "integrations/zabbix/pdrelay_media_type.yaml's script differs from pdrelay.js: copy one into the other"
+    )
 
 
 def test_the_media_type_is_a_zabbix_6_webhook_that_defines_every_parameter_the_script_reads() -> None:
@@ -87,20 +89,37 @@ process.stdout.write(JSON.stringify(sent));
 PARAMS = {
     "pdrelay_url": "https://abc123.execute-api.eu-west-1.amazonaws.com/v1/alerts/zabbix?route=ops",
     "token": "example-token-change-me-000001",
-    "event_id": "4242001", "event_value": "1", "event_update_status": "0", "event_source": "0",
-    "event_date": "2026.11.24", "event_time": "10:00:00", "event_nseverity": "5", "event_severity": "Disaster",
-    "event_name": "Disk full on /var", "event_tags": '[{"tag": "service", "value": "checkout"}]',
-    "event_recovery_id": "{EVENT.RECOVERY.ID}", "event_recovery_date": "{EVENT.RECOVERY.DATE}",
-    "event_recovery_time": "{EVENT.RECOVERY.TIME}", "trigger_id": "23001", "host_name": "web-01.example.internal",
-    "zabbix_url": "https://zabbix.example.internal", "http_proxy": "",
+    "event_id": "4242001",
+    "event_value": "1",
+    "event_update_status": "0",
+    "event_source": "0",
+    "event_date": "2026.11.24",
+    "event_time": "10:00:00",
+    "event_nseverity": "5",
+    "event_severity": "Disaster",
+    "event_name": "Disk full on /var",
+    "event_tags": '[{"tag": "service", "value": "checkout"}]',
+    "event_recovery_id": "{EVENT.RECOVERY.ID}",
+    "event_recovery_date": "{EVENT.RECOVERY.DATE}",
+    "event_recovery_time": "{EVENT.RECOVERY.TIME}",
+    "trigger_id": "23001",
+    "host_name": "web-01.example.internal",
+    "zabbix_url": "https://zabbix.example.internal",
+    "http_proxy": "",
 }
 
 
 def run_script(params: dict[str, str], status: int = 202, answer: str = '{"status": "accepted"}') -> dict[str, Any]:
     assert NODE is not None
-    done = subprocess.run([NODE, "-e", HARNESS, str(SCRIPT)], input=json.dumps(
-        {"params": params, "status": status, "answer": answer}), capture_output=True, text=True, timeout=30,
-        check=True, env={**os.environ, "TZ": "Europe/Berlin"})
+    done = subprocess.run(
+        [NODE, "-e", HARNESS, str(SCRIPT)],
+        input=json.dumps({"params": params, "status": status, "answer": answer}),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+        env={**os.environ, "TZ": "Europe/Berlin"},
+    )
     return json.loads(done.stdout)
 
 
@@ -124,8 +143,13 @@ def test_the_script_posts_what_the_format_reads_with_the_token_as_a_bearer_heade
 
 @needs_node
 def test_the_script_s_recovery_resolves_the_incident_its_problem_opened() -> None:
-    recovery = {**PARAMS, "event_value": "0", "event_recovery_id": "4242077", "event_recovery_date": "2026.11.24",
-                "event_recovery_time": "10:20:05"}
+    recovery = {
+        **PARAMS,
+        "event_value": "0",
+        "event_recovery_id": "4242077",
+        "event_recovery_date": "2026.11.24",
+        "event_recovery_time": "10:20:05",
+    }
     fired = parse(json.loads(run_script(PARAMS)["body"])).alerts[0]
     resolved = parse(json.loads(run_script(recovery)["body"])).alerts[0]
     assert resolved.action == "resolve"
@@ -141,11 +165,14 @@ def test_the_script_fails_the_notification_on_an_error_answer_so_zabbix_retries_
 
 
 @needs_node
-@pytest.mark.parametrize(("change", "complaint"), [
-    ({"token": "<PLACE PDRELAY TOKEN HERE>"}, "token"),
-    ({"token": ""}, "token"),
-    ({"pdrelay_url": "{ALERT.SENDTO}"}, "Send to"),
-])
+@pytest.mark.parametrize(
+    ("change", "complaint"),
+    [
+        ({"token": "<PLACE PDRELAY TOKEN HERE>"}, "token"),
+        ({"token": ""}, "token"),
+        ({"pdrelay_url": "{ALERT.SENDTO}"}, "Send to"),
+    ],
+)
 def test_the_script_refuses_to_send_without_a_url_and_a_token(change: dict[str, str], complaint: str) -> None:
     sent = run_script({**PARAMS, **change})
     assert "url" not in sent
@@ -161,6 +188,7 @@ def test_the_test_dialog_s_unresolved_macros_make_a_test_notification() -> None:
 
 
 # --- what each operation becomes ---------------------------------------------------------------
+
 
 def test_a_problem_its_acknowledgement_and_its_recovery_share_the_problem_event_s_identity() -> None:
     recovery = load_event("formats/zabbix/recovery.json")
@@ -183,13 +211,16 @@ def test_by_trigger_an_event_without_a_trigger_keeps_its_event_id() -> None:
     assert parse(doc, "trigger").alerts[0].identity == "event:4242001"
 
 
-@pytest.mark.parametrize(("update_action", "action"), [
-    ("acknowledged", "acknowledge"),
-    ("acknowledged and commented", "acknowledge"),
-    ("commented, acknowledged and changed severity from Warning to High", "acknowledge"),
-    ("closed", "resolve"),
-    ("acknowledged and closed", "resolve"),
-])
+@pytest.mark.parametrize(
+    ("update_action", "action"),
+    [
+        ("acknowledged", "acknowledge"),
+        ("acknowledged and commented", "acknowledge"),
+        ("commented, acknowledged and changed severity from Warning to High", "acknowledge"),
+        ("closed", "resolve"),
+        ("acknowledged and closed", "resolve"),
+    ],
+)
 def test_an_acknowledgement_acknowledges_and_a_manual_close_resolves(update_action: str, action: str) -> None:
     (alert,) = parse(update(update_action)).alerts
     assert alert.action == action
@@ -198,10 +229,17 @@ def test_an_acknowledgement_acknowledges_and_a_manual_close_resolves(update_acti
     assert alert.custom_details["update"]["action"] == update_action
 
 
-@pytest.mark.parametrize("update_action", [
-    "commented", "unacknowledged", "changed severity from Warning to High", "suppressed", "unsuppressed",
-    "ranked as symptom",
-])
+@pytest.mark.parametrize(
+    "update_action",
+    [
+        "commented",
+        "unacknowledged",
+        "changed severity from Warning to High",
+        "suppressed",
+        "unsuppressed",
+        "ranked as symptom",
+    ],
+)
 def test_other_updates_are_answered_with_a_note_and_send_nothing(update_action: str) -> None:
     parsed = parse(update(update_action, ack="Yes" if update_action != "unacknowledged" else "No"))
     assert parsed.alerts == []
@@ -238,17 +276,29 @@ def test_internal_and_service_events_page_like_trigger_events() -> None:
 
 # --- severity ------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("nseverity", "name", "expected"), [
-    (5, "Disaster", "critical"), ("4", "High", "error"), (3, "Average", "warning"), (2, "Warning", "warning"),
-    (1, "Information", "info"), ("0", "Not classified", "info"),
-    ("{EVENT.NSEVERITY}", "Disaster", "critical"), (None, "Not classified", "info"), (9, "High", "error"),
-    (None, None, "error"), ("x", "Shiny", "error"),
-])
+
+@pytest.mark.parametrize(
+    ("nseverity", "name", "expected"),
+    [
+        (5, "Disaster", "critical"),
+        ("4", "High", "error"),
+        (3, "Average", "warning"),
+        (2, "Warning", "warning"),
+        (1, "Information", "info"),
+        ("0", "Not classified", "info"),
+        ("{EVENT.NSEVERITY}", "Disaster", "critical"),
+        (None, "Not classified", "info"),
+        (9, "High", "error"),
+        (None, None, "error"),
+        ("x", "Shiny", "error"),
+    ],
+)
 def test_zabbix_severities_map_to_pagerduty_s(nseverity: object, name: object, expected: str) -> None:
     assert parse(problem(nseverity=nseverity, severity=name)).alerts[0].severity == expected
 
 
 # --- test notifications and times ------------------------------------------------------------
+
 
 def test_a_real_event_is_never_a_test() -> None:
     assert not parse(problem()).alerts[0].test
@@ -272,6 +322,7 @@ def test_a_problem_s_escalation_steps_keep_its_start_so_they_update_not_reopen()
 
 # --- detection, hostile input, options ------------------------------------------------------
 
+
 def test_detection_needs_pdrelay_s_zabbix_marker() -> None:
     doc = problem()
     assert zabbix.detect(doc, {})
@@ -281,12 +332,37 @@ def test_detection_needs_pdrelay_s_zabbix_marker() -> None:
     assert not zabbix.detect(load_event("formats/alertmanager/firing.json"), {})
 
 
-HOSTILE: list[object] = [None, "", 123, 4.5, True, {}, [], {"a": [1]}, "x" * 100_000, "ünïcødé ☃ 💥", "*UNKNOWN*",
-                         "{HOST.NAME}"]
-FIELDS = [("event", "name"), ("event", "tags"), ("event", "started_at"), ("event", "recovered_at"),
-          ("event", "severity"), ("event", "opdata"), ("event", "update_action"), ("trigger", "id"),
-          ("trigger", "url"), ("trigger", "description"), ("host", "name"), ("host", "ip"), ("host", "groups"),
-          ("top", "zabbix_url"), ("event", "source")]
+HOSTILE: list[object] = [
+    None,
+    "",
+    123,
+    4.5,
+    True,
+    {},
+    [],
+    {"a": [1]},
+    "x" * 100_000,
+    "ünïcødé ☃ 💥",
+    "*UNKNOWN*",
+    "{HOST.NAME}",
+]
+FIELDS = [
+    ("event", "name"),
+    ("event", "tags"),
+    ("event", "started_at"),
+    ("event", "recovered_at"),
+    ("event", "severity"),
+    ("event", "opdata"),
+    ("event", "update_action"),
+    ("trigger", "id"),
+    ("trigger", "url"),
+    ("trigger", "description"),
+    ("host", "name"),
+    ("host", "ip"),
+    ("host", "groups"),
+    ("top", "zabbix_url"),
+    ("event", "source"),
+]
 
 
 @pytest.mark.parametrize("junk", HOSTILE, ids=[repr(v)[:20] for v in HOSTILE])

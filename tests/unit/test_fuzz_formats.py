@@ -39,22 +39,82 @@ RANDOM_PER_FORMAT = 60
 NAMES = formats.names()
 
 # -- junk ------------------------------------------------------------------------------------------------
-EXTREME_NUMBERS = st.sampled_from([0, -1, 2**31, -(2**31) - 1, 2**63, -(2**63) - 1, 2**64 + 1, 10**300,
-                                   1.7976931348623157e308, -1.7976931348623157e308, 5e-324, -0.0,
-                                   math.inf, -math.inf, math.nan, 1e20, 253402300800, -62135596800])
-ODD_STRINGS = st.sampled_from([
-    "", " ", "\u0000", "\u202e\u200b\ufeff", "Ω≈ç√∫" * 50, "💥" * 200, "x" * 20_000, "\n" * 500,
-    "{{ .Labels.alertname }}", "$ALERT_ID", "%s%n%x", "<script>alert(1)</script>", "../../etc/passwd",
-    "null", "true", "0", "-1", "1e309", "NaN", "2026-13-45T99:99:99Z", "0000-00-00T00:00:00Z",
-    "9999-12-31T23:59:59Z", "1970-01-01T00:00:00Z", "2026-11-24T09:30:00+14:00", "1700000000", "1700000000000",
-    "firing", "resolved", "ok", "OK", "ALARM", "critical", "CRITICAL", "up", "down", "triggered", "Recovered",
-    "https://", "https://sns.us-east-1.amazonaws.com/x.pem", "arn:aws:sns:::", "a" * 256, "Bearer x",
-])
-SCALARS = st.one_of(st.none(), st.booleans(), EXTREME_NUMBERS, st.integers(), st.floats(), ODD_STRINGS,
-                    st.text(max_size=40))
-JSON = st.recursive(SCALARS, lambda inner: st.one_of(st.lists(inner, max_size=5),
-                                                     st.dictionaries(st.text(max_size=12), inner, max_size=5)),
-                    max_leaves=25)
+EXTREME_NUMBERS = st.sampled_from(
+    [
+        0,
+        -1,
+        2**31,
+        -(2**31) - 1,
+        2**63,
+        -(2**63) - 1,
+        2**64 + 1,
+        10**300,
+        1.7976931348623157e308,
+        -1.7976931348623157e308,
+        5e-324,
+        -0.0,
+        math.inf,
+        -math.inf,
+        math.nan,
+        1e20,
+        253402300800,
+        -62135596800,
+    ]
+)
+ODD_STRINGS = st.sampled_from(
+    [
+        "",
+        " ",
+        "\u0000",
+        "\u202e\u200b\ufeff",
+        "Ω≈ç√∫" * 50,
+        "💥" * 200,
+        "x" * 20_000,
+        "\n" * 500,
+        "{{ .Labels.alertname }}",
+        "$ALERT_ID",
+        "%s%n%x",
+        "<script>alert(1)</script>",
+        "../../etc/passwd",
+        "null",
+        "true",
+        "0",
+        "-1",
+        "1e309",
+        "NaN",
+        "2026-13-45T99:99:99Z",
+        "0000-00-00T00:00:00Z",
+        "9999-12-31T23:59:59Z",
+        "1970-01-01T00:00:00Z",
+        "2026-11-24T09:30:00+14:00",
+        "1700000000",
+        "1700000000000",
+        "firing",
+        "resolved",
+        "ok",
+        "OK",
+        "ALARM",
+        "critical",
+        "CRITICAL",
+        "up",
+        "down",
+        "triggered",
+        "Recovered",
+        "https://",
+        "https://sns.us-east-1.amazonaws.com/x.pem",
+        "arn:aws:sns:::",
+        "a" * 256,
+        "Bearer x",
+    ]
+)
+SCALARS = st.one_of(
+    st.none(), st.booleans(), EXTREME_NUMBERS, st.integers(), st.floats(), ODD_STRINGS, st.text(max_size=40)
+)
+JSON = st.recursive(
+    SCALARS,
+    lambda inner: st.one_of(st.lists(inner, max_size=5), st.dictionaries(st.text(max_size=12), inner, max_size=5)),
+    max_leaves=25,
+)
 
 
 def deep(value: Any, levels: int) -> Any:
@@ -140,8 +200,7 @@ def mutated(draw: st.DrawFn, case: Case) -> Any:
 def outcome(fmt_name: str, doc: Any, headers: dict[str, str], options: dict[str, Any]) -> str:
     fmt = formats.get(fmt_name)
     body = json.dumps(doc).encode()
-    context = formats.ParseContext(received_at=RECEIVED, headers=headers, body=body,
-                                   options=fmt.options_for(options))
+    context = formats.ParseContext(received_at=RECEIVED, headers=headers, body=body, options=fmt.options_for(options))
     try:
         parsed = _parse(fmt, decode_json(body), context)
     except RequestError as exc:

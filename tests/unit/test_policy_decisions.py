@@ -19,13 +19,35 @@ KEY_B = "BBBBR0UT1NGKEY000000000000000002"
 
 
 def event(action: str = "trigger", at: int = 2_000, content: str = "h1") -> Event:
-    return Event(pk="pk", dedup_key="k", action=action, at=at, content_hash=content, route="r", format="f",
-                 identity="i", payload={}, received=at)
+    return Event(
+        pk="pk",
+        dedup_key="k",
+        action=action,
+        at=at,
+        content_hash=content,
+        route="r",
+        format="f",
+        identity="i",
+        payload={},
+        received=at,
+    )
 
 
 def held(**changes: Any) -> Record:
-    base = Record(pk="pk", dedup_key="k", state="triggered", started_at=1_000, event_at=1_000, last_action="trigger",
-                  content_hash="h1", delivered=True, version=3, hold="window:db", message="{}", last_received=1_000)
+    base = Record(
+        pk="pk",
+        dedup_key="k",
+        state="triggered",
+        started_at=1_000,
+        event_at=1_000,
+        last_action="trigger",
+        content_hash="h1",
+        delivered=True,
+        version=3,
+        hold="window:db",
+        message="{}",
+        last_received=1_000,
+    )
     return replace(base, **changes)
 
 
@@ -46,18 +68,27 @@ def test_a_paged_alert_is_never_released_again() -> None:
 
 
 def test_a_new_episode_forgets_the_previous_hold_and_roll_up() -> None:
-    resolved = held(state="resolved", last_action="resolve", hold="rollup", rollup="pdrelay-rollup:r:1",
-                    suppressed=4, paged=False)
+    resolved = held(
+        state="resolved", last_action="resolve", hold="rollup", rollup="pdrelay-rollup:r:1", suppressed=4, paged=False
+    )
     decision = decide(resolved, event(at=3_000), now=5_000)
     assert decision.reason == "reopen" and decision.record is not None
     assert (decision.record.hold, decision.record.rollup, decision.record.suppressed, decision.record.paged) == (
-        "", "", 0, False)
+        "",
+        "",
+        0,
+        False,
+    )
 
 
 def config(**route: Any) -> dict[str, Any]:
-    return {"default_route": "shop", "callers": [{"name": "c", "token": "t" * 20}],
-            "routes": {"shop": {"destinations": {"team": {"routing_key": KEY_A}, "platform": {"routing_key": KEY_B}},
-                                **route}}}
+    return {
+        "default_route": "shop",
+        "callers": [{"name": "c", "token": "t" * 20}],
+        "routes": {
+            "shop": {"destinations": {"team": {"routing_key": KEY_A}, "platform": {"routing_key": KEY_B}}, **route}
+        },
+    }
 
 
 def problems(doc: dict[str, Any]) -> list[str]:
@@ -81,13 +112,16 @@ def test_the_routing_key_shorthand_is_the_destination_named_default() -> None:
     assert any("destinations.default: already defined by routing_key" in p for p in problems(both))
 
 
-@pytest.mark.parametrize(("route", "expected"), [
-    ({"rules": [{"name": "x", "send_to": ["nowhere"]}]}, "rules.0.send_to: no destination named 'nowhere'"),
-    ({"default_destinations": ["ghost"]}, "default_destinations: no destination named 'ghost'"),
-    ({"rules_match": "some"}, "routes.shop.rules_match"),
-    ({"storm": {"max_new_per_minute": -1}}, "routes.shop.storm.max_new_per_minute"),
-    ({"rules": [{"name": "r", "when": {"labels.team": {"regex": "(["}}}]}, "when.labels.team.regex"),
-])
+@pytest.mark.parametrize(
+    ("route", "expected"),
+    [
+        ({"rules": [{"name": "x", "send_to": ["nowhere"]}]}, "rules.0.send_to: no destination named 'nowhere'"),
+        ({"default_destinations": ["ghost"]}, "default_destinations: no destination named 'ghost'"),
+        ({"rules_match": "some"}, "routes.shop.rules_match"),
+        ({"storm": {"max_new_per_minute": -1}}, "routes.shop.storm.max_new_per_minute"),
+        ({"rules": [{"name": "r", "when": {"labels.team": {"regex": "(["}}}]}, "when.labels.team.regex"),
+    ],
+)
 def test_route_mistakes_name_their_place(route: dict[str, Any], expected: str) -> None:
     assert any(expected in p for p in problems(config(**route))), problems(config(**route))
 
@@ -116,23 +150,35 @@ def test_the_roll_up_event_lists_its_open_alerts_and_says_how_many_are_not_liste
     doc = {"dedup_key": "pdrelay-rollup:ops:1", "route": "ops", "members": members, "total": 75}
     built = rollup_event(doc, "trigger", KEY_A)
     details = built["payload"]["custom_details"]
-    assert (built["event_action"], built["dedup_key"], built["routing_key"]) == ("trigger", "pdrelay-rollup:ops:1",
-                                                                                KEY_A)
+    assert (built["event_action"], built["dedup_key"], built["routing_key"]) == (
+        "trigger",
+        "pdrelay-rollup:ops:1",
+        KEY_A,
+    )
     assert (details["open_alerts"], details["alerts_rolled_up"], details["not_listed"]) == (60, 75, 10)
     assert len(details["alerts"]) == 50
 
 
-@pytest.mark.parametrize(("status", "error", "expected"), [
-    (202, None, "ok: PagerDuty accepted the event"),
-    (400, "PagerDuty rejected the event: Event object is invalid; Invalid routing key",
-     "the routing key is not an Events API v2 integration key"),
-    (400, "PagerDuty rejected the event: Event object is invalid; 'payload.summary' is missing",
-     "PagerDuty refused the event as invalid"),
-    (404, "PagerDuty answered 404: Not Found", "the Events API URL looks wrong"),
-    (429, "PagerDuty answered 429: Too many requests (retrying)", "throttling this routing key"),
-    (503, "PagerDuty answered 503 (retrying)", "PagerDuty had a problem answering"),
-    (None, "could not connect to the Events API (retrying)", "cannot reach the Events API"),
-    (None, "timed out waiting for the Events API (retrying)", "did not answer in time"),
-])
+@pytest.mark.parametrize(
+    ("status", "error", "expected"),
+    [
+        (202, None, "ok: PagerDuty accepted the event"),
+        (
+            400,
+            "PagerDuty rejected the event: Event object is invalid; Invalid routing key",
+            "the routing key is not an Events API v2 integration key",
+        ),
+        (
+            400,
+            "PagerDuty rejected the event: Event object is invalid; 'payload.summary' is missing",
+            "PagerDuty refused the event as invalid",
+        ),
+        (404, "PagerDuty answered 404: Not Found", "the Events API URL looks wrong"),
+        (429, "PagerDuty answered 429: Too many requests (retrying)", "throttling this routing key"),
+        (503, "PagerDuty answered 503 (retrying)", "PagerDuty had a problem answering"),
+        (None, "could not connect to the Events API (retrying)", "cannot reach the Events API"),
+        (None, "timed out waiting for the Events API (retrying)", "did not answer in time"),
+    ],
+)
 def test_a_test_report_translates_answers_into_advice(status: int | None, error: str | None, expected: str) -> None:
     assert expected in advice(status, error)

@@ -162,8 +162,14 @@ def test_not_inverts_a_test() -> None:
 
 def test_a_missing_field_fails_every_test_but_absence_and_a_negated_failure() -> None:
     alert = make_alert()
-    for test in ({"equals": "x"}, {"in": ["x"]}, {"regex": ".*"}, {"contains": ""}, {"present": True},
-                 {"not": {"present": False}}):
+    for test in (
+        {"equals": "x"},
+        {"in": ["x"]},
+        {"regex": ".*"},
+        {"contains": ""},
+        {"present": True},
+        {"not": {"present": False}},
+    ):
         assert not when({"labels.team": test}).matches(alert), test
     assert when({"labels.team": {"present": False}}).matches(alert)
     assert when({"labels.team": {"not": {"regex": ".*"}}}).matches(alert)

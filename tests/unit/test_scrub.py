@@ -49,8 +49,11 @@ def hidden(original: str, scrubbed: str, secret: str) -> None:
 # --- value rules, on their own ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("secret", SHAPES, ids=["aws-id", "aws-session-id", "github", "github-pat", "slack",
-                                                 "stripe", "google", "jwt", "pem"])
+@pytest.mark.parametrize(
+    "secret",
+    SHAPES,
+    ids=["aws-id", "aws-session-id", "github", "github-pat", "slack", "stripe", "google", "jwt", "pem"],
+)
 def test_each_token_shape_is_replaced_where_it_stands_in_longer_text(secret: str) -> None:
     text = f"deploy failed: credential {secret} rejected by upstream (attempt 3)"
     scrubbed, count = scrub_text(text)
@@ -66,7 +69,9 @@ def test_a_token_shape_alone_is_the_whole_string_redacted(secret: str) -> None:
 def test_a_url_password_goes_and_the_user_and_host_stay() -> None:
     text = "cannot connect to postgresql://orders_app:Hunter2%21x@db-7.prod.internal:5432/orders?sslmode=require"
     assert scrub_text(text) == (
-        f"cannot connect to postgresql://orders_app:{REDACTED}@db-7.prod.internal:5432/orders?sslmode=require", 1)
+        f"cannot connect to postgresql://orders_app:{REDACTED}@db-7.prod.internal:5432/orders?sslmode=require",
+        1,
+    )
 
 
 def test_a_url_password_containing_a_raw_at_sign_goes_whole() -> None:
@@ -78,7 +83,9 @@ def test_a_url_password_containing_a_raw_at_sign_goes_whole() -> None:
 def test_an_odbc_connection_string_keeps_everything_but_the_password() -> None:
     text = "Driver={ODBC Driver 18};Server=sql1;Database=billing;Uid=svc_billing;Pwd={a;b=c};Encrypt=yes;"
     assert scrub_text(text) == (
-        f"Driver={{ODBC Driver 18}};Server=sql1;Database=billing;Uid=svc_billing;Pwd={{{REDACTED}}};Encrypt=yes;", 1)
+        f"Driver={{ODBC Driver 18}};Server=sql1;Database=billing;Uid=svc_billing;Pwd={{{REDACTED}}};Encrypt=yes;",
+        1,
+    )
     ado = "Server=tcp:sql1,1433;User ID=svc;Password=Tr0ub4dor&3;Timeout=30"
     assert scrub_text(ado) == (f"Server=tcp:sql1,1433;User ID=svc;Password={REDACTED};Timeout=30", 1)
 
@@ -86,20 +93,24 @@ def test_an_odbc_connection_string_keeps_everything_but_the_password() -> None:
 def test_passwords_and_tokens_in_query_strings_and_key_value_text_go() -> None:
     url = "GET https://api.example.com/v2/items?page=2&access_token=abc123def&sort=asc"
     assert scrub_text(url) == (f"GET https://api.example.com/v2/items?page=2&access_token={REDACTED}&sort=asc", 1)
-    log = "login failed user=alice password=\"correct horse\" db_pass=s3cret retries=3"
-    assert scrub_text(log) == (f"login failed user=alice password=\"{REDACTED}\" db_pass={REDACTED} retries=3", 2)
+    log = 'login failed user=alice password="correct horse" db_pass=s3cret retries=3'
+    assert scrub_text(log) == (f'login failed user=alice password="{REDACTED}" db_pass={REDACTED} retries=3', 2)
 
 
 def test_json_text_inside_a_string_loses_credential_values() -> None:
     text = '{"user": "alice", "apiKey": "k-123-456", "Authorization": "Bearer x", "count": 3}'
     assert scrub_text(text) == (
-        f'{{"user": "alice", "apiKey": "{REDACTED}", "Authorization": "{REDACTED}", "count": 3}}', 2)
+        f'{{"user": "alice", "apiKey": "{REDACTED}", "Authorization": "{REDACTED}", "count": 3}}',
+        2,
+    )
 
 
 def test_aws_secret_access_keys_after_their_labels_go() -> None:
-    for text in (f"aws_secret_access_key = {AWS_SECRET}",
-                 f'{{"AccessKeyId": "{AWS_KEY_ID}", "SecretAccessKey": "{AWS_SECRET}"}}',
-                 f"SecretAccessKey: {AWS_SECRET} (rotated)"):
+    for text in (
+        f"aws_secret_access_key = {AWS_SECRET}",
+        f'{{"AccessKeyId": "{AWS_KEY_ID}", "SecretAccessKey": "{AWS_SECRET}"}}',
+        f"SecretAccessKey: {AWS_SECRET} (rotated)",
+    ):
         scrubbed, count = scrub_text(text)
         assert count >= 1
         hidden(text, scrubbed, AWS_SECRET)
@@ -111,7 +122,9 @@ def test_bearer_and_basic_keep_the_scheme_word_and_lose_the_credential() -> None
     assert scrub_text(f"Authorization: Bearer {OPAQUE}") == (f"Authorization: Bearer {REDACTED}", 1)
     assert scrub_text(f"Authorization: Bearer {JWT}") == (f"Authorization: Bearer {REDACTED}", 1)
     assert scrub_text(f"curl -H 'Authorization: Basic {BASIC}' https://x") == (
-        f"curl -H 'Authorization: Basic {REDACTED}' https://x", 1)
+        f"curl -H 'Authorization: Basic {REDACTED}' https://x",
+        1,
+    )
     assert scrub_text(f"authorization=Bearer {OPAQUE} then") == (f"authorization=Bearer {REDACTED} then", 1)
 
 
@@ -129,30 +142,35 @@ def test_several_credentials_in_one_string_are_each_counted() -> None:
     assert count == 3
 
 
-@pytest.mark.parametrize("text", [
-    "CPU at 97% on web-3.prod.example.com for 5 minutes",
-    "see https://grafana.example.com/d/abc123?orgId=1&from=now-1h and https://user@host.example.com/x",
-    "https://web-1.example.com:8443/health returned 503",
-    "request 123e4567-e89b-12d3-a456-426614174000 failed",
-    "trace 0123456789abcdef0123456789abcdef span 89abcdef01234567",
-    "routing key R0123456789ABCDEF0123456789ABCDE",
-    "Bearer token expired for the basic auth realm",
-    "Basic authentication failed; bearer of the pager: alice",
-    "tests pass=118 fail=2 skip=0",
-    "the author of the compass passenger tokenizer was authorized",
-    "auth_method=oidc token_expires_at=2026-01-01T00:00:00Z secret_arn=arn:aws:secretsmanager:eu-west-1:1:secret:x",
-    "AKIA is the prefix of AWS key ids; ghp_ of GitHub's; sk_live_ of Stripe's",
-    "eyJ alone is not a token, nor is eyJhbGciOi.x",
-    "password reset requested; token: see the runbook",
-    "",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "CPU at 97% on web-3.prod.example.com for 5 minutes",
+        "see https://grafana.example.com/d/abc123?orgId=1&from=now-1h and https://user@host.example.com/x",
+        "https://web-1.example.com:8443/health returned 503",
+        "request 123e4567-e89b-12d3-a456-426614174000 failed",
+        "trace 0123456789abcdef0123456789abcdef span 89abcdef01234567",
+        "routing key R0123456789ABCDEF0123456789ABCDE",
+        "Bearer token expired for the basic auth realm",
+        "Basic authentication failed; bearer of the pager: alice",
+        "tests pass=118 fail=2 skip=0",
+        "the author of the compass passenger tokenizer was authorized",
+        "auth_method=oidc token_expires_at=2026-01-01T00:00:00Z secret_arn=arn:aws:secretsmanager:eu-west-1:1:secret:x",
+        "AKIA is the prefix of AWS key ids; ghp_ of GitHub's; sk_live_ of Stripe's",
+        "eyJ alone is not a token, nor is eyJhbGciOi.x",
+        "password reset requested; token: see the runbook",
+        "",
+    ],
+)
 def test_ordinary_text_passes_unchanged(text: str) -> None:
     assert scrub_text(text) == (text, 0)
 
 
 def test_scrubbing_twice_finds_nothing_the_second_time() -> None:
-    text = (f"{PEM} {GITHUB} postgres://u:pw@h/db Password=x; Authorization: Bearer {OPAQUE} "
-            f'"token": "abc" aws_secret_access_key={AWS_SECRET} pass=hunter2')
+    text = (
+        f"{PEM} {GITHUB} postgres://u:pw@h/db Password=x; Authorization: Bearer {OPAQUE} "
+        f'"token": "abc" aws_secret_access_key={AWS_SECRET} pass=hunter2'
+    )
     once, count = scrub_text(text)
     assert count == 8
     assert scrub_text(once) == (once, 0)
@@ -181,24 +199,95 @@ def test_a_token_straddling_the_scan_limit_is_not_half_leaked() -> None:
 # --- key names --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("key", [
-    "password", "Password", "db_password", "DB_PASSWORD_2", "passwd", "pwd", "pass", "mysql.pass", "passphrase",
-    "secret", "client_secret", "clientSecret", "token", "access_token", "auth-token", "apiToken", "accesstoken",
-    "api key", "apikey", "api_key", "APIKey", "x-api-key", "X-Api-Key", "authorization", "Authorization header",
-    "auth", "basic_auth", "credential", "credentials", "private_key", "privateKey", "access key",
-    "AWS_SECRET_ACCESS_KEY", "SecretAccessKey", "secret_key", "session id", "sessionId", "cookie", "Set-Cookie",
-    "signature", "X-Hub-Signature", "dsn", "SENTRY_DSN", "password_hash", "token_value", "webhookSecret",
-])
+@pytest.mark.parametrize(
+    "key",
+    [
+        "password",
+        "Password",
+        "db_password",
+        "DB_PASSWORD_2",
+        "passwd",
+        "pwd",
+        "pass",
+        "mysql.pass",
+        "passphrase",
+        "secret",
+        "client_secret",
+        "clientSecret",
+        "token",
+        "access_token",
+        "auth-token",
+        "apiToken",
+        "accesstoken",
+        "api key",
+        "apikey",
+        "api_key",
+        "APIKey",
+        "x-api-key",
+        "X-Api-Key",
+        "authorization",
+        "Authorization header",
+        "auth",
+        "basic_auth",
+        "credential",
+        "credentials",
+        "private_key",
+        "privateKey",
+        "access key",
+        "AWS_SECRET_ACCESS_KEY",
+        "SecretAccessKey",
+        "secret_key",
+        "session id",
+        "sessionId",
+        "cookie",
+        "Set-Cookie",
+        "signature",
+        "X-Hub-Signature",
+        "dsn",
+        "SENTRY_DSN",
+        "password_hash",
+        "token_value",
+        "webhookSecret",
+    ],
+)
 def test_keys_that_name_a_credential(key: str) -> None:
     assert is_credential_key(key)
 
 
-@pytest.mark.parametrize("key", [
-    "author", "authority", "authorized_by", "compass", "passenger", "bypass", "passwordless", "tokenizer_version",
-    "token_expires_at", "token_type", "secret_arn", "secret_name", "auth_method", "pass_rate", "password_policy",
-    "max_tokens", "cookie_domain", "signature_version", "aws_access_key_id", "keyboard", "monkey", "session",
-    "private", "access", "id", "value", "key", "description", "x-request-id",
-])
+@pytest.mark.parametrize(
+    "key",
+    [
+        "author",
+        "authority",
+        "authorized_by",
+        "compass",
+        "passenger",
+        "bypass",
+        "passwordless",
+        "tokenizer_version",
+        "token_expires_at",
+        "token_type",
+        "secret_arn",
+        "secret_name",
+        "auth_method",
+        "pass_rate",
+        "password_policy",
+        "max_tokens",
+        "cookie_domain",
+        "signature_version",
+        "aws_access_key_id",
+        "keyboard",
+        "monkey",
+        "session",
+        "private",
+        "access",
+        "id",
+        "value",
+        "key",
+        "description",
+        "x-request-id",
+    ],
+)
 def test_keys_that_merely_contain_the_letters_stay(key: str) -> None:
     assert not is_credential_key(key)
 
@@ -224,12 +313,27 @@ def test_a_credential_key_loses_its_string_value_at_every_level() -> None:
 
 
 def test_under_a_credential_key_every_string_leaf_goes_and_numbers_booleans_null_stay() -> None:
-    details = {"credentials": {"user": "svc", "tokens": ["a", "b", {"refresh": "c", "ttl": 3600}],
-                               "rotated": True, "expires": None, "empty": "", "nested": {}}}
+    details = {
+        "credentials": {
+            "user": "svc",
+            "tokens": ["a", "b", {"refresh": "c", "ttl": 3600}],
+            "rotated": True,
+            "expires": None,
+            "empty": "",
+            "nested": {},
+        }
+    }
     clean, count = scrub_details(details)
-    assert clean == {"credentials": {"user": REDACTED, "tokens": [REDACTED, REDACTED, {"refresh": REDACTED,
-                                                                                         "ttl": 3600}],
-                                     "rotated": True, "expires": None, "empty": "", "nested": {}}}
+    assert clean == {
+        "credentials": {
+            "user": REDACTED,
+            "tokens": [REDACTED, REDACTED, {"refresh": REDACTED, "ttl": 3600}],
+            "rotated": True,
+            "expires": None,
+            "empty": "",
+            "nested": {},
+        }
+    }
     assert count == 4
 
 
@@ -249,11 +353,21 @@ def test_value_rules_apply_under_every_key_nested_and_in_lists() -> None:
 
 
 def test_name_value_pairs_naming_a_credential_lose_the_value() -> None:
-    env = [{"name": "DB_PASSWORD", "value": "hunter2"}, {"name": "DB_HOST", "value": "db-1"},
-           {"Name": "Authorization", "Value": "opaque"}, {"key": "region", "value": "eu-west-1"}]
+    env = [
+        {"name": "DB_PASSWORD", "value": "hunter2"},
+        {"name": "DB_HOST", "value": "db-1"},
+        {"Name": "Authorization", "Value": "opaque"},
+        {"key": "region", "value": "eu-west-1"},
+    ]
     clean, count = scrub_details({"env": env})
-    assert clean == {"env": [{"name": "DB_PASSWORD", "value": REDACTED}, {"name": "DB_HOST", "value": "db-1"},
-                             {"Name": "Authorization", "Value": REDACTED}, {"key": "region", "value": "eu-west-1"}]}
+    assert clean == {
+        "env": [
+            {"name": "DB_PASSWORD", "value": REDACTED},
+            {"name": "DB_HOST", "value": "db-1"},
+            {"Name": "Authorization", "Value": REDACTED},
+            {"key": "region", "value": "eu-west-1"},
+        ]
+    }
     assert count == 2
 
 
@@ -268,17 +382,32 @@ def test_the_input_is_not_mutated() -> None:
 
 def test_ordinary_details_come_back_equal_and_count_zero() -> None:
     details = {
-        "host": "web-3.prod.example.com", "request_id": "123e4567-e89b-12d3-a456-426614174000",
-        "author": "alice", "authority": "ops", "compass": "north", "passenger_count": 3,
-        "trace": "0123456789abcdef0123456789abcdef", "url": "https://example.com/a?b=c",
-        "ratio": 0.97, "ok": False, "missing": None, "empty": {}, "none": [], "tuple": ("a", 1),
+        "host": "web-3.prod.example.com",
+        "request_id": "123e4567-e89b-12d3-a456-426614174000",
+        "author": "alice",
+        "authority": "ops",
+        "compass": "north",
+        "passenger_count": 3,
+        "trace": "0123456789abcdef0123456789abcdef",
+        "url": "https://example.com/a?b=c",
+        "ratio": 0.97,
+        "ok": False,
+        "missing": None,
+        "empty": {},
+        "none": [],
+        "tuple": ("a", 1),
     }
     assert scrub_details(details) == (details, 0)
 
 
 def test_non_string_keys_and_odd_values_survive() -> None:
-    details: dict[Any, Any] = {1: "one", (2, 3): ["x", None], None: {"password": 7}, 2.5: [[], {}, [[]]],
-                               "token": [1, 2.0, False, None]}
+    details: dict[Any, Any] = {
+        1: "one",
+        (2, 3): ["x", None],
+        None: {"password": 7},
+        2.5: [[], {}, [[]]],
+        "token": [1, 2.0, False, None],
+    }
     clean, count = scrub_details(details)
     assert clean == details
     assert count == 0

@@ -81,8 +81,14 @@ def test_the_dashboard_is_valid_json_and_uses_the_metric_names_the_code_emits() 
     rendered = re.sub(r"\$\{[^}]+\}", "x", body)
     dashboard = json.loads(rendered)
     assert len(dashboard["widgets"]) >= 6
-    emitted = {observability.ALERTS_RECEIVED, observability.EVENTS_SENT, observability.EVENTS_SKIPPED,
-               observability.DELIVERY_FAILED, observability.EVENTS_DEFERRED, observability.DELIVERY_LATENCY}
+    emitted = {
+        observability.ALERTS_RECEIVED,
+        observability.EVENTS_SENT,
+        observability.EVENTS_SKIPPED,
+        observability.DELIVERY_FAILED,
+        observability.EVENTS_DEFERRED,
+        observability.DELIVERY_LATENCY,
+    }
     for name in emitted:
         assert name in rendered, name
 
@@ -111,8 +117,12 @@ def _route_keys() -> set[str]:
 
 def test_ingest_serves_every_endpoint_the_readme_lists() -> None:
     assert _route_keys() == {
-        "POST /v1/alerts/{format_name}", "POST /v2/enqueue", "POST /v2/change/enqueue",
-        "POST /generic/2010-04-15/create_event.json", "POST /v1/test/{route_name}", "GET /v1/test/{probe_id}",
+        "POST /v1/alerts/{format_name}",
+        "POST /v2/enqueue",
+        "POST /v2/change/enqueue",
+        "POST /generic/2010-04-15/create_event.json",
+        "POST /v1/test/{route_name}",
+        "GET /v1/test/{probe_id}",
         "GET /health",
     }
 
@@ -129,8 +139,10 @@ def test_the_test_routes_are_throttled_below_the_default_route_settings() -> Non
         assert 0 < settings["ThrottlingRateLimit"] < default["ThrottlingRateLimit"], key
         assert 0 < settings["ThrottlingBurstLimit"] < default["ThrottlingBurstLimit"], key
     # Sending a test pages people: its route is the tighter of the two.
-    assert routes["POST /v1/test/{route_name}"]["ThrottlingRateLimit"] <= routes["GET /v1/test/{probe_id}"][
-        "ThrottlingRateLimit"]
+    assert (
+        routes["POST /v1/test/{route_name}"]["ThrottlingRateLimit"]
+        <= routes["GET /v1/test/{probe_id}"]["ThrottlingRateLimit"]
+    )
 
 
 def _default(value: Any) -> int:
@@ -148,8 +160,11 @@ def test_the_dispatcher_reserves_at_least_the_concurrency_its_queue_source_may_u
 
 def test_reserved_concurrency_defaults_fit_an_account_with_the_default_quota() -> None:
     # Lambda keeps 100 unreserved; new accounts get a quota of 1000 (some far less, until raised).
-    reserved = [_default(r["Properties"]["ReservedConcurrentExecutions"]) for r in resources().values()
-                if r["Type"] == "AWS::Serverless::Function"]
+    reserved = [
+        _default(r["Properties"]["ReservedConcurrentExecutions"])
+        for r in resources().values()
+        if r["Type"] == "AWS::Serverless::Function"
+    ]
     assert len(reserved) == 4
     assert sum(reserved) + 100 <= 1000
     assert _default({"Ref": "IngestReservedConcurrency"}) >= 10  # room for bursts of webhooks
@@ -167,7 +182,24 @@ def test_the_sweepers_index_grant_names_the_index_the_dedup_module_queries() -> 
 
 def test_the_stack_keeps_its_outputs_and_parameters() -> None:
     doc = load_template(TEMPLATE)
-    assert {"ApiUrl", "IngestFunctionArn", "ConfigSource", "AlertQueueUrl", "DeadLetterQueueUrl", "DedupTableName",
-            "RedriveFunctionName", "DashboardUrl"} <= set(doc["Outputs"])
-    assert {"ConfigParameterName", "EventsApiUrl", "MaxReceiveCount", "DispatchMaxConcurrency", "AlarmTopicArn",
-            "RateLimitPerMinute", "LogLevel", "LogRetentionDays", "IngestReservedConcurrency"} <= set(doc["Parameters"])
+    assert {
+        "ApiUrl",
+        "IngestFunctionArn",
+        "ConfigSource",
+        "AlertQueueUrl",
+        "DeadLetterQueueUrl",
+        "DedupTableName",
+        "RedriveFunctionName",
+        "DashboardUrl",
+    } <= set(doc["Outputs"])
+    assert {
+        "ConfigParameterName",
+        "EventsApiUrl",
+        "MaxReceiveCount",
+        "DispatchMaxConcurrency",
+        "AlarmTopicArn",
+        "RateLimitPerMinute",
+        "LogLevel",
+        "LogRetentionDays",
+        "IngestReservedConcurrency",
+    } <= set(doc["Parameters"])

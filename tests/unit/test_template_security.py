@@ -170,8 +170,11 @@ def test_roles_may_be_assumed_by_lambda_only() -> None:
 
 def role_statements(role: str) -> list[dict[str, Any]]:
     """The statements a role's inline policies and the policies attached to it grant."""
-    found = [s for p in resources()[role]["Properties"].get("Policies") or []
-             for s in as_list(p["PolicyDocument"]["Statement"])]
+    found = [
+        s
+        for p in resources()[role]["Properties"].get("Policies") or []
+        for s in as_list(p["PolicyDocument"]["Statement"])
+    ]
     for policy in [*resources("AWS::IAM::RolePolicy").values(), *resources("AWS::IAM::Policy").values()]:
         props = policy["Properties"]
         if props.get("RoleName") == {"Ref": role} or {"Ref": role} in (props.get("Roles") or []):
@@ -181,8 +184,11 @@ def role_statements(role: str) -> list[dict[str, Any]]:
 
 def function_log_group(function: str) -> str:
     """The log group named after ``function`` (``/aws/lambda/${Function}``), where Lambda writes."""
-    groups = [name for name, group in resources("AWS::Logs::LogGroup").items()
-              if "${" + function + "}" in str(group["Properties"].get("LogGroupName", ""))]
+    groups = [
+        name
+        for name, group in resources("AWS::Logs::LogGroup").items()
+        if "${" + function + "}" in str(group["Properties"].get("LogGroupName", ""))
+    ]
     assert len(groups) == 1, f"{function}: {groups}"
     return groups[0]
 
@@ -191,8 +197,11 @@ def test_each_function_may_write_only_to_its_own_log_group() -> None:
     for name, function in resources("AWS::Serverless::Function").items():
         group = function_log_group(name)
         assert function["Properties"].get("LoggingConfig", {}).get("LogGroup") is None, name
-        granted = [s for s in role_statements(function["Properties"]["Role"]["Fn::GetAtt"][0])
-                   if any(str(a).startswith("logs:") for a in as_list(s["Action"]))]
+        granted = [
+            s
+            for s in role_statements(function["Properties"]["Role"]["Fn::GetAtt"][0])
+            if any(str(a).startswith("logs:") for a in as_list(s["Action"]))
+        ]
         assert granted, name
         for statement in granted:
             assert set(as_list(statement["Action"])) <= {"logs:CreateLogStream", "logs:PutLogEvents"}, name
@@ -248,8 +257,15 @@ def test_access_log_lines_are_json_with_what_operators_need_and_never_the_query_
     assert isinstance(text, str)
     line = json.loads(text)  # one JSON object per request
     values = " ".join(str(v) for v in line.values())
-    for needed in ("$context.requestId", "$context.routeKey", "$context.status", "$context.identity.sourceIp",
-                   "$context.identity.userAgent", "$context.responseLatency", "$context.integrationErrorMessage"):
+    for needed in (
+        "$context.requestId",
+        "$context.routeKey",
+        "$context.status",
+        "$context.identity.sourceIp",
+        "$context.identity.userAgent",
+        "$context.responseLatency",
+        "$context.integrationErrorMessage",
+    ):
         assert needed in values, needed
     for forbidden in FORBIDDEN_IN_ACCESS_LOG:
         assert forbidden.lower() not in text.lower(), forbidden

@@ -219,8 +219,9 @@ def test_on_ordinary_days_the_wall_time_follows_the_season() -> None:
 
 
 def test_routes_and_when_filter_what_a_window_holds() -> None:
-    w = window(start="2026-01-01T00:00:00Z", end="2026-01-02T00:00:00Z", routes=["platform"],
-               when={"labels.service": "db"})
+    w = window(
+        start="2026-01-01T00:00:00Z", end="2026-01-02T00:00:00Z", routes=["platform"], when={"labels.service": "db"}
+    )
     assert w.applies_to("platform", make_alert(service="db"))
     assert not w.applies_to("payments", make_alert(service="db"))
     assert not w.applies_to(None, make_alert(service="db"))
@@ -232,8 +233,9 @@ def test_routes_and_when_filter_what_a_window_holds() -> None:
 def test_holding_is_the_first_active_window_that_applies() -> None:
     windows = [
         window(name="over", start="2026-01-01T00:00:00Z", end="2026-01-01T06:00:00Z"),
-        window(name="web-only", start="2026-01-01T00:00:00Z", end="2026-01-02T00:00:00Z",
-               when={"labels.service": "web"}),
+        window(
+            name="web-only", start="2026-01-01T00:00:00Z", end="2026-01-02T00:00:00Z", when={"labels.service": "web"}
+        ),
         window(name="db-nightly", schedule={"at": "00:00", "duration": "12h"}, routes=["platform"]),
         window(name="also-db", start="2026-01-01T00:00:00Z", end="2026-01-02T00:00:00Z"),
     ]
@@ -261,19 +263,29 @@ def test_defaults_of_a_window() -> None:
         ({"start": "2026-01-01T00:00:00Z"}, ": give start and end"),
         ({"start": "2026-01-02T00:00:00Z", "end": "2026-01-01T00:00:00Z"}, ": end: must be after start"),
         ({"start": "2026-01-01T00:00:00Z", "end": "2026-01-01T00:00:00Z"}, ": end: must be after start"),
-        ({"start": "2026-01-01T00:00:00Z", "end": "2026-01-02T00:00:00Z",
-          "schedule": {"at": "02:00", "duration": "1h"}}, ": give either start and end, or a schedule, not both"),
+        (
+            {
+                "start": "2026-01-01T00:00:00Z",
+                "end": "2026-01-02T00:00:00Z",
+                "schedule": {"at": "02:00", "duration": "1h"},
+            },
+            ": give either start and end, or a schedule, not both",
+        ),
         ({"schedule": {"at": "02:00", "duration": "1h"}, "timezone": "Mars/Olympus"}, "timezone: unknown time zone"),
         ({"schedule": {"at": "25:00", "duration": "1h"}}, "schedule.at: '25:00' is not a time"),
         ({"schedule": {"at": 120, "duration": "1h"}}, "schedule.at: write the time in quotes"),
         ({"schedule": {"at": "02:00", "duration": "8d"}}, "schedule.duration: a duration is longer than zero and at"),
         ({"schedule": {"at": "02:00", "duration": "soon"}}, "schedule.duration: 'soon' is not a duration"),
-        ({"schedule": {"at": "02:00", "duration": "1h", "days": ["sat", "funday"]}},
-         "schedule.days: 'funday' is not a day"),
+        (
+            {"schedule": {"at": "02:00", "duration": "1h", "days": ["sat", "funday"]}},
+            "schedule.days: 'funday' is not a day",
+        ),
         ({"schedule": {"at": "02:00", "duration": "1h", "days": []}}, "schedule.days: no days given"),
         ({"schedule": {"at": "02:00", "duration": "1h", "every": "week"}}, "schedule.every: Extra inputs"),
-        ({"schedule": {"at": "02:00", "duration": "1h"}, "when": {"labels.x": {"regex": "("}}},
-         "when.labels.x.regex: invalid regular expression"),
+        (
+            {"schedule": {"at": "02:00", "duration": "1h"}, "when": {"labels.x": {"regex": "("}}},
+            "when.labels.x.regex: invalid regular expression",
+        ),
         ({"schedule": {"at": "02:00", "duration": "1h"}, "repeat": True}, "repeat: Extra inputs are not permitted"),
     ],
 )

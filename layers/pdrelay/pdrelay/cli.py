@@ -49,8 +49,14 @@ def cmd_dev(args: argparse.Namespace) -> int:
     routing_key = args.routing_key or os.environ.get("PDRELAY_ROUTING_KEY", "")
     events_url = args.events_url or os.environ.get("PDRELAY_EVENTS_URL") or None
     options = StackOptions(
-        template=Path(args.template), host="127.0.0.1", port=args.port, emulator_port=args.emulator_port,
-        events_url=events_url, routing_key=routing_key, token=token, config=args.config or "",
+        template=Path(args.template),
+        host="127.0.0.1",
+        port=args.port,
+        emulator_port=args.emulator_port,
+        events_url=events_url,
+        routing_key=routing_key,
+        token=token,
+        config=args.config or "",
         retry_base_seconds=args.retry_base_seconds,
     )
     stack = LocalStack(options)
@@ -70,15 +76,25 @@ def cmd_dev(args: argparse.Namespace) -> int:
         print(f"pdrelay: cannot start the local stack: {exc}", file=sys.stderr)
         return 2
     STATE_FILE.parent.mkdir(exist_ok=True)
-    STATE_FILE.write_text(json.dumps({
-        "url": stack.url, "events_url": stack.events_url, "token": token if not args.config else "",
-        "aws_endpoint": stack.moto_url, "queue_url": stack.queue_urls["AlertQueue"],
-        "dlq_url": stack.queue_urls["DeadLetterQueue"], "table_name": stack.table_names["DedupTable"],
-    }))
+    STATE_FILE.write_text(
+        json.dumps(
+            {
+                "url": stack.url,
+                "events_url": stack.events_url,
+                "token": token if not args.config else "",
+                "aws_endpoint": stack.moto_url,
+                "queue_url": stack.queue_urls["AlertQueue"],
+                "dlq_url": stack.queue_urls["DeadLetterQueue"],
+                "table_name": stack.table_names["DedupTable"],
+            }
+        )
+    )
     STATE_FILE.chmod(0o600)
     print(f"pdrelay is running at {stack.url}")
-    print(f"  PagerDuty target : {stack.events_url}" + ("  (local emulator: open it in a browser)"
-                                                         if stack.emulator else ""))
+    print(
+        f"  PagerDuty target : {stack.events_url}"
+        + ("  (local emulator: open it in a browser)" if stack.emulator else "")
+    )
     print(f"  AWS emulator     : {stack.moto_url} (queues and table from {args.template})")
     if not args.config:
         print(f"  routing key      : {mask(routing_key) if routing_key else 'demo key (emulator)'}")
@@ -126,14 +142,17 @@ def cmd_send(args: argparse.Namespace) -> int:
         event["client_url"] = args.client_url
     headers = {}
     if args.direct:
-        url = (args.events_url or os.environ.get("PDRELAY_EVENTS_URL") or state.get("events_url")
-               or "https://events.pagerduty.com").rstrip("/") + "/v2/enqueue"
+        url = (
+            args.events_url
+            or os.environ.get("PDRELAY_EVENTS_URL")
+            or state.get("events_url")
+            or "https://events.pagerduty.com"
+        ).rstrip("/") + "/v2/enqueue"
     else:
         base = args.url or os.environ.get("PDRELAY_URL") or state.get("url")
         token = args.token or os.environ.get("PDRELAY_TOKEN") or state.get("token")
         if not base or not token:
-            print("pdrelay send: no relay URL/token: start `pdrelay dev`, or pass --url and --token",
-                  file=sys.stderr)
+            print("pdrelay send: no relay URL/token: start `pdrelay dev`, or pass --url and --token", file=sys.stderr)
             return 2
         url = base.rstrip("/") + "/v2/enqueue"
         headers["Authorization"] = f"Bearer {token}"
@@ -164,8 +183,10 @@ def cmd_incidents(args: argparse.Namespace) -> int:
         return 0
     print(f"{'#':>4}  {'status':<12} {'severity':<9} {'events':>6}  {'dedup key':<40} summary")
     for inc in incidents:
-        print(f"{inc['number']:>4}  {inc['status']:<12} {inc['severity']:<9} {len(inc['log']):>6}  "
-              f"{inc['dedup_key'][:40]:<40} {inc['summary'][:80]}")
+        print(
+            f"{inc['number']:>4}  {inc['status']:<12} {inc['severity']:<9} {len(inc['log']):>6}  "
+            f"{inc['dedup_key'][:40]:<40} {inc['summary'][:80]}"
+        )
     return 0
 
 
@@ -179,6 +200,7 @@ def _resources(args: argparse.Namespace) -> Any:
 
 def _operator(func: Any) -> Any:
     """Run an operators' command, turning configuration problems into one clear line."""
+
     def run(args: argparse.Namespace) -> int:
         from botocore.exceptions import BotoCoreError, ClientError
 
@@ -192,6 +214,7 @@ def _operator(func: Any) -> Any:
         except (ClientError, BotoCoreError) as exc:
             print(f"pdrelay {args.command}: AWS said: {exc}", file=sys.stderr)
             return 1
+
     return run
 
 
@@ -200,19 +223,30 @@ def cmd_queue_status(args: argparse.Namespace, resources: Any) -> int:
     from pdrelay.ops.status import queue_status
     from pdrelay.table import DedupStore
 
-    status = queue_status(resources.client("sqs"), resources.queue_url, resources.dlq_url,
-                          DedupStore(resources.client("dynamodb"), resources.table_name), args.window)
+    status = queue_status(
+        resources.client("sqs"),
+        resources.queue_url,
+        resources.dlq_url,
+        DedupStore(resources.client("dynamodb"), resources.table_name),
+        args.window,
+    )
     if args.json:
         print(json.dumps(status.as_dict(), indent=2, ensure_ascii=False))
         return 0
-    print(f"alert queue: {status.waiting} waiting, {status.in_flight} in flight, {status.delayed} delayed"
-          f"   dead-letter queue: {status.dlq}")
-    print(f"\n{'route':<20} {'routing key':<12} {'sending':>8} {'delivered':>10} {'open':>6} {'held':>5} "
-          f"{'rolled up':>9} {'suppressed':>10} {'in DLQ':>7}   (delivered, suppressed: last "
-          f"{status.window_seconds // 60} min)")
+    print(
+        f"alert queue: {status.waiting} waiting, {status.in_flight} in flight, {status.delayed} delayed"
+        f"   dead-letter queue: {status.dlq}"
+    )
+    print(
+        f"\n{'route':<20} {'routing key':<12} {'sending':>8} {'delivered':>10} {'open':>6} {'held':>5} "
+        f"{'rolled up':>9} {'suppressed':>10} {'in DLQ':>7}   (delivered, suppressed: last "
+        f"{status.window_seconds // 60} min)"
+    )
     for r in status.routes:
-        print(f"{r.route[:20]:<20} {r.routing_key:<12} {r.sending:>8} {r.delivered:>10} {r.open:>6} {r.held:>5} "
-              f"{r.rolled_up:>9} {r.suppressed:>10} {r.dead_lettered:>7}")
+        print(
+            f"{r.route[:20]:<20} {r.routing_key:<12} {r.sending:>8} {r.delivered:>10} {r.open:>6} {r.held:>5} "
+            f"{r.rolled_up:>9} {r.suppressed:>10} {r.dead_lettered:>7}"
+        )
     if status.reasons:
         print("\nwhy alerts are in the DLQ:")
         for reason, n in status.reasons:
@@ -230,9 +264,11 @@ def cmd_dlq_show(args: argparse.Namespace, resources: Any) -> int:
         return 0
     print(f"{inspection.total} message(s) in the dead-letter queue")
     for m in inspection.messages:
-        print(f"- {m['route']} {m['routing_key']} {m['action'] or '?'} {m['dedup_key']}: {m['reason']}"
-              + (f" (HTTP {m['http_status']})" if m["http_status"] else "")
-              + (f", {m['attempts']} attempt(s)" if m["attempts"] else ""))
+        print(
+            f"- {m['route']} {m['routing_key']} {m['action'] or '?'} {m['dedup_key']}: {m['reason']}"
+            + (f" (HTTP {m['http_status']})" if m["http_status"] else "")
+            + (f", {m['attempts']} attempt(s)" if m["attempts"] else "")
+        )
     return 0
 
 
@@ -266,15 +302,25 @@ def cmd_redrive(args: argparse.Namespace, resources: Any) -> int:
             print(f"{done}/{total}", file=sys.stderr)
 
     where = redrive.Filter(route=args.route, routing_key=args.routing_key)
-    result = redrive.redrive(sqs, resources.dlq_url, resources.queue_url, where=where, dry_run=args.dry_run,
-                             limit=args.limit, progress=progress)
+    result = redrive.redrive(
+        sqs,
+        resources.dlq_url,
+        resources.queue_url,
+        where=where,
+        dry_run=args.dry_run,
+        limit=args.limit,
+        progress=progress,
+    )
     if tty and result.matched:
         print(file=sys.stderr)
-    scope = (f"route {args.route}" if args.route
-             else f"routing key {mask(args.routing_key)}" if args.routing_key else "all")
+    scope = (
+        f"route {args.route}" if args.route else f"routing key {mask(args.routing_key)}" if args.routing_key else "all"
+    )
     verb = "would move" if args.dry_run else "moved"
-    print(f"{verb} {result.matched if args.dry_run else result.moved} message(s) ({scope}); "
-          f"{result.skipped} left in the dead-letter queue")
+    print(
+        f"{verb} {result.matched if args.dry_run else result.moved} message(s) ({scope}); "
+        f"{result.skipped} left in the dead-letter queue"
+    )
     return 0
 
 
@@ -282,11 +328,17 @@ def cmd_redrive(args: argparse.Namespace, resources: Any) -> int:
 def cmd_sweep(args: argparse.Namespace, resources: Any) -> int:
     from pdrelay.ops.resources import run_sweep
 
-    events_url = args.events_url or resources.events_url or os.environ.get("PDRELAY_EVENTS_URL") \
+    events_url = (
+        args.events_url
+        or resources.events_url
+        or os.environ.get("PDRELAY_EVENTS_URL")
         or "https://events.pagerduty.com"
+    )
     result = run_sweep(resources, events_url, args.older_than)
-    print(f"{result['found']} pending resolve(s): {result['resolved']} delivered, {result['failed']} failed, "
-          f"{result['rejected']} refused by PagerDuty")
+    print(
+        f"{result['found']} pending resolve(s): {result['resolved']} delivered, {result['failed']} failed, "
+        f"{result['rejected']} refused by PagerDuty"
+    )
     return 0
 
 
@@ -296,8 +348,11 @@ def _relay(args: argparse.Namespace, command: str) -> tuple[str, dict[str, str]]
     base = args.url or os.environ.get("PDRELAY_URL") or state.get("url")
     token = args.token or os.environ.get("PDRELAY_TOKEN") or state.get("token")
     if not base or not token:
-        print(f"pdrelay {command}: no relay URL/token: start `pdrelay dev`, or pass --url and --token "
-              "(env PDRELAY_URL, PDRELAY_TOKEN)", file=sys.stderr)
+        print(
+            f"pdrelay {command}: no relay URL/token: start `pdrelay dev`, or pass --url and --token "
+            "(env PDRELAY_URL, PDRELAY_TOKEN)",
+            file=sys.stderr,
+        )
         return None
     return base.rstrip("/"), {"Authorization": f"Bearer {token}"}
 
@@ -338,14 +393,17 @@ def cmd_test(args: argparse.Namespace) -> int:
     if relay is None:
         return 2
     base, headers = relay
-    status, started = _call("POST", f"{base}/v1/test/{args.route}", headers, "test",
-                            {"action": "trigger", "severity": args.severity})
+    status, started = _call(
+        "POST", f"{base}/v1/test/{args.route}", headers, "test", {"action": "trigger", "severity": args.severity}
+    )
     if status != 202:
         print(f"pdrelay test: the relay answered {status}: {json.dumps(started)}", file=sys.stderr)
         return 1
     probe = started["probe"]
-    print(f"test {probe}: trigger sent to route {args.route} "
-          f"({', '.join(d['destination'] for d in started['destinations'])}); waiting for PagerDuty's answers")
+    print(
+        f"test {probe}: trigger sent to route {args.route} "
+        f"({', '.join(d['destination'] for d in started['destinations'])}); waiting for PagerDuty's answers"
+    )
     report = _wait_for(base, headers, probe, "trigger", args.timeout)
     if not args.no_resolve:
         _call("POST", f"{base}/v1/test/{args.route}", headers, "test", {"action": "resolve", "probe": probe})
@@ -406,14 +464,21 @@ def _window_line(window: Any, now: Any, origin: str) -> str:
     state = "active" if window.active_at(now) else "expired" if window.expired(now) else "scheduled"
     from pdrelay.policy.windows import format_duration
 
-    when = (f"every {','.join(window.schedule.days)} at {window.schedule.at} for "
-            f"{format_duration(window.schedule.duration)}"
-            if window.schedule else f"{window.start.isoformat()} → {window.end.isoformat()}")
+    when = (
+        f"every {','.join(window.schedule.days)} at {window.schedule.at} for "
+        f"{format_duration(window.schedule.duration)}"
+        if window.schedule
+        else f"{window.start.isoformat()} → {window.end.isoformat()}"
+    )
     end = window.current_end(now) if window.active_at(now) else None
     matcher = ", ".join(f"{path} {test.describe()}" for path, test in window.when.root.items()) or "all alerts"
-    return (f"{window.name:<24} {state:<9} {when} ({window.timezone}); routes {','.join(window.routes) or 'all'}; "
-            f"{matcher}" + (f"; ends {end.isoformat()}" if end else "") + (f"; {window.comment}" if window.comment
-                                                                          else "") + f"  [{origin}]")
+    return (
+        f"{window.name:<24} {state:<9} {when} ({window.timezone}); routes {','.join(window.routes) or 'all'}; "
+        f"{matcher}"
+        + (f"; ends {end.isoformat()}" if end else "")
+        + (f"; {window.comment}" if window.comment else "")
+        + f"  [{origin}]"
+    )
 
 
 @_operator
@@ -435,26 +500,45 @@ def cmd_maintenance(args: argparse.Namespace, resources: Any) -> int:
 
             shown = [(w, "configuration") for w in parse_config(Path(args.config).read_text()).maintenance] + shown
         if args.json:
-            print(json.dumps([{**w.model_dump(mode="json"), "origin": o, "active": w.active_at(now)} for w, o in shown],
-                             indent=2, default=str))
+            print(
+                json.dumps(
+                    [{**w.model_dump(mode="json"), "origin": o, "active": w.active_at(now)} for w, o in shown],
+                    indent=2,
+                    default=str,
+                )
+            )
         elif not shown:
-            print("no maintenance windows" + ("" if args.config else " (added with `pdrelay maintenance add`; "
-                                              "pass --config FILE to list the configuration's too)"))
+            print(
+                "no maintenance windows"
+                + (
+                    ""
+                    if args.config
+                    else " (added with `pdrelay maintenance add`; pass --config FILE to list the configuration's too)"
+                )
+            )
         for window, origin in shown if not args.json else ():
             print(_window_line(window, now, origin))
         return 0
     if args.maintenance_command == "end":
+
         def drop(windows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             if not any(w.get("name") == args.name for w in windows):
-                raise ConfigError(f"no window named {args.name!r} was added with `pdrelay maintenance add`",
-                                  ["windows in the configuration document end when you remove them there"])
+                raise ConfigError(
+                    f"no window named {args.name!r} was added with `pdrelay maintenance add`",
+                    ["windows in the configuration document end when you remove them there"],
+                )
             return [w for w in windows if w.get("name") != args.name]
 
         judge.save_windows(store, drop)
         print(f"ended {args.name}: alerts it held that are still firing go out at the next sweep (within a minute)")
         return 0
-    doc: dict[str, Any] = {"name": args.name, "timezone": args.timezone, "send_held_at_end": not args.drop_held,
-                           "comment": args.comment or "", "routes": args.route or []}
+    doc: dict[str, Any] = {
+        "name": args.name,
+        "timezone": args.timezone,
+        "send_held_at_end": not args.drop_held,
+        "comment": args.comment or "",
+        "routes": args.route or [],
+    }
     when: dict[str, Any] = {}
     for item in args.match or []:
         key, op, value = item.partition("~")
@@ -519,15 +603,23 @@ def cmd_config(args: argparse.Namespace) -> int:
             try:
                 at = datetime.fromisoformat(args.at) if args.at else datetime.now(UTC)
             except ValueError:
-                print(f"pdrelay config explain: --at {args.at!r} is not an ISO 8601 time "
-                      "(e.g. 2026-12-01T22:30:00+01:00)", file=sys.stderr)
+                print(
+                    f"pdrelay config explain: --at {args.at!r} is not an ISO 8601 time "
+                    "(e.g. 2026-12-01T22:30:00+01:00)",
+                    file=sys.stderr,
+                )
                 return 2
             if at.tzinfo is None:
                 at = at.replace(tzinfo=UTC)
             headers = dict(h.split(":", 1) for h in args.header or [] if ":" in h)
-            result = configtool.explain(config, configtool.read_payload(args.payload), format_name=args.format,
-                                        route=args.route, headers={k.strip(): v.strip() for k, v in headers.items()},
-                                        at=at)
+            result = configtool.explain(
+                config,
+                configtool.read_payload(args.payload),
+                format_name=args.format,
+                route=args.route,
+                headers={k.strip(): v.strip() for k, v in headers.items()},
+                at=at,
+            )
             print(configtool.as_json(result) if args.json else "\n".join(result.lines))
             return 0
         target = args.to
@@ -538,8 +630,14 @@ def cmd_config(args: argparse.Namespace) -> int:
             return 2
         import boto3
 
-        print(configtool.push(text, target, ssm=boto3.client("ssm") if target.startswith("ssm:") else None,
-                              secretsmanager=boto3.client("secretsmanager") if target.startswith("secret:") else None))
+        print(
+            configtool.push(
+                text,
+                target,
+                ssm=boto3.client("ssm") if target.startswith("ssm:") else None,
+                secretsmanager=boto3.client("secretsmanager") if target.startswith("secret:") else None,
+            )
+        )
         print("the functions pick it up within a minute (PDRELAY_CONFIG_MAX_AGE)")
         return 0
     except PdrelayError as exc:
@@ -561,21 +659,29 @@ def _stack_config_source(stack: str) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pdrelay", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="pdrelay", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     dev = sub.add_parser("dev", help="run the whole relay on this machine")
     dev.add_argument("--port", type=int, default=int(os.environ.get("PDRELAY_PORT", "3000")))
     dev.add_argument("--emulator-port", type=int, default=int(os.environ.get("PDRELAY_EMULATOR_PORT", "3001")))
-    dev.add_argument("--events-url", help="send to this Events API base URL instead of the emulator "
-                     "(e.g. https://events.pagerduty.com); env PDRELAY_EVENTS_URL")
+    dev.add_argument(
+        "--events-url",
+        help="send to this Events API base URL instead of the emulator "
+        "(e.g. https://events.pagerduty.com); env PDRELAY_EVENTS_URL",
+    )
     dev.add_argument("--routing-key", help="the default route's routing key; env PDRELAY_ROUTING_KEY")
     dev.add_argument("--token", help="the accepted bearer token (generated when absent); env PDRELAY_TOKEN")
     dev.add_argument("--config", help="a full configuration file (YAML or JSON)")
     dev.add_argument("--template", default="template.yaml")
-    dev.add_argument("--retry-base-seconds", type=int, default=5,
-                     help="first retry delay after a failed delivery (Lambda default: 30)")
+    dev.add_argument(
+        "--retry-base-seconds",
+        type=int,
+        default=5,
+        help="first retry delay after a failed delivery (Lambda default: 30)",
+    )
     dev.set_defaults(func=cmd_dev)
 
     send = sub.add_parser("send", help="send an event, with the PagerDuty Agent's pd-send options")
@@ -654,7 +760,8 @@ def build_parser() -> argparse.ArgumentParser:
     change.set_defaults(func=cmd_change)
 
     maintenance = sub.add_parser("maintenance", help="maintenance windows and silences").add_subparsers(
-        dest="maintenance_command", required=True)
+        dest="maintenance_command", required=True
+    )
     listing = operator(maintenance.add_parser("list", help="windows and whether they are active"))
     listing.add_argument("--config", help="also list this configuration file's windows")
     listing.add_argument("--json", action="store_true")
@@ -662,8 +769,12 @@ def build_parser() -> argparse.ArgumentParser:
     add = operator(maintenance.add_parser("add", help="hold matching triggers for a while (a window or silence)"))
     add.add_argument("name")
     add.add_argument("--route", action="append", help="only this route (repeatable; default: all)")
-    add.add_argument("--match", action="append", help="FIELD=VALUE or FIELD~REGEX, e.g. labels.alertname=DiskFull "
-                     "(repeatable, all must hold; default: every alert)")
+    add.add_argument(
+        "--match",
+        action="append",
+        help="FIELD=VALUE or FIELD~REGEX, e.g. labels.alertname=DiskFull "
+        "(repeatable, all must hold; default: every alert)",
+    )
     add.add_argument("--for", dest="duration_for", help="from --start (default now) for this long, e.g. 2h")
     add.add_argument("--start", help="ISO 8601 start")
     add.add_argument("--end", help="ISO 8601 end")
@@ -679,7 +790,8 @@ def build_parser() -> argparse.ArgumentParser:
     end.set_defaults(func=cmd_maintenance)
 
     config = sub.add_parser("config", help="check and deploy a configuration").add_subparsers(
-        dest="config_command", required=True)
+        dest="config_command", required=True
+    )
     validate = config.add_parser("validate", help="check a configuration file")
     validate.add_argument("file")
     validate.set_defaults(func=cmd_config)

@@ -70,29 +70,54 @@ class StormControl(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    min_resend_seconds: int = Field(0, ge=0, le=86400, description=(
-        "Per alert: an updated trigger for an incident already open is sent at most this often; "
-        "updates in between are recorded, counted as suppressed, and the next one sent carries "
-        "the latest content."))
-    max_new_per_minute: int = Field(0, ge=0, le=10000, description=(
-        "Per route and destination: new incidents opened per minute; further new alerts in that "
-        "minute are rolled up into one summary incident that lists them and resolves when they have."))
-    rollup_update_seconds: int = Field(60, ge=0, le=3600, description=(
-        "How often the roll-up incident is re-sent with its updated list while alerts join it."))
+    min_resend_seconds: int = Field(
+        0,
+        ge=0,
+        le=86400,
+        description=(
+            "Per alert: an updated trigger for an incident already open is sent at most this often; "
+            "updates in between are recorded, counted as suppressed, and the next one sent carries "
+            "the latest content."
+        ),
+    )
+    max_new_per_minute: int = Field(
+        0,
+        ge=0,
+        le=10000,
+        description=(
+            "Per route and destination: new incidents opened per minute; further new alerts in that "
+            "minute are rolled up into one summary incident that lists them and resolves when they have."
+        ),
+    )
+    rollup_update_seconds: int = Field(
+        60,
+        ge=0,
+        le=3600,
+        description=("How often the roll-up incident is re-sent with its updated list while alerts join it."),
+    )
 
 
 class Route(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    routing_key: str | None = Field(None, description=(
-        "The PagerDuty Events API v2 integration key (32 characters): shorthand for one destination "
-        "named 'default'."))
-    destinations: dict[str, DestinationConfig] = Field(default_factory=dict, description=(
-        "Named PagerDuty services this route can page, e.g. the owning team's and the platform team's."))
-    default_destinations: tuple[str, ...] = Field((), description=(
-        "Where alerts that match no rule go; empty: every destination."))
-    rules_match: Literal["first", "all"] = Field("first", description=(
-        "'first': the first matching rule decides; 'all': every matching rule adds its destinations."))
+    routing_key: str | None = Field(
+        None,
+        description=(
+            "The PagerDuty Events API v2 integration key (32 characters): shorthand for one destination "
+            "named 'default'."
+        ),
+    )
+    destinations: dict[str, DestinationConfig] = Field(
+        default_factory=dict,
+        description=("Named PagerDuty services this route can page, e.g. the owning team's and the platform team's."),
+    )
+    default_destinations: tuple[str, ...] = Field(
+        (), description=("Where alerts that match no rule go; empty: every destination.")
+    )
+    rules_match: Literal["first", "all"] = Field(
+        "first",
+        description=("'first': the first matching rule decides; 'all': every matching rule adds its destinations."),
+    )
     rules: tuple[Rule, ...] = ()
     storm: StormControl = Field(default_factory=StormControl)
     description: str = ""
@@ -136,11 +161,17 @@ class Route(BaseModel):
             problems.append("routing_key: give a routing_key or at least one destination")
         if self.routing_key is not None and DEFAULT_DESTINATION in self.destinations:
             problems.append(f"destinations.{DEFAULT_DESTINATION}: already defined by routing_key")
-        problems.extend(f"destinations.{name}: destination names are lower-case letters, digits, '.', '_' or '-'"
-                        for name in self.destinations if not ROUTE_NAME_RE.fullmatch(name))
+        problems.extend(
+            f"destinations.{name}: destination names are lower-case letters, digits, '.', '_' or '-'"
+            for name in self.destinations
+            if not ROUTE_NAME_RE.fullmatch(name)
+        )
         known = set(self.targets)
-        problems.extend(f"default_destinations: no destination named {name!r}"
-                        for name in self.default_destinations if name not in known)
+        problems.extend(
+            f"default_destinations: no destination named {name!r}"
+            for name in self.default_destinations
+            if name not in known
+        )
         problems.extend(check_destinations(self.rules, known))
         if problems:
             raise ValueError("; ".join(problems))
@@ -225,12 +256,17 @@ class RelayConfig(BaseModel):
         False, description="On /v2/enqueue, pass routing keys that no route names straight through."
     )
     callers: tuple[Caller, ...] = Field(min_length=1)
-    credentials_secret: str | None = Field(None, description=(
-        "secret:NAME in Secrets Manager holding callers' credentials: "
-        "{\"callers\": {\"<name>\": {\"tokens\": [...], \"hmac_keys\": [...]}}}, merged with any given inline."))
+    credentials_secret: str | None = Field(
+        None,
+        description=(
+            "secret:NAME in Secrets Manager holding callers' credentials: "
+            '{"callers": {"<name>": {"tokens": [...], "hmac_keys": [...]}}}, merged with any given inline.'
+        ),
+    )
     routes: dict[str, Route] = Field(min_length=1)
-    maintenance: tuple[Window, ...] = Field((), description=(
-        "Maintenance windows and silences: triggers that match are recorded but not sent."))
+    maintenance: tuple[Window, ...] = Field(
+        (), description=("Maintenance windows and silences: triggers that match are recorded but not sent.")
+    )
 
     @field_validator("version")
     @classmethod
@@ -277,8 +313,11 @@ class RelayConfig(BaseModel):
             if window.name in names:
                 problems.append(f"maintenance.{i}.name: {window.name!r} is used twice")
             names.add(window.name)
-            problems.extend(f"maintenance.{i}.routes: no route named {name!r}"
-                            for name in window.routes or () if name not in self.routes)
+            problems.extend(
+                f"maintenance.{i}.routes: no route named {name!r}"
+                for name in window.routes or ()
+                if name not in self.routes
+            )
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -299,8 +338,9 @@ def parse_config(text: str, origin: str = "configuration") -> RelayConfig:
         # str(exc) quotes the offending line, which may hold a token: keep only what and where.
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1} column {mark.column + 1}: " if mark is not None else ""
-        raise ConfigError(f"{origin} is not valid YAML or JSON",
-                          [where + str(getattr(exc, "problem", None) or type(exc).__name__)]) from None
+        raise ConfigError(
+            f"{origin} is not valid YAML or JSON", [where + str(getattr(exc, "problem", None) or type(exc).__name__)]
+        ) from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{origin} must be a mapping at the top level")
     try:
@@ -396,8 +436,11 @@ def _with_credentials(digest: str, text: str, secret: str, origin: str) -> Relay
     problems = [f"callers.{name}: no caller of that name in the configuration" for name in callers if name not in known]
     for caller in raw["callers"]:
         given = callers.get(caller.get("name")) or {}
-        if not isinstance(given, dict) or set(given) - {"tokens", "hmac_keys"} or not all(
-                isinstance(v, list) for v in given.values()):
+        if (
+            not isinstance(given, dict)
+            or set(given) - {"tokens", "hmac_keys"}
+            or not all(isinstance(v, list) for v in given.values())
+        ):
             problems.append(f"callers.{caller.get('name')}: only tokens and hmac_keys (lists of strings)")
             continue
         caller["tokens"] = [*(caller.get("tokens") or []), *given.get("tokens", [])]

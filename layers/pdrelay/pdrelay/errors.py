@@ -35,8 +35,10 @@ if TYPE_CHECKING:
 def validation_problems(exc: ValidationError, *, prefix: str = "", empty: str = "(top level)") -> list[str]:
     """A pydantic error as the ``where: why`` lines users see, one per mistake: ``where`` is the
     field's path after ``prefix`` (``empty`` for the object itself); pydantic's "Value error, " is dropped."""
-    return [f"{prefix}{'.'.join(str(p) for p in e['loc']) or empty}: {e['msg'].removeprefix('Value error, ')}"
-            for e in exc.errors()]
+    return [
+        f"{prefix}{'.'.join(str(p) for p in e['loc']) or empty}: {e['msg'].removeprefix('Value error, ')}"
+        for e in exc.errors()
+    ]
 
 
 class PdrelayError(Exception):
@@ -124,7 +126,8 @@ class PermanentDelivery(DeliveryError):
 class RetryableDelivery(DeliveryError):
     """PagerDuty or the network failed in a way that may pass."""
 
-    def __init__(self, message: str, status: int | None = None, errors: list[str] | None = None,
-                 retry_after: float | None = None) -> None:
+    def __init__(
+        self, message: str, status: int | None = None, errors: list[str] | None = None, retry_after: float | None = None
+    ) -> None:
         super().__init__(message, status, errors)
         self.retry_after = retry_after

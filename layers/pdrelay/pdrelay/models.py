@@ -128,8 +128,9 @@ class _Message(BaseModel):
 
     def to_json(self) -> str:
         """ASCII JSON: SQS refuses some Unicode characters (U+FFFE, U+FFFF, lone surrogates)."""
-        return json.dumps(self.model_dump(mode="json", by_alias=True, exclude_none=True), ensure_ascii=True,
-                          separators=(",", ":"))
+        return json.dumps(
+            self.model_dump(mode="json", by_alias=True, exclude_none=True), ensure_ascii=True, separators=(",", ":")
+        )
 
 
 class QueueMessage(_Message):
@@ -163,7 +164,8 @@ class ChangeMessage(_Message):
 
 AnyMessage = QueueMessage | ChangeMessage
 _MESSAGE: TypeAdapter[QueueMessageV1 | QueueMessage | ChangeMessage] = TypeAdapter(
-    QueueMessageV1 | QueueMessage | ChangeMessage)
+    QueueMessageV1 | QueueMessage | ChangeMessage
+)
 
 
 def parse_message(body: str) -> QueueMessage | ChangeMessage:
@@ -178,8 +180,15 @@ def parse_message(body: str) -> QueueMessage | ChangeMessage:
 
 
 def make_message(
-    alert: Alert, *, route: str | None, routing_key: str, received_at: datetime, request_id: str,
-    destination: str | None = None, rule: str | None = None, probe: str | None = None,
+    alert: Alert,
+    *,
+    route: str | None,
+    routing_key: str,
+    received_at: datetime,
+    request_id: str,
+    destination: str | None = None,
+    rule: str | None = None,
+    probe: str | None = None,
 ) -> QueueMessage:
     return QueueMessage(
         alert=alert,

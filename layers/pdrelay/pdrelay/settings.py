@@ -47,23 +47,49 @@ class Settings(BaseModel):
     breaker_threshold: int = Field(5, alias="PDRELAY_BREAKER_THRESHOLD", gt=0)
     breaker_cooldown_seconds: float = Field(30.0, alias="PDRELAY_BREAKER_COOLDOWN_SECONDS", gt=0)
     breaker_max_cooldown_seconds: float = Field(300.0, alias="PDRELAY_BREAKER_MAX_COOLDOWN_SECONDS", gt=0)
-    max_hold_seconds: int = Field(86400, alias="PDRELAY_MAX_HOLD_SECONDS", gt=0,
-                                  description="An alert not delivered this long after receipt goes to the DLQ.")
-    replay_window_seconds: int = Field(300, alias="PDRELAY_REPLAY_WINDOW_SECONDS", ge=0,
-                                       description="An identical request within this window is not queued again.")
+    max_hold_seconds: int = Field(
+        86400,
+        alias="PDRELAY_MAX_HOLD_SECONDS",
+        gt=0,
+        description="An alert not delivered this long after receipt goes to the DLQ.",
+    )
+    replay_window_seconds: int = Field(
+        300,
+        alias="PDRELAY_REPLAY_WINDOW_SECONDS",
+        ge=0,
+        description="An identical request within this window is not queued again.",
+    )
     sweep_after_seconds: int = Field(900, alias="PDRELAY_SWEEP_AFTER_SECONDS", gt=0)
-    caller_rate_limit: int = Field(600, alias="PDRELAY_CALLER_RATE_LIMIT", ge=0,
-                                   description="Requests per caller per window unless its rate_limit says (0: off).")
+    caller_rate_limit: int = Field(
+        600,
+        alias="PDRELAY_CALLER_RATE_LIMIT",
+        ge=0,
+        description="Requests per caller per window unless its rate_limit says (0: off).",
+    )
     caller_rate_window_seconds: int = Field(60, alias="PDRELAY_CALLER_RATE_WINDOW_SECONDS", gt=0)
-    signature_tolerance_seconds: int = Field(300, alias="PDRELAY_SIGNATURE_TOLERANCE_SECONDS", gt=0, le=3600,
-                                             description="How far a signed request's timestamp may be from now.")
-    max_inflated_bytes: int = Field(1024 * 1024, alias="PDRELAY_MAX_INFLATED_BYTES", gt=0,
-                                    description="A gzip body may inflate to at most this many bytes.")
+    signature_tolerance_seconds: int = Field(
+        300,
+        alias="PDRELAY_SIGNATURE_TOLERANCE_SECONDS",
+        gt=0,
+        le=3600,
+        description="How far a signed request's timestamp may be from now.",
+    )
+    max_inflated_bytes: int = Field(
+        1024 * 1024,
+        alias="PDRELAY_MAX_INFLATED_BYTES",
+        gt=0,
+        description="A gzip body may inflate to at most this many bytes.",
+    )
     max_alerts_per_request: int = Field(1000, alias="PDRELAY_MAX_ALERTS_PER_REQUEST", gt=0)
-    max_string_chars: int = Field(65536, alias="PDRELAY_MAX_STRING_CHARS", gt=0,
-                                  description="The longest string (or key) a JSON body may hold.")
-    windows_max_age_seconds: float = Field(15.0, alias="PDRELAY_WINDOWS_MAX_AGE", ge=0,
-                                           description="How long the dispatcher caches `pdrelay maintenance` windows.")
+    max_string_chars: int = Field(
+        65536, alias="PDRELAY_MAX_STRING_CHARS", gt=0, description="The longest string (or key) a JSON body may hold."
+    )
+    windows_max_age_seconds: float = Field(
+        15.0,
+        alias="PDRELAY_WINDOWS_MAX_AGE",
+        ge=0,
+        description="How long the dispatcher caches `pdrelay maintenance` windows.",
+    )
 
     @property
     def lease_seconds(self) -> float:

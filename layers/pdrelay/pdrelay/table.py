@@ -62,8 +62,18 @@ def _to_item(record: Record, now: int, ttl_seconds: int) -> dict[str, Any]:
 
 def _from_item(item: dict[str, Any]) -> Record:
     doc = {k: _DES.deserialize(v) for k, v in item.items() if k in _FIELDS}
-    for name in ("started_at", "event_at", "version", "events", "sends", "lease_until", "last_received",
-                 "updated_at", "sent_at", "suppressed"):
+    for name in (
+        "started_at",
+        "event_at",
+        "version",
+        "events",
+        "sends",
+        "lease_until",
+        "last_received",
+        "updated_at",
+        "sent_at",
+        "suppressed",
+    ):
         if name in doc:
             doc[name] = int(doc[name])
     return Record(**doc)
@@ -89,8 +99,11 @@ class DedupStore:
         if previous_version is None:
             self._put(_to_item(record, int(self.clock.time()), self._ttl_seconds), "attribute_not_exists(pk)", {})
         else:
-            self._put(_to_item(record, int(self.clock.time()), self._ttl_seconds), "version = :v",
-                      {":v": {"N": str(previous_version)}})
+            self._put(
+                _to_item(record, int(self.clock.time()), self._ttl_seconds),
+                "version = :v",
+                {":v": {"N": str(previous_version)}},
+            )
 
     def _put(self, item: dict[str, Any], condition: str, values: dict[str, Any]) -> None:
         """A conditional put; a lost condition is :class:`ConcurrentUpdate`."""
@@ -106,12 +119,21 @@ class DedupStore:
         except BotoCoreError as exc:
             raise StoreError(f"writing the dedup table failed: {type(exc).__name__}") from exc
 
-    def _update_at_version(self, pk: str, version: int, expression: str, values: dict[str, Any],
-                           condition: str = "", names: dict[str, str] | None = None) -> bool:
+    def _update_at_version(
+        self,
+        pk: str,
+        version: int,
+        expression: str,
+        values: dict[str, Any],
+        condition: str = "",
+        names: dict[str, str] | None = None,
+    ) -> bool:
         """Apply ``expression`` if the item is still at ``version``; False when it has moved on."""
         try:
             self._client.update_item(
-                TableName=self._table, Key={"pk": {"S": pk}}, UpdateExpression=expression,
+                TableName=self._table,
+                Key={"pk": {"S": pk}},
+                UpdateExpression=expression,
                 ConditionExpression="version = :v" + (f" AND {condition}" if condition else ""),
                 ExpressionAttributeValues={**values, ":v": {"N": str(version)}},
                 **({"ExpressionAttributeNames": names} if names else {}),
@@ -124,8 +146,7 @@ class DedupStore:
             raise StoreError(f"updating the dedup table failed: {type(exc).__name__}") from exc
         return True
 
-    def mark_delivered(self, pk: str, version: int, *, trigger_sent_at: int | None = None,
-                       sent: bool = True) -> bool:
+    def mark_delivered(self, pk: str, version: int, *, trigger_sent_at: int | None = None, sent: bool = True) -> bool:
         """Record that the event applied at ``version`` reached PagerDuty (or, with ``sent`` false,
         was dealt with without a call); False if superseded. ``trigger_sent_at`` (µs) marks a
         trigger: the episode's incident is then open on PagerDuty."""
@@ -147,17 +168,28 @@ class DedupStore:
         """Take the lease on a pending resolve, as a dispatcher would before sending; the new
         version, or None when the item moved on (re-opened, delivered, or being sent)."""
         claimed = self._update_at_version(
-            record.pk, record.version, "SET lease_until = :l, version = :nv",
-            {":l": {"N": str(now + lease)}, ":nv": {"N": str(record.version + 1)}, ":p": {"S": "resolve"},
-             ":now": {"N": str(now)}},
+            record.pk,
+            record.version,
+            "SET lease_until = :l, version = :nv",
+            {
+                ":l": {"N": str(now + lease)},
+                ":nv": {"N": str(record.version + 1)},
+                ":p": {"S": "resolve"},
+                ":now": {"N": str(now)},
+            },
             condition="pending = :p AND lease_until < :now",
         )
         return record.version + 1 if claimed else None
 
     def let_go(self, record: Record) -> bool:
         """A held alert whose window ended with ``send_held_at_end: false``: no longer held, not paged."""
-        return self._update_at_version(record.pk, record.version, "SET #h = :e, #m = :e REMOVE pending",
-                                       {":e": {"S": ""}}, names={"#h": "hold", "#m": "message"})
+        return self._update_at_version(
+            record.pk,
+            record.version,
+            "SET #h = :e, #m = :e REMOVE pending",
+            {":e": {"S": ""}},
+            names={"#h": "hold", "#m": "message"},
+        )
 
     def set_aside(self, pk: str, version: int) -> None:
         """Take a resolve PagerDuty refused out of the sweeper's index."""
@@ -174,7 +206,9 @@ class DedupStore:
 
     def _pending(self, kind: str, until: int, limit: int) -> list[Record]:
         kwargs: dict[str, Any] = {
-            "TableName": self._table, "IndexName": PENDING_INDEX, "Limit": min(limit, PENDING_PAGE),
+            "TableName": self._table,
+            "IndexName": PENDING_INDEX,
+            "Limit": min(limit, PENDING_PAGE),
             "KeyConditionExpression": "pending = :p AND updated_at <= :t",
             "ExpressionAttributeValues": {":p": {"S": kind}, ":t": {"N": str(until)}},
         }
@@ -216,44 +250,71 @@ class DedupStore:
     def put_doc(self, pk: str, doc: dict[str, Any], previous_version: int, *, expires: bool = True) -> int:
         """Write a control document if it is still at ``previous_version``; the new version.
         Raises :class:`ConcurrentUpdate` when another writer got there first."""
-        self._put_control(pk, {"doc": json.dumps(doc, separators=(",", ":"), default=str),
-                               "version": previous_version + 1}, previous_version, expires)
+        self._put_control(
+            pk,
+            {"doc": json.dumps(doc, separators=(",", ":"), default=str), "version": previous_version + 1},
+            previous_version,
+            expires,
+        )
         return previous_version + 1
 
     def get_bucket(self, routing_key: str) -> Bucket | None:
         doc = self._get_control(pace_key(routing_key))
         if doc is None:
             return None
-        return Bucket(tokens=float(doc["tokens"]), updated=float(doc["updated"]),
-                      paused_until=float(doc.get("paused_until", 0)), version=int(doc["version"]))
+        return Bucket(
+            tokens=float(doc["tokens"]),
+            updated=float(doc["updated"]),
+            paused_until=float(doc.get("paused_until", 0)),
+            version=int(doc["version"]),
+        )
 
     def put_bucket(self, routing_key: str, bucket: Bucket, previous_version: int) -> None:
-        self._put_control(pace_key(routing_key), {
-            "tokens": _decimal(bucket.tokens), "updated": _decimal(bucket.updated),
-            "paused_until": _decimal(bucket.paused_until), "version": bucket.version,
-        }, previous_version)
+        self._put_control(
+            pace_key(routing_key),
+            {
+                "tokens": _decimal(bucket.tokens),
+                "updated": _decimal(bucket.updated),
+                "paused_until": _decimal(bucket.paused_until),
+                "version": bucket.version,
+            },
+            previous_version,
+        )
 
     def get_breaker(self) -> Breaker | None:
         doc = self._get_control(BREAKER_KEY)
         if doc is None:
             return None
-        return Breaker(failures=int(doc["failures"]), open_until=float(doc["open_until"]),
-                       cooldown=float(doc["cooldown"]), probe_until=float(doc["probe_until"]),
-                       version=int(doc["version"]))
+        return Breaker(
+            failures=int(doc["failures"]),
+            open_until=float(doc["open_until"]),
+            cooldown=float(doc["cooldown"]),
+            probe_until=float(doc["probe_until"]),
+            version=int(doc["version"]),
+        )
 
     def put_breaker(self, breaker: Breaker, previous_version: int) -> None:
-        self._put_control(BREAKER_KEY, {
-            "failures": breaker.failures, "open_until": _decimal(breaker.open_until),
-            "cooldown": _decimal(breaker.cooldown), "probe_until": _decimal(breaker.probe_until),
-            "version": breaker.version,
-        }, previous_version)
+        self._put_control(
+            BREAKER_KEY,
+            {
+                "failures": breaker.failures,
+                "open_until": _decimal(breaker.open_until),
+                "cooldown": _decimal(breaker.cooldown),
+                "probe_until": _decimal(breaker.probe_until),
+                "version": breaker.version,
+            },
+            previous_version,
+        )
 
     def open_or_recent(self, since_epoch: int, limit: int = 5000) -> list[Record]:
         """Alerts open on PagerDuty as far as pdrelay knows, or changed since ``since_epoch``, in one
         scan (for operators' status, not the hot path)."""
-        return self._scan("#s IN (:a, :b) OR updated_at >= :t",
-                          {":a": {"S": OPEN_STATES[0]}, ":b": {"S": OPEN_STATES[1]}, ":t": {"N": str(since_epoch)}},
-                          {"#s": "state"}, limit)
+        return self._scan(
+            "#s IN (:a, :b) OR updated_at >= :t",
+            {":a": {"S": OPEN_STATES[0]}, ":b": {"S": OPEN_STATES[1]}, ":t": {"N": str(since_epoch)}},
+            {"#s": "state"},
+            limit,
+        )
 
     def _scan(self, condition: str, values: dict[str, Any], names: dict[str, str], limit: int) -> list[Record]:
         records: list[Record] = []

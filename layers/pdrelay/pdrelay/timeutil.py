@@ -67,6 +67,7 @@ class ManualClock:
     def advance(self, seconds: float) -> None:
         self.seconds += seconds
 
+
 _FRACTION = re.compile(r"(\.\d{1,6})\d*")
 
 

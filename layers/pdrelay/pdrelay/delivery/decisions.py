@@ -30,8 +30,18 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 Reason = Literal[
-    "new", "update", "reopen", "resolve", "acknowledge", "retry", "release",
-    "stale", "duplicate", "unchanged", "unknown", "in-flight",
+    "new",
+    "update",
+    "reopen",
+    "resolve",
+    "acknowledge",
+    "retry",
+    "release",
+    "stale",
+    "duplicate",
+    "unchanged",
+    "unknown",
+    "in-flight",
 ]
 OPEN_STATES = ("triggered", "acknowledged")
 
@@ -94,9 +104,16 @@ class Decision:
 
 
 def _applied(rec: Record | None, ev: Event, state: str, *, started_at: int, delivered: bool) -> Record:
-    base = rec or Record(pk=ev.pk, dedup_key=ev.dedup_key, state=state, started_at=started_at,
-                         event_at=ev.at, last_action=ev.action, content_hash=ev.content_hash,
-                         delivered=delivered)
+    base = rec or Record(
+        pk=ev.pk,
+        dedup_key=ev.dedup_key,
+        state=state,
+        started_at=started_at,
+        event_at=ev.at,
+        last_action=ev.action,
+        content_hash=ev.content_hash,
+        delivered=delivered,
+    )
     return replace(
         base,
         dedup_key=ev.dedup_key,
@@ -144,8 +161,15 @@ def _is_stale(rec: Record, ev: Event) -> bool:
 
 
 def _decide(rec: Record | None, ev: Event, now: int) -> Decision:
-    if (rec is not None and rec.state in OPEN_STATES and rec.hold.startswith("window:") and not rec.paged
-            and ev.action == "trigger" and rec.delivered and not _is_stale(rec, ev)):
+    if (
+        rec is not None
+        and rec.state in OPEN_STATES
+        and rec.hold.startswith("window:")
+        and not rec.paged
+        and ev.action == "trigger"
+        and rec.delivered
+        and not _is_stale(rec, ev)
+    ):
         # Held by a maintenance window: a repeat, or the held message itself put back when the
         # window ended, may now go (the dispatcher holds it again if the window still runs).
         return Decision("trigger", "release", _applied(rec, ev, rec.state, started_at=rec.started_at, delivered=False))
@@ -182,20 +206,26 @@ def _decide(rec: Record | None, ev: Event, now: int) -> Decision:
                 return Decision(None, "stale", None, write=False)
             # A later start while open means the alert recovered and fired again unseen (its resolve
             # lost or still on the way): the episode now starts here, so that older resolve is stale.
-            return Decision("trigger", "update",
-                            _applied(rec, ev, rec.state, started_at=max(rec.started_at, ev.at), delivered=False))
+            return Decision(
+                "trigger",
+                "update",
+                _applied(rec, ev, rec.state, started_at=max(rec.started_at, ev.at), delivered=False),
+            )
         if ev.action == "resolve":
-            return Decision("resolve", "resolve",
-                            _applied(rec, ev, "resolved", started_at=rec.started_at, delivered=False))
+            return Decision(
+                "resolve", "resolve", _applied(rec, ev, "resolved", started_at=rec.started_at, delivered=False)
+            )
         if rec.state == "acknowledged":
             return Decision(None, "duplicate", None, write=False)
-        return Decision("acknowledge", "acknowledge",
-                        _applied(rec, ev, "acknowledged", started_at=rec.started_at, delivered=False))
+        return Decision(
+            "acknowledge", "acknowledge", _applied(rec, ev, "acknowledged", started_at=rec.started_at, delivered=False)
+        )
 
     # resolved
     if ev.action == "trigger" and ev.at > rec.event_at:
-        return Decision("trigger", "reopen",
-                        _new_episode(_applied(rec, ev, "triggered", started_at=ev.at, delivered=False)))
+        return Decision(
+            "trigger", "reopen", _new_episode(_applied(rec, ev, "triggered", started_at=ev.at, delivered=False))
+        )
     if ev.action == "trigger" or ev.at < rec.started_at:
         return Decision(None, "stale", None, write=False)
     return Decision(None, "duplicate", None, write=False)

@@ -62,8 +62,11 @@ IN_FLIGHT_RECHECK_SECONDS = 3
 def content_hash(message: QueueMessage) -> str:
     """What makes a repeat notification different (times excluded: they move on every repeat)."""
     a = message.alert
-    doc = a.model_dump(mode="json", by_alias=True,
-                       exclude={"occurred_at", "timestamp", "identity", "format", "action", "client_url", "test"})
+    doc = a.model_dump(
+        mode="json",
+        by_alias=True,
+        exclude={"occurred_at", "timestamp", "identity", "format", "action", "client_url", "test"},
+    )
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
 
@@ -129,8 +132,12 @@ class Dispatcher:
     @property
     def policy(self) -> Policy:
         if self._policy is None:
-            self._policy = Policy(self.store, self.config or (lambda: None), lambda: self.clock.time(),
-                                  self.settings.windows_max_age_seconds)
+            self._policy = Policy(
+                self.store,
+                self.config or (lambda: None),
+                lambda: self.clock.time(),
+                self.settings.windows_max_age_seconds,
+            )
         return self._policy
 
     def use_clock(self, clock: Clock) -> None:
@@ -153,12 +160,23 @@ class Dispatcher:
     @property
     def breaker_policy(self) -> pacing.BreakerPolicy:
         s = self.settings
-        return pacing.BreakerPolicy(s.breaker_threshold, s.breaker_cooldown_seconds, s.breaker_max_cooldown_seconds,
-                                    probe_seconds=s.connect_timeout_seconds + s.read_timeout_seconds + 5)
+        return pacing.BreakerPolicy(
+            s.breaker_threshold,
+            s.breaker_cooldown_seconds,
+            s.breaker_max_cooldown_seconds,
+            probe_seconds=s.connect_timeout_seconds + s.read_timeout_seconds + 5,
+        )
 
     # -- entry point ----------------------------------------------------------------------------
-    def process(self, body: str, *, receipt_handle: str = "", receive_count: int = 1,
-                message_attributes: dict[str, Any] | None = None, message_id: str = "") -> Outcome:
+    def process(
+        self,
+        body: str,
+        *,
+        receipt_handle: str = "",
+        receive_count: int = 1,
+        message_attributes: dict[str, Any] | None = None,
+        message_id: str = "",
+    ) -> Outcome:
         delivery = Delivery(body, receipt_handle, receive_count, dict(message_attributes or {}))
         try:
             message = parse_message(body)
@@ -166,9 +184,14 @@ class Dispatcher:
             reason = f"unreadable queue message: {type(exc).__name__}"
             self._dead_letter(delivery, reason, None)
             return Outcome("dead-lettered", reason)
-        logger.append_keys(correlation_id=message.request_id, route=message.route, destination=message.destination,
-                           dedup_key=message.dedup_key if isinstance(message, QueueMessage) else None,
-                           message_id=message_id, receive_count=receive_count)
+        logger.append_keys(
+            correlation_id=message.request_id,
+            route=message.route,
+            destination=message.destination,
+            dedup_key=message.dedup_key if isinstance(message, QueueMessage) else None,
+            message_id=message_id,
+            receive_count=receive_count,
+        )
         try:
             if isinstance(message, ChangeMessage):
                 return self._change(message, delivery)
@@ -262,21 +285,33 @@ class Dispatcher:
                 return Outcome("dead-lettered", reason, decision.send, exc.status)
             delay = self.backoff_seconds(delivery.receive_count)
             self._delay(delivery.receipt_handle, delay)
-            logger.warning("delivery failed, will retry",
-                           extra={"error": str(exc), "attempt": delivery.attempts, "retry_in_s": delay})
+            logger.warning(
+                "delivery failed, will retry",
+                extra={"error": str(exc), "attempt": delivery.attempts, "retry_in_s": delay},
+            )
             raise
         except Exception:
             self.store.release(record.pk, record.version)  # whatever it was, the send is over
             raise
-        self.store.mark_delivered(record.pk, record.version,
-                                  trigger_sent_at=to_micros(self.clock.now()) if decision.send == "trigger" else None)
+        self.store.mark_delivered(
+            record.pk,
+            record.version,
+            trigger_sent_at=to_micros(self.clock.now()) if decision.send == "trigger" else None,
+        )
         self._breaker_success()
         self._probed(message, decision.send, delivered.status, None)
         count(EVENTS_SENT, Action=decision.send, Status=str(delivered.status))
         latency_ms = (self.clock.now() - message.received_at).total_seconds() * 1000
         measure(DELIVERY_LATENCY, latency_ms)
-        logger.info("delivered", extra={"action": decision.send, "reason": decision.reason,
-                                        "status": delivered.status, "latency_ms": round(latency_ms)})
+        logger.info(
+            "delivered",
+            extra={
+                "action": decision.send,
+                "reason": decision.reason,
+                "status": delivered.status,
+                "latency_ms": round(latency_ms),
+            },
+        )
         return Outcome("delivered", decision.reason, decision.send, delivered.status)
 
     # -- alert policy: windows, storm control, roll-ups ---------------------------------------------
@@ -291,8 +326,10 @@ class Dispatcher:
             return Outcome("held", f"maintenance window {window}", "trigger")
         if kind == "suppress":
             count(ALERTS_HELD, Reason="suppressed")
-            logger.info("update suppressed: the route's min_resend_seconds has not passed",
-                        extra={"suppressed": record.suppressed})
+            logger.info(
+                "update suppressed: the route's min_resend_seconds has not passed",
+                extra={"suppressed": record.suppressed},
+            )
             return Outcome("suppressed", "min_resend_seconds", "trigger")
         if kind in ("quiet", "local"):
             reason = "rolled-up" if kind == "quiet" else f"never paged: {message.alert.action} recorded only"
@@ -323,8 +360,10 @@ class Dispatcher:
             self._delay(delivery.receipt_handle, delay)
             raise
         self.store.mark_delivered(record.pk, record.version, sent=False)
-        logger.info("rolled up" if kind == "rollup" else "left the roll-up",
-                    extra={"rollup": doc.get("dedup_key"), "members": len(doc.get("members", {})), "sent": action})
+        logger.info(
+            "rolled up" if kind == "rollup" else "left the roll-up",
+            extra={"rollup": doc.get("dedup_key"), "members": len(doc.get("members", {})), "sent": action},
+        )
         return Outcome("rolled-up" if kind == "rollup" else "skipped", f"roll-up {doc.get('dedup_key')}", action)
 
     def _send_rollup(self, message: QueueMessage, doc: dict[str, Any], action: str) -> None:
@@ -372,8 +411,7 @@ class Dispatcher:
         from pdrelay.ops.probes import record_answer
 
         try:
-            record_answer(self.store, message.probe, message.destination or message.route or "-", action,
-                          status, error)
+            record_answer(self.store, message.probe, message.destination or message.route or "-", action, status, error)
         except (StoreError, ConcurrentUpdate) as exc:
             logger.warning("could not record a test answer", extra={"error": str(exc)})
 
@@ -415,8 +453,9 @@ class Dispatcher:
         for _attempt in range(WRITE_ATTEMPTS):
             bucket = self.store.get_bucket(routing_key)
             try:
-                self.store.put_bucket(routing_key, pacing.throttled(bucket, self.clock.time(), pause),
-                                      bucket.version if bucket else 0)
+                self.store.put_bucket(
+                    routing_key, pacing.throttled(bucket, self.clock.time(), pause), bucket.version if bucket else 0
+                )
                 logger.warning("PagerDuty throttled this routing key; pausing it", extra={"pause_s": pause})
                 return
             except ConcurrentUpdate:
@@ -440,8 +479,10 @@ class Dispatcher:
             self._breaker_cache = (self.clock.time(), after)
             if not after.is_closed(self.breaker_policy):
                 open_for = round(after.open_until - self.clock.time())
-                logger.warning("circuit breaker open: the Events API keeps failing",
-                               extra={"failures": after.failures, "open_for_s": open_for})
+                logger.warning(
+                    "circuit breaker open: the Events API keeps failing",
+                    extra={"failures": after.failures, "open_for_s": open_for},
+                )
             return
 
     def _breaker_success(self) -> None:
@@ -468,8 +509,14 @@ class Dispatcher:
         """A record the invocation had no time to start: visible again in a moment."""
         self._delay(receipt_handle, 2)
 
-    def _defer(self, message: QueueMessage | ChangeMessage, delivery: Delivery, reason: str, wait: float,
-               attempted: bool = False) -> Outcome:
+    def _defer(
+        self,
+        message: QueueMessage | ChangeMessage,
+        delivery: Delivery,
+        reason: str,
+        wait: float,
+        attempted: bool = False,
+    ) -> Outcome:
         """Put the message back on the queue after ``wait`` seconds, without spending an attempt."""
         if self._held_too_long(message, delivery):
             held = f"not delivered within {self.settings.max_hold_seconds} s of receipt; last: {reason}"
@@ -481,8 +528,12 @@ class Dispatcher:
         attributes["attempts"] = {"DataType": "Number", "StringValue": str(max(0, attempts))}
         attributes["deferrals"] = {"DataType": "Number", "StringValue": str(delivery.attr("deferrals") + 1)}
         try:
-            self.sqs.send_message(QueueUrl=self.settings.queue_url, MessageBody=delivery.body,
-                                  DelaySeconds=delay, MessageAttributes=attributes)
+            self.sqs.send_message(
+                QueueUrl=self.settings.queue_url,
+                MessageBody=delivery.body,
+                DelaySeconds=delay,
+                MessageAttributes=attributes,
+            )
         except (ClientError, BotoCoreError) as exc:
             raise StoreError(f"could not put the message back on the queue: {type(exc).__name__}") from exc
         count(EVENTS_DEFERRED, Reason=reason)
@@ -500,7 +551,8 @@ class Dispatcher:
             return
         try:
             self.sqs.change_message_visibility(
-                QueueUrl=self.settings.queue_url, ReceiptHandle=receipt_handle,
+                QueueUrl=self.settings.queue_url,
+                ReceiptHandle=receipt_handle,
                 VisibilityTimeout=min(seconds, 43200),
             )
         except (ClientError, BotoCoreError) as exc:
@@ -509,14 +561,17 @@ class Dispatcher:
 
     def _dead_letter(self, delivery: Delivery, reason: str, status: int | None) -> None:
         attributes = dict(delivery.attributes)
-        attributes.update({
-            "failure_reason": {"DataType": "String", "StringValue": reason[:1000] or "unknown"},
-            "http_status": {"DataType": "Number", "StringValue": str(status or 0)},
-            "attempts": {"DataType": "Number", "StringValue": str(delivery.attempts)},
-        })
+        attributes.update(
+            {
+                "failure_reason": {"DataType": "String", "StringValue": reason[:1000] or "unknown"},
+                "http_status": {"DataType": "Number", "StringValue": str(status or 0)},
+                "attempts": {"DataType": "Number", "StringValue": str(delivery.attempts)},
+            }
+        )
         try:
-            self.sqs.send_message(QueueUrl=self.settings.dlq_url, MessageBody=delivery.body,
-                                  MessageAttributes=attributes)
+            self.sqs.send_message(
+                QueueUrl=self.settings.dlq_url, MessageBody=delivery.body, MessageAttributes=attributes
+            )
         except (ClientError, BotoCoreError) as exc:
             # Not in the DLQ: fail the record so SQS keeps it (and moves it there eventually).
             raise StoreError(f"could not send to the dead-letter queue: {type(exc).__name__}") from exc
@@ -557,8 +612,12 @@ def get_dispatcher() -> Dispatcher:
             settings=settings,
             config=config_reader(settings),
             store=DedupStore(client("dynamodb"), settings.table_name, settings.record_ttl_days, _CLOCK),
-            events=EventsClient(settings.events_url, connect_timeout=settings.connect_timeout_seconds,
-                                read_timeout=settings.read_timeout_seconds, clock=_CLOCK),
+            events=EventsClient(
+                settings.events_url,
+                connect_timeout=settings.connect_timeout_seconds,
+                read_timeout=settings.read_timeout_seconds,
+                clock=_CLOCK,
+            ),
             sqs=client("sqs"),
             clock=_CLOCK,
         )

@@ -31,8 +31,14 @@ TRIM_NOTE_KEY = "pdrelay_note"
 def payload_snapshot(message: QueueMessage) -> dict[str, Any]:
     """The payload fields kept in the dedup table, for later events that carry none."""
     a = message.alert
-    snap = {"summary": a.summary, "source": a.source, "severity": a.severity,
-            "component": a.component, "group": a.group, "class": a.class_}
+    snap = {
+        "summary": a.summary,
+        "source": a.source,
+        "severity": a.severity,
+        "component": a.component,
+        "group": a.group,
+        "class": a.class_,
+    }
     return {k: v for k, v in snap.items() if v}
 
 
@@ -103,8 +109,7 @@ def fit_size(event: dict[str, Any], limit: int = MAX_EVENT_BYTES) -> dict[str, A
         biggest = max(details, key=lambda k: _size(details[k]))
         details.pop(biggest)
         removed.append(biggest)
-        note = (f"custom_details trimmed to fit PagerDuty's 512 KB event limit; removed: "
-                f"{', '.join(sorted(removed))}")
+        note = f"custom_details trimmed to fit PagerDuty's 512 KB event limit; removed: {', '.join(sorted(removed))}"
         event["payload"]["custom_details"] = {**details, TRIM_NOTE_KEY: truncate(note, 2000)}
     if _size(event) > limit:
         # Links/images alone can be oversized; keep the event deliverable.
@@ -122,8 +127,15 @@ class Delivered:
 class EventsClient:
     """Sends events to ``{base_url}/v2/enqueue`` through one pooled session."""
 
-    def __init__(self, base_url: str, *, connect_timeout: float = 3.05, read_timeout: float = 6.0,
-                 session: requests.Session | None = None, clock: Clock = SYSTEM_CLOCK) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        connect_timeout: float = 3.05,
+        read_timeout: float = 6.0,
+        session: requests.Session | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.clock = clock  # reads Retry-After dates
         self.timeout = (connect_timeout, read_timeout)
@@ -161,8 +173,12 @@ def classify(answer: requests.Response, now: datetime) -> Delivered:
     errors = [str(e)[:500] for e in body.get("errors", []) if isinstance(e, str | int | float)][:20]
     if status == 400:
         raise PermanentDelivery(f"PagerDuty rejected the event: {message}", status=status, errors=errors)
-    raise RetryableDelivery(f"PagerDuty answered {status}: {message}", status=status, errors=errors,
-                            retry_after=retry_after_seconds(answer.headers.get("Retry-After"), now))
+    raise RetryableDelivery(
+        f"PagerDuty answered {status}: {message}",
+        status=status,
+        errors=errors,
+        retry_after=retry_after_seconds(answer.headers.get("Retry-After"), now),
+    )
 
 
 def retry_after_seconds(value: str | None, now: datetime) -> float | None:

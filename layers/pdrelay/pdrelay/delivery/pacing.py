@@ -60,8 +60,9 @@ def take_token(bucket: Bucket | None, now: float, policy: PacingPolicy) -> tuple
 def throttled(bucket: Bucket | None, now: float, pause: float) -> Bucket:
     """The bucket after a 429: paused for ``pause`` seconds and emptied."""
     base = bucket or Bucket(tokens=0.0, updated=now)
-    return replace(base, tokens=0.0, updated=now, paused_until=max(base.paused_until, now + pause),
-                   version=base.version + 1)
+    return replace(
+        base, tokens=0.0, updated=now, paused_until=max(base.paused_until, now + pause), version=base.version + 1
+    )
 
 
 @dataclass(frozen=True)
@@ -104,8 +105,14 @@ def failed(breaker: Breaker | None, now: float, policy: BreakerPolicy) -> Breake
     cooldown = policy.cooldown_seconds if base.cooldown <= 0 else min(base.cooldown * 2, policy.max_cooldown_seconds)
     if base.open_until > now:  # already open: keep its schedule
         cooldown = base.cooldown
-    return replace(base, failures=failures, open_until=max(base.open_until, now + cooldown), cooldown=cooldown,
-                   probe_until=0.0, version=base.version + 1)
+    return replace(
+        base,
+        failures=failures,
+        open_until=max(base.open_until, now + cooldown),
+        cooldown=cooldown,
+        probe_until=0.0,
+        version=base.version + 1,
+    )
 
 
 def succeeded(breaker: Breaker | None) -> Breaker | None:

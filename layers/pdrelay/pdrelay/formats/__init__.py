@@ -128,8 +128,10 @@ def detect(doc: Any, headers: Mapping[str, str]) -> Format:
             return fmt
     raise BadRequest(
         "could not detect the payload's format",
-        [f"tried: {', '.join(n for n, f in registry().items() if f.detect_order < MANUAL_ONLY)}",
-         "name the format in the URL: /v1/alerts/{format}"],
+        [
+            f"tried: {', '.join(n for n, f in registry().items() if f.detect_order < MANUAL_ONLY)}",
+            "name the format in the URL: /v1/alerts/{format}",
+        ],
     )
 
 

@@ -83,8 +83,13 @@ def safe_url(value: object) -> str | None:
         if not parts.netloc and not parts.query:
             return url
         netloc = parts.netloc.rpartition("@")[2]
-        query = urlencode([(k, "***" if SECRET_QUERY_KEY.search(k) and v else v)
-                           for k, v in parse_qsl(parts.query, keep_blank_values=True)], safe="/:,*")
+        query = urlencode(
+            [
+                (k, "***" if SECRET_QUERY_KEY.search(k) and v else v)
+                for k, v in parse_qsl(parts.query, keep_blank_values=True)
+            ],
+            safe="/:,*",
+        )
     except ValueError:
         return None
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))

@@ -40,7 +40,8 @@ class Options(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     group_by: Literal["alert", "group"] = Field(
-        "alert", description="One incident per alert (fingerprint), or per group (groupKey).")
+        "alert", description="One incident per alert (fingerprint), or per group (groupKey)."
+    )
 
 
 def detect(doc: Any, headers: Mapping[str, str]) -> bool:
@@ -50,7 +51,6 @@ def detect(doc: Any, headers: Mapping[str, str]) -> bool:
         and ("groupKey" in doc or "receiver" in doc)
         and "orgId" not in doc  # Grafana's payload has the same outline plus orgId
     )
-
 
 
 def parse(doc: Any, context: ParseContext) -> Parsed:
@@ -67,8 +67,9 @@ def parse(doc: Any, context: ParseContext) -> Parsed:
         parsed = collect(alerts, lambda raw: _alert(raw, doc, group_status, context))
     truncated = doc.get("truncatedAlerts")
     if isinstance(truncated, int) and truncated > 0:
-        parsed.notes.append(f"Alertmanager left out {truncated} alert(s) (max_alerts): they page when a "
-                            "later notification carries them")
+        parsed.notes.append(
+            f"Alertmanager left out {truncated} alert(s) (max_alerts): they page when a later notification carries them"
+        )
     return parsed
 
 
@@ -100,17 +101,19 @@ def _group(doc: dict[str, Any], alerts: list[Any], ctx: ParseContext) -> Alert:
         where = first(labels, "instance", "job", "service") or text(alert.get("fingerprint")) or "?"
         return f"{where}: {notes.get('summary') or notes.get('description') or labels.get('alertname', '')}".strip()
 
-    details = compact({
-        "status": status,
-        "groupKey": key,
-        "groupLabels": group_labels,
-        "commonLabels": common,
-        "commonAnnotations": annotations,
-        "firing": [brief(a) for a in firing],
-        "resolved": [brief(a) for a in resolved],
-        "truncatedAlerts": truncated or None,
-        "receiver": text(doc.get("receiver")),
-    })
+    details = compact(
+        {
+            "status": status,
+            "groupKey": key,
+            "groupLabels": group_labels,
+            "commonLabels": common,
+            "commonAnnotations": annotations,
+            "firing": [brief(a) for a in firing],
+            "resolved": [brief(a) for a in resolved],
+            "truncatedAlerts": truncated or None,
+            "receiver": text(doc.get("receiver")),
+        }
+    )
     return Alert(
         format=NAME,
         identity="group:" + hashlib.sha256(key.encode()).hexdigest()[:32],
@@ -186,7 +189,9 @@ def _alert(raw: Any, doc: dict[str, Any], group_status: str | None, ctx: ParseCo
         action=action,
         occurred_at=occurred_at,
         summary=summary(
-            annotations.get("summary"), annotations.get("description"), annotations.get("message"),
+            annotations.get("summary"),
+            annotations.get("description"),
+            annotations.get("message"),
             fallback=fallback,
         ),
         source=where or text(doc.get("externalURL")) or "alertmanager",

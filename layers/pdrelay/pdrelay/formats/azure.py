@@ -79,16 +79,33 @@ REPLAY_BY_BODY = True  # firedDateTime (and resolvedDateTime) in every notificat
 CLIENT = "Azure Monitor"
 
 COMMON_SCHEMA = "azuremonitorcommonalertschema"
-OLD_SCHEMAS = ("microsoft.insights/activitylogs", "azuremonitormetricalert", "microsoft.insights/logalert",
-               "aip budget notification")
+OLD_SCHEMAS = (
+    "microsoft.insights/activitylogs",
+    "azuremonitormetricalert",
+    "microsoft.insights/logalert",
+    "aip budget notification",
+)
 ALERT_BLADE = "#blade/Microsoft_Azure_Monitoring/AlertDetailsTemplateBlade/alertId"
 TEST_SUBSCRIPTION = "11111111-1111-1111-1111-111111111111"
-SEVERITIES: dict[str, Severity] = {"sev0": "critical", "sev1": "error", "sev2": "warning", "sev3": "info",
-                                   "sev4": "info"}
+SEVERITIES: dict[str, Severity] = {
+    "sev0": "critical",
+    "sev1": "error",
+    "sev2": "warning",
+    "sev3": "info",
+    "sev4": "info",
+}
 SERVICE_HEALTH_OVER = ("resolved", "rca", "complete", "completed", "canceled", "cancelled")
 OPERATORS = {
-    "greaterthan": ">", "greater than": ">", "greaterthanorequal": ">=", "lessthan": "<", "less than": "<",
-    "lowerthan": "<", "lessthanorequal": "<=", "equals": "=", "equal": "=", "greaterorlessthan": "<>",
+    "greaterthan": ">",
+    "greater than": ">",
+    "greaterthanorequal": ">=",
+    "lessthan": "<",
+    "less than": "<",
+    "lowerthan": "<",
+    "lessthanorequal": "<=",
+    "equals": "=",
+    "equal": "=",
+    "greaterorlessthan": "<>",
 }
 _RESOURCE_GROUP = re.compile(r"/resourcegroups/([^/]+)", re.IGNORECASE)
 _SUBSCRIPTION = re.compile(r"^/subscriptions/([^/]+)", re.IGNORECASE)
@@ -99,7 +116,8 @@ class Options(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     activity_log_severity: Severity | None = Field(
-        None, description="Severity of activity-log alerts (Service/Resource Health...), whose rules cannot set one.")
+        None, description="Severity of activity-log alerts (Service/Resource Health...), whose rules cannot set one."
+    )
     portal_url: str = Field("https://portal.azure.com", description="The Azure portal, for links (sovereign clouds).")
 
     @field_validator("portal_url")
@@ -120,7 +138,6 @@ def detect(doc: Any, headers: Mapping[str, str]) -> bool:
 # ---- tolerant access -------------------------------------------------------------------------------
 
 
-
 def _texts(value: Any) -> list[str]:
     items = value if isinstance(value, list) else [value]
     return [t for t in (text(item) for item in items) if t]
@@ -132,7 +149,7 @@ def _resource_name(resource_id: str | None) -> str | None:
 
 
 def _resource_type(resource_id: str | None) -> str | None:
-    """"microsoft.sql/servers/databases" for ".../providers/Microsoft.Sql/servers/s1/databases/d1"."""
+    """ "microsoft.sql/servers/databases" for ".../providers/Microsoft.Sql/servers/s1/databases/d1"."""
     _head, found, tail = (resource_id or "").lower().rpartition("/providers/")
     parts = [p for p in tail.split("/") if p] if found else []
     if len(parts) < 3:
@@ -173,29 +190,38 @@ def _conditions(context: dict[str, Any]) -> list[dict[str, Any]]:
     for item in _all_of(context):
         if not isinstance(item, dict):
             continue
-        found.append(compact({
-            "metric": text(item.get("metricName")),
-            "namespace": text(item.get("metricNamespace")),
-            "query": text(item.get("searchQuery")),
-            "measure": text(item.get("metricMeasureColumn")),
-            "web_test": text(item.get("webTestName")),
-            "aggregation": text(item.get("timeAggregation")),
-            "operator": text(item.get("operator")),
-            "threshold": _number(item.get("threshold")),
-            "value": _number(item.get("metricValue")),
-            "dimensions": _dimensions(item.get("dimensions")),
-            "sensitivity": text(item.get("alertSensitivity")),
-            "search_results_api": text(item.get("linkToFilteredSearchResultsAPI")
-                                       or item.get("linkToSearchResultsAPI")),
-        }))
+        found.append(
+            compact(
+                {
+                    "metric": text(item.get("metricName")),
+                    "namespace": text(item.get("metricNamespace")),
+                    "query": text(item.get("searchQuery")),
+                    "measure": text(item.get("metricMeasureColumn")),
+                    "web_test": text(item.get("webTestName")),
+                    "aggregation": text(item.get("timeAggregation")),
+                    "operator": text(item.get("operator")),
+                    "threshold": _number(item.get("threshold")),
+                    "value": _number(item.get("metricValue")),
+                    "dimensions": _dimensions(item.get("dimensions")),
+                    "sensitivity": text(item.get("alertSensitivity")),
+                    "search_results_api": text(
+                        item.get("linkToFilteredSearchResultsAPI") or item.get("linkToSearchResultsAPI")
+                    ),
+                }
+            )
+        )
     return found
 
 
 def _condition_text(condition: Mapping[str, Any]) -> str:
-    """"Percentage CPU (Average) > 85: 93.4", "Failed (Total) > 25: 61", "results (Count) > 0: 3"."""
+    """ "Percentage CPU (Average) > 85: 93.4", "Failed (Total) > 25: 61", "results (Count) > 0: 3"."""
     operator = str(condition.get("operator") or "")
-    what = condition.get("metric") or condition.get("web_test") or condition.get("measure") or (
-        "results" if condition.get("query") else "")
+    what = (
+        condition.get("metric")
+        or condition.get("web_test")
+        or condition.get("measure")
+        or ("results" if condition.get("query") else "")
+    )
     if not what:
         return ""
     aggregation = f" ({condition['aggregation']})" if condition.get("aggregation") else ""
@@ -208,59 +234,71 @@ def _condition_text(condition: Mapping[str, Any]) -> str:
 def _context_details(service: str, context: dict[str, Any]) -> dict[str, Any]:
     if isinstance(context.get("condition"), dict):  # metric alerts, Log Alerts V2, simple log alerts
         condition = obj(context.get("condition"))
-        return compact({
-            "condition_type": text(context.get("conditionType")),
-            "conditions": _conditions(context),
-            "window": text(condition.get("windowSize")),
-            "window_start": text(condition.get("windowStartTime")),
-            "window_end": text(condition.get("windowEndTime")),
-            "properties": context.get("properties") if isinstance(context.get("properties"), dict) else None,
-        })
+        return compact(
+            {
+                "condition_type": text(context.get("conditionType")),
+                "conditions": _conditions(context),
+                "window": text(condition.get("windowSize")),
+                "window_start": text(condition.get("windowStartTime")),
+                "window_end": text(condition.get("windowEndTime")),
+                "properties": context.get("properties") if isinstance(context.get("properties"), dict) else None,
+            }
+        )
     if "SearchQuery" in context:  # Log Analytics / Application Insights (log alerts v1)
-        return compact({
-            "query": text(context.get("SearchQuery")),
-            "alert_type": text(context.get("AlertType")),
-            "result_count": _number(context.get("ResultCount")),
-            "operator": text(context.get("Operator")),
-            "threshold": _number(context.get("Threshold")),
-            "dimensions": _dimensions(context.get("Dimensions")),
-            "search_interval_start": text(context.get("SearchIntervalStartTimeUtc")),
-            "search_interval_end": text(context.get("SearchIntervalEndtimeUtc")
-                                        or context.get("SearchIntervalEndTimeUtc")),
-            "search_results_api": text(context.get("LinkToFilteredSearchResultsAPI")
-                                       or context.get("LinkToSearchResultsAPI")),
-            "results_included": text(context.get("IncludedSearchResults")),
-        })
+        return compact(
+            {
+                "query": text(context.get("SearchQuery")),
+                "alert_type": text(context.get("AlertType")),
+                "result_count": _number(context.get("ResultCount")),
+                "operator": text(context.get("Operator")),
+                "threshold": _number(context.get("Threshold")),
+                "dimensions": _dimensions(context.get("Dimensions")),
+                "search_interval_start": text(context.get("SearchIntervalStartTimeUtc")),
+                "search_interval_end": text(
+                    context.get("SearchIntervalEndtimeUtc") or context.get("SearchIntervalEndTimeUtc")
+                ),
+                "search_results_api": text(
+                    context.get("LinkToFilteredSearchResultsAPI") or context.get("LinkToSearchResultsAPI")
+                ),
+                "results_included": text(context.get("IncludedSearchResults")),
+            }
+        )
     if "operationName" in context or "eventSource" in context:  # activity log, Service/Resource Health
-        return compact({
-            "operation": text(context.get("operationName")),
-            "event_source": text(context.get("eventSource")),
-            "status": text(context.get("status")),
-            "sub_status": text(context.get("subStatus")),
-            "level": text(context.get("level")),
-            "caller": text(context.get("caller")),
-            "event_time": text(context.get("eventTimestamp")),
-            "correlation_id": text(context.get("correlationId")),
-            "event_description": text(context.get("Activity Log Event Description")),
-            "properties": _event_properties(obj(context.get("properties"))),
-        })
+        return compact(
+            {
+                "operation": text(context.get("operationName")),
+                "event_source": text(context.get("eventSource")),
+                "status": text(context.get("status")),
+                "sub_status": text(context.get("subStatus")),
+                "level": text(context.get("level")),
+                "caller": text(context.get("caller")),
+                "event_time": text(context.get("eventTimestamp")),
+                "correlation_id": text(context.get("correlationId")),
+                "event_description": text(context.get("Activity Log Event Description")),
+                "properties": _event_properties(obj(context.get("properties"))),
+            }
+        )
     if "DetectionSummary" in context or "SmartDetectorName" in context:  # smart detection
-        return compact({
-            "detection": text(context.get("DetectionSummary")),
-            "detector": text(context.get("SmartDetectorName")),
-            "detected_value": text(context.get("DetectedValue")),
-            "normal_value": text(context.get("NormalValue")),
-            "occurred": text(context.get("FormattedOccurrenceTime")),
-        })
+        return compact(
+            {
+                "detection": text(context.get("DetectionSummary")),
+                "detector": text(context.get("SmartDetectorName")),
+                "detected_value": text(context.get("DetectedValue")),
+                "normal_value": text(context.get("NormalValue")),
+                "occurred": text(context.get("FormattedOccurrenceTime")),
+            }
+        )
     if "expression" in context:  # Prometheus rule groups
-        return compact({
-            "expression": text(context.get("expression")),
-            "value": text(context.get("expressionValue")),
-            "for": text(context.get("for")),
-            "labels": obj(context.get("labels")),
-            "annotations": obj(context.get("annotations")),
-            "rule_group": text(context.get("ruleGroup")),
-        })
+        return compact(
+            {
+                "expression": text(context.get("expression")),
+                "value": text(context.get("expressionValue")),
+                "for": text(context.get("for")),
+                "labels": obj(context.get("labels")),
+                "annotations": obj(context.get("annotations")),
+                "rule_group": text(context.get("ruleGroup")),
+            }
+        )
     return {"alert_context": context} if context else {}
 
 
@@ -298,8 +336,14 @@ def _is_test(essentials: dict[str, Any], context: dict[str, Any]) -> bool:
     return synthetic or any(f"/subscriptions/{TEST_SUBSCRIPTION}" in i.lower() for i in ids)
 
 
-def _lifecycle(service: str, condition: str, essentials: dict[str, Any], context: dict[str, Any],
-               alert_id: str, target_id: str | None) -> tuple[str, Action]:
+def _lifecycle(
+    service: str,
+    condition: str,
+    essentials: dict[str, Any],
+    context: dict[str, Any],
+    alert_id: str,
+    target_id: str | None,
+) -> tuple[str, Action]:
     """The identity and action: the alert instance's, or the health event's (see the module doc)."""
     properties = obj(context.get("properties"))
     status = (text(context.get("status")) or "").lower()
@@ -316,13 +360,20 @@ def _lifecycle(service: str, condition: str, essentials: dict[str, Any], context
         return alert_id, "trigger"
     if condition == "resolved":
         return alert_id, "resolve"
-    raise BadRequest("unknown Azure Monitor monitor condition",
-                     [f"data.essentials.monitorCondition: {text(essentials.get('monitorCondition'))!r}, "
-                      "expected Fired or Resolved"])
+    raise BadRequest(
+        "unknown Azure Monitor monitor condition",
+        [f"data.essentials.monitorCondition: {text(essentials.get('monitorCondition'))!r}, expected Fired or Resolved"],
+    )
 
 
-def _headline(service: str, essentials: dict[str, Any], context: dict[str, Any], details: dict[str, Any],
-              rule: str, target: str | None) -> str | None:
+def _headline(
+    service: str,
+    essentials: dict[str, Any],
+    context: dict[str, Any],
+    details: dict[str, Any],
+    rule: str,
+    target: str | None,
+) -> str | None:
     properties = obj(context.get("properties"))
     where = f" ({target})" if target else ""
     if service == "servicehealth":
@@ -334,8 +385,9 @@ def _headline(service: str, essentials: dict[str, Any], context: dict[str, Any],
         health = text(properties.get("currentHealthStatus"))
         if health or title:
             return f"{target or 'resource'} is {health or 'affected'}" + (f": {title}" if title else "")
-    description = next((line.strip() for line in (text(essentials.get("description")) or "").splitlines()
-                        if line.strip()), None)
+    description = next(
+        (line.strip() for line in (text(essentials.get("description")) or "").splitlines() if line.strip()), None
+    )
     conditions = details.get("conditions") or []
     what = description or "; ".join(c for c in (_condition_text(c) for c in conditions) if c) or None
     if not what and details.get("query"):
@@ -351,13 +403,21 @@ def parse(doc: Any, context: ParseContext) -> list[Alert]:
         raise BadRequest("an Azure Monitor payload is a JSON object", ["body: expected an object"])
     schema = text(doc.get("schemaId")) or ""
     if schema.lower() == "aip budget notification":
-        raise BadRequest("Azure budget notifications are not supported",
-                         ["schemaId: 'AIP Budget Notification' has no common alert schema; use a cost alert "
-                          "with a Logic App, or leave budgets to email"])
+        raise BadRequest(
+            "Azure budget notifications are not supported",
+            [
+                "schemaId: 'AIP Budget Notification' has no common alert schema; use a cost alert "
+                "with a Logic App, or leave budgets to email"
+            ],
+        )
     if schema.lower() != COMMON_SCHEMA:
-        raise BadRequest("not an Azure Monitor common alert schema payload",
-                         [f"schemaId: {schema or 'missing'!r}; turn on 'Enable the common alert schema' in the "
-                          "action group's webhook action"])
+        raise BadRequest(
+            "not an Azure Monitor common alert schema payload",
+            [
+                f"schemaId: {schema or 'missing'!r}; turn on 'Enable the common alert schema' in the "
+                "action group's webhook action"
+            ],
+        )
     data = obj(doc.get("data"))
     essentials = obj(data.get("essentials"))
     if not essentials:
@@ -376,8 +436,9 @@ def parse(doc: Any, context: ParseContext) -> list[Alert]:
     rule = rule or "Azure alert"
     test = _is_test(essentials, alert_context)
     fallback_identity = f"rule/{rule}/{(target_id or '').lower()}"  # no alertId: the rule on its target
-    identity, action = _lifecycle(service, condition, essentials, alert_context, alert_id or fallback_identity,
-                                  target_id)
+    identity, action = _lifecycle(
+        service, condition, essentials, alert_context, alert_id or fallback_identity, target_id
+    )
     if test:
         action = "trigger"
 
@@ -392,8 +453,11 @@ def parse(doc: Any, context: ParseContext) -> list[Alert]:
         occurred = fired or context.received_at
 
     severity = _severity(essentials.get("severity"))
-    is_activity_log = (text(essentials.get("signalType")) or "").lower() == "activity log" or service in (
-        "servicehealth", "resourcehealth") or service.startswith("activitylog")
+    is_activity_log = (
+        (text(essentials.get("signalType")) or "").lower() == "activity log"
+        or service in ("servicehealth", "resourcehealth")
+        or service.startswith("activitylog")
+    )
     if is_activity_log and options.activity_log_severity:
         severity = cast(Severity, options.activity_log_severity)
 
@@ -405,26 +469,28 @@ def parse(doc: Any, context: ParseContext) -> list[Alert]:
     if alert_id and _ALERT_ID.match(alert_id):
         alert_link = f"{portal}/{ALERT_BLADE}/{quote(alert_id, safe='')}"
     resource_link = f"{portal}/#resource{target_id}" if target_id and target_id.startswith("/subscriptions/") else None
-    details = compact({
-        "alert_rule": rule,
-        "alert_rule_id": text(essentials.get("alertRuleID") or essentials.get("alertRuleId")),
-        "monitor_condition": text(essentials.get("monitorCondition")),
-        "severity": text(essentials.get("severity")),
-        "signal_type": text(essentials.get("signalType")),
-        "monitoring_service": text(essentials.get("monitoringService")),
-        "description": text(essentials.get("description")),
-        "targets": targets,
-        "configuration_items": items,
-        "target_resource_group": text(essentials.get("targetResourceGroup")),
-        "target_resource_type": text(essentials.get("targetResourceType")),
-        "alert_id": alert_id,
-        "origin_alert_id": text(essentials.get("originAlertId")),
-        "fired_at": iso(fired) if fired else None,
-        "resolved_at": iso(resolved) if resolved else None,
-        **context_details,
-        "custom_properties": obj(data.get("customProperties")),
-        "investigation_link": text(essentials.get("investigationLink")),
-    })
+    details = compact(
+        {
+            "alert_rule": rule,
+            "alert_rule_id": text(essentials.get("alertRuleID") or essentials.get("alertRuleId")),
+            "monitor_condition": text(essentials.get("monitorCondition")),
+            "severity": text(essentials.get("severity")),
+            "signal_type": text(essentials.get("signalType")),
+            "monitoring_service": text(essentials.get("monitoringService")),
+            "description": text(essentials.get("description")),
+            "targets": targets,
+            "configuration_items": items,
+            "target_resource_group": text(essentials.get("targetResourceGroup")),
+            "target_resource_type": text(essentials.get("targetResourceType")),
+            "alert_id": alert_id,
+            "origin_alert_id": text(essentials.get("originAlertId")),
+            "fired_at": iso(fired) if fired else None,
+            "resolved_at": iso(resolved) if resolved else None,
+            **context_details,
+            "custom_properties": obj(data.get("customProperties")),
+            "investigation_link": text(essentials.get("investigationLink")),
+        }
+    )
     properties = obj(alert_context.get("properties"))
     component = (text(essentials.get("targetResourceType")) or _resource_type(target_id) or "").lower() or None
     source = target or rule
@@ -432,23 +498,28 @@ def parse(doc: Any, context: ParseContext) -> list[Alert]:
         component = text(properties.get("service"))
         source = ", ".join(t for t in (component, text(properties.get("region"))) if t)
     headline = _headline(service, essentials, alert_context, context_details, rule, target)
-    return [Alert(
-        format=NAME,
-        identity=identity,
-        action=action,
-        occurred_at=occurred,
-        summary=summary(headline, fallback=f"Azure Monitor alert {alert_id or rule}"),
-        source=source,
-        severity=severity,
-        timestamp=occurred,
-        component=component,
-        group=text(essentials.get("targetResourceGroup")) or _match(_RESOURCE_GROUP, target_id),
-        class_=", ".join(metrics) if len(metrics) == 1 else text(essentials.get("monitoringService")),
-        custom_details=details,
-        links=links((alert_link, "Alert in the Azure portal"),
-                    (resource_link, f"{_resource_name(target_id) or 'Resource'} in the Azure portal"),
-                    *_search_links(alert_context), (essentials.get("investigationLink"), "Investigate")),
-        client=CLIENT,
-        client_url=alert_link,
-        test=test,
-    )]
+    return [
+        Alert(
+            format=NAME,
+            identity=identity,
+            action=action,
+            occurred_at=occurred,
+            summary=summary(headline, fallback=f"Azure Monitor alert {alert_id or rule}"),
+            source=source,
+            severity=severity,
+            timestamp=occurred,
+            component=component,
+            group=text(essentials.get("targetResourceGroup")) or _match(_RESOURCE_GROUP, target_id),
+            class_=", ".join(metrics) if len(metrics) == 1 else text(essentials.get("monitoringService")),
+            custom_details=details,
+            links=links(
+                (alert_link, "Alert in the Azure portal"),
+                (resource_link, f"{_resource_name(target_id) or 'Resource'} in the Azure portal"),
+                *_search_links(alert_context),
+                (essentials.get("investigationLink"), "Investigate"),
+            ),
+            client=CLIENT,
+            client_url=alert_link,
+            test=test,
+        )
+    ]

@@ -69,9 +69,11 @@ class Options(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     insufficient_data: Literal["ignore", "trigger", "resolve"] = Field(
-        "ignore", description="What INSUFFICIENT_DATA does: nothing (answered only), page, or resolve.")
+        "ignore", description="What INSUFFICIENT_DATA does: nothing (answered only), page, or resolve."
+    )
     severity: Literal["critical", "error", "warning", "info"] = Field(
-        "error", description="Severity of alarms whose description names none.")
+        "error", description="Severity of alarms whose description names none."
+    )
     verify_signatures: bool = Field(True, description="Check SNS message signatures (versions 1 and 2).")
 
 
@@ -99,8 +101,10 @@ def _sns_url(value: object, what: str) -> str:
     except ValueError:  # an unclosed IPv6 bracket, a port out of range
         scheme, host, port = "", "", -1
     if scheme != "https" or not SNS_HOST.fullmatch(host) or port not in (None, 443):
-        raise BadRequest(f"SNS {what} is not an HTTPS URL of Amazon SNS",
-                         [f"{what}: expected https://sns.<region>.amazonaws.com/..."])
+        raise BadRequest(
+            f"SNS {what} is not an HTTPS URL of Amazon SNS",
+            [f"{what}: expected https://sns.<region>.amazonaws.com/..."],
+        )
     return url
 
 
@@ -169,8 +173,9 @@ def verify_signature(doc: Mapping[str, Any]) -> None:
     elif version == "2":
         algorithm = hashes.SHA256()
     else:
-        raise Unauthorized("SNS message signature missing or of an unknown version",
-                           ["SignatureVersion: expected 1 or 2"])
+        raise Unauthorized(
+            "SNS message signature missing or of an unknown version", ["SignatureVersion: expected 1 or 2"]
+        )
     url = _sns_url(doc.get("SigningCertURL"), "SigningCertURL")
     try:
         signature = base64.b64decode(str(doc.get("Signature") or ""), validate=True)
@@ -182,23 +187,26 @@ def verify_signature(doc: Mapping[str, Any]) -> None:
     try:
         key.verify(signature, string_to_sign(doc), padding.PKCS1v15(), algorithm)
     except InvalidSignature:
-        raise Unauthorized("SNS message signature does not match",
-                           ["the message was altered, or was not signed by Amazon SNS"]) from None
+        raise Unauthorized(
+            "SNS message signature does not match", ["the message was altered, or was not signed by Amazon SNS"]
+        ) from None
 
 
 def _sns(doc: dict[str, Any], headers: Mapping[str, str], ctx: ParseContext, options: Options) -> Parsed:
     kind = doc.get("Type")
     declared = headers.get("x-amz-sns-message-type")
     if declared and declared != kind:
-        raise BadRequest("SNS message type header and body disagree",
-                         [f"x-amz-sns-message-type is {declared!r}, Type is {kind!r}"])
+        raise BadRequest(
+            "SNS message type header and body disagree", [f"x-amz-sns-message-type is {declared!r}, Type is {kind!r}"]
+        )
     if options.verify_signatures:
         verify_signature(doc)
     topic = text(doc.get("TopicArn")) or "?"
     if kind == "SubscriptionConfirmation":
         url = _sns_url(doc.get("SubscribeURL"), "SubscribeURL")
-        return Parsed(notes=[f"SNS subscription to {topic} confirmed; nobody paged"],
-                      after=[lambda: visit_subscribe_url(url)])
+        return Parsed(
+            notes=[f"SNS subscription to {topic} confirmed; nobody paged"], after=[lambda: visit_subscribe_url(url)]
+        )
     if kind == "UnsubscribeConfirmation":
         return Parsed(notes=[f"SNS unsubscribe confirmation for {topic} noted; nothing done"])
     raw = doc.get("Message")
@@ -207,14 +215,14 @@ def _sns(doc: dict[str, Any], headers: Mapping[str, str], ctx: ParseContext, opt
     except (ValueError, RecursionError):
         alarm = None
     if not isinstance(alarm, dict) or "AlarmName" not in alarm:
-        raise BadRequest("the SNS message is not a CloudWatch alarm",
-                         ["Message: expected the JSON of a CloudWatch alarm state change"])
+        raise BadRequest(
+            "the SNS message is not a CloudWatch alarm",
+            ["Message: expected the JSON of a CloudWatch alarm state change"],
+        )
     return _from_sns_alarm(alarm, ctx, options, topic_region=_arn_part(topic, "region"))
 
 
 # ---- The alarm, whatever its envelope --------------------------------------------------------------
-
-
 
 
 def _arn_part(arn: object, part: str) -> str:
@@ -252,17 +260,21 @@ def _metrics(items: Any) -> list[dict[str, Any]]:
         stat = {str(k)[:1].lower() + str(k)[1:]: v for k, v in stat.items()}
         metric = obj(stat.get("metric"))
         metric = {str(k)[:1].lower() + str(k)[1:]: v for k, v in metric.items()}
-        found.append(compact({
-            "id": text(item.get("id")),
-            "expression": text(item.get("expression")),
-            "label": text(item.get("label")),
-            "namespace": text(metric.get("namespace")),
-            "metric": text(metric.get("name") or metric.get("metricName")),
-            "dimensions": _dimensions(metric.get("dimensions")),
-            "stat": text(stat.get("stat")),
-            "period": stat.get("period") if isinstance(stat.get("period"), int) else None,
-            "returnData": item.get("returnData") if isinstance(item.get("returnData"), bool) else None,
-        }))
+        found.append(
+            compact(
+                {
+                    "id": text(item.get("id")),
+                    "expression": text(item.get("expression")),
+                    "label": text(item.get("label")),
+                    "namespace": text(metric.get("namespace")),
+                    "metric": text(metric.get("name") or metric.get("metricName")),
+                    "dimensions": _dimensions(metric.get("dimensions")),
+                    "stat": text(stat.get("stat")),
+                    "period": stat.get("period") if isinstance(stat.get("period"), int) else None,
+                    "returnData": item.get("returnData") if isinstance(item.get("returnData"), bool) else None,
+                }
+            )
+        )
     return found
 
 
@@ -281,10 +293,26 @@ def _reason_data(value: Any) -> Any:
     return value
 
 
-def _alarm(*, name: str, arn: str, account: str, region: str, state: str, reason: str | None,
-           reason_data: Any, changed_at: Any, previous: str | None, description: str | None,
-           namespace: str | None, metric: str | None, dimensions: dict[str, str], metrics: list[dict[str, Any]],
-           extra: dict[str, Any], ctx: ParseContext, options: Options) -> Parsed:
+def _alarm(
+    *,
+    name: str,
+    arn: str,
+    account: str,
+    region: str,
+    state: str,
+    reason: str | None,
+    reason_data: Any,
+    changed_at: Any,
+    previous: str | None,
+    description: str | None,
+    namespace: str | None,
+    metric: str | None,
+    dimensions: dict[str, str],
+    metrics: list[dict[str, Any]],
+    extra: dict[str, Any],
+    ctx: ParseContext,
+    options: Options,
+) -> Parsed:
     state = state.upper()
     action: Action
     if state == "ALARM":
@@ -294,52 +322,63 @@ def _alarm(*, name: str, arn: str, account: str, region: str, state: str, reason
     elif state == "INSUFFICIENT_DATA" and options.insufficient_data != "ignore":
         action = "trigger" if options.insufficient_data == "trigger" else "resolve"
     elif state == "INSUFFICIENT_DATA":
-        return Parsed(notes=[f"alarm {name!r} is INSUFFICIENT_DATA: not paged (route policy insufficient_data: "
-                             "ignore)"])
+        return Parsed(
+            notes=[f"alarm {name!r} is INSUFFICIENT_DATA: not paged (route policy insufficient_data: ignore)"]
+        )
     else:
-        raise BadRequest("unknown CloudWatch alarm state", [f"state: {state!r}, expected ALARM, OK or "
-                                                            "INSUFFICIENT_DATA"])
+        raise BadRequest(
+            "unknown CloudWatch alarm state", [f"state: {state!r}, expected ALARM, OK or INSUFFICIENT_DATA"]
+        )
     identity = arn or f"arn:aws:cloudwatch:{region or 'unknown-region'}:{account or 'unknown-account'}:alarm:{name}"
     occurred = parse_time(changed_at) or ctx.received_at
     where = ", ".join(f"{k}={v}" for k, v in sorted(dimensions.items()))
     math_metrics = sorted({m["metric"] for m in metrics if m.get("metric")})
     lines = [line.strip() for line in SEVERITY_MARKER.sub("", description or "", count=1).splitlines()]
     headline = next((line for line in lines if line), "")
-    details = compact({
-        "alarm": name,
-        "state": state,
-        "previous_state": previous,
-        "reason": reason,
-        "reason_data": reason_data,
-        "description": description,
-        "state_changed_at": iso(occurred),
-        "namespace": namespace,
-        "metric": metric,
-        "dimensions": dimensions,
-        "metrics": metrics,
-        "alarm_arn": arn or None,
-        "account": account,
-        "region": region,
-        **extra,
-    })
-    return Parsed(alerts=[Alert(
-        format=NAME,
-        identity=identity,
-        action=action,
-        occurred_at=occurred,
-        summary=summary(headline and f"{headline} ({name}: {state})", f"{name} is in {state}: {reason or ''}",
-                        fallback=f"CloudWatch alarm {name} is in {state}"),
-        source=where or name,
-        severity=_severity(description, options),
-        timestamp=occurred,
-        component=namespace,
-        group="/".join(p for p in (account, region) if p) or None,
-        class_=metric or (", ".join(math_metrics) if math_metrics else None),
-        custom_details=details,
-        links=links((_console_link(region, name), "CloudWatch alarm")),
-        client="Amazon CloudWatch",
-        client_url=_console_link(region, name),
-    )])
+    details = compact(
+        {
+            "alarm": name,
+            "state": state,
+            "previous_state": previous,
+            "reason": reason,
+            "reason_data": reason_data,
+            "description": description,
+            "state_changed_at": iso(occurred),
+            "namespace": namespace,
+            "metric": metric,
+            "dimensions": dimensions,
+            "metrics": metrics,
+            "alarm_arn": arn or None,
+            "account": account,
+            "region": region,
+            **extra,
+        }
+    )
+    return Parsed(
+        alerts=[
+            Alert(
+                format=NAME,
+                identity=identity,
+                action=action,
+                occurred_at=occurred,
+                summary=summary(
+                    headline and f"{headline} ({name}: {state})",
+                    f"{name} is in {state}: {reason or ''}",
+                    fallback=f"CloudWatch alarm {name} is in {state}",
+                ),
+                source=where or name,
+                severity=_severity(description, options),
+                timestamp=occurred,
+                component=namespace,
+                group="/".join(p for p in (account, region) if p) or None,
+                class_=metric or (", ".join(math_metrics) if math_metrics else None),
+                custom_details=details,
+                links=links((_console_link(region, name), "CloudWatch alarm")),
+                client="Amazon CloudWatch",
+                client_url=_console_link(region, name),
+            )
+        ]
+    )
 
 
 def _from_sns_alarm(alarm: dict[str, Any], ctx: ParseContext, options: Options, topic_region: str = "") -> Parsed:
@@ -348,28 +387,40 @@ def _from_sns_alarm(alarm: dict[str, Any], ctx: ParseContext, options: Options, 
     trigger = obj(alarm.get("Trigger"))
     region = _arn_part(arn, "region") or topic_region or text(alarm.get("Region")) or ""
     return _alarm(
-        name=name, arn=arn, account=text(alarm.get("AWSAccountId")) or _arn_part(arn, "account"),
-        region=region, state=text(alarm.get("NewStateValue")) or "", reason=text(alarm.get("NewStateReason")),
-        reason_data=None, changed_at=alarm.get("StateChangeTime"), previous=text(alarm.get("OldStateValue")),
-        description=text(alarm.get("AlarmDescription")), namespace=text(trigger.get("Namespace")),
-        metric=text(trigger.get("MetricName")), dimensions=_dimensions(trigger.get("Dimensions")),
+        name=name,
+        arn=arn,
+        account=text(alarm.get("AWSAccountId")) or _arn_part(arn, "account"),
+        region=region,
+        state=text(alarm.get("NewStateValue")) or "",
+        reason=text(alarm.get("NewStateReason")),
+        reason_data=None,
+        changed_at=alarm.get("StateChangeTime"),
+        previous=text(alarm.get("OldStateValue")),
+        description=text(alarm.get("AlarmDescription")),
+        namespace=text(trigger.get("Namespace")),
+        metric=text(trigger.get("MetricName")),
+        dimensions=_dimensions(trigger.get("Dimensions")),
         metrics=_metrics(trigger.get("Metrics")),
-        extra=compact({
-            "threshold": trigger.get("Threshold"),
-            "comparison": text(trigger.get("ComparisonOperator")),
-            "statistic": text(trigger.get("Statistic")) or text(trigger.get("ExtendedStatistic")),
-            "period": trigger.get("Period"),
-            "evaluation_periods": trigger.get("EvaluationPeriods"),
-            "threshold_metric": text(trigger.get("ThresholdMetricId")),
-            "alarm_rule": text(alarm.get("AlarmRule")),  # composite alarms
-            "region_name": text(alarm.get("Region")),
-        }),
-        ctx=ctx, options=options,
+        extra=compact(
+            {
+                "threshold": trigger.get("Threshold"),
+                "comparison": text(trigger.get("ComparisonOperator")),
+                "statistic": text(trigger.get("Statistic")) or text(trigger.get("ExtendedStatistic")),
+                "period": trigger.get("Period"),
+                "evaluation_periods": trigger.get("EvaluationPeriods"),
+                "threshold_metric": text(trigger.get("ThresholdMetricId")),
+                "alarm_rule": text(alarm.get("AlarmRule")),  # composite alarms
+                "region_name": text(alarm.get("Region")),
+            }
+        ),
+        ctx=ctx,
+        options=options,
     )
 
 
-def _from_state_change(body: dict[str, Any], *, arn: str, account: str, region: str, ctx: ParseContext,
-                       options: Options) -> Parsed:
+def _from_state_change(
+    body: dict[str, Any], *, arn: str, account: str, region: str, ctx: ParseContext, options: Options
+) -> Parsed:
     """EventBridge's ``detail`` and the Lambda action's ``alarmData`` share one shape."""
     state = obj(body.get("state"))
     previous = obj(body.get("previousState"))
@@ -378,13 +429,22 @@ def _from_state_change(body: dict[str, Any], *, arn: str, account: str, region: 
     single = metrics[0] if len(metrics) == 1 and "expression" not in metrics[0] else {}
     return _alarm(
         name=text(body.get("alarmName")) or _arn_part(arn, "rest").removeprefix("alarm:") or "unnamed alarm",
-        arn=arn, account=account, region=region, state=text(state.get("value")) or "",
-        reason=text(state.get("reason")), reason_data=_reason_data(state.get("reasonData")),
-        changed_at=state.get("timestamp"), previous=text(previous.get("value")),
-        description=text(config.get("description")), namespace=single.get("namespace"),
-        metric=single.get("metric"), dimensions=single.get("dimensions", {}),
-        metrics=metrics if not single else [], extra=compact({"alarm_rule": text(config.get("alarmRule"))}),
-        ctx=ctx, options=options,
+        arn=arn,
+        account=account,
+        region=region,
+        state=text(state.get("value")) or "",
+        reason=text(state.get("reason")),
+        reason_data=_reason_data(state.get("reasonData")),
+        changed_at=state.get("timestamp"),
+        previous=text(previous.get("value")),
+        description=text(config.get("description")),
+        namespace=single.get("namespace"),
+        metric=single.get("metric"),
+        dimensions=single.get("dimensions", {}),
+        metrics=metrics if not single else [],
+        extra=compact({"alarm_rule": text(config.get("alarmRule"))}),
+        ctx=ctx,
+        options=options,
     )
 
 
@@ -401,15 +461,28 @@ def parse(doc: Any, context: ParseContext) -> Parsed:
     if doc.get("detail-type") == EVENTBRIDGE_TYPE and isinstance(doc.get("detail"), dict):
         resources = listed(doc.get("resources"))
         arn = next((r for r in resources if isinstance(r, str) and ":alarm:" in r), "")
-        return _from_state_change(doc["detail"], arn=arn, account=text(doc.get("account")) or _arn_part(arn, "account"),
-                                  region=text(doc.get("region")) or _arn_part(arn, "region"), ctx=context,
-                                  options=options)
+        return _from_state_change(
+            doc["detail"],
+            arn=arn,
+            account=text(doc.get("account")) or _arn_part(arn, "account"),
+            region=text(doc.get("region")) or _arn_part(arn, "region"),
+            ctx=context,
+            options=options,
+        )
     if isinstance(doc.get("alarmData"), dict):
         arn = text(doc.get("alarmArn")) or ""
-        return _from_state_change(doc["alarmData"], arn=arn,
-                                  account=text(doc.get("accountId")) or _arn_part(arn, "account"),
-                                  region=text(doc.get("region")) or _arn_part(arn, "region"), ctx=context,
-                                  options=options)
-    raise BadRequest("not a CloudWatch alarm payload",
-                     ["expected an SNS message, an EventBridge 'CloudWatch Alarm State Change' event, "
-                      "or a CloudWatch alarm Lambda action event"])
+        return _from_state_change(
+            doc["alarmData"],
+            arn=arn,
+            account=text(doc.get("accountId")) or _arn_part(arn, "account"),
+            region=text(doc.get("region")) or _arn_part(arn, "region"),
+            ctx=context,
+            options=options,
+        )
+    raise BadRequest(
+        "not a CloudWatch alarm payload",
+        [
+            "expected an SNS message, an EventBridge 'CloudWatch Alarm State Change' event, "
+            "or a CloudWatch alarm Lambda action event"
+        ],
+    )

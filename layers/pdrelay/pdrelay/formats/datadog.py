@@ -58,13 +58,29 @@ CLIENT = "Datadog"
 
 # The fields of the template that pdrelay reads (free text such as the message is not checked).
 CHECKED_FIELDS = (
-    "id", "alert_id", "alert_transition", "alert_type", "alert_priority", "alert_scope", "aggreg_key",
-    "alert_cycle_key", "alert_title", "event_title", "event_type", "hostname", "link", "snapshot", "date",
-    "last_updated", "org_id", "tags",
+    "id",
+    "alert_id",
+    "alert_transition",
+    "alert_type",
+    "alert_priority",
+    "alert_scope",
+    "aggreg_key",
+    "alert_cycle_key",
+    "alert_title",
+    "event_title",
+    "event_type",
+    "hostname",
+    "link",
+    "snapshot",
+    "date",
+    "last_updated",
+    "org_id",
+    "tags",
 )
 _VARIABLE = re.compile(
     r"\$(?:ALERT_[A-Z_]*[A-Z]|AGGREG_KEY|EVENT_[A-Z_]*[A-Z]|DATE|EMAIL|HOSTNAME|ID|LAST_UPDATED|LINK|LOGS_SAMPLE|"
-    r"METRIC_NAMESPACE|ORG_ID|ORG_NAME|PRIORITY|SNAPSHOT|TAGS|TEXT_ONLY_MSG|USER|USERNAME)\b")
+    r"METRIC_NAMESPACE|ORG_ID|ORG_NAME|PRIORITY|SNAPSHOT|TAGS|TEXT_ONLY_MSG|USER|USERNAME)\b"
+)
 
 TRIGGERS = {"triggered", "re-triggered", "retriggered", "warn", "re-warn", "renotify", "alert", "re-alert"}
 WARNINGS = {"warn", "re-warn"}
@@ -77,7 +93,8 @@ class Options(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     no_data: Literal["ignore", "trigger"] = Field(
-        "ignore", description="A monitor with no data: noted without paging (ignore), or paged at warning (trigger).")
+        "ignore", description="A monitor with no data: noted without paging (ignore), or paged at warning (trigger)."
+    )
 
 
 def detect(doc: Any, headers: Mapping[str, str]) -> bool:
@@ -143,11 +160,16 @@ def parse(doc: Any, context: ParseContext) -> Parsed:
         raise BadRequest("a Datadog webhook payload is a JSON object", ["body: expected an object"])
     unfilled, names = _unsubstituted(doc)
     if unfilled:
-        raise BadRequest(f"the webhook template was not substituted: {' '.join(names)}; Datadog fills variables "
-                         "only in the webhook's payload field", unfilled)
+        raise BadRequest(
+            f"the webhook template was not substituted: {' '.join(names)}; Datadog fills variables "
+            "only in the webhook's payload field",
+            unfilled,
+        )
     if "alert_transition" not in doc:
-        raise BadRequest("not pdrelay's Datadog payload template",
-                         ["alert_transition: missing; use the Payload template in docs/senders/datadog.md"])
+        raise BadRequest(
+            "not pdrelay's Datadog payload template",
+            ["alert_transition: missing; use the Payload template in docs/senders/datadog.md"],
+        )
     options = context.options if isinstance(context.options, Options) else Options()
 
     transition = _value(doc, "alert_transition") or ""
@@ -170,9 +192,13 @@ def parse(doc: Any, context: ParseContext) -> Parsed:
     elif test:
         identity = "test"
     else:
-        raise BadRequest("invalid Datadog payload",
-                         ["alert_id: the monitor id is needed to tell alerts apart ($ALERT_ID)",
-                          "aggreg_key: or the aggregation key ($AGGREG_KEY)"])
+        raise BadRequest(
+            "invalid Datadog payload",
+            [
+                "alert_id: the monitor id is needed to tell alerts apart ($ALERT_ID)",
+                "aggreg_key: or the aggregation key ($AGGREG_KEY)",
+            ],
+        )
     if test and identity != "test":
         identity = "test:" + identity
     name = title or f"monitor {monitor or aggreg or '?'}"
@@ -188,8 +214,11 @@ def parse(doc: Any, context: ParseContext) -> Parsed:
     elif alert_type == "success":
         action = "resolve"
     else:
-        return Parsed(notes=[f"Datadog {name!r}: transition {transition or 'none'!r} ({alert_type or 'no type'}): "
-                             "nothing to page"])
+        return Parsed(
+            notes=[
+                f"Datadog {name!r}: transition {transition or 'none'!r} ({alert_type or 'no type'}): nothing to page"
+            ]
+        )
     if no_data and options.no_data == "ignore":
         return Parsed(notes=[f"Datadog reports no data for {name!r}: not paged (datadog option no_data: ignore)"])
 
@@ -205,45 +234,57 @@ def parse(doc: Any, context: ParseContext) -> Parsed:
     link = _value(doc, "link")
     monitor_url = _monitor_url(link, monitor)
     snapshot = _value(doc, "snapshot")
-    images = ([Image(src=snapshot, href=link if link and link.startswith("https://") else None, alt=title)]
-              if snapshot and snapshot.lower().startswith("https://") else [])
-    details = compact({
-        "transition": transition,
-        "alert_type": alert_type,
-        "priority": _value(doc, "alert_priority"),
-        "monitor_id": monitor,
-        "scope": scope,
-        "status": _value(doc, "alert_status"),
-        "metric": _value(doc, "alert_metric"),
-        "query": _value(doc, "alert_query"),
-        "event_type": _value(doc, "event_type"),
-        "message": _value(doc, "event_msg"),
-        "tags": tags,
-        "event_id": _value(doc, "id"),
-        "aggreg_key": aggreg,
-        "alert_cycle_key": _value(doc, "alert_cycle_key"),
-        "hostname": _value(doc, "hostname"),
-        "org": _value(doc, "org_name") or _value(doc, "org_id"),
-        "monitor_url": monitor_url,
-    })
+    images = (
+        [Image(src=snapshot, href=link if link and link.startswith("https://") else None, alt=title)]
+        if snapshot and snapshot.lower().startswith("https://")
+        else []
+    )
+    details = compact(
+        {
+            "transition": transition,
+            "alert_type": alert_type,
+            "priority": _value(doc, "alert_priority"),
+            "monitor_id": monitor,
+            "scope": scope,
+            "status": _value(doc, "alert_status"),
+            "metric": _value(doc, "alert_metric"),
+            "query": _value(doc, "alert_query"),
+            "event_type": _value(doc, "event_type"),
+            "message": _value(doc, "event_msg"),
+            "tags": tags,
+            "event_id": _value(doc, "id"),
+            "aggreg_key": aggreg,
+            "alert_cycle_key": _value(doc, "alert_cycle_key"),
+            "hostname": _value(doc, "hostname"),
+            "org": _value(doc, "org_name") or _value(doc, "org_id"),
+            "monitor_url": monitor_url,
+        }
+    )
     fallback = f"Datadog monitor {monitor} {scope}".strip() if monitor else f"Datadog alert {identity}"
-    return Parsed(alerts=[Alert(
-        format=NAME,
-        identity=identity,
-        action=action,
-        occurred_at=occurred_at,
-        summary=summary(title, _value(doc, "alert_status"), fallback=fallback),
-        source=_value(doc, "hostname") or _tag(scope_tags, "host") or scope or _tag(tags, "host", "service")
-        or "datadog",
-        severity=severity,
-        timestamp=occurred_at,
-        component=_tag(scope_tags, "service") or _tag(tags, "service"),
-        group=_tag(scope_tags, "env") or _tag(tags, "env"),
-        class_=_value(doc, "alert_metric") or _value(doc, "event_type"),
-        custom_details=details,
-        links=links((monitor_url, "Datadog monitor"), (link, "Datadog event")),
-        images=images,
-        client=CLIENT,
-        client_url=monitor_url or link,
-        test=test,
-    )])
+    return Parsed(
+        alerts=[
+            Alert(
+                format=NAME,
+                identity=identity,
+                action=action,
+                occurred_at=occurred_at,
+                summary=summary(title, _value(doc, "alert_status"), fallback=fallback),
+                source=_value(doc, "hostname")
+                or _tag(scope_tags, "host")
+                or scope
+                or _tag(tags, "host", "service")
+                or "datadog",
+                severity=severity,
+                timestamp=occurred_at,
+                component=_tag(scope_tags, "service") or _tag(tags, "service"),
+                group=_tag(scope_tags, "env") or _tag(tags, "env"),
+                class_=_value(doc, "alert_metric") or _value(doc, "event_type"),
+                custom_details=details,
+                links=links((monitor_url, "Datadog monitor"), (link, "Datadog event")),
+                images=images,
+                client=CLIENT,
+                client_url=monitor_url or link,
+                test=test,
+            )
+        ]
+    )

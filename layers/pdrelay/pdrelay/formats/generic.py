@@ -44,10 +44,37 @@ from pdrelay.timeutil import parse_time
 NAME = "generic"
 DETECT_ORDER = MANUAL_ONLY
 
-TRIGGER_WORDS = ["firing", "trigger", "triggered", "alert", "alerting", "problem", "down", "critical", "error",
-                 "warning", "failed", "failure", "open", "active"]
-RESOLVE_WORDS = ["resolved", "resolve", "ok", "up", "recovered", "recovery", "closed", "clear", "cleared",
-                 "normal", "inactive", "succeeded", "success"]
+TRIGGER_WORDS = [
+    "firing",
+    "trigger",
+    "triggered",
+    "alert",
+    "alerting",
+    "problem",
+    "down",
+    "critical",
+    "error",
+    "warning",
+    "failed",
+    "failure",
+    "open",
+    "active",
+]
+RESOLVE_WORDS = [
+    "resolved",
+    "resolve",
+    "ok",
+    "up",
+    "recovered",
+    "recovery",
+    "closed",
+    "clear",
+    "cleared",
+    "normal",
+    "inactive",
+    "succeeded",
+    "success",
+]
 
 
 class Options(BaseModel):
@@ -77,8 +104,20 @@ class Options(BaseModel):
     def _one_or_many(cls, value: Any) -> Any:
         return [value] if isinstance(value, str) else value
 
-    @field_validator("alerts", "identity", "status", "summary", "severity", "source", "component", "group",
-                     "class_", "timestamp", "links", "test")
+    @field_validator(
+        "alerts",
+        "identity",
+        "status",
+        "summary",
+        "severity",
+        "source",
+        "component",
+        "group",
+        "class_",
+        "timestamp",
+        "links",
+        "test",
+    )
     @classmethod
     def _expressions(cls, value: Any) -> Any:
         for expression in value if isinstance(value, list) else [value]:
@@ -143,8 +182,9 @@ def _alert(item: Any, options: Options, ctx: ParseContext) -> Alert:
         action = "acknowledge"
     else:
         known = [*options.trigger_values, *options.resolve_values, *options.acknowledge_values]
-        raise ValueError(f"status at {options.status!r} is {raw_status or 'missing'!r}; configured values: "
-                         f"{', '.join(known)}")
+        raise ValueError(
+            f"status at {options.status!r} is {raw_status or 'missing'!r}; configured values: {', '.join(known)}"
+        )
     word = text(_get(item, options.severity))
     severity = options.severity_values.get((word or "").lower()) or map_severity(word, options.default_severity)
     when = parse_time(_get(item, options.timestamp)) if options.timestamp else None

@@ -78,7 +78,8 @@ class Options(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     no_data: Literal["ignore", "trigger"] = Field(
-        "ignore", description="A rule with no data: noted without paging (ignore), or paged at warning (trigger).")
+        "ignore", description="A rule with no data: noted without paging (ignore), or paged at warning (trigger)."
+    )
 
 
 def detect(doc: Any, headers: Mapping[str, str]) -> bool:
@@ -105,12 +106,13 @@ def parse(doc: Any, context: ParseContext) -> Parsed:
         return _unified(doc, context, options)
     if any(key in doc for key in ("state", "ruleId", "ruleName", "evalMatches")):
         return _legacy(doc, context, options)
-    raise BadRequest("not a Grafana alert payload",
-                     ["expected 'alerts' (Grafana Alerting) or 'state' and 'ruleId' (legacy alerting)"])
+    raise BadRequest(
+        "not a Grafana alert payload",
+        ["expected 'alerts' (Grafana Alerting) or 'state' and 'ruleId' (legacy alerting)"],
+    )
 
 
 # --- unified alerting ---------------------------------------------------------------------------
-
 
 
 def _unified(doc: dict[str, Any], ctx: ParseContext, options: Options) -> Parsed:
@@ -124,15 +126,17 @@ def _unified(doc: dict[str, Any], ctx: ParseContext, options: Options) -> Parsed
         for alert in parsed.alerts:
             if alert.action == "trigger" and alert.class_ == NO_DATA_ALERTNAME:
                 rule = alert.custom_details.get("rule") or alert.identity
-                parsed.notes.append(f"Grafana reports no data for rule {rule!r}: not paged (grafana option no_data: "
-                                    "ignore)")
+                parsed.notes.append(
+                    f"Grafana reports no data for rule {rule!r}: not paged (grafana option no_data: ignore)"
+                )
             else:
                 kept.append(alert)
         parsed.alerts = kept
     truncated = doc.get("truncatedAlerts")
     if isinstance(truncated, int) and not isinstance(truncated, bool) and truncated > 0:
-        parsed.notes.append(f"Grafana left out {truncated} alert(s) (max_alerts): they page when a later "
-                            "notification carries them")
+        parsed.notes.append(
+            f"Grafana left out {truncated} alert(s) (max_alerts): they page when a later notification carries them"
+        )
     return parsed
 
 
@@ -149,9 +153,11 @@ def _grafana_host(url: object) -> str | None:
 def _is_unified_test(labels: Mapping[str, str], annotations: Mapping[str, str], raw: Mapping[str, Any]) -> bool:
     if labels.get("alertname") != TEST_ALERTNAME:
         return False
-    return (labels.get("instance") == "Grafana"
-            or annotations.get("summary", "").strip().lower() == "notification test"
-            or not text(raw.get("generatorURL")))
+    return (
+        labels.get("instance") == "Grafana"
+        or annotations.get("summary", "").strip().lower() == "notification test"
+        or not text(raw.get("generatorURL"))
+    )
 
 
 def _unified_alert(raw: Any, doc: dict[str, Any], group_status: str | None, ctx: ParseContext) -> Alert:
@@ -188,15 +194,25 @@ def _unified_alert(raw: Any, doc: dict[str, Any], group_status: str | None, ctx:
     error = text(annotations.get("Error")) if alertname == ERROR_ALERTNAME else None
     the_summary = summary(
         f"{rule or 'Grafana rule'}: data source error: {error}" if error else None,
-        annotations.get("summary"), annotations.get("description"), annotations.get("message"),
+        annotations.get("summary"),
+        annotations.get("description"),
+        annotations.get("message"),
         f"{rule}: no data" if no_data and rule else None,
         fallback=f"{alertname} on {where}" if where else alertname,
     )
     image_url = text(raw.get("imageURL"))
     panel = text(raw.get("panelURL")) or text(raw.get("dashboardURL"))
-    images = ([Image(src=image_url, href=panel if panel and panel.startswith(("https://", "http://")) else None,
-                     alt=the_summary)]
-              if image_url and image_url.lower().startswith("https://") else [])
+    images = (
+        [
+            Image(
+                src=image_url,
+                href=panel if panel and panel.startswith(("https://", "http://")) else None,
+                alt=the_summary,
+            )
+        ]
+        if image_url and image_url.lower().startswith("https://")
+        else []
+    )
     values = raw.get("values")
     details: dict[str, Any] = {
         "status": status,
@@ -222,8 +238,9 @@ def _unified_alert(raw: Any, doc: dict[str, Any], group_status: str | None, ctx:
         occurred_at=occurred_at,
         summary=the_summary,
         source=where or grafana or "grafana",
-        severity=map_severity(labels.get("severity") or labels.get("priority"),
-                              default="warning" if no_data else "error"),
+        severity=map_severity(
+            labels.get("severity") or labels.get("priority"), default="warning" if no_data else "error"
+        ),
         timestamp=occurred_at,
         component=first(labels, "component", "service", "job"),
         group=first(labels, "cluster", "namespace", "env", "environment", "grafana_folder"),
@@ -254,8 +271,11 @@ def _scalar(value: object) -> str | None:
 
 
 def _legacy_identity(doc: Mapping[str, Any]) -> str | None:
-    parts = [f"{key}={value}" for key in ("orgId", "dashboardId", "panelId", "ruleId")
-             if (value := _scalar(doc.get(key))) is not None]
+    parts = [
+        f"{key}={value}"
+        for key in ("orgId", "dashboardId", "panelId", "ruleId")
+        if (value := _scalar(doc.get(key))) is not None
+    ]
     if parts:
         return "legacy:" + ",".join(parts)
     name = text(doc.get("ruleName"))
@@ -273,31 +293,38 @@ def _eval_matches(value: object) -> list[dict[str, Any]]:
     for item in value if isinstance(value, list) else []:
         if isinstance(item, dict):
             metric_value = item.get("value")
-            found.append(compact({
-                "metric": text(item.get("metric")),
-                "value": metric_value if isinstance(metric_value, int | float | str) else None,
-                "tags": str_map(item.get("tags")),
-            }))
+            found.append(
+                compact(
+                    {
+                        "metric": text(item.get("metric")),
+                        "value": metric_value if isinstance(metric_value, int | float | str) else None,
+                        "tags": str_map(item.get("tags")),
+                    }
+                )
+            )
     return found
 
 
 def _legacy(doc: dict[str, Any], ctx: ParseContext, options: Options) -> Parsed:
     state = (text(doc.get("state")) or "").lower()
     if state not in LEGACY_STATES:
-        raise BadRequest("invalid Grafana legacy alert",
-                         [f"state: must be one of {', '.join(LEGACY_STATES)}, got {state or 'nothing'!r}"])
+        raise BadRequest(
+            "invalid Grafana legacy alert",
+            [f"state: must be one of {', '.join(LEGACY_STATES)}, got {state or 'nothing'!r}"],
+        )
     test = _is_legacy_test(doc)
     identity = "test" if test else _legacy_identity(doc)
     if identity is None:
-        raise BadRequest("invalid Grafana legacy alert",
-                         ["ruleId: needed to tell alerts apart (or dashboardId/panelId, or ruleName)"])
+        raise BadRequest(
+            "invalid Grafana legacy alert",
+            ["ruleId: needed to tell alerts apart (or dashboardId/panelId, or ruleName)"],
+        )
     rule = text(doc.get("ruleName"))
     name = rule or f"rule {identity}"
     if state in ("paused", "pending", "unknown"):
         return Parsed(notes=[f"Grafana rule {name!r} is {state}: nothing to page"])
     if state == "no_data" and options.no_data == "ignore":
-        return Parsed(notes=[f"Grafana reports no data for rule {name!r}: not paged (grafana option no_data: "
-                             "ignore)"])
+        return Parsed(notes=[f"Grafana reports no data for rule {name!r}: not paged (grafana option no_data: ignore)"])
 
     action: Action = "resolve" if state == "ok" else "trigger"
     tags = str_map(doc.get("tags"))
@@ -306,39 +333,56 @@ def _legacy(doc: dict[str, Any], ctx: ParseContext, options: Options) -> Parsed:
     message = text(doc.get("message"))
     grafana = _grafana_host(doc.get("ruleUrl"))
     image_url = text(doc.get("imageUrl"))
-    images = ([Image(src=image_url, href=text(doc.get("ruleUrl")), alt=rule)]
-              if image_url and image_url.lower().startswith("https://") else [])
-    details = compact({
-        "state": state,
-        "rule": rule,
-        "ruleId": _scalar(doc.get("ruleId")),
-        "dashboardId": _scalar(doc.get("dashboardId")),
-        "panelId": _scalar(doc.get("panelId")),
-        "orgId": _scalar(doc.get("orgId")),
-        "title": text(doc.get("title")),
-        "message": message,
-        "evalMatches": matches,
-        "tags": tags,
-        "rule_url": text(doc.get("ruleUrl")),
-    })
-    return Parsed(alerts=[Alert(
-        format=NAME,
-        identity=identity,
-        action=action,
-        occurred_at=ctx.received_at,
-        summary=summary(f"{'[No Data] ' if state == 'no_data' else ''}{rule} - {message}" if rule and message
-                        else None, doc.get("title"), rule, message, fallback=f"Grafana alert {identity}"),
-        source=first(tags, "instance", "host") or first(match_tags, "instance", "host", "hostname") or grafana
-        or "grafana",
-        severity=map_severity(tags.get("severity") or tags.get("priority"),
-                              default="warning" if state == "no_data" else "error"),
-        component=first(tags, "component", "service", "job"),
-        group=first(tags, "cluster", "namespace", "env", "environment"),
-        class_=rule,
-        custom_details=details,
-        links=links((doc.get("ruleUrl"), "Grafana panel")),
-        images=images,
-        client=CLIENT,
-        client_url=text(doc.get("ruleUrl")),
-        test=test,
-    )])
+    images = (
+        [Image(src=image_url, href=text(doc.get("ruleUrl")), alt=rule)]
+        if image_url and image_url.lower().startswith("https://")
+        else []
+    )
+    details = compact(
+        {
+            "state": state,
+            "rule": rule,
+            "ruleId": _scalar(doc.get("ruleId")),
+            "dashboardId": _scalar(doc.get("dashboardId")),
+            "panelId": _scalar(doc.get("panelId")),
+            "orgId": _scalar(doc.get("orgId")),
+            "title": text(doc.get("title")),
+            "message": message,
+            "evalMatches": matches,
+            "tags": tags,
+            "rule_url": text(doc.get("ruleUrl")),
+        }
+    )
+    return Parsed(
+        alerts=[
+            Alert(
+                format=NAME,
+                identity=identity,
+                action=action,
+                occurred_at=ctx.received_at,
+                summary=summary(
+                    f"{'[No Data] ' if state == 'no_data' else ''}{rule} - {message}" if rule and message else None,
+                    doc.get("title"),
+                    rule,
+                    message,
+                    fallback=f"Grafana alert {identity}",
+                ),
+                source=first(tags, "instance", "host")
+                or first(match_tags, "instance", "host", "hostname")
+                or grafana
+                or "grafana",
+                severity=map_severity(
+                    tags.get("severity") or tags.get("priority"), default="warning" if state == "no_data" else "error"
+                ),
+                component=first(tags, "component", "service", "job"),
+                group=first(tags, "cluster", "namespace", "env", "environment"),
+                class_=rule,
+                custom_details=details,
+                links=links((doc.get("ruleUrl"), "Grafana panel")),
+                images=images,
+                client=CLIENT,
+                client_url=text(doc.get("ruleUrl")),
+                test=test,
+            )
+        ]
+    )

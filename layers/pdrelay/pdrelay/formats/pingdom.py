@@ -56,7 +56,6 @@ def detect(doc: Any, headers: Mapping[str, str]) -> bool:
     )
 
 
-
 def _time(doc: dict[str, Any]) -> Any:
     stamp = doc.get("state_changed_timestamp")
     if isinstance(stamp, int | float) and not isinstance(stamp, bool) and stamp > 0:
@@ -66,15 +65,19 @@ def _time(doc: dict[str, Any]) -> Any:
 
 def _probe(value: Any) -> dict[str, Any]:
     probe = obj(value)
-    return compact({"location": text(probe.get("location")), "ip": text(probe.get("ip")),
-                    "ipv6": text(probe.get("ipv6"))})
+    return compact(
+        {"location": text(probe.get("location")), "ip": text(probe.get("ip")), "ipv6": text(probe.get("ipv6"))}
+    )
 
 
 def _safe_params(params: dict[str, Any]) -> dict[str, Any]:
     """The check parameters without request headers and bodies, which may carry the checked site's
     credentials (a custom ``Authorization`` header, POST data)."""
-    return {k: safe_url(v) if k.lower() in ("url", "full_url") else v for k, v in params.items()
-            if not any(word in k.lower() for word in SECRET_PARAM_WORDS) or isinstance(v, bool)}
+    return {
+        k: safe_url(v) if k.lower() in ("url", "full_url") else v
+        for k, v in params.items()
+        if not any(word in k.lower() for word in SECRET_PARAM_WORDS) or isinstance(v, bool)
+    }
 
 
 def _tags(value: Any) -> list[str]:
@@ -101,8 +104,11 @@ def parse(doc: Any, context: ParseContext) -> Parsed:
     elif state.lower() in RESOLVE_STATES:
         action = "resolve"
     elif state:
-        return Parsed(notes=[f"Pingdom check {name or check_id!r} is {state}: not paged (only DOWN/FAILING page, "
-                             "UP/SUCCESS resolve)"])
+        return Parsed(
+            notes=[
+                f"Pingdom check {name or check_id!r} is {state}: not paged (only DOWN/FAILING page, UP/SUCCESS resolve)"
+            ]
+        )
     else:
         raise BadRequest("invalid Pingdom webhook", ["current_state: missing"])
 
@@ -114,40 +120,49 @@ def parse(doc: Any, context: ParseContext) -> Parsed:
     changed = _time(doc)
     occurred = changed or context.received_at
     title = name or f"Pingdom check {check_id}"
-    report = UPTIME_REPORT.format(check_id) if check_id and check_id.isdigit() and (
-        (check_type or "").upper() != "TRANSACTION") else None
+    report = (
+        UPTIME_REPORT.format(check_id)
+        if check_id and check_id.isdigit() and ((check_type or "").upper() != "TRANSACTION")
+        else None
+    )
     reason = text(doc.get("description")) or text(doc.get("long_description"))
-    details = compact({
-        "check_id": check_id,
-        "check_name": name,
-        "check_type": check_type,
-        "previous_state": text(doc.get("previous_state")),
-        "current_state": state,
-        "importance_level": text(doc.get("importance_level")),
-        "description": text(doc.get("description")),
-        "long_description": text(doc.get("long_description")),
-        "custom_message": text(doc.get("custom_message")),
-        "tags": tags,
-        "check_params": _safe_params(params),
-        "first_probe": _probe(doc.get("first_probe")),
-        "second_probe": _probe(doc.get("second_probe")),
-        "state_changed_at": iso(changed) if changed else None,
-        "version": text(doc.get("version")),
-    })
-    return Parsed(alerts=[Alert(
-        format=NAME,
-        identity=check_id or f"name:{name}",
-        action=action,
-        occurred_at=occurred,
-        summary=summary(f"{title} is {state}: {reason}" if reason else None, fallback=f"{title} is {state}"),
-        source=full_url or hostname or title,
-        severity=IMPORTANCE.get((text(doc.get("importance_level")) or "").lower(), "error"),
-        timestamp=occurred,
-        component=hostname,
-        group=tags[0] if tags else None,
-        class_=check_type,
-        custom_details=details,
-        links=links((report, "Check in Pingdom"), (full_url, "Checked URL")),
-        client=CLIENT,
-        client_url=report,
-    )])
+    details = compact(
+        {
+            "check_id": check_id,
+            "check_name": name,
+            "check_type": check_type,
+            "previous_state": text(doc.get("previous_state")),
+            "current_state": state,
+            "importance_level": text(doc.get("importance_level")),
+            "description": text(doc.get("description")),
+            "long_description": text(doc.get("long_description")),
+            "custom_message": text(doc.get("custom_message")),
+            "tags": tags,
+            "check_params": _safe_params(params),
+            "first_probe": _probe(doc.get("first_probe")),
+            "second_probe": _probe(doc.get("second_probe")),
+            "state_changed_at": iso(changed) if changed else None,
+            "version": text(doc.get("version")),
+        }
+    )
+    return Parsed(
+        alerts=[
+            Alert(
+                format=NAME,
+                identity=check_id or f"name:{name}",
+                action=action,
+                occurred_at=occurred,
+                summary=summary(f"{title} is {state}: {reason}" if reason else None, fallback=f"{title} is {state}"),
+                source=full_url or hostname or title,
+                severity=IMPORTANCE.get((text(doc.get("importance_level")) or "").lower(), "error"),
+                timestamp=occurred,
+                component=hostname,
+                group=tags[0] if tags else None,
+                class_=check_type,
+                custom_details=details,
+                links=links((report, "Check in Pingdom"), (full_url, "Checked URL")),
+                client=CLIENT,
+                client_url=report,
+            )
+        ]
+    )

@@ -67,7 +67,8 @@ class Options(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     client_secret: SecretStr | None = Field(
-        None, description="The integration's Client Secret: when set, Sentry-Hook-Signature must match.")
+        None, description="The integration's Client Secret: when set, Sentry-Hook-Signature must match."
+    )
 
     @field_validator("client_secret")
     @classmethod
@@ -98,8 +99,10 @@ def verify_signature(body: bytes, headers: Mapping[str, str], secret: str, now: 
     ``Sentry-Hook-Timestamp`` (when sent; Sentry does not sign it) is within five minutes of ``now``."""
     given = (headers.get(SIGNATURE_HEADER) or "").strip().lower()
     if not given:
-        raise Unauthorized("invalid Sentry-Hook-Signature",
-                           ["the Sentry-Hook-Signature header is missing; this route checks Sentry's signature"])
+        raise Unauthorized(
+            "invalid Sentry-Hook-Signature",
+            ["the Sentry-Hook-Signature header is missing; this route checks Sentry's signature"],
+        )
     stamp = (headers.get(TIMESTAMP_HEADER) or "").strip()
     if stamp and now is not None:
         try:
@@ -107,21 +110,30 @@ def verify_signature(body: bytes, headers: Mapping[str, str], secret: str, now: 
         except ValueError:
             sent = float("nan")
         if not abs(now - sent) <= TIMESTAMP_TOLERANCE_SECONDS:
-            raise Unauthorized("invalid Sentry-Hook-Timestamp",
-                               [f"the request was sent more than {TIMESTAMP_TOLERANCE_SECONDS} s from pdrelay's clock "
-                                "(a replayed or delayed request)"])
+            raise Unauthorized(
+                "invalid Sentry-Hook-Timestamp",
+                [
+                    f"the request was sent more than {TIMESTAMP_TOLERANCE_SECONDS} s from pdrelay's clock "
+                    "(a replayed or delayed request)"
+                ],
+            )
     expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
     if not hmac.compare_digest(expected.encode(), given.encode()):
-        raise Unauthorized("invalid Sentry-Hook-Signature",
-                           ["the signature does not match the body signed with the route's client_secret "
-                            "(the integration's Client Secret)"])
+        raise Unauthorized(
+            "invalid Sentry-Hook-Signature",
+            [
+                "the signature does not match the body signed with the route's client_secret "
+                "(the integration's Client Secret)"
+            ],
+        )
 
 
 def parse(doc: Any, context: ParseContext) -> Parsed:
     options = context.options if isinstance(context.options, Options) else Options()
     if options.client_secret is not None:
-        verify_signature(context.body, context.headers, options.client_secret.get_secret_value(),
-                         context.received_at.timestamp())
+        verify_signature(
+            context.body, context.headers, options.client_secret.get_secret_value(), context.received_at.timestamp()
+        )
     if not isinstance(doc, dict):
         raise BadRequest("a Sentry webhook payload is a JSON object", ["body: expected an object"])
     data = _dict(doc.get("data"))
@@ -235,27 +247,33 @@ def _issue(action: str, data: Mapping[str, Any], doc: Mapping[str, Any], ctx: Pa
         "issue_url": text(issue.get("web_url")) or text(issue.get("permalink")),
     }
     if archived:
-        details["note"] = ("archived (ignored) in Sentry: resolved in PagerDuty; Sentry sends 'unresolved' again "
-                           "if it escalates")
+        details["note"] = (
+            "archived (ignored) in Sentry: resolved in PagerDuty; Sentry sends 'unresolved' again if it escalates"
+        )
     web = text(issue.get("web_url")) or text(issue.get("permalink"))
-    return Parsed(alerts=[Alert(
-        format=NAME,
-        identity=f"issue:{issue_id}",
-        action=act,
-        occurred_at=occurred_at,
-        summary=summary(f"{short_id}: {title}" if short_id and title else None, title, culprit,
-                        fallback=f"Sentry {label}"),
-        source=first(project, "slug", "name") or "sentry",
-        severity=map_severity(issue.get("level")),
-        timestamp=occurred_at,
-        component=culprit,
-        class_=text(metadata.get("type")) or text(issue.get("type")),
-        custom_details=compact(details),
-        links=links((issue.get("web_url"), "Sentry issue"), (issue.get("permalink"), "Sentry issue")),
-        client=CLIENT,
-        client_url=web,
-        test=_is_test(title, culprit, text(issue.get("issueType")), {}),
-    )])
+    return Parsed(
+        alerts=[
+            Alert(
+                format=NAME,
+                identity=f"issue:{issue_id}",
+                action=act,
+                occurred_at=occurred_at,
+                summary=summary(
+                    f"{short_id}: {title}" if short_id and title else None, title, culprit, fallback=f"Sentry {label}"
+                ),
+                source=first(project, "slug", "name") or "sentry",
+                severity=map_severity(issue.get("level")),
+                timestamp=occurred_at,
+                component=culprit,
+                class_=text(metadata.get("type")) or text(issue.get("type")),
+                custom_details=compact(details),
+                links=links((issue.get("web_url"), "Sentry issue"), (issue.get("permalink"), "Sentry issue")),
+                client=CLIENT,
+                client_url=web,
+                test=_is_test(title, culprit, text(issue.get("issueType")), {}),
+            )
+        ]
+    )
 
 
 # --- issue alert (event_alert) --------------------------------------------------------------------
@@ -269,8 +287,10 @@ def _event_alert(action: str, data: Mapping[str, Any], doc: Mapping[str, Any], c
     from_url = _ISSUE_IN_URL.search(issue_url or "")
     issue_id = _id(event.get("issue_id")) or (from_url.group(1) if from_url else None)
     if not issue_id:
-        raise BadRequest("invalid Sentry event_alert webhook",
-                         ["data.event.issue_id: the issue id is needed to tie the alert to its issue"])
+        raise BadRequest(
+            "invalid Sentry event_alert webhook",
+            ["data.event.issue_id: the issue id is needed to tie the alert to its issue"],
+        )
     tags = _tag_pairs(event.get("tags"))
     title = text(event.get("title"))
     culprit = text(event.get("culprit"))
@@ -283,41 +303,47 @@ def _event_alert(action: str, data: Mapping[str, Any], doc: Mapping[str, Any], c
     # resolve (late or offline events regress an issue), and the regression must still page.
     event_time = parse_time(event.get("datetime")) or parse_time(event.get("timestamp"))
     occurred_at = ctx.received_at
-    details = compact({
-        "action": action or "triggered",
-        "rule": rule,
-        "level": text(event.get("level")),
-        "project": project,
-        "culprit": culprit,
-        "type": text(metadata.get("type")),
-        "value": text(metadata.get("value")),
-        "event_id": text(event.get("event_id")),
-        "issue_id": issue_id,
-        "environment": tags.get("environment"),
-        "release": text(event.get("release")),
-        "server_name": tags.get("server_name"),
-        "tags": tags,
-        "datetime": iso(event_time) if event_time else None,
-        "event_url": text(event.get("web_url")),
-    })
-    return Parsed(alerts=[Alert(
-        format=NAME,
-        identity=f"issue:{issue_id}",
-        action="trigger",
-        occurred_at=occurred_at,
-        summary=summary(title, text(event.get("message")), culprit, fallback=f"Sentry issue {issue_id}"),
-        source=project or tags.get("server_name") or "sentry",
-        severity=map_severity(event.get("level") or tags.get("level")),
-        timestamp=event_time or occurred_at,
-        component=culprit,
-        group=tags.get("environment"),
-        class_=text(metadata.get("type")) or text(event.get("type")),
-        custom_details=details,
-        links=links((event.get("web_url"), "Sentry event")),
-        client=CLIENT,
-        client_url=text(event.get("web_url")),
-        test=_is_test(title, culprit, None, tags),
-    )])
+    details = compact(
+        {
+            "action": action or "triggered",
+            "rule": rule,
+            "level": text(event.get("level")),
+            "project": project,
+            "culprit": culprit,
+            "type": text(metadata.get("type")),
+            "value": text(metadata.get("value")),
+            "event_id": text(event.get("event_id")),
+            "issue_id": issue_id,
+            "environment": tags.get("environment"),
+            "release": text(event.get("release")),
+            "server_name": tags.get("server_name"),
+            "tags": tags,
+            "datetime": iso(event_time) if event_time else None,
+            "event_url": text(event.get("web_url")),
+        }
+    )
+    return Parsed(
+        alerts=[
+            Alert(
+                format=NAME,
+                identity=f"issue:{issue_id}",
+                action="trigger",
+                occurred_at=occurred_at,
+                summary=summary(title, text(event.get("message")), culprit, fallback=f"Sentry issue {issue_id}"),
+                source=project or tags.get("server_name") or "sentry",
+                severity=map_severity(event.get("level") or tags.get("level")),
+                timestamp=event_time or occurred_at,
+                component=culprit,
+                group=tags.get("environment"),
+                class_=text(metadata.get("type")) or text(event.get("type")),
+                custom_details=details,
+                links=links((event.get("web_url"), "Sentry event")),
+                client=CLIENT,
+                client_url=text(event.get("web_url")),
+                test=_is_test(title, culprit, None, tags),
+            )
+        ]
+    )
 
 
 # --- metric alert ---------------------------------------------------------------------------------
@@ -344,43 +370,50 @@ def _metric_alert(action: str, data: Mapping[str, Any], doc: Mapping[str, Any], 
     elif rule_id:
         identity = f"metric_alert:rule-{rule_id}"
     else:
-        raise BadRequest("invalid Sentry metric_alert webhook",
-                         ["data.metric_alert.id: the metric alert id is needed"])
+        raise BadRequest("invalid Sentry metric_alert webhook", ["data.metric_alert.id: the metric alert id is needed"])
     listed = incident.get("projects") or rule.get("projects")
     projects = [p for p in (text(x) for x in listed) if p] if isinstance(listed, list) else []
     # Receipt time for every state: date_closed comes from Sentry's clock, and a short incident's
     # close could then look older than its trigger, which was ordered by our receipt.
     occurred_at = ctx.received_at
-    details = compact({
-        "action": action,
-        "rule": name,
-        "description": text(data.get("description_text")),
-        "query": text(rule.get("query")),
-        "aggregate": text(rule.get("aggregate")),
-        "dataset": text(rule.get("dataset")),
-        "time_window": _id(rule.get("time_window")),
-        "environment": text(rule.get("environment")),
-        "projects": projects,
-        "incident": text(incident.get("identifier")) or incident_id,
-        "date_started": text(incident.get("date_started")),
-        "date_detected": text(incident.get("date_detected")),
-        "date_closed": text(incident.get("date_closed")),
-        "alert_url": text(data.get("web_url")),
-    })
-    return Parsed(alerts=[Alert(
-        format=NAME,
-        identity=identity,
-        action=act,
-        occurred_at=occurred_at,
-        summary=summary(data.get("description_title"), name, fallback=f"Sentry metric alert {incident_id or rule_id}"),
-        source=projects[0] if projects else "sentry",
-        severity=severity,
-        timestamp=occurred_at,
-        component=text(rule.get("aggregate")),
-        group=text(rule.get("environment")),
-        class_=text(rule.get("dataset")),
-        custom_details=details,
-        links=links((data.get("web_url"), "Sentry metric alert")),
-        client=CLIENT,
-        client_url=text(data.get("web_url")),
-    )])
+    details = compact(
+        {
+            "action": action,
+            "rule": name,
+            "description": text(data.get("description_text")),
+            "query": text(rule.get("query")),
+            "aggregate": text(rule.get("aggregate")),
+            "dataset": text(rule.get("dataset")),
+            "time_window": _id(rule.get("time_window")),
+            "environment": text(rule.get("environment")),
+            "projects": projects,
+            "incident": text(incident.get("identifier")) or incident_id,
+            "date_started": text(incident.get("date_started")),
+            "date_detected": text(incident.get("date_detected")),
+            "date_closed": text(incident.get("date_closed")),
+            "alert_url": text(data.get("web_url")),
+        }
+    )
+    return Parsed(
+        alerts=[
+            Alert(
+                format=NAME,
+                identity=identity,
+                action=act,
+                occurred_at=occurred_at,
+                summary=summary(
+                    data.get("description_title"), name, fallback=f"Sentry metric alert {incident_id or rule_id}"
+                ),
+                source=projects[0] if projects else "sentry",
+                severity=severity,
+                timestamp=occurred_at,
+                component=text(rule.get("aggregate")),
+                group=text(rule.get("environment")),
+                class_=text(rule.get("dataset")),
+                custom_details=details,
+                links=links((data.get("web_url"), "Sentry metric alert")),
+                client=CLIENT,
+                client_url=text(data.get("web_url")),
+            )
+        ]
+    )

@@ -54,16 +54,14 @@ class Options(BaseModel):
 
     identity_fields: list[str] = Field(
         default_factory=list,
-        description="Result fields whose values join the search name in the identity, e.g. [host].")
+        description="Result fields whose values join the search name in the identity, e.g. [host].",
+    )
     severity: Severity = Field("error", description="Severity when the result has no severity/priority/urgency.")
 
 
 def detect(doc: Any, headers: Mapping[str, str]) -> bool:
     return (
-        isinstance(doc, dict)
-        and "sid" in doc
-        and "results_link" in doc
-        and ("result" in doc or "search_name" in doc)
+        isinstance(doc, dict) and "sid" in doc and "results_link" in doc and ("result" in doc or "search_name" in doc)
     )
 
 
@@ -117,28 +115,33 @@ def parse(doc: Any, context: ParseContext) -> list[Alert]:
     results_link = text(doc.get("results_link"))
     splunk_host, splunk_url = _splunk(results_link)
     name = search_name or base
-    return [Alert(
-        format=NAME,
-        identity=identity,
-        action="trigger",
-        occurred_at=context.received_at,
-        summary=summary(_first(result, "summary", "message", "description", "_raw"),
-                        fallback=f"Splunk alert {name}"),
-        source=field(result, "host") or splunk_host or "Splunk",
-        severity=severity(result, options.severity),
-        timestamp=context.received_at,
-        component=_first(result, "component", "service"),
-        group=_first(result, "environment", "env", "cluster"),
-        class_=name,
-        custom_details=compact({
-            "search_name": search_name,
-            "sid": sid,
-            "owner": text(doc.get("owner")),
-            "app": text(doc.get("app")),
-            "results_link": results_link,
-            "result": result,
-        }),
-        links=links((results_link, "Splunk search results")),
-        client="Splunk",
-        client_url=splunk_url,
-    )]
+    return [
+        Alert(
+            format=NAME,
+            identity=identity,
+            action="trigger",
+            occurred_at=context.received_at,
+            summary=summary(
+                _first(result, "summary", "message", "description", "_raw"), fallback=f"Splunk alert {name}"
+            ),
+            source=field(result, "host") or splunk_host or "Splunk",
+            severity=severity(result, options.severity),
+            timestamp=context.received_at,
+            component=_first(result, "component", "service"),
+            group=_first(result, "environment", "env", "cluster"),
+            class_=name,
+            custom_details=compact(
+                {
+                    "search_name": search_name,
+                    "sid": sid,
+                    "owner": text(doc.get("owner")),
+                    "app": text(doc.get("app")),
+                    "results_link": results_link,
+                    "result": result,
+                }
+            ),
+            links=links((results_link, "Splunk search results")),
+            client="Splunk",
+            client_url=splunk_url,
+        )
+    ]

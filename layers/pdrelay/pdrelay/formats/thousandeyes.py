@@ -79,7 +79,6 @@ def _dict(value: object) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-
 def _when(value: object) -> datetime | None:
     """An epoch (s or ms, number or digits) or "yyyy-MM-dd HH:mm:ss" (UTC) or ISO 8601."""
     found = text(value)
@@ -124,8 +123,10 @@ def _custom(doc: dict[str, Any], ctx: ParseContext) -> Alert:
     kind = (text(doc.get("type")) or "").upper()
     if kind not in CUSTOM_TYPES:
         got = text(doc.get("type"))
-        raise BadRequest("invalid ThousandEyes payload",
-                         [f"type: expected 2 (trigger) or 1 (clear), from {{{{type.id}}}}, got {got!r}"])
+        raise BadRequest(
+            "invalid ThousandEyes payload",
+            [f"type: expected 2 (trigger) or 1 (clear), from {{{{type.id}}}}, got {got!r}"],
+        )
     alert_id = text(alert.get("id"))
     if not alert_id:
         raise BadRequest("invalid ThousandEyes payload", ["alert.id: the alert's id ({{alert.id}}) is needed"])
@@ -137,11 +138,17 @@ def _custom(doc: dict[str, Any], ctx: ParseContext) -> Alert:
     details = [_dict(item) for item in listed(alert.get("details")) if isinstance(item, dict)]
     sources = [s for s in (text(d.get("source")) for d in details) if s]
     rule_name, test_name = text(rule.get("name")), text(test.get("name"))
-    title = f"{rule_name or 'ThousandEyes alert'}" + (f" on {test_name}" if test_name else "") + \
-        _affected(sources, "agents")
+    title = (
+        f"{rule_name or 'ThousandEyes alert'}"
+        + (f" on {test_name}" if test_name else "")
+        + _affected(sources, "agents")
+    )
     account, test_id = text(alert.get("accountId")), text(test.get("id"))
-    views = f"{APP}/network-app-synthetics/views/?__a={account}&testId={test_id}" \
-        if account and test_id and account.isdigit() and test_id.isdigit() else None
+    views = (
+        f"{APP}/network-app-synthetics/views/?__a={account}&testId={test_id}"
+        if account and test_id and account.isdigit() and test_id.isdigit()
+        else None
+    )
     return Alert(
         format=NAME,
         identity=f"alert:{alert_id}",
@@ -153,22 +160,32 @@ def _custom(doc: dict[str, Any], ctx: ParseContext) -> Alert:
         timestamp=occurred,
         component=text(test.get("testType")),
         class_=text(alert.get("alertType")),
-        custom_details=compact({
-            "state": "triggered" if action == "trigger" else "cleared",
-            "rule": rule_name,
-            "rule_expression": text(rule.get("expression")),
-            "rule_notes": text(rule.get("notes")),
-            "test": test_name,
-            "test_id": test_id,
-            "test_type": text(test.get("testType")),
-            "alert_type": text(alert.get("alertType")),
-            "targets": targets,
-            "agents": [compact({"source": text(d.get("source")), "metrics_at_start": text(d.get("metricsAtStart")),
-                                "metrics_at_end": text(d.get("metricsAtEnd"))}) for d in details],
-            "started": iso(start) if start else None,
-            "cleared": iso(occurred) if action == "resolve" else None,
-            "alert_id": alert_id,
-        }),
+        custom_details=compact(
+            {
+                "state": "triggered" if action == "trigger" else "cleared",
+                "rule": rule_name,
+                "rule_expression": text(rule.get("expression")),
+                "rule_notes": text(rule.get("notes")),
+                "test": test_name,
+                "test_id": test_id,
+                "test_type": text(test.get("testType")),
+                "alert_type": text(alert.get("alertType")),
+                "targets": targets,
+                "agents": [
+                    compact(
+                        {
+                            "source": text(d.get("source")),
+                            "metrics_at_start": text(d.get("metricsAtStart")),
+                            "metrics_at_end": text(d.get("metricsAtEnd")),
+                        }
+                    )
+                    for d in details
+                ],
+                "started": iso(start) if start else None,
+                "cleared": iso(occurred) if action == "resolve" else None,
+                "alert_id": alert_id,
+            }
+        ),
         links=links((views, "ThousandEyes test views")),
         client="ThousandEyes",
         client_url=APP,
@@ -178,14 +195,25 @@ def _custom(doc: dict[str, Any], ctx: ParseContext) -> Alert:
 def _basic(doc: dict[str, Any], ctx: ParseContext) -> Alert:
     event_type = text(doc.get("eventType")) or ""
     if event_type == TEST_EVENT:
-        return Alert(format=NAME, identity="test", action="trigger", occurred_at=ctx.received_at,
-                     summary="ThousandEyes webhook test", source="ThousandEyes", severity="info",
-                     timestamp=ctx.received_at, custom_details=compact({"event_type": event_type,
-                                                                       "event_id": text(doc.get("eventId"))}),
-                     client="ThousandEyes", client_url=APP, test=True)
+        return Alert(
+            format=NAME,
+            identity="test",
+            action="trigger",
+            occurred_at=ctx.received_at,
+            summary="ThousandEyes webhook test",
+            source="ThousandEyes",
+            severity="info",
+            timestamp=ctx.received_at,
+            custom_details=compact({"event_type": event_type, "event_id": text(doc.get("eventId"))}),
+            client="ThousandEyes",
+            client_url=APP,
+            test=True,
+        )
     if event_type not in EVENT_TYPES:
-        raise BadRequest("invalid ThousandEyes payload", [
-            f"eventType: expected {', '.join([*EVENT_TYPES, TEST_EVENT])}, got {event_type or None!r}"])
+        raise BadRequest(
+            "invalid ThousandEyes payload",
+            [f"eventType: expected {', '.join([*EVENT_TYPES, TEST_EVENT])}, got {event_type or None!r}"],
+        )
     action = EVENT_TYPES[event_type]
     if event_type.startswith("AGENT_"):
         return _agent(doc, event_type, action, ctx)
@@ -195,16 +223,23 @@ def _basic(doc: dict[str, Any], ctx: ParseContext) -> Alert:
         raise BadRequest("invalid ThousandEyes payload", ["alert.alertId: the alert's id is needed"])
     start, end = _when(alert.get("dateStart")), _when(alert.get("dateEnd"))
     occurred = _ordering(action, start, end, ctx.received_at)
-    members = [_dict(item) for item in listed(alert.get("agents")) or listed(alert.get("monitors"))
-               if isinstance(item, dict)]
-    names = [n for n in (text(m.get("agentName")) or text(m.get("monitorName")) or text(m.get("locationName"))
-                         for m in members) if n]
+    members = [
+        _dict(item) for item in listed(alert.get("agents")) or listed(alert.get("monitors")) if isinstance(item, dict)
+    ]
+    names = [
+        n
+        for n in (
+            text(m.get("agentName")) or text(m.get("monitorName")) or text(m.get("locationName")) for m in members
+        )
+        if n
+    ]
     word = "agents" if listed(alert.get("agents")) else "monitors"
     rule_name, test_name = text(alert.get("ruleName")), text(alert.get("testName"))
-    title = f"{rule_name or 'ThousandEyes alert'}" + (f" on {test_name}" if test_name else "") + \
-        _affected(names, word)
-    api_links = [(_dict(item).get("href"), f"ThousandEyes API ({text(_dict(item).get('rel')) or 'link'})")
-                 for item in listed(alert.get("apiLinks"))]
+    title = f"{rule_name or 'ThousandEyes alert'}" + (f" on {test_name}" if test_name else "") + _affected(names, word)
+    api_links = [
+        (_dict(item).get("href"), f"ThousandEyes API ({text(_dict(item).get('rel')) or 'link'})")
+        for item in listed(alert.get("apiLinks"))
+    ]
     return Alert(
         format=NAME,
         identity=f"alert:{alert_id}",
@@ -216,25 +251,32 @@ def _basic(doc: dict[str, Any], ctx: ParseContext) -> Alert:
         timestamp=occurred,
         component=text(alert.get("type")),
         class_=text(alert.get("type")),
-        custom_details=compact({
-            "event_type": event_type,
-            "rule": rule_name,
-            "rule_expression": text(alert.get("ruleExpression")),
-            "test": test_name,
-            "test_id": text(alert.get("testId")),
-            "alert_type": text(alert.get("type")),
-            "violation_count": text(alert.get("violationCount")),
-            word: [compact({
-                "name": text(m.get("agentName")) or text(m.get("monitorName")),
-                "location": text(m.get("locationName")),
-                "active": text(m.get("active")),
-                "metrics_at_start": text(m.get("metricsAtStart")),
-                "metrics_at_end": text(m.get("metricsAtEnd")),
-            }) for m in members],
-            "started": iso(start) if start else None,
-            "cleared": iso(occurred) if action == "resolve" else None,
-            "alert_id": alert_id,
-        }),
+        custom_details=compact(
+            {
+                "event_type": event_type,
+                "rule": rule_name,
+                "rule_expression": text(alert.get("ruleExpression")),
+                "test": test_name,
+                "test_id": text(alert.get("testId")),
+                "alert_type": text(alert.get("type")),
+                "violation_count": text(alert.get("violationCount")),
+                word: [
+                    compact(
+                        {
+                            "name": text(m.get("agentName")) or text(m.get("monitorName")),
+                            "location": text(m.get("locationName")),
+                            "active": text(m.get("active")),
+                            "metrics_at_start": text(m.get("metricsAtStart")),
+                            "metrics_at_end": text(m.get("metricsAtEnd")),
+                        }
+                    )
+                    for m in members
+                ],
+                "started": iso(start) if start else None,
+                "cleared": iso(occurred) if action == "resolve" else None,
+                "alert_id": alert_id,
+            }
+        ),
         links=links((alert.get("permalink"), "ThousandEyes alert"), *api_links),
         client="ThousandEyes",
         client_url=APP,
@@ -245,8 +287,9 @@ def _agent(doc: dict[str, Any], event_type: str, action: Action, ctx: ParseConte
     agent = _dict(doc.get("agentAlert"))
     rule_id, agent_id = text(agent.get("agentRuleId")), text(agent.get("agentId"))
     if not rule_id or not agent_id:
-        raise BadRequest("invalid ThousandEyes payload",
-                         ["agentAlert.agentRuleId and agentAlert.agentId: both are needed"])
+        raise BadRequest(
+            "invalid ThousandEyes payload", ["agentAlert.agentRuleId and agentAlert.agentId: both are needed"]
+        )
     start, end = _when(agent.get("dateStart")), _when(agent.get("dateEnd"))
     occurred = _ordering(action, start, end, ctx.received_at)
     agent_name = text(agent.get("agentName")) or text(agent.get("hostname")) or agent_id
@@ -256,26 +299,30 @@ def _agent(doc: dict[str, Any], event_type: str, action: Action, ctx: ParseConte
         identity=f"agent:{rule_id}:{agent_id}",
         action=action,
         occurred_at=occurred,
-        summary=summary(f"{rule_name or 'ThousandEyes agent alert'} on agent {agent_name}",
-                        fallback=f"ThousandEyes agent alert {rule_id}"),
+        summary=summary(
+            f"{rule_name or 'ThousandEyes agent alert'} on agent {agent_name}",
+            fallback=f"ThousandEyes agent alert {rule_id}",
+        ),
         source=text(agent.get("hostname")) or text(agent.get("ipAddress")) or agent_name,
         severity=severity(agent.get("severity")),
         timestamp=occurred,
         component="agent",
         class_="agent notification",
-        custom_details=compact({
-            "event_type": event_type,
-            "rule": rule_name,
-            "rule_expression": text(agent.get("ruleExpression")),
-            "agent": agent_name,
-            "agent_id": agent_id,
-            "hostname": text(agent.get("hostname")),
-            "ip_address": text(agent.get("ipAddress")),
-            "metrics_at_start": text(agent.get("metricsAtStart")),
-            "metrics_at_end": text(agent.get("metricsAtEnd")),
-            "started": iso(start) if start else None,
-            "cleared": iso(occurred) if action == "resolve" else None,
-        }),
+        custom_details=compact(
+            {
+                "event_type": event_type,
+                "rule": rule_name,
+                "rule_expression": text(agent.get("ruleExpression")),
+                "agent": agent_name,
+                "agent_id": agent_id,
+                "hostname": text(agent.get("hostname")),
+                "ip_address": text(agent.get("ipAddress")),
+                "metrics_at_start": text(agent.get("metricsAtStart")),
+                "metrics_at_end": text(agent.get("metricsAtEnd")),
+                "started": iso(start) if start else None,
+                "cleared": iso(occurred) if action == "resolve" else None,
+            }
+        ),
         client="ThousandEyes",
         client_url=APP,
     )

@@ -67,7 +67,8 @@ class Options(BaseModel):
     severity: Severity = Field("error", description="Severity of monitors without a 'severity' tag.")
     base_url: str | None = Field(None, description="Uptime Kuma's address, for links to the monitor's page.")
     certificate_expiry: Literal["ignore", "trigger"] = Field(
-        "ignore", description="Certificate expiry warnings: noted only, or paged at warning.")
+        "ignore", description="Certificate expiry warnings: noted only, or paged at warning."
+    )
 
     @field_validator("base_url")
     @classmethod
@@ -82,8 +83,8 @@ def detect(doc: Any, headers: Mapping[str, str]) -> bool:
         return False
     heartbeat, monitor = doc.get("heartbeat"), doc.get("monitor")
     return (heartbeat is None or (isinstance(heartbeat, dict) and "status" in heartbeat)) and (
-        monitor is None or isinstance(monitor, dict))
-
+        monitor is None or isinstance(monitor, dict)
+    )
 
 
 def _status(value: Any) -> int | None:
@@ -137,26 +138,49 @@ def _address(monitor: Mapping[str, Any]) -> str | None:
 def _without_heartbeat(msg: str | None, options: Options, ctx: ParseContext) -> Parsed:
     """A test, a certificate expiry warning, or another message about no heartbeat."""
     if msg and msg.lower().endswith(TEST_SUFFIX):
-        return Parsed(alerts=[Alert(
-            format=NAME, identity="test", action="trigger", occurred_at=ctx.received_at,
-            summary=summary(f"Uptime Kuma: {msg}", fallback="Uptime Kuma test notification"), source="Uptime Kuma",
-            severity=options.severity, timestamp=ctx.received_at, custom_details={"msg": msg}, client=CLIENT,
-            test=True,
-        )])
+        return Parsed(
+            alerts=[
+                Alert(
+                    format=NAME,
+                    identity="test",
+                    action="trigger",
+                    occurred_at=ctx.received_at,
+                    summary=summary(f"Uptime Kuma: {msg}", fallback="Uptime Kuma test notification"),
+                    source="Uptime Kuma",
+                    severity=options.severity,
+                    timestamp=ctx.received_at,
+                    custom_details={"msg": msg},
+                    client=CLIENT,
+                    test=True,
+                )
+            ]
+        )
     lowered = (msg or "")[:4096].lower()
     certificate = CERTIFICATE.match(msg or "") if "certificate" in lowered and "expire" in lowered else None
     if certificate and options.certificate_expiry == "trigger":
         name, url = certificate.group("name"), safe_url(certificate.group("url")) or ""
-        return Parsed(alerts=[Alert(
-            format=NAME, identity=f"certificate/{name}/{url}", action="trigger", occurred_at=ctx.received_at,
-            summary=summary(msg, fallback=f"{name}: certificate expires soon"), source=url or name or "Uptime Kuma",
-            severity="warning", timestamp=ctx.received_at, class_="certificate expiry",
-            custom_details=compact({"msg": msg, "monitor": name, "url": url}),
-            links=links((url, "Checked URL")), client=CLIENT,
-        )])
+        return Parsed(
+            alerts=[
+                Alert(
+                    format=NAME,
+                    identity=f"certificate/{name}/{url}",
+                    action="trigger",
+                    occurred_at=ctx.received_at,
+                    summary=summary(msg, fallback=f"{name}: certificate expires soon"),
+                    source=url or name or "Uptime Kuma",
+                    severity="warning",
+                    timestamp=ctx.received_at,
+                    class_="certificate expiry",
+                    custom_details=compact({"msg": msg, "monitor": name, "url": url}),
+                    links=links((url, "Checked URL")),
+                    client=CLIENT,
+                )
+            ]
+        )
     if certificate:
-        return Parsed(notes=["Uptime Kuma certificate expiry warning: not paged (route option certificate_expiry: "
-                             "ignore)"])
+        return Parsed(
+            notes=["Uptime Kuma certificate expiry warning: not paged (route option certificate_expiry: ignore)"]
+        )
     if not msg:
         raise BadRequest("invalid Uptime Kuma notification", ["heartbeat: missing, and no msg"])
     return Parsed(notes=["Uptime Kuma message without a heartbeat: not paged"])
@@ -165,8 +189,10 @@ def _without_heartbeat(msg: str | None, options: Options, ctx: ParseContext) -> 
 def parse(doc: Any, context: ParseContext) -> Parsed:
     options = context.options if isinstance(context.options, Options) else Options()
     if not isinstance(doc, dict):
-        raise BadRequest("an Uptime Kuma notification is a JSON object",
-                         ["body: expected an object; choose the webhook's 'application/json' body type"])
+        raise BadRequest(
+            "an Uptime Kuma notification is a JSON object",
+            ["body: expected an object; choose the webhook's 'application/json' body type"],
+        )
     msg = text(doc.get("msg"))
     heartbeat, monitor = obj(doc.get("heartbeat")), obj(doc.get("monitor"))
     if not heartbeat:
@@ -177,8 +203,10 @@ def parse(doc: Any, context: ParseContext) -> Parsed:
     if status in (PENDING, MAINTENANCE):
         return Parsed(notes=[f"Uptime Kuma monitor {name!r} is {STATUS_NAMES[status]}: not paged"])
     if status not in (DOWN, UP):
-        raise BadRequest("unknown Uptime Kuma heartbeat status",
-                         [f"heartbeat.status: {heartbeat.get('status')!r}, expected 0 (DOWN) to 3 (MAINTENANCE)"])
+        raise BadRequest(
+            "unknown Uptime Kuma heartbeat status",
+            [f"heartbeat.status: {heartbeat.get('status')!r}, expected 0 (DOWN) to 3 (MAINTENANCE)"],
+        )
     if not monitor_id:
         raise BadRequest("invalid Uptime Kuma notification", ["monitor.id: missing (and heartbeat.monitorID)"])
 
@@ -191,48 +219,55 @@ def parse(doc: Any, context: ParseContext) -> Parsed:
     segments = monitor.get("path")
     parents = [text(p) for p in segments if text(p)] if isinstance(segments, list) else []
     group = " / ".join(str(p) for p in parents[:-1]) or (
-        path.rsplit(" / ", 1)[0].strip() if path and " / " in path else None)
+        path.rsplit(" / ", 1)[0].strip() if path and " / " in path else None
+    )
     kind = text(monitor.get("type"))
     reason = text(heartbeat.get("msg"))
     reason = None if reason == "N/A" else reason  # Uptime Kuma's filler for an empty message
     page = f"{options.base_url}/dashboard/{monitor_id}" if options.base_url and monitor_id.isdigit() else None
     tag_severity = (tags.get("severity") or "").strip().lower()
-    details = compact({
-        "monitor_id": monitor_id,
-        "monitor": name,
-        "description": text(monitor.get("description")),
-        "type": kind,
-        "url": address,
-        "path": path,
-        "tags": tags,
-        "interval": monitor.get("interval"),
-        "max_retries": monitor.get("maxretries"),
-        "status": state,
-        "heartbeat_msg": reason,
-        "ping_ms": heartbeat.get("ping") if isinstance(heartbeat.get("ping"), int | float) else None,
-        "duration_s": heartbeat.get("duration") if isinstance(heartbeat.get("duration"), int | float) else None,
-        "retries": heartbeat.get("retries"),
-        "down_count": heartbeat.get("downCount"),
-        "important": heartbeat.get("important") if isinstance(heartbeat.get("important"), bool) else None,
-        "time_utc": iso(beat_time) if beat_time else None,
-        "local_time": text(heartbeat.get("localDateTime")),
-        "timezone": text(heartbeat.get("timezone")),
-        "msg": msg,
-    })
-    return Parsed(alerts=[Alert(
-        format=NAME,
-        identity=monitor_id,
-        action="trigger" if status == DOWN else "resolve",
-        occurred_at=occurred,
-        summary=summary(f"{name} is {state}: {reason}" if reason else None, msg, fallback=f"{name} is {state}"),
-        source=address or name,
-        severity=cast(Severity, SEVERITY_WORDS.get(tag_severity, options.severity)),
-        timestamp=occurred,
-        component=kind,
-        group=group,
-        class_=kind,
-        custom_details=details,
-        links=links((page, "Monitor in Uptime Kuma"), (address, "Checked URL")),
-        client=CLIENT,
-        client_url=page,
-    )])
+    details = compact(
+        {
+            "monitor_id": monitor_id,
+            "monitor": name,
+            "description": text(monitor.get("description")),
+            "type": kind,
+            "url": address,
+            "path": path,
+            "tags": tags,
+            "interval": monitor.get("interval"),
+            "max_retries": monitor.get("maxretries"),
+            "status": state,
+            "heartbeat_msg": reason,
+            "ping_ms": heartbeat.get("ping") if isinstance(heartbeat.get("ping"), int | float) else None,
+            "duration_s": heartbeat.get("duration") if isinstance(heartbeat.get("duration"), int | float) else None,
+            "retries": heartbeat.get("retries"),
+            "down_count": heartbeat.get("downCount"),
+            "important": heartbeat.get("important") if isinstance(heartbeat.get("important"), bool) else None,
+            "time_utc": iso(beat_time) if beat_time else None,
+            "local_time": text(heartbeat.get("localDateTime")),
+            "timezone": text(heartbeat.get("timezone")),
+            "msg": msg,
+        }
+    )
+    return Parsed(
+        alerts=[
+            Alert(
+                format=NAME,
+                identity=monitor_id,
+                action="trigger" if status == DOWN else "resolve",
+                occurred_at=occurred,
+                summary=summary(f"{name} is {state}: {reason}" if reason else None, msg, fallback=f"{name} is {state}"),
+                source=address or name,
+                severity=cast(Severity, SEVERITY_WORDS.get(tag_severity, options.severity)),
+                timestamp=occurred,
+                component=kind,
+                group=group,
+                class_=kind,
+                custom_details=details,
+                links=links((page, "Monitor in Uptime Kuma"), (address, "Checked URL")),
+                client=CLIENT,
+                client_url=page,
+            )
+        ]
+    )

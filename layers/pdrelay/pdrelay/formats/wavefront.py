@@ -52,8 +52,15 @@ DETECT_ORDER = 60
 REPLAY_BY_BODY = True  # each notification has its own notificationId
 
 SEVERITIES = {"SEVERE": "critical", "WARN": "warning", "WARNING": "warning", "SMOKE": "info", "INFO": "info"}
-TRIGGERS = {"ALERT_OPENED", "ALERT_UPDATED", "ALERT_STATUS_UPDATED", "ALERT_RETRIGGERED", "ALERT_RE_TRIGGERED",
-            "ALERT_SEVERITY_UPDATE", "ALERT_SEVERITY_UPDATED"}
+TRIGGERS = {
+    "ALERT_OPENED",
+    "ALERT_UPDATED",
+    "ALERT_STATUS_UPDATED",
+    "ALERT_RETRIGGERED",
+    "ALERT_RE_TRIGGERED",
+    "ALERT_SEVERITY_UPDATE",
+    "ALERT_SEVERITY_UPDATED",
+}
 RESOLVES = {"ALERT_RESOLVED"}
 TESTS = {"ALERT_TESTING", "ALERT_TEST"}
 NOTED = {
@@ -122,8 +129,10 @@ def series(value: object) -> list[str]:
     lines: list[str] = []
     for item in value if isinstance(value, list) else []:
         if isinstance(item, list):
-            parts = [", ".join(s for s in (text(t) for t in part) if s) if isinstance(part, list) else text(part)
-                     for part in item]
+            parts = [
+                ", ".join(s for s in (text(t) for t in part) if s) if isinstance(part, list) else text(part)
+                for part in item
+            ]
             line = " ".join(p for p in parts if p)
         else:
             line = text(item) or ""
@@ -140,12 +149,19 @@ def parse(doc: Any, context: ParseContext) -> Parsed:
     name = text(doc.get("name"))
     test = reason in TESTS
     if reason in NOTED:
-        return Parsed(notes=[f"Wavefront alert {name or alert_id or '?'} is {NOTED[reason]} ({reason}): "
-                             "nothing sent to PagerDuty"])
+        return Parsed(
+            notes=[
+                f"Wavefront alert {name or alert_id or '?'} is {NOTED[reason]} ({reason}): nothing sent to PagerDuty"
+            ]
+        )
     if not test and reason not in TRIGGERS | RESOLVES:
-        raise BadRequest("invalid Wavefront payload", [
-            f"reason: expected ALERT_OPENED, ALERT_UPDATED, ALERT_RESOLVED or another alert target trigger, "
-            f"got {text(doc.get('reason'))!r}"])
+        raise BadRequest(
+            "invalid Wavefront payload",
+            [
+                f"reason: expected ALERT_OPENED, ALERT_UPDATED, ALERT_RESOLVED or another alert target trigger, "
+                f"got {text(doc.get('reason'))!r}"
+            ],
+        )
     if not alert_id and not test:
         raise BadRequest("invalid Wavefront payload", ["alertId: the alert's id ({{{alertId}}}) is needed"])
 
@@ -173,43 +189,52 @@ def parse(doc: Any, context: ParseContext) -> Parsed:
         title = f"{name or 'Wavefront alert'} ({len(failing)} sources failing)"
     else:
         title = name or f"Wavefront alert {alert_id or 'test'}"
-    images = [Image(src=src, href=url if http_link(url, "x") else None, alt=f"{name or 'Alert'} chart")
-              for src in strings(doc.get("imageLinks")) if http_link(src, "x")]
-    details = compact({
-        "reason": reason,
-        "severity": text(doc.get("severity")),
-        "condition": text(doc.get("condition")),
-        "failing_sources": failing,
-        "newly_failing_sources": strings(doc.get("newlyFailingSources")),
-        "recovered_sources": strings(doc.get("recoveredSources")),
-        "in_maintenance_sources": strings(doc.get("inMaintenanceSources")),
-        "failing_series": series(doc.get("failingAlertSeries")) or series(doc.get("failingSeries")),
-        "hosts_failing_message": text(doc.get("hostsFailingMessage")),
-        "update_message": text(doc.get("updateMessage")) or text(doc.get("errorMessage")),
-        "additional_information": text(doc.get("additionalInformation")),
-        "alert_tags": strings(doc.get("alertTags")) if isinstance(doc.get("alertTags"), list) else None,
-        "started": iso(started) if started else None,
-        "ended": iso(occurred) if action == "resolve" else None,
-        "alert_id": alert_id,
-    })
+    images = [
+        Image(src=src, href=url if http_link(url, "x") else None, alt=f"{name or 'Alert'} chart")
+        for src in strings(doc.get("imageLinks"))
+        if http_link(src, "x")
+    ]
+    details = compact(
+        {
+            "reason": reason,
+            "severity": text(doc.get("severity")),
+            "condition": text(doc.get("condition")),
+            "failing_sources": failing,
+            "newly_failing_sources": strings(doc.get("newlyFailingSources")),
+            "recovered_sources": strings(doc.get("recoveredSources")),
+            "in_maintenance_sources": strings(doc.get("inMaintenanceSources")),
+            "failing_series": series(doc.get("failingAlertSeries")) or series(doc.get("failingSeries")),
+            "hosts_failing_message": text(doc.get("hostsFailingMessage")),
+            "update_message": text(doc.get("updateMessage")) or text(doc.get("errorMessage")),
+            "additional_information": text(doc.get("additionalInformation")),
+            "alert_tags": strings(doc.get("alertTags")) if isinstance(doc.get("alertTags"), list) else None,
+            "started": iso(started) if started else None,
+            "ended": iso(occurred) if action == "resolve" else None,
+            "alert_id": alert_id,
+        }
+    )
     link_candidates: list[tuple[object, str]] = [(url, "Wavefront alert"), (doc.get("chartUrl"), "Chart")]
     link_candidates += [(href, "Runbook") for href in strings(doc.get("runbookLinks"))]
     link_candidates += [(href, "Dashboard") for href in strings(doc.get("dashboardLinks"))]
-    return Parsed(alerts=[Alert(
-        format=NAME,
-        # A test carries the real alert's id: kept apart, so a test page never reopens the real incident.
-        identity=f"test:{alert_id}" if test and alert_id else alert_id or "test",
-        action=action,
-        occurred_at=occurred,
-        summary=summary(title, fallback=f"Wavefront alert {alert_id or 'test'}"),
-        source=(failing[0] if len(failing) == 1 else None) or host or "Wavefront",
-        severity=SEVERITIES.get((text(doc.get("severity")) or "").upper(), "error"),
-        timestamp=occurred,
-        class_=name,
-        custom_details=details,
-        links=links(*link_candidates),
-        images=images,
-        client="Wavefront",
-        client_url=url if http_link(url, "x") else None,
-        test=test,
-    )])
+    return Parsed(
+        alerts=[
+            Alert(
+                format=NAME,
+                # A test carries the real alert's id: kept apart, so a test page never reopens the real incident.
+                identity=f"test:{alert_id}" if test and alert_id else alert_id or "test",
+                action=action,
+                occurred_at=occurred,
+                summary=summary(title, fallback=f"Wavefront alert {alert_id or 'test'}"),
+                source=(failing[0] if len(failing) == 1 else None) or host or "Wavefront",
+                severity=SEVERITIES.get((text(doc.get("severity")) or "").upper(), "error"),
+                timestamp=occurred,
+                class_=name,
+                custom_details=details,
+                links=links(*link_candidates),
+                images=images,
+                client="Wavefront",
+                client_url=url if http_link(url, "x") else None,
+                test=test,
+            )
+        ]
+    )

@@ -61,8 +61,14 @@ DETECT_ORDER = 50
 REPLAY_BY_BODY = True  # every notification carries its event's own time (problem, recovery or update)
 
 NSEVERITY = {5: "critical", 4: "error", 3: "warning", 2: "warning", 1: "info", 0: "info"}
-SEVERITY_NAMES = {"disaster": "critical", "high": "error", "average": "warning", "warning": "warning",
-                  "information": "info", "not classified": "info"}
+SEVERITY_NAMES = {
+    "disaster": "critical",
+    "high": "error",
+    "average": "warning",
+    "warning": "warning",
+    "information": "info",
+    "not classified": "info",
+}
 _MACRO = re.compile(r"^\{\$?[A-Z0-9_.#]+(:.*)?\}$")
 
 
@@ -70,7 +76,8 @@ class Options(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     identity: Literal["event", "trigger"] = Field(
-        "event", description="One incident per problem event, or per trigger and host (multiple problem generation).")
+        "event", description="One incident per problem event, or per trigger and host (multiple problem generation)."
+    )
 
 
 def detect(doc: Any, headers: Mapping[str, str]) -> bool:
@@ -149,8 +156,12 @@ def parse(doc: Any, context: ParseContext) -> Parsed:
         elif acked:
             action, status = "acknowledge", "ACKNOWLEDGED"
         else:
-            return Parsed(notes=[f"Zabbix update of event {event_id or '?'} ({update_action or 'no action named'}): "
-                                 "nothing sent; only acknowledgements and manual closes reach PagerDuty"])
+            return Parsed(
+                notes=[
+                    f"Zabbix update of event {event_id or '?'} ({update_action or 'no action named'}): "
+                    "nothing sent; only acknowledgements and manual closes reach PagerDuty"
+                ]
+            )
         occurred = _after(parse_time(event.get("updated_at")), started) or context.received_at
     else:
         value = _int(event.get("value"))
@@ -160,8 +171,10 @@ def parse(doc: Any, context: ParseContext) -> Parsed:
             action, status = "resolve", "RESOLVED"
             occurred = _after(parse_time(event.get("recovered_at")), started) or context.received_at
         else:
-            raise BadRequest("invalid Zabbix payload",
-                             [f"event.value: expected 1 (problem) or 0 (resolved), got {text(event.get('value'))!r}"])
+            raise BadRequest(
+                "invalid Zabbix payload",
+                [f"event.value: expected 1 (problem) or 0 (resolved), got {text(event.get('value'))!r}"],
+            )
 
     trigger = doc.get("trigger") if isinstance(doc.get("trigger"), dict) else {}
     host = doc.get("host") if isinstance(doc.get("host"), dict) else {}
@@ -182,43 +195,59 @@ def parse(doc: Any, context: ParseContext) -> Parsed:
     if zabbix_url and trigger_id and event_id:
         event_link = f"{zabbix_url.rstrip('/')}/tr_events.php?triggerid={trigger_id}&eventid={event_id}"
     recovered = parse_time(event.get("recovered_at"))
-    details = compact({
-        "status": status,
-        "event_id": event_id,
-        "severity": _get(event, "severity"),
-        "operational_data": _get(event, "opdata"),
-        "tags": tags,
-        "trigger_id": trigger_id,
-        "trigger_description": _get(trigger, "description"),
-        "host": host_name,
-        "host_ip": _get(host, "ip"),
-        "host_groups": _get(host, "groups"),
-        "problem_started": iso(started) if started else " ".join(filter(None, (_get(event, "date"),
-                                                                               _get(event, "time")))),
-        "recovery_event_id": _get(event, "recovery_id") if status == "RESOLVED" else None,
-        "recovered_at": iso(recovered) if recovered and status == "RESOLVED" else None,
-        "update": compact({"action": update_action, "user": _get(event, "update_user"),
-                           "message": _get(event, "update_message")}) if status in ("ACKNOWLEDGED", "CLOSED") else None,
-        "event_link": event_link,
-    })
-    fallback = "Zabbix test notification from the pdrelay media type" if test else \
-        f"Zabbix problem {event_id or trigger_id or ''}".strip()
-    return Parsed(alerts=[Alert(
-        format=NAME,
-        identity=identity,
-        action=action,
-        occurred_at=occurred,
-        summary=summary(_get(event, "name"), _get(trigger, "description"), fallback=fallback),
-        source=host_name or _get(host, "ip") or "Zabbix",
-        severity=severity(event),
-        timestamp=occurred,
-        component=tags.get("component") or tags.get("service") or tags.get("application") or None,
-        group=_get(host, "groups"),
-        class_=tags.get("class") or None,
-        custom_details=details,
-        links=links((event_link, "Zabbix event"), (_get(trigger, "url"), "Trigger URL"),
-                    (None if event_link else zabbix_url, "Zabbix")),
-        client="Zabbix",
-        client_url=zabbix_url if http_link(zabbix_url, "Zabbix") else None,
-        test=test,
-    )])
+    details = compact(
+        {
+            "status": status,
+            "event_id": event_id,
+            "severity": _get(event, "severity"),
+            "operational_data": _get(event, "opdata"),
+            "tags": tags,
+            "trigger_id": trigger_id,
+            "trigger_description": _get(trigger, "description"),
+            "host": host_name,
+            "host_ip": _get(host, "ip"),
+            "host_groups": _get(host, "groups"),
+            "problem_started": iso(started)
+            if started
+            else " ".join(filter(None, (_get(event, "date"), _get(event, "time")))),
+            "recovery_event_id": _get(event, "recovery_id") if status == "RESOLVED" else None,
+            "recovered_at": iso(recovered) if recovered and status == "RESOLVED" else None,
+            "update": compact(
+                {"action": update_action, "user": _get(event, "update_user"), "message": _get(event, "update_message")}
+            )
+            if status in ("ACKNOWLEDGED", "CLOSED")
+            else None,
+            "event_link": event_link,
+        }
+    )
+    fallback = (
+        "Zabbix test notification from the pdrelay media type"
+        if test
+        else f"Zabbix problem {event_id or trigger_id or ''}".strip()
+    )
+    return Parsed(
+        alerts=[
+            Alert(
+                format=NAME,
+                identity=identity,
+                action=action,
+                occurred_at=occurred,
+                summary=summary(_get(event, "name"), _get(trigger, "description"), fallback=fallback),
+                source=host_name or _get(host, "ip") or "Zabbix",
+                severity=severity(event),
+                timestamp=occurred,
+                component=tags.get("component") or tags.get("service") or tags.get("application") or None,
+                group=_get(host, "groups"),
+                class_=tags.get("class") or None,
+                custom_details=details,
+                links=links(
+                    (event_link, "Zabbix event"),
+                    (_get(trigger, "url"), "Trigger URL"),
+                    (None if event_link else zabbix_url, "Zabbix"),
+                ),
+                client="Zabbix",
+                client_url=zabbix_url if http_link(zabbix_url, "Zabbix") else None,
+                test=test,
+            )
+        ]
+    )

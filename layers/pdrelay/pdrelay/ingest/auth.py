@@ -61,18 +61,20 @@ def sign(key: str, timestamp: int | str, body: bytes) -> str:
     return "sha256=" + hmac.new(key.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
 
 
-def _signed_by(config: RelayConfig, headers: Mapping[str, str], body: bytes, now: float,
-               tolerance: int) -> Caller:
+def _signed_by(config: RelayConfig, headers: Mapping[str, str], body: bytes, now: float, tolerance: int) -> Caller:
     stamp = headers.get(TIMESTAMP_HEADER, "").strip()
     given = headers.get(SIGNATURE_HEADER, "").strip()
     if not (stamp.isascii() and stamp.isdigit()) or len(stamp) > 12:
         raise Unauthorized("invalid signature", [f"{TIMESTAMP_HEADER} must be the signing time in Unix seconds"])
     if abs(now - int(stamp)) > tolerance:
-        raise Unauthorized("invalid signature", [f"{TIMESTAMP_HEADER} is more than {tolerance} s from pdrelay's "
-                                                 "clock: sign each request when it is sent"])
+        raise Unauthorized(
+            "invalid signature",
+            [f"{TIMESTAMP_HEADER} is more than {tolerance} s from pdrelay's clock: sign each request when it is sent"],
+        )
     if not given.startswith("sha256="):
-        raise Unauthorized("invalid signature", [f"{SIGNATURE_HEADER} is 'sha256=<hex HMAC-SHA256 of "
-                                                 "\"<timestamp>.<body>\">'"])
+        raise Unauthorized(
+            "invalid signature", [f"{SIGNATURE_HEADER} is 'sha256=<hex HMAC-SHA256 of \"<timestamp>.<body>\">'"]
+        )
     presented = given.encode()
     match: Caller | None = None
     for caller in config.callers:
@@ -84,17 +86,26 @@ def _signed_by(config: RelayConfig, headers: Mapping[str, str], body: bytes, now
     return match
 
 
-def authenticate(config: RelayConfig, headers: Mapping[str, str], query: Mapping[str, str] | None = None,
-                 body: bytes = b"", *, now: float | None = None,
-                 tolerance: int = DEFAULT_TOLERANCE_SECONDS) -> Caller:
+def authenticate(
+    config: RelayConfig,
+    headers: Mapping[str, str],
+    query: Mapping[str, str] | None = None,
+    body: bytes = b"",
+    *,
+    now: float | None = None,
+    tolerance: int = DEFAULT_TOLERANCE_SECONDS,
+) -> Caller:
     if headers.get(SIGNATURE_HEADER):
         return _signed_by(config, headers, body, time.time() if now is None else now, tolerance)
     token = presented_token(headers) or ((query or {}).get("token") or "").strip() or None
     if token is None:
         raise Unauthorized(
             "missing credentials",
-            ["send 'Authorization: Bearer <token>', basic auth with the token as the password, "
-             f"?token=<token> in the URL (for senders that cannot set headers), or sign the body ({SIGNATURE_HEADER})"],
+            [
+                "send 'Authorization: Bearer <token>', basic auth with the token as the password, "
+                "?token=<token> in the URL (for senders that cannot set headers), "
+                f"or sign the body ({SIGNATURE_HEADER})"
+            ],
         )
     given = token.encode()
     match: Caller | None = None
@@ -109,8 +120,9 @@ def authenticate(config: RelayConfig, headers: Mapping[str, str], query: Mapping
     return match
 
 
-def enforce_rate(caller: Caller, store: Any, *, default_requests: int, default_window: int,
-                 now: float | None = None) -> None:
+def enforce_rate(
+    caller: Caller, store: Any, *, default_requests: int, default_window: int, now: float | None = None
+) -> None:
     """Take one request from the caller's bucket, or raise :class:`TooManyRequests`."""
     from pdrelay.delivery import pacing
 
@@ -125,8 +137,10 @@ def enforce_rate(caller: Caller, store: Any, *, default_requests: int, default_w
         bucket = store.get_bucket(key)
         wait, after = pacing.take_token(bucket, moment, policy)
         if wait > 0:
-            raise TooManyRequests(f"caller {caller.name!r} is over its rate limit ({requests_} requests per "
-                                  f"{window} s)", retry_after=max(1, int(wait + 0.999)))
+            raise TooManyRequests(
+                f"caller {caller.name!r} is over its rate limit ({requests_} requests per {window} s)",
+                retry_after=max(1, int(wait + 0.999)),
+            )
         try:
             store.put_bucket(key, after, bucket.version if bucket else 0)
             return

@@ -50,8 +50,7 @@ def _chunks(entries: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
 
 def enqueue(messages: Sequence[AnyMessage], sqs: Any, queue_url: str) -> None:
     entries = [
-        {"Id": str(i), "MessageBody": m.to_json(), "MessageAttributes": _attributes(m)}
-        for i, m in enumerate(messages)
+        {"Id": str(i), "MessageBody": m.to_json(), "MessageAttributes": _attributes(m)} for i, m in enumerate(messages)
     ]
     for chunk in _chunks(entries):
         pending = chunk

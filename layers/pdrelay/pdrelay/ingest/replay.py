@@ -36,13 +36,22 @@ from pdrelay.observability import REPLAYS_IGNORED, count, logger
 Answer = dict[str, Any]
 
 
-def replay_key(caller: str, endpoint: str, format_name: str, route: str | None, body: bytes,
-               headers: Mapping[str, str], *, by_body: bool) -> str | None:
+def replay_key(
+    caller: str,
+    endpoint: str,
+    format_name: str,
+    route: str | None,
+    body: bytes,
+    headers: Mapping[str, str],
+    *,
+    by_body: bool,
+) -> str | None:
     """The key for this request, or None when it has no reliable identity of its own."""
     # A signed request's signature covers its timestamp and body: the same signature again is a
     # replay (of a request captured on the way), never a new event.
-    explicit = (headers.get("x-amz-sns-message-id") or headers.get("idempotency-key")
-                or headers.get("x-pdrelay-signature"))
+    explicit = (
+        headers.get("x-amz-sns-message-id") or headers.get("idempotency-key") or headers.get("x-pdrelay-signature")
+    )
     if explicit:
         # Tied to the body too: a sender reusing a key for a different event is not swallowed.
         content = f"id:{explicit}:{hashlib.sha256(body).hexdigest()}"
@@ -64,16 +73,26 @@ def _mark_replayed(response: Any, _record: Any) -> Any:
 @lru_cache(maxsize=4)
 def _guard(table_name: str, window_seconds: int, dynamodb: Any) -> tuple[Callable[..., Answer], IdempotencyConfig]:
     persistence = DynamoDBPersistenceLayer(
-        table_name=table_name, key_attr="pk", expiry_attr="expires_at", status_attr="replay_status",
-        data_attr="replay_answer", in_progress_expiry_attr="replay_in_progress_until",
-        validation_key_attr="replay_validation", boto3_client=dynamodb,
+        table_name=table_name,
+        key_attr="pk",
+        expiry_attr="expires_at",
+        status_attr="replay_status",
+        data_attr="replay_answer",
+        in_progress_expiry_attr="replay_in_progress_until",
+        validation_key_attr="replay_validation",
+        boto3_client=dynamodb,
     )
-    config = IdempotencyConfig(event_key_jmespath="key", raise_on_no_idempotency_key=True,
-                               expires_after_seconds=window_seconds, hash_function="sha256",
-                               response_hook=_mark_replayed)  # type: ignore[arg-type]
+    config = IdempotencyConfig(
+        event_key_jmespath="key",
+        raise_on_no_idempotency_key=True,
+        expires_after_seconds=window_seconds,
+        hash_function="sha256",
+        response_hook=_mark_replayed,  # type: ignore[arg-type]
+    )
 
-    @idempotent_function(data_keyword_argument="request", persistence_store=persistence, config=config,
-                         key_prefix="replay")
+    @idempotent_function(
+        data_keyword_argument="request", persistence_store=persistence, config=config, key_prefix="replay"
+    )
     def run(request: dict[str, str], work: Callable[[], Answer]) -> Answer:
         del request  # the key only
         return work()
@@ -81,8 +100,15 @@ def _guard(table_name: str, window_seconds: int, dynamodb: Any) -> tuple[Callabl
     return run, config
 
 
-def once(key: str | None, work: Callable[[], Answer], *, table_name: str, window_seconds: int, dynamodb: Any,
-         lambda_context: Any = None) -> Answer:
+def once(
+    key: str | None,
+    work: Callable[[], Answer],
+    *,
+    table_name: str,
+    window_seconds: int,
+    dynamodb: Any,
+    lambda_context: Any = None,
+) -> Answer:
     """``work()``'s answer, computed once per ``key`` within the window."""
     if key is None or window_seconds <= 0 or not table_name:
         return work()

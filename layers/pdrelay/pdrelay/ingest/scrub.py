@@ -63,20 +63,69 @@ _CUT_SLACK = 1024  # how far back from SCAN_LIMIT a whitespace is looked for
 # --- key names ---------------------------------------------------------------------------------
 
 _KEY_WORD = re.compile(r"[A-Z]{1,64}(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
-_CREDENTIAL_WORDS = frozenset({
-    "password", "passwords", "passwd", "pwd", "pass", "passphrase", "secret", "secrets", "token",
-    "authorization", "auth", "credential", "credentials", "cookie", "cookies", "signature", "dsn",
-    "apikey", "apikeys", "privatekey", "accesskey", "secretkey", "sessionid", "setcookie", "xapikey",
-})
+_CREDENTIAL_WORDS = frozenset(
+    {
+        "password",
+        "passwords",
+        "passwd",
+        "pwd",
+        "pass",
+        "passphrase",
+        "secret",
+        "secrets",
+        "token",
+        "authorization",
+        "auth",
+        "credential",
+        "credentials",
+        "cookie",
+        "cookies",
+        "signature",
+        "dsn",
+        "apikey",
+        "apikeys",
+        "privatekey",
+        "accesskey",
+        "secretkey",
+        "sessionid",
+        "setcookie",
+        "xapikey",
+    }
+)
 _GLUED_ENDINGS = ("password", "passwd", "token", "secret", "apikey", "credential", "credentials")
-_CREDENTIAL_PAIRS = frozenset({
-    ("api", "key"), ("api", "keys"), ("private", "key"), ("access", "key"), ("secret", "key"),
-    ("session", "id"), ("client", "secret"),
-})
-_QUALIFIERS = frozenset({
-    "value", "val", "string", "str", "text", "raw", "plain", "plaintext", "hash", "hashed", "b64",
-    "base64", "encoded", "enc", "hex", "data", "header", "hdr",
-})
+_CREDENTIAL_PAIRS = frozenset(
+    {
+        ("api", "key"),
+        ("api", "keys"),
+        ("private", "key"),
+        ("access", "key"),
+        ("secret", "key"),
+        ("session", "id"),
+        ("client", "secret"),
+    }
+)
+_QUALIFIERS = frozenset(
+    {
+        "value",
+        "val",
+        "string",
+        "str",
+        "text",
+        "raw",
+        "plain",
+        "plaintext",
+        "hash",
+        "hashed",
+        "b64",
+        "base64",
+        "encoded",
+        "enc",
+        "hex",
+        "data",
+        "header",
+        "hdr",
+    }
+)
 _KEY_TAIL = 128  # the credential word ends the key, so only its end is read
 
 
@@ -120,9 +169,7 @@ _KV_BARE = re.compile(
     r"((?i:bearer|basic|token|digest)\s+)?"
     r"(\"[^\"\n]*+\"|'[^'\n]*+'|\{[^}\n]*+\}|(?:[^\s;&\"'<>)\]}]|&(?![A-Za-z][A-Za-z0-9_.-]{0,63}=))++)"
 )
-_KV_QUOTED = re.compile(
-    r"([\"'])([A-Za-z][A-Za-z0-9_. -]{0,63}+)\1(\s*:\s*)(\"(?:[^\"\\\n]|\\.)*+\"|'[^'\n]*+')"
-)
+_KV_QUOTED = re.compile(r"([\"'])([A-Za-z][A-Za-z0-9_. -]{0,63}+)\1(\s*:\s*)(\"(?:[^\"\\\n]|\\.)*+\"|'[^'\n]*+')")
 _SCHEME = re.compile(r"(?i)(?<![A-Za-z0-9])(bearer|basic)(\s+)([A-Za-z0-9._~+/-]++=*+)")
 _SHAPES = re.compile(
     r"(?<![A-Za-z0-9])(?:AKIA|ASIA)[A-Z0-9]{16}(?![A-Za-z0-9])"
@@ -189,9 +236,7 @@ def _looks_like_basic(credential: str) -> bool:
 
 
 def _looks_like_bearer(credential: str) -> bool:
-    return len(credential) >= 8 and (
-        any(c.isdigit() for c in credential) or any(c.isupper() for c in credential[1:])
-    )
+    return len(credential) >= 8 and (any(c.isdigit() for c in credential) or any(c.isupper() for c in credential[1:]))
 
 
 def _scheme(m: re.Match[str]) -> str | None:
@@ -275,9 +320,7 @@ def _scrub(value: Any, depth: int, hide: bool) -> tuple[Any, int]:
         total = 0
         paired = _names_a_credential(value)
         for key, item in value.items():
-            by_key = isinstance(key, str) and (
-                is_credential_key(key) or (paired and key.lower() in _VALUE_FIELDS)
-            )
+            by_key = isinstance(key, str) and (is_credential_key(key) or (paired and key.lower() in _VALUE_FIELDS))
             out[key], found = _scrub(item, depth + 1, hide or by_key)
             total += found
         return out, total

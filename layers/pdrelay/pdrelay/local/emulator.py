@@ -140,8 +140,11 @@ def validate_change_event(event: Any, raw_size: int) -> list[str]:
     if not isinstance(payload, dict):
         return [*errors, "'payload' is missing"]
     errors.extend(_summary_errors(payload))
-    errors.extend(f"'{name}' does not belong in a change event" for name in ("event_action", "dedup_key", "severity")
-                  if name in event or name in payload)
+    errors.extend(
+        f"'{name}' does not belong in a change event"
+        for name in ("event_action", "dedup_key", "severity")
+        if name in event or name in payload
+    )
     return errors
 
 
@@ -212,16 +215,23 @@ class EmulatorState:
         payload = event.get("payload") or {}
         now = _now()
         with self.lock:
-            self.events.append({"received_at": now, "t": time.time(), **event, "routing_key": _mask(key),
-                                "dedup_key": dedup})
+            self.events.append(
+                {"received_at": now, "t": time.time(), **event, "routing_key": _mask(key), "dedup_key": dedup}
+            )
             incident = self._open(key, dedup)
             entry = {"at": now, "action": action, "summary": payload.get("summary")}
             if action == "trigger":
                 if incident is None:
                     incident = Incident(
-                        number=next(self._numbers), routing_key=key, dedup_key=dedup, status="triggered",
-                        summary=payload["summary"], severity=payload["severity"], source=payload["source"],
-                        created_at=now, updated_at=now,
+                        number=next(self._numbers),
+                        routing_key=key,
+                        dedup_key=dedup,
+                        status="triggered",
+                        summary=payload["summary"],
+                        severity=payload["severity"],
+                        source=payload["source"],
+                        created_at=now,
+                        updated_at=now,
                     )
                     self.incidents.append(incident)
                 incident.log.append(entry)
@@ -264,8 +274,9 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass
 
-    def _send(self, status: int, body: Any, content_type: str = "application/json",
-              headers: dict[str, str] | None = None) -> None:
+    def _send(
+        self, status: int, body: Any, content_type: str = "application/json", headers: dict[str, str] | None = None
+    ) -> None:
         data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
         with self.server.state.lock:
             self.server.state.answers[status] += 1
@@ -306,8 +317,9 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             event = json.loads(raw)
         except ValueError:
-            self._send(400, {"status": "invalid event", "message": "Event object is invalid",
-                             "errors": ["Malformed JSON"]})
+            self._send(
+                400, {"status": "invalid event", "message": "Event object is invalid", "errors": ["Malformed JSON"]}
+            )
             return
         if path == "/v2/change/enqueue":
             errors = validate_change_event(event, len(raw))
@@ -315,8 +327,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(400, {"status": "invalid event", "message": "Event object is invalid", "errors": errors})
                 return
             with state.lock:
-                state.change_events.append({**event, "routing_key": _mask(event["routing_key"]),
-                                            "received_at": _now()})
+                state.change_events.append({**event, "routing_key": _mask(event["routing_key"]), "received_at": _now()})
             self._send(202, {"status": "success", "message": "Change event processed"})
             return
         if path != "/v2/enqueue":
@@ -334,9 +345,13 @@ class _Handler(BaseHTTPRequestHandler):
             status = int(fault.get("status", 503)) if fault else 503
             headers = {"Retry-After": str(fault["retry_after"])} if fault and fault.get("retry_after") else None
             if status == 400:
-                body = {"status": "invalid event", "message": "Event object is invalid",
-                        "errors": list(fault.get("errors") or ["rejected by the emulator's fault injection"])
-                        if fault else []}
+                body = {
+                    "status": "invalid event",
+                    "message": "Event object is invalid",
+                    "errors": list(fault.get("errors") or ["rejected by the emulator's fault injection"])
+                    if fault
+                    else [],
+                }
             else:
                 body = {"status": "error", "message": "Too many requests" if status == 429 else "Service unavailable"}
             self._send(status, body, headers=headers)

@@ -32,8 +32,13 @@ from pdrelay.local.template import FunctionSpec, TemplateSpec, read_spec
 
 REGION = "us-east-1"
 API_GATEWAY_MAX_BODY = 10 * 1024 * 1024
-TEXT_TYPES = ("text/", "application/json", "application/xml", "application/javascript",
-              "application/x-www-form-urlencoded")
+TEXT_TYPES = (
+    "text/",
+    "application/json",
+    "application/xml",
+    "application/javascript",
+    "application/x-www-form-urlencoded",
+)
 OPENAPI_TYPES = {"/openapi.yaml": "application/yaml", "/openapi.json": "application/json"}
 
 
@@ -58,8 +63,9 @@ class FakeLambdaContext:
         return self.timeout_seconds * 1000
 
 
-def api_gateway_event(method: str, raw_path: str, headers: dict[str, str], body: bytes,
-                      source_ip: str = "127.0.0.1") -> dict[str, Any]:
+def api_gateway_event(
+    method: str, raw_path: str, headers: dict[str, str], body: bytes, source_ip: str = "127.0.0.1"
+) -> dict[str, Any]:
     """An API Gateway HTTP API (payload format 2.0) event, as API Gateway builds it."""
     url = urlparse(raw_path)
     content_type = headers.get("content-type", "")
@@ -84,8 +90,13 @@ def api_gateway_event(method: str, raw_path: str, headers: dict[str, str], body:
             "accountId": "000000000000",
             "apiId": "local",
             "domainName": "127.0.0.1",
-            "http": {"method": method, "path": url.path, "protocol": "HTTP/1.1",
-                     "sourceIp": source_ip, "userAgent": headers.get("user-agent", "")},
+            "http": {
+                "method": method,
+                "path": url.path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": source_ip,
+                "userAgent": headers.get("user-agent", ""),
+            },
             "requestId": request_id,
             "routeKey": "$default",
             "stage": "$default",
@@ -137,10 +148,12 @@ def create_resources(spec: TemplateSpec, sqs: Any, dynamodb: Any) -> tuple[dict[
     for queue in sorted(spec.queues.values(), key=lambda q: q.dead_letter_target is not None):
         attributes = dict(queue.attributes)
         if queue.dead_letter_target:
-            attributes["RedrivePolicy"] = json.dumps({
-                "deadLetterTargetArn": queue_arn(queue.dead_letter_target),
-                "maxReceiveCount": queue.max_receive_count,
-            })
+            attributes["RedrivePolicy"] = json.dumps(
+                {
+                    "deadLetterTargetArn": queue_arn(queue.dead_letter_target),
+                    "maxReceiveCount": queue.max_receive_count,
+                }
+            )
         answer = sqs.create_queue(QueueName=f"pdrelay-{queue.logical_id}", Attributes=attributes)
         queue_urls[queue.logical_id] = answer["QueueUrl"]
     for table in spec.tables.values():
@@ -149,8 +162,11 @@ def create_resources(spec: TemplateSpec, sqs: Any, dynamodb: Any) -> tuple[dict[
         if table.global_secondary_indexes:
             extra["GlobalSecondaryIndexes"] = table.global_secondary_indexes
         dynamodb.create_table(
-            TableName=name, KeySchema=table.key_schema,
-            AttributeDefinitions=table.attribute_definitions, BillingMode=table.billing_mode, **extra,
+            TableName=name,
+            KeySchema=table.key_schema,
+            AttributeDefinitions=table.attribute_definitions,
+            BillingMode=table.billing_mode,
+            **extra,
         )
         if table.ttl_attribute:
             dynamodb.update_time_to_live(
@@ -224,8 +240,9 @@ class _ApiHandler(BaseHTTPRequestHandler):
 class ApiServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, ingest: Callable[[dict[str, Any], Any], dict[str, Any]], host: str, port: int,
-                 openapi: Path | None = None) -> None:
+    def __init__(
+        self, ingest: Callable[[dict[str, Any], Any], dict[str, Any]], host: str, port: int, openapi: Path | None = None
+    ) -> None:
         super().__init__((host, port), _ApiHandler)
         self.ingest = ingest
         self.openapi = openapi  # served at GET /openapi.yaml and /openapi.json
@@ -234,9 +251,16 @@ class ApiServer(ThreadingHTTPServer):
 class SqsPoller:
     """Lambda's SQS event source mapping, in threads: receive a batch, invoke, delete the successes."""
 
-    def __init__(self, sqs: Any, queue_url: str, queue_arn: str, function: FunctionSpec,
-                 handler: Callable[[dict[str, Any], Any], dict[str, Any]], workers: int,
-                 crash_rate: float = 0.0) -> None:
+    def __init__(
+        self,
+        sqs: Any,
+        queue_url: str,
+        queue_arn: str,
+        function: FunctionSpec,
+        handler: Callable[[dict[str, Any], Any], dict[str, Any]],
+        workers: int,
+        crash_rate: float = 0.0,
+    ) -> None:
         assert function.sqs_source is not None
         self.sqs = sqs
         self.queue_url = queue_url
@@ -273,8 +297,11 @@ class SqsPoller:
 
     def poll_once(self, wait_seconds: int = 0) -> int:
         answer = self.sqs.receive_message(
-            QueueUrl=self.queue_url, MaxNumberOfMessages=min(self.source.batch_size, 10),
-            WaitTimeSeconds=wait_seconds, AttributeNames=["All"], MessageAttributeNames=["All"],
+            QueueUrl=self.queue_url,
+            MaxNumberOfMessages=min(self.source.batch_size, 10),
+            WaitTimeSeconds=wait_seconds,
+            AttributeNames=["All"],
+            MessageAttributeNames=["All"],
         )
         messages = answer.get("Messages", [])
         if not messages:
@@ -290,8 +317,9 @@ class SqsPoller:
                 self.handler(event, FakeLambdaContext(self.function.logical_id, timeout_seconds=self.function.timeout))
             return len(messages)
         try:
-            result = self.handler(event, FakeLambdaContext(self.function.logical_id,
-                                                           timeout_seconds=self.function.timeout))
+            result = self.handler(
+                event, FakeLambdaContext(self.function.logical_id, timeout_seconds=self.function.timeout)
+            )
         except Exception:
             self.errors += 1
             return len(messages)
@@ -311,8 +339,12 @@ class SqsPoller:
             "body": message["Body"],
             "attributes": message.get("Attributes", {}),
             "messageAttributes": {
-                name: {"stringValue": attr.get("StringValue"), "dataType": attr.get("DataType", "String"),
-                       "stringListValues": [], "binaryListValues": []}
+                name: {
+                    "stringValue": attr.get("StringValue"),
+                    "dataType": attr.get("DataType", "String"),
+                    "stringListValues": [],
+                    "binaryListValues": [],
+                }
                 for name, attr in message.get("MessageAttributes", {}).items()
             },
             "md5OfBody": message.get("MD5OfBody", ""),
@@ -436,8 +468,13 @@ class LocalStack:
         source = dispatch_fn.sqs_source
         assert source is not None
         poller = SqsPoller(
-            self.sqs, self.queue_urls[source.queue], self._arn(source.queue), dispatch_fn, dispatch,
-            workers=self.options.pollers or min(source.max_concurrency, 2), crash_rate=self.options.crash_rate,
+            self.sqs,
+            self.queue_urls[source.queue],
+            self._arn(source.queue),
+            dispatch_fn,
+            dispatch,
+            workers=self.options.pollers or min(source.max_concurrency, 2),
+            crash_rate=self.options.crash_rate,
         )
         poller.start()
         self.pollers.append(poller)
@@ -453,8 +490,9 @@ class LocalStack:
 
         while not self._stopping.wait(every):
             try:
-                function({"source": "aws.scheduler", "detail-type": "Scheduled Event"},
-                         FakeLambdaContext("SweepFunction"))
+                function(
+                    {"source": "aws.scheduler", "detail-type": "Scheduled Event"}, FakeLambdaContext("SweepFunction")
+                )
             except Exception:  # a failed run is the next run's business, as on AWS
                 logging.getLogger("pdrelay.local").exception("scheduled sweep failed")
 
@@ -534,10 +572,15 @@ class LocalStack:
         for logical_id, url in self.queue_urls.items():
             attrs = self.sqs.get_queue_attributes(
                 QueueUrl=url,
-                AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
-                                "ApproximateNumberOfMessagesDelayed"],
+                AttributeNames=[
+                    "ApproximateNumberOfMessages",
+                    "ApproximateNumberOfMessagesNotVisible",
+                    "ApproximateNumberOfMessagesDelayed",
+                ],
             )["Attributes"]
-            depths[logical_id] = {"waiting": int(attrs["ApproximateNumberOfMessages"]),
-                                  "in_flight": int(attrs["ApproximateNumberOfMessagesNotVisible"]),
-                                  "delayed": int(attrs.get("ApproximateNumberOfMessagesDelayed", 0))}
+            depths[logical_id] = {
+                "waiting": int(attrs["ApproximateNumberOfMessages"]),
+                "in_flight": int(attrs["ApproximateNumberOfMessagesNotVisible"]),
+                "delayed": int(attrs.get("ApproximateNumberOfMessagesDelayed", 0)),
+            }
         return depths

@@ -116,8 +116,13 @@ def read_spec(path: Path) -> TemplateSpec:
         if kind == "AWS::SQS::Queue":
             attributes = {
                 name: str(resolve(props[name]))
-                for name in ("VisibilityTimeout", "MessageRetentionPeriod", "DelaySeconds",
-                             "ReceiveMessageWaitTimeSeconds", "MaximumMessageSize")
+                for name in (
+                    "VisibilityTimeout",
+                    "MessageRetentionPeriod",
+                    "DelaySeconds",
+                    "ReceiveMessageWaitTimeSeconds",
+                    "MaximumMessageSize",
+                )
                 if name in props
             }
             redrive = props.get("RedrivePolicy") or {}

@@ -42,12 +42,16 @@ def summary(config: RelayConfig) -> list[str]:
     for caller in config.callers:
         lines.append(f"caller {caller.name}: routes {', '.join(caller.routes) or 'all'}")
     for window in config.maintenance:
-        kind = (f"every {','.join(window.schedule.days)} at {window.schedule.at} for "
-                f"{format_duration(window.schedule.duration)}" if window.schedule
-                else f"{window.start.isoformat() if window.start else '?'} → "
-                     f"{window.end.isoformat() if window.end else '?'}")
-        lines.append(f"maintenance {window.name}: {kind} ({window.timezone}); routes "
-                     f"{', '.join(window.routes or ()) or 'all'}")
+        kind = (
+            f"every {','.join(window.schedule.days)} at {window.schedule.at} for "
+            f"{format_duration(window.schedule.duration)}"
+            if window.schedule
+            else f"{window.start.isoformat() if window.start else '?'} → "
+            f"{window.end.isoformat() if window.end else '?'}"
+        )
+        lines.append(
+            f"maintenance {window.name}: {kind} ({window.timezone}); routes {', '.join(window.routes or ()) or 'all'}"
+        )
     return lines
 
 
@@ -62,8 +66,15 @@ class Explanation:
         return {"format": self.format, "route": self.route, "explanation": self.lines, "events": self.events}
 
 
-def explain(config: RelayConfig, body: bytes, *, format_name: str = "auto", route: str | None = None,
-            headers: Mapping[str, str] | None = None, at: datetime) -> Explanation:
+def explain(
+    config: RelayConfig,
+    body: bytes,
+    *,
+    format_name: str = "auto",
+    route: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    at: datetime,
+) -> Explanation:
     """What ingest and the dispatcher would do with ``body``, without sending or storing anything."""
     from pdrelay import formats
     from pdrelay.delivery.events_api import build_event
@@ -87,8 +98,9 @@ def explain(config: RelayConfig, body: bytes, *, format_name: str = "auto", rout
     out.lines.extend(f"rejected: {r}" for r in parsed.rejected)
     request = IncomingRequest(body=body, request_id="explain", received_at=at, headers=headers)
     for alert in alerts:
-        out.lines.append(f"alert {alert.identity}: {alert.action}, severity {alert.severity}, "
-                         f"summary {alert.summary!r}")
+        out.lines.append(
+            f"alert {alert.identity}: {alert.action}, severity {alert.severity}, summary {alert.summary!r}"
+        )
         plan = rules.plan(chosen.rules, chosen.rules_match, chosen.defaults, alert)
         out.lines.extend("  " + line for line in plan.explanation)
         fanned = fan_out([alert], Destination(route=route_name, routing_key=chosen.primary_key), config, request)
@@ -97,16 +109,24 @@ def explain(config: RelayConfig, body: bytes, *, format_name: str = "auto", rout
             window = windows.holding(config.maintenance, route_name, message.alert, at)
             event = build_event(message, message.alert.action)
             event["routing_key"] = mask(event["routing_key"])
-            verdict = (f"held by maintenance window {window.name!r}" if window is not None and
-                       message.alert.action == "trigger" else "sent")
-            out.lines.append(f"  → {message.destination or '-'} ({event['routing_key']}): {event['event_action']} "
-                             f"{message.dedup_key}: {verdict}" + (f" (rule {message.rule})" if message.rule else ""))
-            out.events.append({"destination": message.destination, "rule": message.rule, "verdict": verdict,
-                               "event": event})
+            verdict = (
+                f"held by maintenance window {window.name!r}"
+                if window is not None and message.alert.action == "trigger"
+                else "sent"
+            )
+            out.lines.append(
+                f"  → {message.destination or '-'} ({event['routing_key']}): {event['event_action']} "
+                f"{message.dedup_key}: {verdict}" + (f" (rule {message.rule})" if message.rule else "")
+            )
+            out.events.append(
+                {"destination": message.destination, "rule": message.rule, "verdict": verdict, "event": event}
+            )
     if not alerts:
         out.lines.append("nothing would be sent")
-    out.lines.append("not evaluated here: windows added with `pdrelay maintenance`, storm control (it depends on "
-                     "what else is firing), and the dedup table (an unchanged repeat would not be sent)")
+    out.lines.append(
+        "not evaluated here: windows added with `pdrelay maintenance`, storm control (it depends on "
+        "what else is firing), and the dedup table (an unchanged repeat would not be sent)"
+    )
     return out
 
 
@@ -118,8 +138,10 @@ def push(text: str, target: str, *, ssm: Any = None, secretsmanager: Any = None)
         name = target[4:]
         size = len(text.encode())
         if size > SSM_ADVANCED_LIMIT:
-            raise ConfigError(f"the document is {size} bytes; SSM parameters hold at most {SSM_ADVANCED_LIMIT}",
-                              ["store it in Secrets Manager (secret:name, up to 64 KB) and point PDRELAY_CONFIG at it"])
+            raise ConfigError(
+                f"the document is {size} bytes; SSM parameters hold at most {SSM_ADVANCED_LIMIT}",
+                ["store it in Secrets Manager (secret:name, up to 64 KB) and point PDRELAY_CONFIG at it"],
+            )
         tier = "Standard" if size <= SSM_STANDARD_LIMIT else "Advanced"
         ssm.put_parameter(Name=name, Value=text, Type="SecureString", Overwrite=True, Tier=tier)
         return f"stored in SSM parameter {name} ({size} bytes, {tier} tier, SecureString)"

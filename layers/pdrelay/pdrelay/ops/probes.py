@@ -30,34 +30,43 @@ def probe_key(probe: str) -> str:
     return f"probe#{probe}"
 
 
-def test_alert(route: str, probe: str, action: str, received_at: datetime, caller: str,
-               severity: str = "info") -> Alert:
+def test_alert(
+    route: str, probe: str, action: str, received_at: datetime, caller: str, severity: str = "info"
+) -> Alert:
     """The test alert: labelled in its summary, its source and its details."""
-    return Alert.model_validate({
-        "format": "pdrelay",
-        "identity": f"test:{probe}",
-        "dedup_key": f"pdrelay-test:{route}:{probe}",
-        "action": action,
-        "occurred_at": received_at,
-        "summary": f"[TEST] pdrelay test event for route {route}: no action needed, it resolves by itself",
-        "source": "pdrelay-test",
-        "severity": severity,
-        "component": "pdrelay",
-        "class": "test",
-        "custom_details": {"pdrelay_test": True, "probe": probe, "route": route, "requested_by": caller},
-        "test": True,
-    })
+    return Alert.model_validate(
+        {
+            "format": "pdrelay",
+            "identity": f"test:{probe}",
+            "dedup_key": f"pdrelay-test:{route}:{probe}",
+            "action": action,
+            "occurred_at": received_at,
+            "summary": f"[TEST] pdrelay test event for route {route}: no action needed, it resolves by itself",
+            "source": "pdrelay-test",
+            "severity": severity,
+            "component": "pdrelay",
+            "class": "test",
+            "custom_details": {"pdrelay_test": True, "probe": probe, "route": route, "requested_by": caller},
+            "test": True,
+        }
+    )
 
 
-def record_answer(store: DedupStore, probe: str, destination: str, action: str, status: int | None,
-                  error: str | None) -> None:
+def record_answer(
+    store: DedupStore, probe: str, destination: str, action: str, status: int | None, error: str | None
+) -> None:
     key = probe_key(probe)
     for _attempt in range(WRITE_ATTEMPTS):
         doc, version = store.get_doc(key)
         destinations = dict(doc.get("destinations", {}))
         entry = dict(destinations.get(destination, {}))
-        entry[action] = {"status": status, "error": error, "ok": error is None and status is not None
-                         and 200 <= status < 300, "advice": advice(status, error), "at": int(time.time())}
+        entry[action] = {
+            "status": status,
+            "error": error,
+            "ok": error is None and status is not None and 200 <= status < 300,
+            "advice": advice(status, error),
+            "at": int(time.time()),
+        }
         destinations[destination] = entry
         doc["destinations"] = destinations
         try:
@@ -72,8 +81,14 @@ def start(store: DedupStore, probe: str, route: str, destinations: dict[str, str
     key = probe_key(probe)
     for _attempt in range(WRITE_ATTEMPTS):
         doc, version = store.get_doc(key)
-        doc.update({"probe": probe, "route": route, "expected": destinations,
-                    "created_at": doc.get("created_at") or int(time.time())})
+        doc.update(
+            {
+                "probe": probe,
+                "route": route,
+                "expected": destinations,
+                "created_at": doc.get("created_at") or int(time.time()),
+            }
+        )
         doc.setdefault("destinations", {})
         try:
             store.put_doc(key, doc, version)
@@ -91,8 +106,13 @@ def report(store: DedupStore, probe: str) -> dict[str, Any] | None:
     rows = []
     for name, masked in expected.items():
         entry = answers.get(name, {})
-        rows.append({"destination": name, "routing_key": masked,
-                     **{action: entry.get(action) for action in ("trigger", "resolve")}})
+        rows.append(
+            {
+                "destination": name,
+                "routing_key": masked,
+                **{action: entry.get(action) for action in ("trigger", "resolve")},
+            }
+        )
     return {"probe": probe, "route": doc.get("route"), "destinations": rows}
 
 
@@ -103,8 +123,10 @@ def advice(status: int | None, error: str | None) -> str:
         return "ok: PagerDuty accepted the event"
     if status == 400:
         if "routing" in text or "integration" in text or "service_key" in text:
-            return ("the routing key is not an Events API v2 integration key: check the service's integration "
-                    "(Service → Integrations → Events API V2 → Integration Key) and the route's routing_key")
+            return (
+                "the routing key is not an Events API v2 integration key: check the service's integration "
+                "(Service → Integrations → Events API V2 → Integration Key) and the route's routing_key"
+            )
         return f"PagerDuty refused the event as invalid: {error or 'no reason given'}"
     if status in (401, 403):
         return "PagerDuty refused the request: check that the integration and its service are enabled"
@@ -117,6 +139,8 @@ def advice(status: int | None, error: str | None) -> str:
     if "timed out" in text:
         return "the Events API did not answer in time: pdrelay retries; check outbound network latency"
     if "connect" in text:
-        return ("pdrelay cannot reach the Events API: check outbound network access (NAT gateway, proxy, "
-                "firewall) and PDRELAY_EVENTS_URL")
+        return (
+            "pdrelay cannot reach the Events API: check outbound network access (NAT gateway, proxy, "
+            "firewall) and PDRELAY_EVENTS_URL"
+        )
     return f"not delivered: {error or 'unknown error'}"

@@ -72,14 +72,21 @@ class DeadLetter:
         }
 
 
-def read(sqs: Any, queue_url: str, limit: int | None = None,
-         visibility: int = READ_VISIBILITY_SECONDS) -> Iterator[DeadLetter]:
+def read(
+    sqs: Any, queue_url: str, limit: int | None = None, visibility: int = READ_VISIBILITY_SECONDS
+) -> Iterator[DeadLetter]:
     """Every message once (up to ``limit``), each left invisible for ``visibility`` seconds."""
     seen: set[str] = set()
     empty_rounds = 0
     while limit is None or len(seen) < limit:
-        answer = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, VisibilityTimeout=visibility,
-                                     AttributeNames=["All"], MessageAttributeNames=["All"], WaitTimeSeconds=0)
+        answer = sqs.receive_message(
+            QueueUrl=queue_url,
+            MaxNumberOfMessages=10,
+            VisibilityTimeout=visibility,
+            AttributeNames=["All"],
+            MessageAttributeNames=["All"],
+            WaitTimeSeconds=0,
+        )
         batch = [m for m in answer.get("Messages", []) if m["MessageId"] not in seen]
         if not batch:
             empty_rounds += 1
@@ -93,16 +100,21 @@ def read(sqs: Any, queue_url: str, limit: int | None = None,
                 continue
             seen.add(message["MessageId"])
             yield DeadLetter(
-                message_id=message["MessageId"], receipt_handle=message["ReceiptHandle"], body=message["Body"],
-                attributes={k: {"DataType": v["DataType"], "StringValue": v["StringValue"]}
-                            for k, v in message.get("MessageAttributes", {}).items() if "StringValue" in v},
+                message_id=message["MessageId"],
+                receipt_handle=message["ReceiptHandle"],
+                body=message["Body"],
+                attributes={
+                    k: {"DataType": v["DataType"], "StringValue": v["StringValue"]}
+                    for k, v in message.get("MessageAttributes", {}).items()
+                    if "StringValue" in v
+                },
                 sent_at=int(message.get("Attributes", {}).get("SentTimestamp", 0)),
             )
 
 
 def release(sqs: Any, queue_url: str, receipt_handles: list[str]) -> None:
     for start in range(0, len(receipt_handles), 10):
-        chunk = receipt_handles[start:start + 10]
+        chunk = receipt_handles[start : start + 10]
         sqs.change_message_visibility_batch(
             QueueUrl=queue_url,
             Entries=[{"Id": str(i), "ReceiptHandle": h, "VisibilityTimeout": 0} for i, h in enumerate(chunk)],
@@ -169,8 +181,16 @@ class RedriveResult:
         return {"matched": self.matched, "moved": self.moved, "skipped": self.skipped, "dry_run": self.dry_run}
 
 
-def redrive(sqs: Any, dlq_url: str, queue_url: str, *, where: Filter | None = None, dry_run: bool = False,
-            limit: int | None = None, progress: Callable[[RedriveResult], None] | None = None) -> RedriveResult:
+def redrive(
+    sqs: Any,
+    dlq_url: str,
+    queue_url: str,
+    *,
+    where: Filter | None = None,
+    dry_run: bool = False,
+    limit: int | None = None,
+    progress: Callable[[RedriveResult], None] | None = None,
+) -> RedriveResult:
     """Move matching DLQ messages back to the alert queue: receive, re-send, delete."""
     where = where or Filter()
     result = RedriveResult(dry_run=dry_run)

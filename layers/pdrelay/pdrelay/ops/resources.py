@@ -34,8 +34,12 @@ class Resources:
 
         kwargs: dict[str, Any] = {}
         if self.endpoint_url:
-            kwargs.update(endpoint_url=self.endpoint_url, region_name="us-east-1",
-                          aws_access_key_id="local", aws_secret_access_key="local")  # noqa: S106 - moto
+            kwargs.update(
+                endpoint_url=self.endpoint_url,
+                region_name="us-east-1",
+                aws_access_key_id="local",
+                aws_secret_access_key="local",  # noqa: S106 - moto's
+            )
         return boto3.session.Session().client(service, **kwargs)  # type: ignore[call-overload]
 
 
@@ -55,15 +59,23 @@ def from_stack(stack_name: str, cloudformation: Any = None) -> Resources:
 def from_dev_state(path: Path = DEV_STATE) -> Resources:
     try:
         state = json.loads(path.read_text())
-        return Resources(state["queue_url"], state["dlq_url"], state["table_name"], state["aws_endpoint"],
-                         state.get("events_url", ""))
+        return Resources(
+            state["queue_url"],
+            state["dlq_url"],
+            state["table_name"],
+            state["aws_endpoint"],
+            state.get("events_url", ""),
+        )
     except (OSError, ValueError, KeyError) as exc:
         raise ConfigError("no local stack found: start `pdrelay dev`, or pass --stack NAME") from exc
 
 
 def from_environment() -> Resources:
-    return Resources(os.environ.get("PDRELAY_QUEUE_URL", ""), os.environ.get("PDRELAY_DLQ_URL", ""),
-                     os.environ.get("PDRELAY_TABLE_NAME", ""))
+    return Resources(
+        os.environ.get("PDRELAY_QUEUE_URL", ""),
+        os.environ.get("PDRELAY_DLQ_URL", ""),
+        os.environ.get("PDRELAY_TABLE_NAME", ""),
+    )
 
 
 class RedriveRequest:
@@ -83,7 +95,7 @@ class RedriveRequest:
         if self.limit is not None and (not isinstance(self.limit, int) or self.limit < 1):
             problems.append("limit: a positive whole number")
         if self.action == "purge" and event.get("confirm") is not True:
-            problems.append("confirm: purging needs \"confirm\": true")
+            problems.append('confirm: purging needs "confirm": true')
         if problems:
             raise ConfigError("invalid redrive request", problems)
 
@@ -98,8 +110,9 @@ def run_redrive(event: dict[str, Any], resources: Resources) -> dict[str, Any]:
     if request.action == "purge":
         return {"purged": redrive.purge(sqs, resources.dlq_url)}
     where = redrive.Filter(route=request.route, routing_key=request.routing_key)
-    result = redrive.redrive(sqs, resources.dlq_url, resources.queue_url, where=where, dry_run=request.dry_run,
-                             limit=request.limit)
+    result = redrive.redrive(
+        sqs, resources.dlq_url, resources.queue_url, where=where, dry_run=request.dry_run, limit=request.limit
+    )
     from pdrelay.observability import REDRIVEN, count
 
     if result.moved:
@@ -107,9 +120,15 @@ def run_redrive(event: dict[str, Any], resources: Resources) -> dict[str, Any]:
     return result.as_dict()
 
 
-def run_sweep(resources: Resources, events_url: str, older_than_seconds: int, ttl_days: int = 30,
-              connect_timeout: float = 3.05, read_timeout: float = 6.0,
-              config: Callable[[], RelayConfig | None] | None = None) -> dict[str, Any]:
+def run_sweep(
+    resources: Resources,
+    events_url: str,
+    older_than_seconds: int,
+    ttl_days: int = 30,
+    connect_timeout: float = 3.05,
+    read_timeout: float = 6.0,
+    config: Callable[[], RelayConfig | None] | None = None,
+) -> dict[str, Any]:
     """Re-send pending resolves; with ``config`` (the routes' windows) also end holds whose
     maintenance window is over. Without it, held alerts are left alone: releasing them without
     knowing the configured windows could page in the middle of one."""

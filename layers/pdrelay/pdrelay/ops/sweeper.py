@@ -43,14 +43,20 @@ def resolve_event(record: Record) -> dict[str, Any]:
         "summary": record.payload.get("summary") or f"{record.format} alert {record.identity}",
         "source": record.payload.get("source") or "pdrelay",
         "severity": record.payload.get("severity") or "error",
-        "custom_details": {"pdrelay_note": "resolve re-sent by pdrelay's sweeper: its first delivery was "
-                                            "not confirmed"},
+        "custom_details": {
+            "pdrelay_note": "resolve re-sent by pdrelay's sweeper: its first delivery was not confirmed"
+        },
     }
     for key in ("component", "group", "class"):
         if record.payload.get(key):
             payload[key] = record.payload[key]
-    return {"routing_key": record.routing_key, "event_action": "resolve", "dedup_key": record.dedup_key,
-            "payload": payload, "client": "pdrelay"}
+    return {
+        "routing_key": record.routing_key,
+        "event_action": "resolve",
+        "dedup_key": record.dedup_key,
+        "payload": payload,
+        "client": "pdrelay",
+    }
 
 
 LEASE_SECONDS = 30
@@ -73,21 +79,25 @@ def sweep(store: DedupStore, events: EventsClient, *, older_than_seconds: int, l
             store.set_aside(record.pk, version)
             store.release(record.pk, version)
             result.rejected += 1
-            logger.warning("sweeper: PagerDuty refused a resolve", extra={"dedup_key": record.dedup_key,
-                                                                            "error": str(exc)})
+            logger.warning(
+                "sweeper: PagerDuty refused a resolve", extra={"dedup_key": record.dedup_key, "error": str(exc)}
+            )
             continue
         except RetryableDelivery as exc:
             store.release(record.pk, version)
             result.failed += 1
-            logger.warning("sweeper: resolve not delivered, next sweep retries",
-                           extra={"dedup_key": record.dedup_key, "error": str(exc)})
+            logger.warning(
+                "sweeper: resolve not delivered, next sweep retries",
+                extra={"dedup_key": record.dedup_key, "error": str(exc)},
+            )
             continue
         store.mark_delivered(record.pk, version)
         result.resolved += 1
         result.dedup_keys.append(record.dedup_key)
         count(RESOLVES_SWEPT)
-        logger.info("sweeper: resolve delivered", extra={"dedup_key": record.dedup_key,
-                                                         "resolved_at": iso(store.clock.now())})
+        logger.info(
+            "sweeper: resolve delivered", extra={"dedup_key": record.dedup_key, "resolved_at": iso(store.clock.now())}
+        )
     return result
 
 
@@ -102,8 +112,9 @@ class ReleaseResult:
         return {"held": self.held, "released": self.released, "dropped": self.dropped, "still_held": self.still_held}
 
 
-def release_held(store: DedupStore, policy: Policy, sqs: Any, queue_url: str, now: datetime | None = None,
-                 limit: int = 10000) -> ReleaseResult:
+def release_held(
+    store: DedupStore, policy: Policy, sqs: Any, queue_url: str, now: datetime | None = None, limit: int = 10000
+) -> ReleaseResult:
     """Alerts held by a maintenance window that has ended (or was removed): their message goes back
     on the alert queue, where the dispatcher sends it like any trigger (unless the alert resolved
     meanwhile). A window with ``send_held_at_end: false`` lets them go unpaged instead."""
@@ -136,14 +147,21 @@ def release_held(store: DedupStore, policy: Policy, sqs: Any, queue_url: str, no
         try:
             # Held for as long as the window ran: the hold limit (PDRELAY_MAX_HOLD_SECONDS) counts
             # from now, as after an operator's redrive, not from when the monitor sent it.
-            sqs.send_message(QueueUrl=queue_url, MessageBody=record.message, MessageAttributes={
-                "redriven_at": {"DataType": "Number", "StringValue": str(int(now.timestamp()))},
-                "released_from": {"DataType": "String", "StringValue": record.hold[:200] or "-"}})
+            sqs.send_message(
+                QueueUrl=queue_url,
+                MessageBody=record.message,
+                MessageAttributes={
+                    "redriven_at": {"DataType": "Number", "StringValue": str(int(now.timestamp()))},
+                    "released_from": {"DataType": "String", "StringValue": record.hold[:200] or "-"},
+                },
+            )
         except (ClientError, BotoCoreError) as exc:
             logger.warning("could not put a held alert back on the queue", extra={"error": type(exc).__name__})
             continue
         result.released += 1
         count(HELD_RELEASED)
-        logger.info("maintenance over: held alert back on the queue",
-                    extra={"dedup_key": record.dedup_key, "window": record.hold})
+        logger.info(
+            "maintenance over: held alert back on the queue",
+            extra={"dedup_key": record.dedup_key, "window": record.hold},
+        )
     return result

@@ -125,8 +125,9 @@ class Policy:
         return holding(self.windows() if windows is None else windows, message.route, message.alert, now)
 
     # -- the verdict --------------------------------------------------------------------------------
-    def judge(self, current: Record | None, decision: Decision, message: QueueMessage, now: datetime,
-              body: str) -> Verdict:
+    def judge(
+        self, current: Record | None, decision: Decision, message: QueueMessage, now: datetime, body: str
+    ) -> Verdict:
         record = decision.record
         assert record is not None and decision.send is not None
         if decision.send != "trigger":
@@ -134,18 +135,26 @@ class Policy:
             if unpaged and current is not None and current.hold == "rollup" and decision.send == "resolve":
                 # Also on a retry (the record already says resolved): the roll-up's own resolve may
                 # be what failed, and only this message will send it again.
-                return Verdict("leave", replace(decision, record=replace(record, hold="rollup",
-                                                                         rollup=current.rollup)))
+                return Verdict("leave", replace(decision, record=replace(record, hold="rollup", rollup=current.rollup)))
             if unpaged and current is not None and current.state in OPEN_STATES:
                 resolving = decision.send == "resolve"
                 # An acknowledge keeps a held alert's message: it still fires, and goes out when
                 # its window ends (as a trigger: PagerDuty then shows it unacknowledged).
-                done = replace(record, delivered=True, lease_until=0, hold="" if resolving else current.hold,
-                               message="" if resolving else current.message)
+                done = replace(
+                    record,
+                    delivered=True,
+                    lease_until=0,
+                    hold="" if resolving else current.hold,
+                    message="" if resolving else current.message,
+                )
                 return Verdict("local", replace(decision, record=done))
             return Verdict("send", decision)
-        if current is not None and current.hold == "rollup" and current.state in OPEN_STATES \
-                and decision.reason != "reopen":
+        if (
+            current is not None
+            and current.hold == "rollup"
+            and current.state in OPEN_STATES
+            and decision.reason != "reopen"
+        ):
             if decision.reason == "retry":
                 return Verdict("rollup", decision)
             quiet = replace(record, delivered=True, lease_until=0, hold="rollup", rollup=current.rollup)
@@ -159,8 +168,13 @@ class Policy:
             return Verdict("send", replace(decision, record=record))
         storm = self.storm(message.route)
         now_us = to_micros(now)
-        if (decision.reason == "update" and storm.min_resend_seconds and current is not None and current.sent_at
-                and now_us - current.sent_at < storm.min_resend_seconds * 1_000_000):
+        if (
+            decision.reason == "update"
+            and storm.min_resend_seconds
+            and current is not None
+            and current.sent_at
+            and now_us - current.sent_at < storm.min_resend_seconds * 1_000_000
+        ):
             quiet = replace(record, delivered=True, lease_until=0, suppressed=record.suppressed + 1)
             return Verdict("suppress", replace(decision, record=quiet))
         opens = decision.reason in ("new", "reopen", "release")
@@ -206,9 +220,15 @@ class Policy:
             if doc.get("state") != "open":
                 # None open, or the last one is closing (its last member left, its resolve may be
                 # on the way): a new roll-up incident, with a key of its own.
-                doc = {"state": "open", "opened_at": int(self.clock()), "sent_at": 0, "members": {},
-                       "route": message.route, "total": 0,
-                       "dedup_key": f"pdrelay-rollup:{message.route or '-'}:{int(self.clock())}-{secrets.token_hex(3)}"}
+                doc = {
+                    "state": "open",
+                    "opened_at": int(self.clock()),
+                    "sent_at": 0,
+                    "members": {},
+                    "route": message.route,
+                    "total": 0,
+                    "dedup_key": f"pdrelay-rollup:{message.route or '-'}:{int(self.clock())}-{secrets.token_hex(3)}",
+                }
             members = dict(doc["members"])
             if record.dedup_key not in members:
                 doc["total"] = int(doc.get("total", 0)) + 1
@@ -275,8 +295,10 @@ def rollup_event(doc: dict[str, Any], action: str, routing_key: str) -> dict[str
     route = doc.get("route") or "(unlisted)"
     listed = dict(list(members.items())[:ROLLUP_LISTED])
     details: dict[str, Any] = {
-        "pdrelay_note": ("storm control: more new alerts than the route's max_new_per_minute; they are rolled up "
-                         "here and each resolves on its own at the source. This incident resolves when all have."),
+        "pdrelay_note": (
+            "storm control: more new alerts than the route's max_new_per_minute; they are rolled up "
+            "here and each resolves on its own at the source. This incident resolves when all have."
+        ),
         "route": route,
         "open_alerts": len(members),
         "alerts_rolled_up": int(doc.get("total", len(members))),
@@ -291,7 +313,13 @@ def rollup_event(doc: dict[str, Any], action: str, routing_key: str) -> dict[str
         "routing_key": routing_key,
         "event_action": action,
         "dedup_key": doc["dedup_key"],
-        "payload": {"summary": summary, "source": "pdrelay", "severity": "critical",
-                    "component": "storm-control", "group": route, "custom_details": details},
+        "payload": {
+            "summary": summary,
+            "source": "pdrelay",
+            "severity": "critical",
+            "component": "storm-control",
+            "group": route,
+            "custom_details": details,
+        },
         "client": "pdrelay",
     }

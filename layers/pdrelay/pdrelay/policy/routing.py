@@ -39,8 +39,9 @@ def select_route(
     return Destination(route=name, routing_key=config.routes[name].primary_key)
 
 
-def route_for_routing_key(config: RelayConfig, caller: Caller, value: object,
-                          field: str = "routing_key") -> Destination:
+def route_for_routing_key(
+    config: RelayConfig, caller: Caller, value: object, field: str = "routing_key"
+) -> Destination:
     """Resolve the ``routing_key`` (v2) or ``service_key`` (v1) field of a PagerDuty-compatible event."""
     if not isinstance(value, str) or not value:
         raise BadRequest("Event object is invalid", [f"'{field}' is missing or blank"])

@@ -188,8 +188,6 @@ class Schedule(BaseModel):
         return spans
 
 
-
-
 class Window(BaseModel):
     """A maintenance window: alerts it applies to are held while it is active."""
 
