@@ -1,7 +1,8 @@
 # The targets the README tells people to type. Each installs what it needs on first use.
 #   make run    - the whole relay on this machine (local stack + PagerDuty emulator)
 #   make test   - the test suite (unit, integration with moto, e2e over HTTP)
-#   make lint   - ruff and mypy
+#   make lint   - ruff (lint and format check) and mypy
+#   make docs   - the docs site at http://127.0.0.1:8000 (make docs-build: mkdocs build --strict)
 #   make sam    - sam validate --lint and sam build (aws-sam-cli in a tool environment of its own)
 #   make bench  - the benchmark script (prints figures)
 
@@ -17,13 +18,13 @@ PY313_DIR := $(firstword $(wildcard $(HOME)/.pyenv/versions/3.13*/bin) $(wildcar
 SAM_PATH  := $(if $(PY313_DIR),$(PY313_DIR):,)$(PATH)
 REGION    ?= us-east-1
 
-.PHONY: run test lint sam bench clean
+.PHONY: run test lint docs docs-build sam bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "pdrelay needs Python 3.11 or newer"'
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e '.[dev,local,docs]'
 	touch $@
 
 $(TOOLS)/.installed: requirements-tools.txt
@@ -42,8 +43,15 @@ test: $(VENV)/.installed
 	$(PY) -m pytest tests/unit tests/integration -q --shift-clock-days 400 $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed
-	$(VENV)/bin/ruff check layers functions tests bench
+	$(VENV)/bin/ruff check layers functions tests bench scripts
+	$(VENV)/bin/ruff format --check layers functions tests bench scripts
 	$(VENV)/bin/mypy
+
+docs: $(VENV)/.installed
+	$(VENV)/bin/mkdocs serve
+
+docs-build: $(VENV)/.installed
+	$(VENV)/bin/mkdocs build --strict --site-dir .site
 
 sam: $(TOOLS)/.installed
 	$(SAM) validate --lint --region $(REGION)
@@ -55,4 +63,4 @@ bench: $(VENV)/.installed
 	$(PY) bench/run.py $(ARGS)
 
 clean:
-	rm -rf $(VENV) $(TOOLS) .aws-sam .pytest_cache .mypy_cache .ruff_cache .pdrelay
+	rm -rf $(VENV) $(TOOLS) .site .aws-sam .pytest_cache .mypy_cache .ruff_cache .pdrelay
