@@ -23,7 +23,7 @@ from pdrelay.models import Alert, QueueMessage, make_message
 from pdrelay.ops.sweeper import release_held
 from pdrelay.policy import judge
 from pdrelay.settings import get_settings
-from pdrelay.table import DedupStore, item_key
+from pdrelay.table import DedupStore, item_key, storm_key
 from pdrelay.timeutil import ManualClock
 from tests.conftest import TOKEN, unique
 from tests.integration.conftest import Aws, ConfigWriter, Handler
@@ -235,10 +235,10 @@ def test_a_reopen_after_a_rollup_opens_its_own_incident_once_the_minute_has_room
     member = unique("rolled")
     store = DedupStore(aws.dynamodb, aws.table_name)
     now = datetime.now(UTC).timestamp()
-    store.put_doc(judge.storm_key("ops", OPS_KEY), {"tokens": 0, "updated": now}, 0)  # no slot left
+    store.put_doc(storm_key("ops", OPS_KEY), {"tokens": 0, "updated": now}, 0)  # no slot left
     assert run(message(member)).result == "rolled-up"
     run(message(member, "resolve", at=T0 + timedelta(minutes=5)))
-    store.put_doc(judge.storm_key("ops", OPS_KEY), {"tokens": 3, "updated": now}, 1)  # room again
+    store.put_doc(storm_key("ops", OPS_KEY), {"tokens": 3, "updated": now}, 1)  # room again
     assert run(message(member, at=T0 + timedelta(minutes=10))).result == "delivered"
     assert by_key(pagerduty, OPS_KEY)[message(member).dedup_key] == "triggered"
 

@@ -1,15 +1,26 @@
-"""The dedup table: the only module that talks to DynamoDB.
+"""The table: the only module that talks to DynamoDB, and the only one that builds its keys.
 
 Alert items: one per (routing key, alert identity), keyed by ``pk`` = a hash of the routing key and
-the dedup key. Writes are conditional on the item's ``version``, so two dispatchers cannot both
+the dedup key (:func:`item_key`). Writes are conditional on the item's ``version``, so two dispatchers cannot both
 apply a change; the loser re-reads and decides again. A resolve not yet confirmed delivered carries
 ``pending = "resolve"``, which puts it in the sparse ``PendingResolves`` index the sweeper reads.
 
-Control items, in the same table: ``pace#<hash of routing key>`` (the pacing bucket),
-``breaker#events-api`` (the circuit breaker), ``storm#<route>#<hash>`` (new incidents this minute),
-``rollup#<route>#<hash>`` (a storm's roll-up incident and its members), ``maintenance#windows``
-(windows added with ``pdrelay maintenance``) and ``probe#<id>`` (a ``pdrelay test`` run's answers),
-all versioned the same way. Alerts held by a maintenance window carry ``pending = "held"``, so
+Control items, in the same table, all versioned the same way:
+
+=================================  ==================================================================
+``<hash>#<dedup key>``             an alert (:func:`item_key`)
+``pace#<hash>``                    a routing key's pacing bucket (:func:`pace_key`), or a caller's
+                                   rate-limit bucket (the hash of ``caller:<name>``, :func:`caller_bucket`)
+``breaker#events-api``             the Events API circuit breaker (:data:`BREAKER_KEY`)
+``storm#<route>#<hash>``           new incidents this minute, per route and key (:func:`storm_key`)
+``rollup#<route>#<hash>``          a storm's roll-up incident and its members (:func:`rollup_key`)
+``maintenance#windows``            windows added with ``pdrelay maintenance`` (:data:`WINDOWS_KEY`)
+``probe#<id>``                     a ``pdrelay test`` run's answers (:func:`probe_key`)
+``replay#...``                     ingest's replay records (Powertools idempotency, :data:`REPLAY_PREFIX`)
+=================================  ==================================================================
+
+``<hash>`` is the first 20 hex digits of the routing key's SHA-256: routing keys never appear in the
+table's keys. Alerts held by a maintenance window carry ``pending = "held"``, so
 the sweeper finds them in the same sparse index when their window ends. Ingest's replay
 protection (Powertools idempotency) also keeps its records here, under its own keys.
 """
@@ -31,7 +42,6 @@ from pdrelay.timeutil import SYSTEM_CLOCK, Clock
 
 PENDING_INDEX = "PendingResolves"
 PENDING_PAGE = 1000  # items per query page of the pending index
-BREAKER_KEY = "breaker#events-api"
 CONTROL_TTL_SECONDS = 7 * 86400
 
 _SER = TypeSerializer()
@@ -39,12 +49,40 @@ _DES = TypeDeserializer()
 _FIELDS = set(Record.__dataclass_fields__)
 
 
+# -- the key layout: every key of the table is built here ---------------------------------------
+BREAKER_KEY = "breaker#events-api"
+WINDOWS_KEY = "maintenance#windows"
+REPLAY_PREFIX = "replay"
+
+
+def _hash(routing_key: str) -> str:
+    return hashlib.sha256(routing_key.encode()).hexdigest()[:20]
+
+
 def item_key(routing_key: str, dedup_key: str) -> str:
-    return hashlib.sha256(routing_key.encode()).hexdigest()[:20] + "#" + dedup_key
+    return _hash(routing_key) + "#" + dedup_key
 
 
-def pace_key(routing_key: str) -> str:
-    return "pace#" + hashlib.sha256(routing_key.encode()).hexdigest()[:20]
+def pace_key(bucket: str) -> str:
+    """The pacing bucket of a routing key, or of :func:`caller_bucket`."""
+    return "pace#" + _hash(bucket)
+
+
+def caller_bucket(caller: str) -> str:
+    """What a caller's rate-limit bucket is named by in :meth:`DedupStore.get_bucket`."""
+    return f"caller:{caller}"
+
+
+def storm_key(route: str | None, routing_key: str) -> str:
+    return f"storm#{route or '-'}#{_hash(routing_key)}"
+
+
+def rollup_key(route: str | None, routing_key: str) -> str:
+    return f"rollup#{route or '-'}#{_hash(routing_key)}"
+
+
+def probe_key(probe: str) -> str:
+    return f"probe#{probe}"
 
 
 def _to_item(record: Record, now: int, ttl_seconds: int) -> dict[str, Any]:

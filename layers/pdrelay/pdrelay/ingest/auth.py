@@ -33,6 +33,7 @@ from typing import Any
 
 from pdrelay.config import Caller, RelayConfig
 from pdrelay.errors import ConcurrentUpdate, TooManyRequests, Unauthorized
+from pdrelay.table import caller_bucket
 
 TIMESTAMP_HEADER = "x-pdrelay-timestamp"
 SIGNATURE_HEADER = "x-pdrelay-signature"
@@ -131,7 +132,7 @@ def enforce_rate(
     if requests_ <= 0:
         return
     policy = pacing.PacingPolicy(requests_, float(window), 0.0)
-    key = f"caller:{caller.name}"
+    key = caller_bucket(caller.name)
     for _attempt in range(3):
         moment = time.time() if now is None else now
         bucket = store.get_bucket(key)

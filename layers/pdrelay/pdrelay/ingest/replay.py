@@ -32,6 +32,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 
 from pdrelay.errors import EnqueueError
 from pdrelay.observability import REPLAYS_IGNORED, count, logger
+from pdrelay.table import REPLAY_PREFIX
 
 Answer = dict[str, Any]
 
@@ -91,7 +92,7 @@ def _guard(table_name: str, window_seconds: int, dynamodb: Any) -> tuple[Callabl
     )
 
     @idempotent_function(
-        data_keyword_argument="request", persistence_store=persistence, config=config, key_prefix="replay"
+        data_keyword_argument="request", persistence_store=persistence, config=config, key_prefix=REPLAY_PREFIX
     )
     def run(request: dict[str, str], work: Callable[[], Answer]) -> Answer:
         del request  # the key only

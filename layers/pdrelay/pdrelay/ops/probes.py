@@ -16,7 +16,7 @@ from typing import Any
 
 from pdrelay.errors import ConcurrentUpdate
 from pdrelay.models import Alert
-from pdrelay.table import DedupStore
+from pdrelay.table import DedupStore, probe_key
 
 PROBE_ID_LENGTH = 12
 WRITE_ATTEMPTS = 5
@@ -24,10 +24,6 @@ WRITE_ATTEMPTS = 5
 
 def new_probe_id() -> str:
     return secrets.token_hex(PROBE_ID_LENGTH // 2)
-
-
-def probe_key(probe: str) -> str:
-    return f"probe#{probe}"
 
 
 def test_alert(

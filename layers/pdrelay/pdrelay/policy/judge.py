@@ -24,7 +24,6 @@ the dedup table, cached for ``PDRELAY_WINDOWS_MAX_AGE``, 15 s by default).
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 import time
 from collections.abc import Callable, Sequence
@@ -40,25 +39,12 @@ from pdrelay.errors import ConcurrentUpdate
 from pdrelay.models import QueueMessage
 from pdrelay.observability import logger
 from pdrelay.policy.windows import Window, holding
-from pdrelay.table import DedupStore
+from pdrelay.table import WINDOWS_KEY, DedupStore, rollup_key, storm_key
 from pdrelay.timeutil import to_micros
 
-WINDOWS_KEY = "maintenance#windows"
 WINDOWS_CACHE_SECONDS = 15.0
 ROLLUP_LISTED = 50
 WRITE_ATTEMPTS = 5
-
-
-def _key_hash(routing_key: str) -> str:
-    return hashlib.sha256(routing_key.encode()).hexdigest()[:20]
-
-
-def storm_key(route: str | None, routing_key: str) -> str:
-    return f"storm#{route or '-'}#{_key_hash(routing_key)}"
-
-
-def rollup_key(route: str | None, routing_key: str) -> str:
-    return f"rollup#{route or '-'}#{_key_hash(routing_key)}"
 
 
 # -- maintenance windows kept in the table ------------------------------------------------------------
