@@ -1,24 +1,50 @@
 """AWS clients, created once per execution environment and passed in everywhere else.
 
 boto3 honours ``AWS_ENDPOINT_URL``, which is how the local stack points these at moto.
-Tests call :func:`clear_clients` (an autouse fixture does).
+Tests call :func:`clear_clients` (an autouse fixture does). The clients are typed with the
+boto3-stubs packages (a development dependency, imported only for type checking).
 """
 
 from __future__ import annotations
 
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import boto3
 from botocore.config import Config
 
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_secretsmanager import SecretsManagerClient
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_ssm import SSMClient
+
+Service = Literal["sqs", "dynamodb", "ssm", "secretsmanager"]
 _CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=3, read_timeout=10)
 
 
+@overload
+def client(service: Literal["sqs"]) -> SQSClient: ...
+@overload
+def client(service: Literal["dynamodb"]) -> DynamoDBClient: ...
+@overload
+def client(service: Literal["ssm"]) -> SSMClient: ...
+@overload
+def client(service: Literal["secretsmanager"]) -> SecretsManagerClient: ...
+def client(service: Service) -> Any:
+    """The one client of ``service`` in this process."""
+    return _cached(service)
+
+
 @cache
-def client(service: str) -> Any:
-    return boto3.session.Session().client(service, config=_CONFIG)  # type: ignore[call-overload]
+def _cached(service: Service) -> Any:
+    return new_client(service)
+
+
+def new_client(service: Service, **kwargs: Any) -> Any:
+    """A new client with pdrelay's retry and timeout settings (``kwargs``: endpoint, credentials)."""
+    return boto3.session.Session().client(service, config=_CONFIG, **kwargs)
 
 
 def clear_clients() -> None:
-    client.cache_clear()
+    _cached.cache_clear()

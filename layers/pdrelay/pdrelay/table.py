@@ -30,7 +30,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
@@ -39,6 +39,9 @@ from pdrelay.delivery.decisions import OPEN_STATES, Record
 from pdrelay.delivery.pacing import Breaker, Bucket
 from pdrelay.errors import ConcurrentUpdate, StoreError
 from pdrelay.timeutil import SYSTEM_CLOCK, Clock
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
 
 PENDING_INDEX = "PendingResolves"
 PENDING_PAGE = 1000  # items per query page of the pending index
@@ -118,7 +121,9 @@ def _from_item(item: dict[str, Any]) -> Record:
 
 
 class DedupStore:
-    def __init__(self, client: Any, table_name: str, ttl_days: int = 30, clock: Clock = SYSTEM_CLOCK) -> None:
+    def __init__(
+        self, client: DynamoDBClient, table_name: str, ttl_days: int = 30, clock: Clock = SYSTEM_CLOCK
+    ) -> None:
         self._client = client
         self._table = table_name
         self._ttl_seconds = ttl_days * 86400
@@ -168,13 +173,14 @@ class DedupStore:
     ) -> bool:
         """Apply ``expression`` if the item is still at ``version``; False when it has moved on."""
         try:
+            kwargs: dict[str, Any] = {"ExpressionAttributeNames": names} if names else {}
             self._client.update_item(
                 TableName=self._table,
                 Key={"pk": {"S": pk}},
                 UpdateExpression=expression,
                 ConditionExpression="version = :v" + (f" AND {condition}" if condition else ""),
                 ExpressionAttributeValues={**values, ":v": {"N": str(version)}},
-                **({"ExpressionAttributeNames": names} if names else {}),
+                **kwargs,
             )
         except ClientError as exc:
             if _code(exc) == "ConditionalCheckFailedException":

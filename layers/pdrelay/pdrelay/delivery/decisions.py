@@ -29,19 +29,21 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+from pdrelay.models import Action
+
 Reason = Literal[
-    "new",
-    "update",
-    "reopen",
-    "resolve",
-    "acknowledge",
-    "retry",
-    "release",
-    "stale",
-    "duplicate",
-    "unchanged",
-    "unknown",
-    "in-flight",
+    "new",  # a trigger for an alert with no open incident: opens one
+    "update",  # a trigger whose content changed while its incident is open: updates it
+    "reopen",  # a trigger after the alert resolved: a new episode, a new incident
+    "resolve",  # a resolve of an open (or opening) incident
+    "acknowledge",  # an acknowledge of an open incident
+    "retry",  # the event whose send was interrupted (its lease expired): send it again
+    "release",  # a held trigger whose maintenance window ended: send it now
+    "stale",  # older than the last event applied (SQS reordered or redelivered it): nothing to send
+    "duplicate",  # the event already applied: nothing to send
+    "unchanged",  # a repeat notification with the same content: nothing to send
+    "unknown",  # a resolve or acknowledge for an alert never opened: nothing to send
+    "in-flight",  # another dispatcher is sending this alert's last event: wait for it
 ]
 OPEN_STATES = ("triggered", "acknowledged")
 
@@ -82,7 +84,7 @@ class Record:
 class Event:
     pk: str
     dedup_key: str
-    action: str
+    action: Action
     at: int
     content_hash: str
     route: str | None
@@ -97,7 +99,7 @@ class Event:
 
 @dataclass(frozen=True)
 class Decision:
-    send: str | None  # the Events API action to send, or None
+    send: Action | None  # the Events API action to send, or None
     reason: Reason
     record: Record | None  # the row as it stands after the decision
     write: bool = True  # whether ``record`` must be written (conditionally) before sending

@@ -23,7 +23,7 @@ import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
@@ -50,6 +50,9 @@ from pdrelay.policy.judge import Policy, Verdict, rollup_event
 from pdrelay.settings import Settings
 from pdrelay.table import DedupStore, item_key
 from pdrelay.timeutil import SYSTEM_CLOCK, Clock, to_micros
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
 
 WRITE_ATTEMPTS = 3
 MAX_SQS_DELAY = 900
@@ -88,9 +91,21 @@ def to_event(message: QueueMessage) -> Event:
     )
 
 
+Result = Literal[
+    "delivered",  # PagerDuty answered 2xx
+    "skipped",  # nothing to send (stale, duplicate, unchanged, unknown, rolled-up member, never paged)
+    "deferred",  # put back on the queue for later without spending a delivery attempt
+    "dead-lettered",  # in the DLQ with the reason (PagerDuty's 400, unreadable, held too long)
+    "held",  # kept back by a maintenance window; the sweep releases it when the window ends
+    "suppressed",  # an update within the route's min_resend_seconds: counted, not sent
+    "rolled-up",  # joined a storm's roll-up incident instead of opening its own
+    "rejected",  # a test probe PagerDuty refused: the answer is the result, nothing to keep
+]
+
+
 @dataclass(frozen=True)
 class Outcome:
-    result: str  # delivered | skipped | deferred | dead-lettered
+    result: Result
     reason: str
     action: str | None = None
     status: int | None = None
@@ -123,7 +138,7 @@ class Dispatcher:
     settings: Settings
     store: DedupStore
     events: EventsClient
-    sqs: Any
+    sqs: SQSClient
     clock: Clock = SYSTEM_CLOCK  # every reading of "now" in dispatch; see ``use_clock``
     config: Callable[[], RelayConfig | None] | None = None  # routes' storm control and windows
     _breaker_cache: tuple[float, pacing.Breaker | None] = (0.0, None)

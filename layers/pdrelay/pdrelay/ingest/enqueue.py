@@ -8,18 +8,24 @@ filter on (route, format, action), never the routing key.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from pdrelay.errors import EnqueueError
 from pdrelay.models import AnyMessage, QueueMessage
 
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.type_defs import MessageAttributeValueTypeDef, SendMessageBatchRequestEntryTypeDef
+
+    Entry = SendMessageBatchRequestEntryTypeDef
+
 MAX_BATCH_ENTRIES = 10
 MAX_BATCH_BYTES = 256 * 1024
 
 
-def _attributes(message: AnyMessage) -> dict[str, Any]:
+def _attributes(message: AnyMessage) -> dict[str, MessageAttributeValueTypeDef]:
     alert = message.alert if isinstance(message, QueueMessage) else None
     attrs = {
         "format": alert.format if alert else "change",
@@ -32,9 +38,9 @@ def _attributes(message: AnyMessage) -> dict[str, Any]:
     return {k: {"DataType": "String", "StringValue": v} for k, v in attrs.items()}
 
 
-def _chunks(entries: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
-    chunks: list[list[dict[str, Any]]] = []
-    current: list[dict[str, Any]] = []
+def _chunks(entries: list[Entry]) -> list[list[Entry]]:
+    chunks: list[list[Entry]] = []
+    current: list[Entry] = []
     size = 0
     for entry in entries:
         entry_size = len(entry["MessageBody"].encode()) + 512
@@ -48,8 +54,8 @@ def _chunks(entries: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
     return chunks
 
 
-def enqueue(messages: Sequence[AnyMessage], sqs: Any, queue_url: str) -> None:
-    entries = [
+def enqueue(messages: Sequence[AnyMessage], sqs: SQSClient, queue_url: str) -> None:
+    entries: list[Entry] = [
         {"Id": str(i), "MessageBody": m.to_json(), "MessageAttributes": _attributes(m)} for i, m in enumerate(messages)
     ]
     for chunk in _chunks(entries):

@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Mapping
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.utilities.idempotency import (
     DynamoDBPersistenceLayer,
@@ -33,6 +33,9 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 from pdrelay.errors import EnqueueError
 from pdrelay.observability import REPLAYS_IGNORED, count, logger
 from pdrelay.table import REPLAY_PREFIX
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
 
 Answer = dict[str, Any]
 
@@ -72,7 +75,9 @@ def _mark_replayed(response: Any, _record: Any) -> Any:
 
 
 @lru_cache(maxsize=4)
-def _guard(table_name: str, window_seconds: int, dynamodb: Any) -> tuple[Callable[..., Answer], IdempotencyConfig]:
+def _guard(
+    table_name: str, window_seconds: int, dynamodb: DynamoDBClient
+) -> tuple[Callable[..., Answer], IdempotencyConfig]:
     persistence = DynamoDBPersistenceLayer(
         table_name=table_name,
         key_attr="pk",
@@ -91,7 +96,7 @@ def _guard(table_name: str, window_seconds: int, dynamodb: Any) -> tuple[Callabl
         response_hook=_mark_replayed,  # type: ignore[arg-type]
     )
 
-    @idempotent_function(
+    @idempotent_function(  # type: ignore[untyped-decorator]  # Powertools' decorator factory is untyped
         data_keyword_argument="request", persistence_store=persistence, config=config, key_prefix=REPLAY_PREFIX
     )
     def run(request: dict[str, str], work: Callable[[], Answer]) -> Answer:
@@ -107,7 +112,7 @@ def once(
     *,
     table_name: str,
     window_seconds: int,
-    dynamodb: Any,
+    dynamodb: DynamoDBClient,
     lambda_context: Any = None,
 ) -> Answer:
     """``work()``'s answer, computed once per ``key`` within the window."""

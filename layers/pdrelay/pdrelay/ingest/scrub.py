@@ -132,7 +132,7 @@ _KEY_TAIL = 128  # the credential word ends the key, so only its end is read
 @lru_cache(maxsize=4096)
 def _credential_word(key: str) -> str | None:
     """The credential word(s) ``key`` ends with, lower-case, or None."""
-    words = [w.lower() for w in _KEY_WORD.findall(key[-_KEY_TAIL:])]
+    words: list[str] = [w.lower() for w in _KEY_WORD.findall(key[-_KEY_TAIL:])]
     while words and (words[-1].isdigit() or words[-1] in _QUALIFIERS):
         words.pop()
     if not words:

@@ -91,7 +91,8 @@ class TemplateSpec:
 
 
 def load_template(path: Path) -> dict[str, Any]:
-    return yaml.load(path.read_text(encoding="utf-8"), Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
+    doc: dict[str, Any] = yaml.load(path.read_text(encoding="utf-8"), Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
+    return doc
 
 
 def _resolver(doc: dict[str, Any]) -> Callable[[Any], Any]:

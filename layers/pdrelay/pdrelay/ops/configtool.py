@@ -14,11 +14,16 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
+from pdrelay.aws import client
 from pdrelay.config import RelayConfig, parse_config
 from pdrelay.errors import ConfigError
 from pdrelay.observability import mask
+
+if TYPE_CHECKING:
+    from mypy_boto3_secretsmanager import SecretsManagerClient
+    from mypy_boto3_ssm import SSMClient
 
 SSM_STANDARD_LIMIT = 4096
 SSM_ADVANCED_LIMIT = 8192
@@ -130,7 +135,9 @@ def explain(
     return out
 
 
-def push(text: str, target: str, *, ssm: Any = None, secretsmanager: Any = None) -> str:
+def push(
+    text: str, target: str, *, ssm: SSMClient | None = None, secretsmanager: SecretsManagerClient | None = None
+) -> str:
     """Validate ``text`` and store it at ``target`` (``ssm:/name`` or ``secret:name``); what was done."""
     config = parse_config(text, "the configuration")
     del config  # validated; the document is stored as written (comments and all)
@@ -142,13 +149,15 @@ def push(text: str, target: str, *, ssm: Any = None, secretsmanager: Any = None)
                 f"the document is {size} bytes; SSM parameters hold at most {SSM_ADVANCED_LIMIT}",
                 ["store it in Secrets Manager (secret:name, up to 64 KB) and point PDRELAY_CONFIG at it"],
             )
-        tier = "Standard" if size <= SSM_STANDARD_LIMIT else "Advanced"
+        tier: Literal["Standard", "Advanced"] = "Standard" if size <= SSM_STANDARD_LIMIT else "Advanced"
+        ssm = ssm or client("ssm")
         ssm.put_parameter(Name=name, Value=text, Type="SecureString", Overwrite=True, Tier=tier)
         return f"stored in SSM parameter {name} ({size} bytes, {tier} tier, SecureString)"
     if target.startswith("secret:"):
         from botocore.exceptions import ClientError
 
         name = target[7:]
+        secretsmanager = secretsmanager or client("secretsmanager")
         try:
             secretsmanager.put_secret_value(SecretId=name, SecretString=text)
             return f"stored as a new version of secret {name}"

@@ -14,12 +14,15 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from pdrelay.errors import EnqueueError
 from pdrelay.observability import mask
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
 
 READ_VISIBILITY_SECONDS = 60
 DROPPED_ON_REDRIVE = ("failure_reason", "http_status", "attempts", "deferrals", "redriven_at")
@@ -73,7 +76,7 @@ class DeadLetter:
 
 
 def read(
-    sqs: Any, queue_url: str, limit: int | None = None, visibility: int = READ_VISIBILITY_SECONDS
+    sqs: SQSClient, queue_url: str, limit: int | None = None, visibility: int = READ_VISIBILITY_SECONDS
 ) -> Iterator[DeadLetter]:
     """Every message once (up to ``limit``), each left invisible for ``visibility`` seconds."""
     seen: set[str] = set()
@@ -112,7 +115,7 @@ def read(
             )
 
 
-def release(sqs: Any, queue_url: str, receipt_handles: list[str]) -> None:
+def release(sqs: SQSClient, queue_url: str, receipt_handles: list[str]) -> None:
     for start in range(0, len(receipt_handles), 10):
         chunk = receipt_handles[start : start + 10]
         sqs.change_message_visibility_batch(
@@ -148,7 +151,7 @@ class Inspection:
         }
 
 
-def inspect(sqs: Any, dlq_url: str, limit: int | None = None, keep: int = 100) -> Inspection:
+def inspect(sqs: SQSClient, dlq_url: str, limit: int | None = None, keep: int = 100) -> Inspection:
     """Counts by route and reason (routing keys masked); the first ``keep`` messages summarised."""
     result = Inspection()
     handles = []
@@ -182,7 +185,7 @@ class RedriveResult:
 
 
 def redrive(
-    sqs: Any,
+    sqs: SQSClient,
     dlq_url: str,
     queue_url: str,
     *,
@@ -214,7 +217,7 @@ def redrive(
     return result
 
 
-def _move(sqs: Any, message: DeadLetter, queue_url: str, dlq_url: str) -> None:
+def _move(sqs: SQSClient, message: DeadLetter, queue_url: str, dlq_url: str) -> None:
     attributes = {k: v for k, v in message.attributes.items() if k not in DROPPED_ON_REDRIVE}
     redriven = int(message.attr("redriven", "0") or 0) + 1
     attributes["redriven"] = {"DataType": "Number", "StringValue": str(redriven)}
@@ -227,13 +230,13 @@ def _move(sqs: Any, message: DeadLetter, queue_url: str, dlq_url: str) -> None:
     sqs.delete_message(QueueUrl=dlq_url, ReceiptHandle=message.receipt_handle)
 
 
-def count(sqs: Any, dlq_url: str) -> int:
+def count(sqs: SQSClient, dlq_url: str) -> int:
     """SQS's approximate count of messages in the DLQ (no message is read)."""
     attributes = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["ApproximateNumberOfMessages"])
     return int(attributes["Attributes"]["ApproximateNumberOfMessages"])
 
 
-def purge(sqs: Any, dlq_url: str) -> int:
+def purge(sqs: SQSClient, dlq_url: str) -> int:
     """Empty the DLQ; returns how many messages SQS counted in it just before."""
     before = count(sqs, dlq_url)
     sqs.purge_queue(QueueUrl=dlq_url)

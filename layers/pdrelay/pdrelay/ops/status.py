@@ -16,12 +16,15 @@ from __future__ import annotations
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pdrelay.delivery.decisions import OPEN_STATES
 from pdrelay.observability import mask
 from pdrelay.ops import redrive
 from pdrelay.table import DedupStore
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
 
 
 @dataclass
@@ -57,7 +60,7 @@ class QueueStatus:
         }
 
 
-def _counts(sqs: Any, url: str) -> dict[str, int]:
+def _counts(sqs: SQSClient, url: str) -> dict[str, int]:
     attrs = sqs.get_queue_attributes(
         QueueUrl=url,
         AttributeNames=[
@@ -69,7 +72,9 @@ def _counts(sqs: Any, url: str) -> dict[str, int]:
     return {k: int(v) for k, v in attrs.items()}
 
 
-def queue_status(sqs: Any, queue_url: str, dlq_url: str, store: DedupStore, window_seconds: int = 3600) -> QueueStatus:
+def queue_status(
+    sqs: SQSClient, queue_url: str, dlq_url: str, store: DedupStore, window_seconds: int = 3600
+) -> QueueStatus:
     main = _counts(sqs, queue_url)
     dlq = _counts(sqs, dlq_url)
     status = QueueStatus(

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pdrelay.delivery.decisions import Record
 from pdrelay.delivery.events_api import EventsClient
@@ -24,6 +24,9 @@ from pdrelay.observability import RESOLVES_SWEPT, count, logger
 from pdrelay.policy.judge import Policy
 from pdrelay.table import DedupStore
 from pdrelay.timeutil import iso, to_micros
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
 
 
 @dataclass
@@ -113,7 +116,7 @@ class ReleaseResult:
 
 
 def release_held(
-    store: DedupStore, policy: Policy, sqs: Any, queue_url: str, now: datetime | None = None, limit: int = 10000
+    store: DedupStore, policy: Policy, sqs: SQSClient, queue_url: str, now: datetime | None = None, limit: int = 10000
 ) -> ReleaseResult:
     """Alerts held by a maintenance window that has ended (or was removed): their message goes back
     on the alert queue, where the dispatcher sends it like any trigger (unless the alert resolved

@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import ValidationError
 
@@ -74,11 +74,22 @@ def save_windows(store: DedupStore, change: Callable[[list[dict[str, Any]]], lis
     raise ConcurrentUpdate("the maintenance windows kept changing; try again")
 
 
+VerdictKind = Literal[
+    "send",  # send the decision's event now
+    "hold",  # a maintenance window holds the trigger: record it, page when the window ends
+    "suppress",  # an update within min_resend_seconds: record it, send nothing
+    "quiet",  # an event of an alert in a roll-up: the roll-up incident speaks for it
+    "local",  # a resolve or acknowledge of an alert never paged: record it, send nothing
+    "rollup",  # over the storm cap: join the route's roll-up incident
+    "leave",  # a rolled-up alert resolved: leave the roll-up (which resolves with its last member)
+]
+
+
 @dataclass
 class Verdict:
     """What the dispatcher does with a sending decision."""
 
-    kind: str  # send | hold | suppress | quiet | local | rollup | leave
+    kind: VerdictKind
     decision: Decision
     window: Window | None = None
 
