@@ -1,8 +1,9 @@
-"""The configuration example (events/config/example.yaml) and the README that shows it.
+"""The configuration example (events/config/example.yaml) and the docs that show it.
 
-The example is what a platform team starts from, so it must validate, the README must show it
-unchanged, and it must do what its comments say: each explanation below runs a monitor's payload
-through `pdrelay config explain`'s code and checks the destinations the comments promise.
+The example is what a platform team starts from, so it must validate, the configuration page must
+show it unchanged (it includes the file), and it must do what its comments say: each explanation
+below runs a monitor's payload through `pdrelay config explain`'s code and checks the destinations
+the comments promise.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pdrelay.ops import configtool
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "events" / "config" / "example.yaml"
 README = ROOT / "README.md"
+CONFIGURATION_PAGE = ROOT / "docs" / "configuration.md"
 FIRING = ROOT / "events" / "formats" / "alertmanager" / "firing.json"
 OUTSIDE_WINDOWS = "2026-11-24T09:05:00+00:00"  # when the fixture fired; no window of the example runs
 
@@ -53,7 +55,7 @@ def verdicts(config: RelayConfig, body: bytes, route: str, at: str) -> dict[str,
     return {e["destination"]: e["verdict"] for e in result.events}
 
 
-# -- the file and the README ---------------------------------------------------------------------------
+# -- the file and the docs ------------------------------------------------------------------------------
 
 
 def test_the_example_validates(example: RelayConfig) -> None:
@@ -72,16 +74,13 @@ def test_the_example_keys_and_tokens_are_obviously_fake(example: RelayConfig) ->
     assert all(caller.token.startswith("change-me-") for caller in example.callers)
 
 
-def _readme_config_block() -> str:
-    text = README.read_text(encoding="utf-8")
-    section = text[text.index("## Configuration reference\n") :]
+def test_the_configuration_page_includes_the_example_file_itself() -> None:
+    # A snippet include (pymdownx.snippets, check_paths on), not a copy: the page cannot drift.
+    text = CONFIGURATION_PAGE.read_text(encoding="utf-8")
+    section = text[text.index("## A complete example\n") :]
     found = re.search(r"```yaml\n(.*?)```", section, re.S)
-    assert found, "no YAML block in the README's Configuration reference"
-    return found.group(1)
-
-
-def test_the_readme_shows_the_example_byte_for_byte() -> None:
-    assert _readme_config_block() == EXAMPLE.read_text(encoding="utf-8")
+    assert found, "no YAML block in the configuration page's example section"
+    assert found.group(1) == '--8<-- "events/config/example.yaml"\n'
 
 
 # -- what the comments promise ---------------------------------------------------------------------------
@@ -150,7 +149,7 @@ def test_the_weekly_window_holds_storage_alerts_on_sunday_night_only(example: Re
         ("2026-10-25T12:00:00+00:00", "2026-10-25T02:00:00+02:00", "2026-10-25T03:00:00+01:00"),  # fall back
     ],
 )
-def test_the_weekly_window_on_daylight_saving_nights_as_the_readme_says(
+def test_the_weekly_window_on_daylight_saving_nights_as_the_docs_say(
     example: RelayConfig, night: str, start: str, end: str
 ) -> None:
     window = example.maintenance[1]
@@ -170,7 +169,7 @@ def test_the_silence_holds_only_db_7s_disk_alert(example: RelayConfig) -> None:
     assert other == {"default": "sent"}
 
 
-# -- the commands the README names -------------------------------------------------------------------------
+# -- the commands the README and the docs name -------------------------------------------------------------
 
 
 def _commands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
@@ -180,15 +179,18 @@ def _commands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentPar
     return {}
 
 
-def _readme_commands() -> set[tuple[str, ...]]:
-    """Every `pdrelay WORD [WORD]` the README shows: in code spans and at the start of code lines.
+def _documented_commands() -> set[tuple[str, ...]]:
+    """Every `pdrelay WORD [WORD]` the README, SECURITY.md and the docs pages show: in code spans and at
+    the start of lines in code blocks.
 
     A group named alone (`pdrelay maintenance`) only has to exist; a second word must be one of its
     subcommands. `maintenance add|list|end` stands for three."""
-    text = README.read_text(encoding="utf-8")
+    pages = [README, ROOT / "SECURITY.md", *sorted((ROOT / "docs").rglob("*.md"))]
+    text = "\n".join(page.read_text(encoding="utf-8") for page in pages)
     found: set[tuple[str, ...]] = set()
+    code = "\n".join(re.findall(r"^\s*```[^\n]*\n(.*?)^\s*```", text, re.S | re.M))
     starts = [m.group(1) for m in re.finditer(r"`(?:\.venv/bin/)?pdrelay ([^`]+)`", text)]
-    starts += [m.group(1) for m in re.finditer(r"^(?:\.venv/bin/)?pdrelay ([^\n]+)$", text, re.M)]
+    starts += [m.group(1) for m in re.finditer(r"^\s*(?:\.venv/bin/)?pdrelay ([^\n]+)$", code, re.M)]
     for rest in starts:
         words = re.match(r"([a-z][a-z-]*)(?: ([a-z|]+))?", rest)
         if words:
@@ -198,10 +200,10 @@ def _readme_commands() -> set[tuple[str, ...]]:
     return found
 
 
-def test_every_pdrelay_command_in_the_readme_exists() -> None:
+def test_every_pdrelay_command_in_the_docs_exists() -> None:
     top = _commands(build_parser())
-    mentioned = _readme_commands()
-    assert {("maintenance", "add"), ("config", "explain"), ("test",), ("change",)} <= mentioned
+    mentioned = _documented_commands()
+    assert {("maintenance", "add"), ("config", "explain"), ("test",), ("change",), ("config", "push")} <= mentioned
 
     missing = []
     for command in sorted(mentioned):

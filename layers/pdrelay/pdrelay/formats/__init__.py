@@ -19,7 +19,9 @@ identical body within the replay window is a sender's retry, not a new event), a
 pydantic model of per-route options (``routes.NAME.formats.NAME`` in the configuration);
 ``context.options`` is then an instance of it.
 
-Adding a monitor is adding one module (and its tests and fixtures): the registry finds it.
+Adding a monitor is adding one module (and its tests and fixtures): the registry finds it. What the
+monitor sends and what becomes of it is written once, in its page ``docs/senders/<NAME>.md``; the
+module's docstring keeps only what a maintainer of the parser needs beyond that page.
 """
 
 from __future__ import annotations

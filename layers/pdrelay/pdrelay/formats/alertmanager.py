@@ -1,20 +1,9 @@
 """Prometheus Alertmanager webhook (payload version 4).
 
-- Firing vs recovered: each alert's own ``status`` (the top-level ``status`` only summarises the
-  group); an alert without one takes the group's.
-- Identity: ``fingerprint``; older senders without it get a hash of the sorted labels (which is
-  what Alertmanager's fingerprint is derived from too).
-- Ordering time: ``startsAt`` for firing; ``endsAt`` for resolved, or the time pdrelay received it
-  when ``endsAt`` is Go's zero time or earlier than ``startsAt``.
-- Severity: the ``severity`` label (see ``_common.SEVERITY_WORDS``), ``error`` when absent.
-- Summary: annotations ``summary``, ``description``, ``message``; else alertname and instance.
-- ``truncatedAlerts`` (alerts Alertmanager left out to honour ``max_alerts``) is kept in the
-  details and noted in the answer: those alerts page with the next notification that carries them.
+User documentation: docs/senders/alertmanager.md.
 
-Per route, ``formats: {alertmanager: {group_by: group}}`` makes one incident per alert *group*
-instead, as Alertmanager's own PagerDuty notifier does: the identity is the ``groupKey``, the group
-triggers (and updates) while any alert fires and resolves when the group's ``status`` is resolved;
-events are ordered by pdrelay's receipt, because Alertmanager sends a group's notifications in order.
+Each alert of the group is parsed on its own (``_alert``); with ``group_by: group`` the whole
+notification becomes one alert (``_group``), whose details keep ``commonLabels`` for rules.
 """
 
 from __future__ import annotations

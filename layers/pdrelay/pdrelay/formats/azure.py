@@ -1,61 +1,12 @@
-"""Azure Monitor alerts sent by an action group's webhook action with the *common alert schema*
-(``schemaId: azureMonitorCommonAlertSchema``; ``data.essentials``, ``data.alertContext``,
-``data.customProperties``). Action groups post one alert per request. The older, per-service
-schemas (``Microsoft.Insights/activityLogs``, ``AzureMonitorMetricAlert``...) are refused with a
-400 that says to turn the common schema on; budget notifications (``AIP Budget Notification``,
-which have no common schema) with a 400 that says they are not supported.
+"""Azure Monitor alerts through an action group's webhook with the common alert schema.
 
-- Firing vs recovered: ``essentials.monitorCondition``: ``Fired`` triggers, ``Resolved``
-  resolves. Only *stateful* alert rules (metric alerts, log search alerts with "automatically
-  resolve alerts" on, Prometheus alerts) ever send ``Resolved``; the others always say ``Fired``.
-  A notification without a monitor condition (budget alerts) triggers.
-- Identity: ``essentials.alertId``, the resource id of the alert *instance*; a stateful alert keeps
-  its instance, and so its id, from ``Fired`` to ``Resolved``. Activity-log alerts are stateless:
-  every event is a new alert instance with a new id, and Azure never resolves them. For the two
-  that do have a lifecycle the identity is taken from the event instead, so that their recovery
-  lands on the incident their problem opened:
+User documentation: docs/senders/azure.md.
 
-  - Service Health (``monitoringService: ServiceHealth``): the subscription and the issue's
-    ``trackingId``; it resolves when the communication's ``stage`` (or ``status``) is
-    ``Resolved``, ``RCA``, ``Complete`` or ``Canceled``, and triggers (updating the incident)
-    otherwise.
-  - Resource Health (``ResourceHealth``): the affected resource's id (lower-cased, as Azure ids
-    are case-insensitive); it resolves when ``currentHealthStatus`` is ``Available`` or the event's
-    ``status`` is ``Resolved``, and triggers for ``Unavailable``, ``Degraded`` and ``Unknown``.
-
-  Other activity-log alerts (Administrative, Policy, Autoscale, Security, Recommendation) are
-  one incident per event, keyed by ``alertId``.
-- Severity: ``essentials.severity``: Sev0 critical, Sev1 error, Sev2 warning, Sev3 and Sev4 info;
-  ``error`` when absent or unknown. Activity-log alert rules cannot set a severity (Azure sends
-  Sev4): the route option ``activity_log_severity`` overrides it for them.
-- Summary: Service Health: "Azure Service Health: <title> (<service>, <region>)"; Resource
-  Health: "<resource> is <status>: <title>"; otherwise "<alertRule>: <first line of the
-  description, else the condition and value> (<target resource>)". Source: the first
-  configuration item (the affected resource), else the name of the first target resource, else
-  the rule (Service Health: "<service>, <region>"). Component: the target's resource type
-  (Service Health: the service); group: its resource group; class: the metric name (one-metric
-  conditions) or the monitoring service. Without an ``alertId``, the identity is the rule on its
-  first target.
-- Links: the alert in the Azure portal (``AlertDetailsTemplateBlade``, from ``alertId``), the
-  target resource in the portal, and the log-search links the alert context carries
-  (``LinkToFilteredSearchResultsUI``/``LinkToSearchResults``, ``linkToFilteredSearchResultsUI``/
-  ``linkToSearchResultsUI``); the Log Analytics API links need a token and are only kept in the
-  details. The route option ``portal_url`` sets the portal for sovereign clouds.
-- custom_details: rule, rule id, monitor condition, Sev, signal type, monitoring service,
-  description, targets, configuration items, alert and origin ids, fired/resolved times, the
-  conditions (metric, query, operator, threshold, value, dimensions, window), the activity-log
-  event (operation, status, caller, properties), ``customProperties``.
-- Test notifications (an action group's "Test" button): Azure fills them from a fixed sample
-  reference set whose resources live in subscription ``11111111-1111-1111-1111-111111111111``
-  (see "Common alert schema definitions for Test Action Group"), and its Service Health sample is
-  marked ``IsSynthetic``. A notification about that subscription, or marked synthetic, is a test:
-  ``test=True``, and it always triggers (whatever state its sample shows) so that a route that
-  pages for tests shows it. This rests on Azure keeping that sample set; it cannot be told apart
-  from a real alert of a subscription with that id (an all-ones GUID, unlikely to be real).
-- Ordering time: ``resolvedDateTime`` for resolved alerts (receipt when absent: log search
-  alerts may lack it, and their ``firedDateTime`` is the problem's start), else ``firedDateTime``
-  (UTC; receipt when missing). A Service/Resource Health recovery is an alert instance of its own:
-  its ``firedDateTime`` is the recovery's time.
+The schema's parts are ``data.essentials`` (identity, condition, severity, times, targets),
+``data.alertContext`` (per signal type: metric conditions, log search results, the activity-log
+event) and ``data.customProperties``. The test-notification check rests on Azure's published
+sample set for "Test Action Group" (subscription ``11111111-1111-1111-1111-111111111111``,
+``IsSynthetic``); should Azure change it, its test notifications would be taken for real alerts.
 """
 
 from __future__ import annotations

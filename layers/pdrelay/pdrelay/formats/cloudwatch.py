@@ -1,38 +1,12 @@
 """Amazon CloudWatch alarms, in every way they arrive.
 
-Shapes:
+User documentation: docs/senders/cloudwatch.md.
 
-- **SNS over HTTP(S)**: the envelope (``Type``, ``MessageId``, ``TopicArn``, ``Message``, ``Timestamp``,
-  ``Signature``...) with the alarm as a JSON *string* in ``Message``; SNS posts it as
-  ``text/plain`` (pdrelay reads the body whatever the content type). With raw message delivery the
-  body is the alarm itself.
-- **SNS subscription confirmation**: the signature is checked, the ``SubscribeURL`` must be an
-  HTTPS URL on ``sns.<region>.amazonaws.com`` (or ``.amazonaws.com.cn``), it is visited once the
-  request is accepted, and no one is paged. ``UnsubscribeConfirmation`` is answered and ignored.
-- **SNS signatures** (versions 1, SHA1withRSA, and 2, SHA256withRSA) are verified against the
-  certificate at ``SigningCertURL``, which must itself be an HTTPS URL on an SNS host; on by
-  default (``verify_signatures``), per route.
-- **EventBridge** "CloudWatch Alarm State Change" events (``detail``), e.g. through an API
-  destination.
-- **The alarm Lambda action** event (``alarmData``), invoked on the ingest function or posted.
-
-Lifecycle: ``ALARM`` triggers, ``OK`` resolves, ``INSUFFICIENT_DATA`` follows the route's
-``insufficient_data`` policy (default ``ignore``: answered, nobody paged, an open incident stays
-open until OK). The ordering time is the state change's own time (``StateChangeTime``,
-``state.timestamp``).
-
-Identity: the alarm ARN. Older SNS alarm messages have none; the ARN is then rebuilt from the
-account, the topic's region (an alarm notifies topics of its own region; the message's ``Region``
-is a display name such as "EU (Ireland)") and the alarm name, so both shapes of one alarm share an
-incident.
-
-Severity: alarms carry none; the route's ``severity`` option (default ``error``), or a
-``severity:<word>`` / ``[<word>]`` marker at the start of the alarm description.
-Summary: the description's first line, else "<alarm> is in ALARM: <reason>". Source: the metric's
-dimensions, else the alarm name; component the namespace; class the metric name (or the math
-expression's metrics); group ``account/region``. Links: the alarm in the CloudWatch console.
-Metric-math and anomaly-detection alarms (``Metrics[]`` instead of ``MetricName``) list their
-metrics and expressions in ``custom_details``.
+Shapes, told apart by their keys: the SNS envelope (``Type``, ``MessageId``, ``TopicArn``,
+``Message``, ``Timestamp``, ``Signature``...) with the alarm as a JSON *string* in ``Message``;
+the alarm itself (raw message delivery); EventBridge "CloudWatch Alarm State Change" events
+(``detail``); and the alarm Lambda action event (``alarmData``). SNS confirmations are visited in
+``Parsed.after``, so only once the request has been accepted.
 """
 
 from __future__ import annotations

@@ -1,38 +1,10 @@
 """Datadog monitors, through the Webhooks integration with pdrelay's payload template.
 
-Datadog's webhook body is whatever the webhook's *Payload* field says, with ``$VARIABLES``
-filled in. pdrelay reads the template in ``docs/senders/datadog.md``: one JSON object whose fields
-are the variables' names in lower case (``"alert_transition": "$ALERT_TRANSITION"``, ...).
+User documentation: docs/senders/datadog.md (the template whose field names this module reads).
 
-- Firing vs recovered: ``alert_transition``. ``Triggered``, ``Re-Triggered``, ``Warn``,
-  ``Re-Warn`` and ``Renotify`` trigger; ``Recovered`` resolves; ``No Data``/``Re-No Data``
-  follow the route option ``no_data`` (``ignore``, the default: noted in the answer, not paged;
-  ``trigger``: paged at ``warning``). Any other transition (Datadog documents ``Null``) is
-  decided by ``alert_type``: ``error``/``warning`` trigger, ``success`` resolves, else a note.
-- Identity: the monitor id (``alert_id``) plus the alert's scope (``alert_scope``, the group's
-  tags, sorted), so each group of a multi alert monitor is its own incident; with an empty scope
-  the aggregation key (``aggreg_key``), else the monitor id alone. The event id (``id``) is new
-  for every notification (trigger and recovery differ) and is NOT an identity; nor is
-  ``alert_cycle_key``, which changes with each alert cycle (kept in the details).
-- Severity: ``alert_priority`` P1 critical, P2 error, P3 warning, P4/P5 info; without one,
-  ``alert_type`` (error, warning, info); a warning (``Warn``, ``alert_type: warning``) is never
-  paged above ``warning``; no data pages at ``warning``.
-- Summary: ``alert_title`` (Datadog's "[Triggered on {host:web-1}] ..."), else ``event_title``,
-  ``alert_status``. Source: ``hostname``, else the scope's ``host:`` tag, the scope, the tags'
-  ``host:`` or ``service:``, ``datadog``.
-  Component/group/class: the ``service:`` and ``env:`` tags, and the metric (or event type).
-- Links: the event (``link``) and the monitor (``/monitors/<id>`` on the same Datadog site);
-  ``snapshot`` becomes the image when it is https.
-- custom_details: transition, alert type, priority, monitor id, scope, status, metric, query,
-  event type and message, tags, event id, aggregation and cycle keys, organisation.
-- Ordering time: ``date`` (epoch milliseconds: when the event happened), else
-  ``last_updated``, else pdrelay's receipt.
-- Test notifications (a monitor's *Test Notifications* button puts ``[TEST]`` in the title, and
-  picks a real group for the scope): ``test=True``, with the identity prefixed ``test:`` so a test
-  never touches a real incident of the same group.
-- A body that still holds ``$VARIABLES`` in the fields pdrelay reads (the template was sent
-  unsubstituted, e.g. pasted into the monitor's message instead of the webhook's Payload field)
-  is a 400 naming them.
+Datadog's webhook body is whatever the webhook's *Payload* field says, with ``$VARIABLES`` filled
+in: fields are read by the template's names, and any of them still holding a ``$VARIABLE`` is
+refused rather than guessed at.
 """
 
 from __future__ import annotations

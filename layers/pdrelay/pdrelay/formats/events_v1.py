@@ -1,16 +1,9 @@
 """PagerDuty Events API v1 (``/generic/2010-04-15/create_event.json``), as the PagerDuty Agent
 (``pd-send``) and its Nagios and Zabbix scripts send it.
 
-- ``event_type`` trigger/acknowledge/resolve; ``incident_key`` (at most 255 characters) ties them
-  together and is required to acknowledge or resolve; a trigger without one gets a fresh key, as
-  PagerDuty gives, answered in ``incident_key``.
-- ``description`` (at most 1024 characters; longer is cut, visibly) is the summary; ``details``
-  becomes ``custom_details``; ``client``/``client_url`` pass through; ``contexts`` of type
-  ``link`` and ``image`` become links and images.
-- v1 has no severity, source or time: severity is ``error``, the source is the client (or
-  "Events API v1"), and events are ordered by pdrelay's receipt.
+User documentation: docs/senders/events_v1.md.
 
-``service_key`` is resolved like v2's ``routing_key`` (a route name or a configured key).
+``service_key`` is resolved like v2's ``routing_key`` by ingest (``policy.routing``), not here.
 """
 
 from __future__ import annotations

@@ -1,11 +1,9 @@
 """PagerDuty Events API v2 events, as any tool that speaks to PagerDuty sends them.
 
-Validated the way PagerDuty documents: ``event_action`` trigger/acknowledge/resolve;
-``dedup_key`` up to 255 characters, required for acknowledge and resolve; a trigger's ``payload``
-needs ``summary`` (up to 1024 characters), ``source`` and ``severity``. ``links`` and ``images`` sit
-beside ``payload``. The sender's dedup key is kept as the identity, so its own acknowledges and
-resolves reach the incident; a trigger without one gets a fresh key, as PagerDuty would give.
-The routing key is handled by routing, not here.
+User documentation: docs/senders/events_v2.md.
+
+The routing key is resolved by ingest (``policy.routing``), not here; the sender's dedup key is the
+identity, sent unchanged.
 """
 
 from __future__ import annotations

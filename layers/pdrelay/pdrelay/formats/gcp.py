@@ -1,30 +1,6 @@
-"""Google Cloud Monitoring: an alerting policy's *webhook* notification channel (schema version 1.2;
-1.1 and older, with fewer fields, read the same way). One incident per request.
+"""Google Cloud Monitoring: an alerting policy's webhook notification channel (schema 1.2 and older).
 
-- Firing vs recovered: ``incident.state``: ``open`` triggers, ``closed`` resolves (closed because
-  the condition cleared, or closed automatically after the policy's auto-close duration).
-- Identity: ``incident.incident_id`` ("0.abc123xyz"): Cloud Monitoring keeps it for the incident's
-  opening, its repeated notifications and its closing.
-- Severity: ``incident.severity`` (the policy's: ``Critical``, ``Error``, ``Warning``); for "No
-  severity" or none, a ``severity`` label of the policy (``policy_user_labels``), else the route's
-  ``severity`` option (default ``error``).
-- Summary: ``documentation.subject`` (the policy's notification subject line), else
-  ``incident.summary`` ("CPU utilization for ... is above the threshold of 0.9 with a value of
-  0.95."), else "<policy>: <condition> on <resource>". Source: ``resource_display_name``, else
-  ``resource_name``, else the resource's identifying label, else the project. Component: the
-  resource type (``resource_type_display_name``, else ``resource.type``); group: the scoping
-  project; class: the metric (``metric.displayName``, else ``metric.type``), else the condition.
-- Links: the incident in the console (``incident.url``, also ``client_url``), the policy's
-  ``documentation.links`` and ``apigee_url`` when present.
-- custom_details: policy and condition names, state, the incident summary, documentation content,
-  observed and threshold values, resource (type, labels, name), metric (type, labels), metadata
-  system and user labels, policy user labels, start and end times, the scoping project, the
-  condition (its filter or query and comparison).
-- Test notifications (the channel's "Send test notification"): Cloud Monitoring sends a fixed
-  sample with ``version: "test"``, ``incident_id: "12345"``, ``summary: "Test Incident"``, state
-  ``OPEN`` and times 0: ``test=True``, identity ``test``, a trigger.
-- Ordering time: ``started_at`` for open, ``ended_at`` for closed (epoch seconds); pdrelay's
-  receipt when absent or 0.
+User documentation: docs/senders/gcp.md.
 """
 
 from __future__ import annotations

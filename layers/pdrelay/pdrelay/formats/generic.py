@@ -1,28 +1,10 @@
-"""Any JSON webhook, described per route by field paths: for monitors pdrelay has no module for.
+"""Any JSON webhook, described per route by JMESPath expressions: for monitors pdrelay has no module for.
 
-Never auto-detected: send to ``/v1/alerts/generic?route=NAME`` and describe the payload in that
-route's options (JMESPath expressions, evaluated against each alert)::
+User documentation: docs/senders/generic.md (the options' defaults there are generated from ``Options``).
 
-    routes:
-      batch-jobs:
-        routing_key: "..."
-        formats:
-          generic:
-            alerts: "checks"                # optional: where the list of alerts is; default the body
-            identity: ["job", "host"]       # joined with "/": stable across firing and recovery
-            status: "state"
-            trigger_values: [failed, late]
-            resolve_values: [succeeded]
-            summary: "message"
-            severity: "level"               # optional, mapped by severity_values then by word
-            severity_values: {P1: critical, P2: error}
-            source: "host"
-            timestamp: "finished_at"        # optional; else pdrelay's receipt orders the events
-            links: ["url"]
-            test: "is_test"                 # optional; true marks a test notification
-
-Everything of the alert goes into ``custom_details``. Status values compare case-insensitively.
-Without options the defaults read ``{"id", "status", "summary", "severity", "source"}``.
+Never auto-detected (``DETECT_ORDER = MANUAL_ONLY``): without the route's description nothing says
+what a field means. Expressions are compiled when the configuration loads, so a bad one is a
+configuration error, not a 400 at the first alert.
 """
 
 from __future__ import annotations

@@ -1,51 +1,12 @@
 """Grafana: the webhook contact point of Grafana Alerting (unified, Grafana 8+) and the webhook
 notification channel of legacy dashboard alerting (Grafana 4 to 10).
 
-Unified alerting (an ``alerts`` list, one POST per notification group, like Alertmanager's):
+User documentation: docs/senders/grafana.md.
 
-- Firing vs recovered: each alert's own ``status`` (``firing``/``resolved``); the top-level
-  ``status``, ``state`` and ``title`` only summarise the group.
-- Identity: the alert's ``fingerprint`` (a hash of its labels, the same for firing and resolved);
-  without one, a hash of the sorted labels. Grafana's notification ids are not identities.
-- Ordering time: ``startsAt`` when firing; ``endsAt`` when resolved (receipt when it is Go's zero
-  time or earlier than ``startsAt``).
-- Severity: a ``severity`` (or ``priority``) label, else ``error``; ``warning`` for no-data alerts.
-- Summary: annotations ``summary``, ``description``, ``message``; else "<alertname> on <instance>".
-  A ``DatasourceError`` alert says "<rule>: data source error: <its Error annotation>" (the rule is
-  its ``rulename`` label).
-  Source: the ``instance``/``host``/``job``/``service`` label, else Grafana's host.
-  Component/group/class: ``component``/``service``/``job``, ``cluster``/``namespace``/``env``/
-  ``grafana_folder``, and the alert name (Grafana's rule title).
-- Links: ``generatorURL`` (the rule), ``dashboardURL``, ``panelURL``, a ``runbook_url``
-  annotation, ``silenceURL``, ``externalURL``. Image: ``imageURL`` when it is https.
-- custom_details: status, rule name and folder, description, labels, annotations, ``values`` and
-  ``valueString`` (the query results), times, ``orgId``, ``groupKey``, the rule's URL.
-- "No data": a rule in the NoData state fires an alert named ``DatasourceNoData``; the route
-  option ``no_data`` decides (``ignore``, the default: noted in the answer, not paged;
-  ``trigger``: paged at ``warning``). Its recovery is always sent (a resolve for an incident that
-  was never opened is dropped by PagerDuty). ``DatasourceError`` alerts page like any other.
-- Test notifications (the contact point's "Test" button): the alert named ``TestAlert`` that
-  Grafana makes up, with ``instance=Grafana`` or the annotation ``summary: Notification test``
-  (or no rule URL): ``test=True``.
-
-Legacy alerting (``state``, ``ruleId``, ``ruleName``, ``ruleUrl``, ``evalMatches``, no ``alerts``):
-
-- ``state``: ``alerting`` triggers, ``ok`` resolves, ``no_data`` follows the ``no_data`` option
-  (``ignore`` by default: a note), ``paused``, ``pending`` and ``unknown`` are noted, never paged.
-- Identity: ``orgId``, ``dashboardId``, ``panelId`` and ``ruleId`` (those present), else the
-  rule's name. The notification has no time of its own: events are ordered by pdrelay's receipt.
-- Severity: a ``severity`` tag, else ``error`` (``warning`` for no data). Summary:
-  "<ruleName> - <message>" (as Grafana's own PagerDuty notifier wrote it; "[No Data] " before it
-  for no data), else ``title``.
-  Source: the rule's ``instance``/``host`` tag, else that of the first ``evalMatches`` entry, else
-  Grafana's host.
-- Links: ``ruleUrl``; image: ``imageUrl`` when https. custom_details: state, rule name and id,
-  dashboard/panel/org ids, message, the evaluated values, tags.
-- Test notifications ("Send Test" on a channel: ``ruleName`` "Test notification", ``ruleId`` 0
-  or random): ``test=True``, identity ``test``.
-
-Per route, ``formats: {grafana: {no_data: trigger}}`` pages for "no data" in both kinds.
-``REPLAY_BY_BODY`` stays off: legacy notifications carry no time of their own.
+The two are told apart by their shape: unified payloads carry an ``alerts`` list (Alertmanager's
+shape, one POST per notification group); legacy ones ``state``, ``ruleId``, ``ruleName``,
+``ruleUrl`` and ``evalMatches``. ``REPLAY_BY_BODY`` stays off: legacy notifications carry no time
+of their own, so an identical body may be a real re-notification.
 """
 
 from __future__ import annotations

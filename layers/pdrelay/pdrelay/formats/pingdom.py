@@ -1,27 +1,9 @@
-"""Pingdom (SolarWinds) state change webhooks, for uptime checks (HTTP, HTTP_CUSTOM, TCP, PING, DNS,
-UDP, SMTP, POP3, IMAP) and transaction checks (``check_type: TRANSACTION``). Pingdom posts one
-JSON object per state change, only on a change.
+"""Pingdom (SolarWinds) state change webhooks, for uptime and transaction checks.
 
-- Firing vs recovered: ``current_state``: ``DOWN`` (uptime) and ``FAILING`` (transaction; also
-  ``FAILURE``/``FAILED``) trigger; ``UP`` and ``SUCCESS`` resolve. Any other state (``UNKNOWN``,
-  ``PAUSED``...) is noted in the answer and pages no one.
-- Identity: ``check_id``, the same for a check's DOWN and UP (without one: the check's name).
-- Severity: ``importance_level``: ``HIGH`` critical, ``LOW`` warning; ``error`` when absent or
-  unknown. (Pingdom's "importance" is the check's alerting importance: a LOW check is one its owner
-  marked as not urgent.)
-- Summary: "<check name> is DOWN: <description>" (the short error, e.g. "Timeout (> 30s)"), else
-  "... : <long description>". Source: ``check_params.full_url``, else ``hostname``, else the check
-  name. Component: ``check_params.hostname``; group: the first tag; class: ``check_type``.
-- Links: the uptime report of the check in Pingdom (``my.pingdom.com/app/reports/uptime#check=<id>``,
-  also ``client_url``; transaction checks have no such page and get none) and the checked URL.
-- custom_details: check id, name and type, previous and current state, importance, descriptions,
-  ``custom_message``, tags, the check parameters (without request headers or POST data, which can
-  hold the checked site's credentials), the two probes that confirmed the change, the state
-  change time, the payload version.
-- Test notifications: Pingdom documents none for webhooks (the sample it shows in its docs is an
-  ordinary DOWN of check 12345); nothing is recognised as a test.
-- Ordering time: ``state_changed_timestamp`` (epoch seconds), else ``state_changed_utc_time`` (UTC
-  without a zone), else pdrelay's receipt.
+User documentation: docs/senders/pingdom.md.
+
+``check_params`` can carry the checked site's request headers and POST data: ``_safe_params``
+leaves them out of ``custom_details``.
 """
 
 from __future__ import annotations

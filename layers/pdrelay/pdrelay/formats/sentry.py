@@ -1,38 +1,9 @@
 """Sentry integration-platform webhooks (an internal integration's webhook URL).
 
-The ``Sentry-Hook-Resource`` header names the resource; ``action`` says what happened to it.
+User documentation: docs/senders/sentry.md.
 
-- ``issue``: ``created`` and ``unresolved`` (regressed, escalating, reopened) trigger;
-  ``resolved`` resolves; ``archived`` (``ignored`` before Sentry renamed it) resolves too, with a
-  note in custom_details (Sentry sends ``unresolved`` again if the issue escalates); ``assigned``
-  is noted, never paged. Identity: the Sentry issue id.
-- ``event_alert`` (an issue alert rule whose action is the integration): always ``triggered``;
-  identity: the issue id of the event, so the issue's own ``resolved`` webhook closes it.
-- ``metric_alert``: ``critical`` and ``warning`` trigger at that severity, ``resolved``
-  resolves. Identity: the metric alert's id (``data.metric_alert.id``: one per incident of the
-  rule; a warning that becomes critical stays one incident).
-- ``installation``, ``comment``, ``error`` and anything else: noted, never paged.
-
-Severity: the issue's or event's ``level`` (fatal critical, error error, warning warning,
-info/debug info); a metric alert's action. Summary: "<shortId>: <title>" for issues, the event
-title for event alerts, ``description_title`` for metric alerts. Source: the project slug.
-Component/group/class: the culprit, the environment, the exception type (metric alerts: the
-rule's aggregate, environment, dataset). Links: the issue's or event's ``web_url`` (the
-incident's for metric alerts). custom_details: action, status and substatus, level, project,
-culprit, counts, first/last seen, the triggering rule, the actor, ``statusDetails``.
-
-Ordering time: an issue's ``firstSeen`` when ``created``, the event's ``datetime`` for event
-alerts; otherwise (state changes carry no time of their own) the time pdrelay received the webhook.
-Metric alerts always use the receipt time: a warning escalated to critical keeps its
-``date_started``, and ``date_closed`` from Sentry's clock could precede the receipt of the trigger.
-
-Test notifications ("Send Test Notification" on an alert rule): Sentry makes up an issue
-titled "Test Issue" with the culprit "Test notification" and the tag ``sample_event: yes``;
-``test=True``.
-
-Per route, ``formats: {sentry: {client_secret: ...}}`` (the integration's Client Secret) makes
-pdrelay check ``Sentry-Hook-Signature``, the hex HMAC-SHA256 of the raw body with that secret;
-a missing or wrong signature is a 401.
+The signature check needs the raw body (``ParseContext.body``), not the decoded document:
+``Sentry-Hook-Signature`` is the HMAC of the bytes as sent.
 """
 
 from __future__ import annotations

@@ -1,30 +1,6 @@
 """Splunk's webhook alert action (Splunk Enterprise and Splunk Cloud Platform).
 
-Splunk posts ``{"result": {...first result row...}, "sid", "results_link", "search_name", "owner",
-"app"}`` when an alert's search triggers (once per run, or once per result row when the alert
-triggers "for each result").
-
-- Firing vs recovered: Splunk only ever says "fired"; it has no recovery and no way to send one,
-  so every notification triggers, and the incident is resolved in PagerDuty (by a person, or by
-  PagerDuty's auto-resolve timeout on the service). While it is open, later firings update it.
-- Identity: ``search_name`` (the alert's name), plus the values of the result fields named in the
-  route option ``identity_fields`` (e.g. ``["host"]`` for one incident per host when the alert
-  triggers for each result). The ``sid`` changes on every run and is not an identity; when
-  ``search_name`` is missing (it can be null) the scheduler's sid without its ``_at_<time>_<n>``
-  run suffix is used, which names the saved search; an ad-hoc sid with no such suffix stays as it
-  is (one incident per run: better a page too many than one lost).
-- Severity: the result field ``severity``, ``priority`` or ``urgency`` when it is a known word
-  (critical/high/medium/low..., see ``_common.SEVERITY_WORDS``; Splunk's "severe"/"fatal" are
-  critical), else the route option ``severity`` (default ``error``).
-- Summary: the result field ``summary``, ``message``, ``description`` or ``_raw``, else
-  "Splunk alert <search_name>". Source: the result's ``host``, else the Splunk host of
-  ``results_link``. Component: the result's ``component``/``service``; group: its
-  ``environment``/``env``/``cluster``; class: the search name.
-- Links: ``results_link`` (the triggering search's results). custom_details: search name, sid,
-  owner, app, the results link and the whole result row.
-- Ordering time: pdrelay's receipt (the body carries no trigger time of its own).
-- Test notifications: Splunk has none; running the alert's search with a condition that is
-  always true is the way to try it.
+User documentation: docs/senders/splunk.md.
 """
 
 from __future__ import annotations

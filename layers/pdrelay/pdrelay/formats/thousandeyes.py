@@ -1,36 +1,18 @@
 """ThousandEyes alert notification webhooks: the custom webhook with pdrelay's template (the
 current kind, with the API v7 alert's variables) and the basic (legacy) webhook's fixed JSON.
 
+User documentation: docs/senders/thousandeyes.md (with the template; a test renders it).
+
 Shapes:
 
-- custom webhook (docs/senders/thousandeyes.md): ``{"thousandeyes": 7, "notificationId", "type",
-  "alert": {"id", "severity", "alertType", "firstSeen", "timeCleared", "accountId", "rule": {...},
-  "test": {...}, "targets": [...], "details": [...]}}``. Handlebars escapes HTML in ``{{ }}``, so
-  every text is HTML-unescaped.
+- custom webhook: ``{"thousandeyes": 7, "notificationId", "type", "alert": {"id", "severity",
+  "alertType", "firstSeen", "timeCleared", "accountId", "rule": {...}, "test": {...},
+  "targets": [...], "details": [...]}}``. Handlebars escapes HTML in ``{{ }}``, so every text is
+  HTML-unescaped.
 - basic webhook: ``{"eventType", "eventId", "alert": {"alertId", "ruleId", "ruleName",
   "ruleExpression", "testId", "testName", "type", "dateStart", "dateEnd", "permalink", "severity",
   "violationCount", "agents"|"monitors": [...], "apiLinks"}}``, or ``"agentAlert"`` for agent
-  notifications.
-
-- Firing vs recovered: custom ``type`` 2 (Trigger) / 1 (Clear); basic ``eventType``
-  ``ALERT_NOTIFICATION_TRIGGER`` / ``ALERT_NOTIFICATION_CLEAR`` (a clear is also sent when the rule
-  is deleted or removed from the test) and ``AGENT_ALERT_NOTIFICATION_TRIGGER`` / ``_CLEAR``.
-- Identity: the alert id (``alert.id`` / ``alert.alertId``), which ThousandEyes documents as the
-  way to correlate a trigger and its clear: unique per generated alert, the same in both.
-  ``eventId`` and ``notificationId`` are unique per notification and are not identities. Agent
-  notifications: the agent rule id and the agent id (one alert per rule and agent).
-- Severity: ``CRITICAL`` critical, ``MAJOR`` error, ``MINOR`` warning, ``INFO`` info; else error.
-- Summary: "<rule name> on <test name>" plus the agents (or monitors) affected; agent
-  notifications: "<rule name> on agent <agent name>". Source: the first target (custom), the test
-  name (often the URL tested), the agent's host name, else "ThousandEyes". Component: the test
-  type; class: the alert type.
-- Links: the alert's permalink (basic), the test's views (custom, from the account and test ids).
-  custom_details: event type, rule name and expression, test, alert type, targets, the agents with
-  their metrics at start and end, violation count, start and end.
-- Ordering time: the alert's start (``firstSeen`` / ``dateStart``, UTC) for a trigger, its end
-  (``timeCleared`` / ``dateEnd``) for a clear; missing or earlier than the start: pdrelay's receipt.
-- Test: the basic webhook's ``WEBHOOK_TEST`` (it carries no alert: identity ``test``). The custom
-  webhook's Test button sends a sample trigger that cannot be told from a real one.
+  notifications. ``WEBHOOK_TEST`` carries no alert: its identity is ``test``.
 """
 
 from __future__ import annotations

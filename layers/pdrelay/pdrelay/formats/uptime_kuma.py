@@ -1,36 +1,13 @@
-"""Uptime Kuma's *Webhook* notification, body type ``application/json``: ``{"heartbeat": {...},
-"monitor": {...}, "msg": "[<name>] [🔴 Down] <reason>"}`` (server/notification-providers/webhook.js;
-the heartbeat is ``Heartbeat.toJSON()`` plus ``timezone``, ``timezoneOffset`` and
-``localDateTime``; the monitor is ``Monitor.toJSON()`` without its sensitive fields). Uptime Kuma's
-other body types (``form-data``: the JSON in a multipart field; a custom template) are not read.
+"""Uptime Kuma's *Webhook* notification, body type ``application/json``.
 
-- Firing vs recovered: ``heartbeat.status``: 0 DOWN triggers, 1 UP resolves; 2 PENDING (retrying
-  before DOWN) and 3 MAINTENANCE are noted in the answer and page no one. Uptime Kuma sends a
-  heartbeat only when it is "important" (a status change) or as a reminder while DOWN (its
-  "resend" interval): a reminder is another trigger of the open incident.
-- Identity: ``monitor.id`` (else ``heartbeat.monitorID``), the same for DOWN and UP.
-- Severity: a monitor tag named ``severity`` (its value, e.g. ``critical``), else the route's
-  ``severity`` option (default ``error``): Uptime Kuma has no severity of its own.
-- Summary: "<monitor> is DOWN: <heartbeat msg>" (e.g. "Request failed with status code 503").
-  Source: the monitor's URL, else ``hostname[:port]``, else its name. Component: the monitor
-  type (``http``, ``keyword``, ``ping``, ``port``, ``dns``, ``push``...); group: the monitor's
-  parent group (from ``pathName`` "Group / Monitor"); class: the monitor type too.
-- Links: the checked URL; with the route option ``base_url`` (Uptime Kuma's own address, which
-  the payload does not carry) the monitor's dashboard page, also ``client_url``.
-- custom_details: monitor id, name, description, type, URL/host/port, group path, tags, interval
-  and retries; the heartbeat's status, message, ping, duration, retries, down count, time (UTC and
-  local) and time zone; the top-level ``msg``.
-- Test notifications (the notification's "Test" button) carry no heartbeat and no monitor, only
-  ``msg: "<notification name> Testing"``: ``test=True``, identity ``test``, a trigger.
-- Certificate expiry warnings (also without heartbeat or monitor: "[<name>][<url>] <type>
-  certificate <CN> will expire in <n> days") follow the route's ``certificate_expiry`` option:
-  ``ignore`` (default: noted, not paged) or ``trigger`` (at ``warning``, one incident per
-  monitor; Uptime Kuma never sends a recovery for these). Other heartbeat-less messages are noted.
-- Ordering time: ``heartbeat.time``. Uptime Kuma writes it in UTC (``dayjs.utc()``, "YYYY-MM-DD
-  HH:mm:ss.SSS" without a zone) and derives ``localDateTime`` from it in the server's
-  ``timezone``; when ``localDateTime`` and ``timezoneOffset`` are present they must agree with
-  ``time`` read as UTC (within a minute), else pdrelay's receipt orders the event (so that a
-  server whose clock or version says otherwise cannot misorder a DOWN and its UP).
+User documentation: docs/senders/uptime_kuma.md.
+
+The body is built in Uptime Kuma's ``server/notification-providers/webhook.js``: the heartbeat is
+``Heartbeat.toJSON()`` plus ``timezone``, ``timezoneOffset`` and ``localDateTime``; the monitor is
+``Monitor.toJSON()`` without its sensitive fields. ``heartbeat.time`` is written with
+``dayjs.utc()`` as "YYYY-MM-DD HH:mm:ss.SSS" without a zone; ``localDateTime`` is derived from it
+in the server's ``timezone``, which is what the consistency check compares. The other body types
+(``form-data``: the JSON in a multipart field; a custom template) are not read.
 """
 
 from __future__ import annotations

@@ -1,36 +1,12 @@
 """Wavefront (VMware Aria Operations for Applications, formerly Tanzu Observability) webhook
 alert targets.
 
-An alert target's body is a Mustache template; pdrelay documents one (docs/senders/wavefront.md),
-a cut-down *Webhook Generic* template with ``alertId``, ``notificationId``, ``reason``, ``name``,
-``severity``, ``condition``, ``url``, times, messages and the failing / newly failing / recovered /
-in-maintenance source lists. The unmodified *Webhook Generic* template is read as well.
+User documentation: docs/senders/wavefront.md (with the template; a test renders it).
 
-- Firing vs recovered: ``reason``. ``ALERT_OPENED`` triggers. ``ALERT_UPDATED`` (a source starts
-  failing or recovers while the alert keeps firing), ``ALERT_RETRIGGERED`` (*Resend Notification*)
-  and ``ALERT_SEVERITY_UPDATE`` (a multi-threshold alert changed level) trigger again on the same
-  incident, which PagerDuty updates. ``ALERT_RESOLVED`` resolves: Wavefront sends it only when
-  the whole alert resolves, never for one source. The UI's labels ("Alert Opened", "Alert Status
-  Updated", ...) are accepted too.
-- Not paged, answered with a note (policy): snoozed, maintenance, no data (and its resolution or
-  maintenance), invalid and no longer invalid. None of them says the problem is fixed, so they
-  leave an open incident open; nor that a problem began, so they open none.
-- Identity: ``alertId`` (stable for the alert's whole life; one alert with many failing sources
-  is one incident). ``notificationId`` changes with every notification and is not an identity.
-- Severity: ``SEVERE`` critical, ``WARN`` warning, ``SMOKE`` and ``INFO`` info; else error.
-- Summary: the alert ``name``, with the failing source when there is one ("<name> on <source>")
-  or their count; else "Wavefront alert <id>". Source: the single failing source, else the
-  Wavefront host of ``url``, else "Wavefront". Class: the alert's name.
-- Links: ``url`` (the alert viewer), ``chartUrl``, ``runbookLinks``, ``dashboardLinks``; images:
-  ``imageLinks`` (a list, or the generic template's "[url, url]" string). custom_details: reason,
-  severity, condition, failing / newly failing / recovered / in-maintenance sources, failing
-  series, the hosts-failing and update messages, additional information, tags, start and end.
-  ``notificationId`` is left out, so a notification that changes nothing changes nothing.
-- Ordering time: ``startedTime``/``startedEpoch`` (when this firing began) for every event of the
-  firing, so updates are never mistaken for a new episode (they are never older than the
-  opening); ``endedTime``/``endedEpoch`` for the resolve. Missing: pdrelay's receipt.
-- Test: ``reason`` ``ALERT_TESTING`` is a test notification (identity ``test:<alertId>``, never the
-  real alert's).
+Both pdrelay's template and the stock *Webhook Generic* one are read: times as
+``MM/dd/yyyy HH:mm:ss Z`` strings or epoch milliseconds, image links as a list or the generic
+template's "[url, url]" string. ``notificationId`` is kept out of the details on purpose: it would
+make every notification look changed.
 """
 
 from __future__ import annotations

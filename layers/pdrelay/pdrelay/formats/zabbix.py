@@ -1,44 +1,12 @@
 """Zabbix (6.0 and later), through pdrelay's own webhook media type.
 
-Zabbix has no fixed webhook body: a media type's script builds it. pdrelay ships one,
-``integrations/zabbix/pdrelay_media_type.yaml`` (its script is ``integrations/zabbix/pdrelay.js``),
-which posts ``{"zabbix": 1, "event": {...}, "trigger": {...}, "host": {...}, "zabbix_url": ...}``
-with ``Authorization: Bearer <token>``; every value is a Zabbix macro as the server resolved it.
+User documentation: docs/senders/zabbix.md.
 
-- Firing vs recovered: ``event.value`` ({EVENT.VALUE}) 1 is a problem (trigger), 0 its recovery
-  (resolve). ``event.update_status`` ({EVENT.UPDATE.STATUS}) 1 is an update operation (someone
-  acted on the problem): ``event.update_action`` ({EVENT.UPDATE.ACTION}, e.g. "acknowledged and
-  commented") saying *acknowledged* acknowledges the incident, *closed* (a manual close) resolves
-  it, anything else (a comment, a severity change, *unacknowledged*: PagerDuty has no
-  un-acknowledge) is answered with a note and sends nothing.
-- Identity, per route option ``identity``:
-
-  - ``event`` (default): the problem event's id. In recovery and update operations Zabbix's
-    {EVENT.ID} is still the *problem* event's id ({EVENT.RECOVERY.ID} is the recovery event's),
-    so a problem, its acknowledgements and its recovery share it; each new problem is a new
-    incident, as Zabbix shows it.
-  - ``trigger``: the trigger id plus the host name, for triggers in *multiple* problem event
-    generation mode (one problem event per evaluation): one incident per trigger instead of one
-    per problem event, which a trigger's recovery resolves. Events without a trigger (services)
-    keep the event id.
-
-- Severity: {EVENT.NSEVERITY} 5 Disaster critical, 4 High error, 3 Average and 2 Warning
-  warning, 1 Information and 0 Not classified info (else the {EVENT.SEVERITY} name; else error).
-- Summary: {EVENT.NAME}, else {TRIGGER.DESCRIPTION}, else "Zabbix problem <event id>". Source:
-  {HOST.NAME}, else {HOST.IP}. Component: the event's ``component``/``service``/``application``
-  tag; group: the trigger's host groups; class: the ``class`` tag.
-- Links: the event in the Zabbix frontend ({$ZABBIX.URL}/tr_events.php?triggerid=&eventid=) and
-  {TRIGGER.URL}; ``client_url`` is {$ZABBIX.URL}. custom_details: event id, status, severity
-  name, operational data, tags, trigger id and description, host, host IP and groups, problem
-  start, recovery event id and time, and an update's action, user and message.
-- Ordering time: {EVENT.DATE} {EVENT.TIME} for a problem, {EVENT.RECOVERY.DATE/TIME} for a
-  recovery, {EVENT.UPDATE.DATE/TIME} for an update; the script turns them (the Zabbix server's
-  local time) into UTC ``started_at``/``recovered_at``/``updated_at``. Missing: pdrelay's receipt.
-- Test: the media type's Test dialog sends its parameters unresolved, so {EVENT.ID} arrives as the
-  literal ``"{EVENT.ID}"``: one alert with ``test=True`` and identity ``test``. Any value still
-  reading as a macro (or ``*UNKNOWN*``) counts as absent.
-- Discovery and autoregistration events ({EVENT.SOURCE} 1 and 2) have no problem to resolve: a
-  note, nothing sent.
+The body is built by ``integrations/zabbix/pdrelay.js`` (inside ``pdrelay_media_type.yaml``):
+``{"zabbix": 1, "event": {...}, "trigger": {...}, "host": {...}, "zabbix_url": ...}``, every value
+a Zabbix macro as the server resolved it, times already turned into UTC ``started_at``,
+``recovered_at`` and ``updated_at``. A change to the fields here is a change to that script (and
+to the media type users import).
 """
 
 from __future__ import annotations
