@@ -17,8 +17,8 @@ import pytest
 
 from pdrelay.delivery.dispatcher import config_reader, get_dispatcher
 from pdrelay.errors import RetryableDelivery
+from pdrelay.local.apigw import api_gateway_event
 from pdrelay.local.emulator import EmulatorServer
-from pdrelay.local.stack import api_gateway_event
 from pdrelay.models import Alert, QueueMessage, make_message
 from pdrelay.ops.sweeper import release_held
 from pdrelay.policy import judge
@@ -351,7 +351,7 @@ def test_alerts_whose_window_ended_are_released_even_behind_many_still_held(
 # -- destinations changed between trigger and resolve -------------------------------------------------------
 @pytest.mark.xfail(
     strict=True,
-    reason="known gap, in the README: a resolve fans out to the route's destinations "
+    reason="known gap, in docs/configuration.md: a resolve fans out to the route's destinations "
     "as configured now: an incident opened on a destination removed since stays "
     "open",
 )

@@ -4,7 +4,7 @@ when they page) and maintenance windows.
 One document, validated at load with errors that name the place of each mistake. It lives in a
 file locally and in SSM Parameter Store (``ssm:/name``) or Secrets Manager (``secret:name``) in
 AWS, read through Powertools Parameters with a cache age, so a change is picked up without a
-redeploy. The README carries a complete commented example; the smallest is::
+redeploy. A complete commented example is events/config/example.yaml (docs/configuration.md); the smallest is::
 
     version: 1
     default_route: platform
