@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any, cast
+from typing import Any
 from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -410,7 +410,7 @@ def parse(doc: Any, context: ParseContext) -> list[Alert]:
         or service.startswith("activitylog")
     )
     if is_activity_log and options.activity_log_severity:
-        severity = cast(Severity, options.activity_log_severity)
+        severity = options.activity_log_severity
 
     context_details = _context_details(service, alert_context)
     conditions = context_details.get("conditions") or []

@@ -93,7 +93,7 @@ def _severity(incident: dict[str, Any], policy_labels: Mapping[str, str], option
     label = (policy_labels.get("severity") or "").strip().lower()
     if label in SEVERITY_WORDS:
         return cast(Severity, SEVERITY_WORDS[label])
-    return cast(Severity, options.severity)
+    return options.severity
 
 
 def _documentation(value: Any) -> dict[str, Any]:
