@@ -1,0 +1,85 @@
+"""What several commands share: the running `pdrelay dev`'s state, options, the operators' wrapper."""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import sys
+from collections.abc import Callable
+from typing import Any, TypeAlias
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from pdrelay.errors import PdrelayError
+from pdrelay.ops import resources
+from pdrelay.ops.resources import Resources
+
+STATE_FILE = resources.DEV_STATE  # written by `pdrelay dev`, read by the commands that talk to it
+Command = Callable[[argparse.Namespace], int]
+OperatorCommand = Callable[[argparse.Namespace, Resources], int]
+# What `add_subparsers()` returns: each command module's `register` adds its parsers to it.
+Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+
+
+def read_state() -> dict[str, Any]:
+    """What the running `pdrelay dev` wrote down (URLs, token, queues); empty when none runs."""
+    try:
+        return dict(json.loads(STATE_FILE.read_text()))
+    except (OSError, ValueError):
+        return {}
+
+
+def write_state(state: dict[str, Any]) -> None:
+    """Written by `pdrelay dev` once its stack runs; readable by its user only (it holds the token)."""
+    STATE_FILE.parent.mkdir(exist_ok=True)
+    STATE_FILE.write_text(json.dumps(state))
+    STATE_FILE.chmod(0o600)
+
+
+def parse_fields(items: list[str] | None, command: str) -> dict[str, str] | None:
+    """`-f KEY=VALUE` options as custom details; None (after saying why) when one lacks its `=`."""
+    details: dict[str, str] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            print(f"pdrelay {command}: -f takes KEY=VALUE, got {item!r}", file=sys.stderr)
+            return None
+        details[key] = value
+    return details
+
+
+def add_relay_options(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """--url and --token: which relay a command talks to over HTTP."""
+    parser.add_argument("--url", help="relay base URL (default: the running `pdrelay dev`); env PDRELAY_URL")
+    parser.add_argument("--token", help="relay bearer token; env PDRELAY_TOKEN")
+    return parser
+
+
+def add_stack_option(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """--stack: an operators' command works on a deployed stack instead of the running `pdrelay dev`."""
+    parser.add_argument("--stack", help="a deployed stack's name (default: the running `pdrelay dev`)")
+    return parser
+
+
+def _resources(args: argparse.Namespace) -> Resources:
+    if getattr(args, "stack", None):
+        return resources.from_stack(args.stack)
+    return resources.from_dev_state()
+
+
+def operator(command: OperatorCommand) -> Command:
+    """Run an operators' command on its stack's resources, turning problems into one clear line."""
+
+    @functools.wraps(command)
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return command(args, _resources(args))
+        except PdrelayError as exc:
+            print(f"pdrelay {args.command}: {exc}", file=sys.stderr)
+            return 2
+        except (ClientError, BotoCoreError) as exc:
+            print(f"pdrelay {args.command}: AWS said: {exc}", file=sys.stderr)
+            return 1
+
+    return run
