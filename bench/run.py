@@ -243,7 +243,7 @@ def bench_formats(rounds: int = 200) -> None:
     sys.path[:0] = [str(ROOT), str(ROOT / "layers" / "pdrelay")]
     from pdrelay import formats
     from pdrelay.delivery.events_api import build_event
-    from pdrelay.ingest.endpoints import decode_json
+    from pdrelay.ingest.body import decode_json
     from pdrelay.models import make_message
     from tests.formats_harness import RECEIVED, cases
 

@@ -117,7 +117,8 @@ def run(case: Case, received_at: datetime = RECEIVED) -> dict[str, Any]:
     """What pdrelay makes of a case: the Events API v2 bodies it would send, and its notes."""
     from pdrelay import formats
     from pdrelay.delivery.events_api import build_event
-    from pdrelay.ingest.endpoints import _parse, decode_json
+    from pdrelay.ingest.body import decode_json
+    from pdrelay.ingest.parsing import parse_payload as _parse
     from pdrelay.models import make_message
 
     fmt = formats.get(case.format)

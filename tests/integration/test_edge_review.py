@@ -25,7 +25,7 @@ from botocore.exceptions import ClientError
 from pdrelay.config import Caller, RelayConfig, parse_config
 from pdrelay.errors import ConfigError, TooManyRequests, Unauthorized
 from pdrelay.ingest.auth import authenticate, enforce_rate, sign
-from pdrelay.ingest.endpoints import inflate
+from pdrelay.ingest.body import inflate
 from pdrelay.local.emulator import EmulatorServer
 from pdrelay.local.stack import FakeLambdaContext, api_gateway_event
 from pdrelay.local.template import load_template

@@ -22,7 +22,8 @@ from pdrelay.errors import (
 )
 from pdrelay.formats.sentry import verify_signature
 from pdrelay.ingest.auth import authenticate, enforce_rate, sign
-from pdrelay.ingest.endpoints import IncomingRequest, decode_json, inflate, readable_body
+from pdrelay.ingest.body import decode_json, inflate, readable_body
+from pdrelay.ingest.request import IncomingRequest
 from pdrelay.models import utcnow
 from pdrelay.settings import Settings
 

@@ -12,7 +12,7 @@ import os
 import pytest
 
 from pdrelay import formats
-from pdrelay.ingest.endpoints import decode_json
+from pdrelay.ingest.body import decode_json
 from tests.formats_harness import Case, cases, format_names, lifecycle_pairs, load_case, run
 
 ALL = cases()

@@ -17,7 +17,7 @@ from pdrelay.delivery.decisions import Record, decide
 from pdrelay.delivery.dispatcher import to_event
 from pdrelay.errors import BadRequest
 from pdrelay.formats import ParseContext, Parsed
-from pdrelay.ingest.endpoints import _tests_handled
+from pdrelay.ingest.parsing import tests_handled as _tests_handled
 from pdrelay.models import SUMMARY_LIMIT, Alert, make_message
 from tests.conftest import ROUTING_KEY
 from tests.formats_harness import RECEIVED, load_case, run

@@ -13,7 +13,7 @@ import pytest
 from pdrelay import formats
 from pdrelay.delivery.events_api import build_event
 from pdrelay.errors import RequestError
-from pdrelay.ingest.endpoints import _parse
+from pdrelay.ingest.parsing import parse_payload as _parse
 from pdrelay.models import make_message
 from tests.conftest import ROUTING_KEY
 from tests.formats_harness import RECEIVED, Case, cases

@@ -25,7 +25,8 @@ from pdrelay import formats
 from pdrelay.delivery.events_api import build_event
 from pdrelay.errors import RequestError
 from pdrelay.formats import cloudwatch
-from pdrelay.ingest.endpoints import _parse, decode_json
+from pdrelay.ingest.body import decode_json
+from pdrelay.ingest.parsing import parse_payload as _parse
 from pdrelay.models import SUMMARY_LIMIT, make_message
 from tests import sns_signing
 from tests.conftest import ROUTING_KEY

@@ -12,7 +12,8 @@ from pdrelay.config import parse_config
 from pdrelay.delivery.events_api import retry_after_seconds
 from pdrelay.errors import BadRequest, ConfigError
 from pdrelay.formats import ParseContext, get
-from pdrelay.ingest.endpoints import MAX_DEPTH, _parse, decode_json
+from pdrelay.ingest.body import MAX_DEPTH, decode_json
+from pdrelay.ingest.parsing import parse_payload as _parse
 from pdrelay.timeutil import parse_time
 from tests.conftest import load_event
 
