@@ -294,7 +294,9 @@ def bench_ingest(count: int) -> None:
     from moto import mock_aws
 
     from pdrelay.aws import clear_clients
-    from pdrelay.local.stack import FakeLambdaContext, api_gateway_event, create_resources
+    from pdrelay.local.apigw import api_gateway_event
+    from pdrelay.local.runtime import FakeLambdaContext
+    from pdrelay.local.stack import create_resources
     from pdrelay.local.template import read_spec
     from pdrelay.settings import get_settings
 

@@ -12,7 +12,8 @@ import pytest
 from moto import mock_aws
 
 from pdrelay.local.emulator import EmulatorServer
-from pdrelay.local.stack import FakeLambdaContext, create_resources
+from pdrelay.local.runtime import FakeLambdaContext
+from pdrelay.local.stack import create_resources
 from pdrelay.local.template import read_spec
 from pdrelay.timeutil import ManualClock
 from tests.conftest import ROOT, TOKEN

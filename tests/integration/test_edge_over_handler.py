@@ -15,8 +15,8 @@ import pytest
 
 from pdrelay.delivery.dispatcher import get_dispatcher
 from pdrelay.ingest.auth import sign
+from pdrelay.local.apigw import api_gateway_event
 from pdrelay.local.emulator import EmulatorServer
-from pdrelay.local.stack import api_gateway_event
 from tests.conftest import load_event, unique
 from tests.integration.conftest import Aws, ConfigWriter, Handler
 

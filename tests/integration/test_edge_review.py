@@ -26,8 +26,9 @@ from pdrelay.config import Caller, RelayConfig, parse_config
 from pdrelay.errors import ConfigError, TooManyRequests, Unauthorized
 from pdrelay.ingest.auth import authenticate, enforce_rate, sign
 from pdrelay.ingest.body import inflate
+from pdrelay.local.apigw import api_gateway_event
 from pdrelay.local.emulator import EmulatorServer
-from pdrelay.local.stack import FakeLambdaContext, api_gateway_event
+from pdrelay.local.runtime import FakeLambdaContext
 from pdrelay.local.template import load_template
 from pdrelay.settings import get_settings
 from tests.conftest import ROOT, load_event, unique

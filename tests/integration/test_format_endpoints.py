@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from pdrelay.formats import cloudwatch
-from pdrelay.local.stack import api_gateway_event
+from pdrelay.local.apigw import api_gateway_event
 from pdrelay.models import parse_message
 from tests import sns_signing
 from tests.conftest import TOKEN

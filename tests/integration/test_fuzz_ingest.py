@@ -1,6 +1,6 @@
 """No request makes the ingest handler fail (hypothesis, moto in process).
 
-API Gateway events (built by ``pdrelay.local.stack.api_gateway_event``, as the local stack builds them)
+API Gateway events (built by ``pdrelay.local.apigw.api_gateway_event``, as the local stack builds them)
 with a random method, a path among the real ones (and some that are not), query strings, headers
 (content type, content encoding, good, bad and garbage credentials, a signature, the SNS type header)
 and bodies (real fixtures mutated, gzip or not, random bytes, a base64 flag that may lie) go to
@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 
 from pdrelay import formats
 from pdrelay.formats import cloudwatch
-from pdrelay.local.stack import api_gateway_event
+from pdrelay.local.apigw import api_gateway_event
 from tests import sns_signing
 from tests.conftest import ROUTING_KEY, TOKEN
 from tests.formats_harness import cases

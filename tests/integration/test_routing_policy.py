@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from pdrelay.delivery.dispatcher import get_dispatcher
+from pdrelay.local.apigw import api_gateway_event
 from pdrelay.local.emulator import EmulatorServer
-from pdrelay.local.stack import api_gateway_event
 from pdrelay.models import ChangeMessage, parse_message
 from pdrelay.ops.status import queue_status
 from pdrelay.ops.sweeper import release_held

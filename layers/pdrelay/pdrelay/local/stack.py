@@ -1,136 +1,36 @@
 """The whole relay on one machine: moto server + API Gateway adapter + SQS poller + PD emulator.
 
-The queues and table come from template.yaml's properties; the handlers are the functions' own
-``app.lambda_handler`` loaded from their CodeUri; the poller feeds SQS batches to the dispatcher as
-Lambda's event source mapping does (batch size, partial batch failures; redelivery after the
-visibility timeout and the move to the DLQ after ``maxReceiveCount`` are SQS's own, in moto).
+:class:`LocalStack` starts moto in server mode, creates the queues and table with template.yaml's
+properties (:func:`create_resources`), loads the functions' own ``app.lambda_handler`` from their
+CodeUri (:mod:`~pdrelay.local.runtime`), and starts the pieces: the API Gateway adapter
+(:mod:`~pdrelay.local.apigw`) in front of the ingest handler, the event source poller
+(:mod:`~pdrelay.local.poller`) in front of the dispatch handler, the scheduled sweep, and unless told
+another Events API URL the PagerDuty emulator (:mod:`~pdrelay.local.emulator`).
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import os
-import random
 import socket
 import threading
-import time
-import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlparse
 
-import yaml
-
+from pdrelay.local.apigw import ApiServer
 from pdrelay.local.emulator import EmulatorServer
+from pdrelay.local.poller import SqsPoller
+from pdrelay.local.runtime import REGION, FakeLambdaContext, HandlerPool
 from pdrelay.local.template import FunctionSpec, TemplateSpec, read_spec
-
-REGION = "us-east-1"
-API_GATEWAY_MAX_BODY = 10 * 1024 * 1024
-TEXT_TYPES = (
-    "text/",
-    "application/json",
-    "application/xml",
-    "application/javascript",
-    "application/x-www-form-urlencoded",
-)
-OPENAPI_TYPES = {"/openapi.yaml": "application/yaml", "/openapi.json": "application/json"}
 
 
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
-
-
-@dataclass
-class FakeLambdaContext:
-    function_name: str
-    memory_limit_in_mb: int = 256
-    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    timeout_seconds: int = 30
-
-    @property
-    def invoked_function_arn(self) -> str:
-        return f"arn:aws:lambda:{REGION}:000000000000:function:{self.function_name}"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return self.timeout_seconds * 1000
-
-
-def api_gateway_event(
-    method: str, raw_path: str, headers: dict[str, str], body: bytes, source_ip: str = "127.0.0.1"
-) -> dict[str, Any]:
-    """An API Gateway HTTP API (payload format 2.0) event, as API Gateway builds it."""
-    url = urlparse(raw_path)
-    content_type = headers.get("content-type", "")
-    is_text = not body or content_type.startswith(TEXT_TYPES) or not content_type
-    try:
-        text = body.decode("utf-8") if is_text else None
-    except UnicodeDecodeError:
-        text = None
-    query: dict[str, str] = {}
-    for key, value in parse_qsl(url.query, keep_blank_values=True):
-        query[key] = f"{query[key]},{value}" if key in query else value
-    now = datetime.now(UTC)
-    request_id = base64.b32encode(uuid.uuid4().bytes[:10]).decode().rstrip("=")
-    return {
-        "version": "2.0",
-        "routeKey": "$default",
-        "rawPath": url.path,
-        "rawQueryString": url.query,
-        "headers": headers,
-        "queryStringParameters": query or None,
-        "requestContext": {
-            "accountId": "000000000000",
-            "apiId": "local",
-            "domainName": "127.0.0.1",
-            "http": {
-                "method": method,
-                "path": url.path,
-                "protocol": "HTTP/1.1",
-                "sourceIp": source_ip,
-                "userAgent": headers.get("user-agent", ""),
-            },
-            "requestId": request_id,
-            "routeKey": "$default",
-            "stage": "$default",
-            "time": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
-            "timeEpoch": int(now.timestamp() * 1000),
-        },
-        "body": text if text is not None else base64.b64encode(body).decode(),
-        "isBase64Encoded": text is None,
-    }
-
-
-class HandlerPool:
-    """Execution environments for one function, as Lambda keeps them: each invocation gets an
-    environment of its own (the handler module loaded afresh when none is free), so module-level
-    state such as Powertools' resolver and batch processor is never shared by concurrent calls."""
-
-    def __init__(self, function: FunctionSpec) -> None:
-        self.function = function
-        self._free: list[Callable[[dict[str, Any], Any], Any]] = []
-        self._lock = threading.Lock()
-        self.environments = 0
-
-    def __call__(self, event: dict[str, Any], context: Any) -> Any:
-        with self._lock:
-            handler = self._free.pop() if self._free else None
-        if handler is None:
-            handler = self.function.load_handler()
-            with self._lock:
-                self.environments += 1
-        try:
-            return handler(event, context)
-        finally:
-            with self._lock:
-                self._free.append(handler)
 
 
 def queue_arn(logical_id: str, account: str = "123456789012") -> str:
@@ -175,183 +75,6 @@ def create_resources(spec: TemplateSpec, sqs: Any, dynamodb: Any) -> tuple[dict[
             )
         table_names[table.logical_id] = name
     return queue_urls, table_names
-
-
-class _ApiHandler(BaseHTTPRequestHandler):
-    server: ApiServer
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # see emulator._Handler
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def _handle(self) -> None:
-        if self.command == "GET" and urlparse(self.path).path in OPENAPI_TYPES:
-            self._openapi(urlparse(self.path).path)
-            return
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > API_GATEWAY_MAX_BODY:
-            self._reply(413, {"message": "Request Entity Too Large"})
-            self.close_connection = True
-            return
-        body = self.rfile.read(length) if length else b""
-        headers = {k.lower(): v for k, v in self.headers.items()}
-        event = api_gateway_event(self.command, self.path, headers, body, self.client_address[0])
-        context = FakeLambdaContext("IngestFunction", timeout_seconds=10)
-        try:
-            answer = self.server.ingest(event, context)
-        except Exception:
-            self._reply(500, {"message": "Internal Server Error"})
-            return
-        data = answer.get("body") or ""
-        raw = base64.b64decode(data) if answer.get("isBase64Encoded") else data.encode()
-        self.send_response(int(answer.get("statusCode", 200)))
-        for key, value in (answer.get("headers") or {}).items():
-            self.send_header(key, value)
-        self.send_header("Content-Length", str(len(raw)))
-        self.end_headers()
-        self.wfile.write(raw)
-
-    def _openapi(self, path: str) -> None:
-        """The API's OpenAPI document (docs/openapi.yaml), as YAML or as JSON: not a Lambda route."""
-        source = self.server.openapi
-        if source is None or not source.is_file():
-            self._reply(404, {"message": f"no OpenAPI document at {source}"})
-            return
-        text = source.read_text(encoding="utf-8")
-        data = (json.dumps(yaml.safe_load(text)) if path.endswith(".json") else text).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", OPENAPI_TYPES[path])
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def _reply(self, status: int, body: dict[str, Any]) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _handle
-
-
-class ApiServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(
-        self, ingest: Callable[[dict[str, Any], Any], dict[str, Any]], host: str, port: int, openapi: Path | None = None
-    ) -> None:
-        super().__init__((host, port), _ApiHandler)
-        self.ingest = ingest
-        self.openapi = openapi  # served at GET /openapi.yaml and /openapi.json
-
-
-class SqsPoller:
-    """Lambda's SQS event source mapping, in threads: receive a batch, invoke, delete the successes."""
-
-    def __init__(
-        self,
-        sqs: Any,
-        queue_url: str,
-        queue_arn: str,
-        function: FunctionSpec,
-        handler: Callable[[dict[str, Any], Any], dict[str, Any]],
-        workers: int,
-        crash_rate: float = 0.0,
-    ) -> None:
-        assert function.sqs_source is not None
-        self.sqs = sqs
-        self.queue_url = queue_url
-        self.queue_arn = queue_arn
-        self.function = function
-        self.source = function.sqs_source
-        self.handler = handler
-        self.workers = workers
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
-        self.invocations = 0
-        self.errors = 0
-        self.crashes = 0
-        self.crash_rate = crash_rate  # chaos: the share of invocations killed mid-batch
-
-    def start(self) -> None:
-        for i in range(self.workers):
-            thread = threading.Thread(target=self._run, name=f"sqs-poller-{i}", daemon=True)
-            thread.start()
-            self._threads.append(thread)
-
-    def stop(self) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(timeout=5)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.poll_once(wait_seconds=1)
-            except Exception:
-                self.errors += 1
-                time.sleep(0.5)
-
-    def poll_once(self, wait_seconds: int = 0) -> int:
-        answer = self.sqs.receive_message(
-            QueueUrl=self.queue_url,
-            MaxNumberOfMessages=min(self.source.batch_size, 10),
-            WaitTimeSeconds=wait_seconds,
-            AttributeNames=["All"],
-            MessageAttributeNames=["All"],
-        )
-        messages = answer.get("Messages", [])
-        if not messages:
-            return 0
-        event = {"Records": [self._record(m) for m in messages]}
-        self.invocations += 1
-        if self.crash_rate and random.random() < self.crash_rate:
-            # Killed mid-batch: the first k records were processed (PagerDuty called, table
-            # written), then the process died, so nothing is deleted and SQS redelivers it all.
-            self.crashes += 1
-            event["Records"] = event["Records"][: random.randint(0, len(messages) - 1)]
-            if event["Records"]:
-                self.handler(event, FakeLambdaContext(self.function.logical_id, timeout_seconds=self.function.timeout))
-            return len(messages)
-        try:
-            result = self.handler(
-                event, FakeLambdaContext(self.function.logical_id, timeout_seconds=self.function.timeout)
-            )
-        except Exception:
-            self.errors += 1
-            return len(messages)
-        failed = {f["itemIdentifier"] for f in (result or {}).get("batchItemFailures", [])}
-        done = [m for m in messages if m["MessageId"] not in failed]
-        if done:
-            self.sqs.delete_message_batch(
-                QueueUrl=self.queue_url,
-                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)],
-            )
-        return len(messages)
-
-    def _record(self, message: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "messageId": message["MessageId"],
-            "receiptHandle": message["ReceiptHandle"],
-            "body": message["Body"],
-            "attributes": message.get("Attributes", {}),
-            "messageAttributes": {
-                name: {
-                    "stringValue": attr.get("StringValue"),
-                    "dataType": attr.get("DataType", "String"),
-                    "stringListValues": [],
-                    "binaryListValues": [],
-                }
-                for name, attr in message.get("MessageAttributes", {}).items()
-            },
-            "md5OfBody": message.get("MD5OfBody", ""),
-            "eventSource": "aws:sqs",
-            "eventSourceARN": self.queue_arn,
-            "awsRegion": REGION,
-        }
 
 
 @dataclass
@@ -402,7 +125,7 @@ class LocalStack:
         self.moto_url = ""
         self.events_url = ""
         self._moto: Any = None
-        self._env: Any = None
+        self._env: AbstractContextManager[None] | None = None
         self._threads: list[threading.Thread] = []
 
     # -- lifecycle -------------------------------------------------------------------------
