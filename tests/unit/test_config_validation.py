@@ -105,3 +105,11 @@ def test_a_file_source_is_read_and_a_missing_file_is_a_clear_error(tmp_path) -> 
 def test_invalid_environment_settings_name_the_variable() -> None:
     with pytest.raises(ConfigError, match="PDRELAY_MAX_BODY_BYTES"):
         Settings.from_env({"PDRELAY_MAX_BODY_BYTES": "lots"})
+
+
+def test_a_default_configuration_from_a_short_token_is_a_configuration_error_that_never_echoes_it() -> None:
+    """`pdrelay dev --token short` stops at start with the reason, instead of answering 500 to every request."""
+    with pytest.raises(ConfigError) as refused:
+        default_config(Settings.from_env({"PDRELAY_TOKEN": "short-secret"}))
+    assert "callers.0.token: String should have at least 16 characters" in str(refused.value)
+    assert "short-secret" not in str(refused.value)

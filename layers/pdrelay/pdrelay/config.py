@@ -359,13 +359,17 @@ def default_config(settings: Settings) -> RelayConfig:
     """The embedded one-route document used when no configuration source is named."""
     if not settings.token:
         raise ConfigError("no configuration: set PDRELAY_CONFIG, or PDRELAY_TOKEN for a local default")
-    return RelayConfig.model_validate(
-        {
-            "default_route": "default",
-            "callers": [{"name": "default", "token": settings.token}],
-            "routes": {"default": {"routing_key": settings.routing_key or DEMO_ROUTING_KEY}},
-        }
-    )
+    try:
+        return RelayConfig.model_validate(
+            {
+                "default_route": "default",
+                "callers": [{"name": "default", "token": settings.token}],
+                "routes": {"default": {"routing_key": settings.routing_key or DEMO_ROUTING_KEY}},
+            }
+        )
+    except ValidationError as exc:
+        # callers.0.token: PDRELAY_TOKEN; routes.default...: PDRELAY_ROUTING_KEY (values never echoed)
+        raise ConfigError("PDRELAY_TOKEN or PDRELAY_ROUTING_KEY is invalid", validation_problems(exc)) from exc
 
 
 def read_source(source: str, max_age: int) -> str:

@@ -53,12 +53,11 @@ def cmd_dev(args: argparse.Namespace) -> int:
     stack = LocalStack(options)
     try:
         stack.start()
-        if args.config:
-            # Here, not at the top: the validated settings and configuration models load pydantic.
-            from pdrelay.config import load_config
-            from pdrelay.settings import get_settings
+        # Here, not at the top: the validated settings and configuration models load pydantic.
+        from pdrelay.config import load_config
+        from pdrelay.settings import get_settings
 
-            load_config(get_settings())
+        load_config(get_settings())  # --config, or the default built from --token/--routing-key
     except ConfigError as exc:
         stack.stop()
         print(f"pdrelay: {exc}", file=sys.stderr)

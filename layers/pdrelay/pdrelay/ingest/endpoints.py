@@ -49,8 +49,6 @@ __all__ = [
     "ALARM_ACTION_CALLER",
     "Deps",
     "IncomingRequest",
-    "_parse",
-    "_tests_handled",
     "accept_alarm_action",
     "accept_alerts",
     "accept_change",
@@ -65,9 +63,6 @@ __all__ = [
 ]
 
 # pdrelay.ops.configtool imports these from here by their names before the split into modules.
-_parse = parse_payload
-_tests_handled = tests_handled
-
 ALARM_ACTION_CALLER = Caller.model_construct(name="cloudwatch-alarm-action", token="", routes=(), default_route=None)
 
 

@@ -83,7 +83,10 @@ def explain(
     """What ingest and the dispatcher would do with ``body``, without sending or storing anything."""
     from pdrelay import formats
     from pdrelay.delivery.events_api import build_event
-    from pdrelay.ingest.endpoints import IncomingRequest, _parse, _tests_handled, decode_json, fan_out
+    from pdrelay.ingest.body import decode_json
+    from pdrelay.ingest.fanout import fan_out
+    from pdrelay.ingest.parsing import parse_payload, tests_handled
+    from pdrelay.ingest.request import IncomingRequest
     from pdrelay.policy import rules, windows
     from pdrelay.policy.routing import Destination
 
@@ -97,8 +100,8 @@ def explain(
     out = Explanation(fmt.name, route_name)
     out.lines.append(f"format: {fmt.name}" + (" (detected)" if format_name == "auto" else ""))
     context = formats.ParseContext(received_at=at, headers=headers, body=body, options=chosen.options_for(fmt))
-    parsed = _parse(fmt, doc, context)
-    alerts = _tests_handled(parsed, chosen, route_name)
+    parsed = parse_payload(fmt, doc, context)
+    alerts = tests_handled(parsed, chosen, route_name)
     out.lines.extend(f"note: {n}" for n in parsed.notes)
     out.lines.extend(f"rejected: {r}" for r in parsed.rejected)
     request = IncomingRequest(body=body, request_id="explain", received_at=at, headers=headers)
