@@ -1,6 +1,6 @@
 """How much the fuzz tests generated, for the whole session, and the settings they share.
 
-The fuzz tests (tests/unit/test_fuzz_formats.py, tests/integration/test_fuzz_ingest.py) run hypothesis
+The fuzz tests (tests/unit/formats/test_fuzz.py, tests/integration/test_fuzz_ingest.py) run hypothesis
 with a fixed seed and no example database, so CI runs the same bodies every time; set
 ``PDRELAY_FUZZ_SEED`` to explore other ones (a failure prints the seed that found it). Each test asserts
 that it ran its own share of examples; the ``fuzz_totals`` fixture (session-scoped, requested by every

@@ -33,7 +33,7 @@ from tests.conftest import ROUTING_KEY, TOKEN
 from tests.formats_harness import cases
 from tests.fuzz_counter import SEED, Timer, fuzz_settings, fuzz_totals
 from tests.integration.conftest import Aws, Handler
-from tests.unit.test_fuzz_formats import JSON, mutated
+from tests.unit.formats.test_fuzz import JSON, mutated
 
 __all__ = ["fuzz_totals"]  # the session's fixture, requested below
 
