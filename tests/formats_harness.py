@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -139,3 +139,27 @@ def run(case: Case, received_at: datetime = RECEIVED) -> dict[str, Any]:
     if parsed.rejected:
         result["rejected"] = parsed.rejected
     return result
+
+
+def walk(fmt: str, docs_at: list[tuple[Any, int]], options: Any = None) -> list[str]:
+    """The dedup decision's reason for each of a series of payloads of one format, each received
+    ``minutes`` after ``RECEIVED`` and delivered before the next: "new", "update", "resolve",
+    "reopen", "stale"..."""
+    from pdrelay import formats
+    from pdrelay.delivery.decisions import Record, decide
+    from pdrelay.delivery.dispatcher import to_event
+    from pdrelay.models import make_message
+
+    record: Record | None = None
+    reasons = []
+    for doc, minutes in docs_at:
+        received = RECEIVED + timedelta(minutes=minutes)
+        fmt_ = formats.get(fmt)
+        ctx = formats.ParseContext(received_at=received, options=options or fmt_.options_for(None))
+        (alert,) = fmt_.run(doc, ctx).alerts
+        event = to_event(make_message(alert, route="r", routing_key=ROUTING_KEY, received_at=received, request_id="x"))
+        decision = decide(record, event)
+        reasons.append(decision.reason)
+        if decision.record is not None:
+            record = replace(decision.record, delivered=True, lease_until=0)
+    return reasons

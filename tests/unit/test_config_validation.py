@@ -113,3 +113,11 @@ def test_a_default_configuration_from_a_short_token_is_a_configuration_error_tha
         default_config(Settings.from_env({"PDRELAY_TOKEN": "short-secret"}))
     assert "callers.0.token: String should have at least 16 characters" in str(refused.value)
     assert "short-secret" not in str(refused.value)
+
+
+def test_a_yaml_error_never_quotes_the_line_with_a_token() -> None:
+    text = 'default_route: a\ncallers:\n  - name: x\n    token: "s3cr3t-token-value-1234\nroutes: {}\n'
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text)
+    assert "s3cr3t" not in str(caught.value)
+    assert "line" in str(caught.value)

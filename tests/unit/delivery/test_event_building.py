@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 from pdrelay.delivery.events_api import MAX_EVENT_BYTES, TRIM_NOTE_KEY, build_event, payload_snapshot
 from pdrelay.formats import ParseContext, alertmanager, events_v2, get
+from pdrelay.ingest.parsing import parse_payload as _parse
 from pdrelay.models import QueueMessage, deterministic_dedup_key, make_message, parse_message
 from tests.conftest import ROUTING_KEY, load_event
 
@@ -91,3 +92,14 @@ def test_version_1_messages_in_flight_across_an_upgrade_are_still_read() -> None
         message.routing_key,
         None,
     )
+
+
+def test_queue_messages_are_ascii_so_sqs_takes_any_text() -> None:
+    from pdrelay.models import make_message
+
+    doc = load_event("formats/alertmanager/firing.json")
+    doc["alerts"][0]["annotations"]["summary"] = "bad \uffff char \ufffe and é"
+    (alert,) = _parse(get("alertmanager"), doc, ParseContext(received_at=RECEIVED)).alerts
+    body = make_message(alert, route="r", routing_key="k" * 32, received_at=RECEIVED, request_id="x").to_json()
+    assert body.isascii()
+    assert "\uffff" in json.loads(body)["alert"]["summary"]

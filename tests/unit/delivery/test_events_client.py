@@ -1,16 +1,21 @@
-"""The Events API client classifies every answer; tests inject a transport, no network."""
+"""The Events API client classifies every answer and reads Retry-After; tests inject a transport, no
+network."""
 
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from typing import Any
 
 import pytest
 import requests
 from requests.adapters import BaseAdapter
 
-from pdrelay.delivery.events_api import EventsClient
+from pdrelay.delivery.events_api import EventsClient, retry_after_seconds
 from pdrelay.errors import PermanentDelivery, RetryableDelivery
+
+RECEIVED = datetime(2026, 11, 24, 9, 30, tzinfo=UTC)
 
 
 class ScriptedTransport(BaseAdapter):
@@ -81,3 +86,12 @@ def test_timeouts_and_connection_errors_are_retryable(error: Exception) -> None:
     client, _ = client_with(error)
     with pytest.raises(RetryableDelivery):
         client.send({})
+
+
+def test_retry_after_as_an_http_date_without_zone_is_read_as_utc() -> None:
+    soon = RECEIVED + timedelta(seconds=30)
+    value = format_datetime(soon.replace(tzinfo=None))  # "... -0000"
+    assert retry_after_seconds(value, RECEIVED) == 30.0
+    assert retry_after_seconds(value, RECEIVED + timedelta(seconds=40)) == 0.0  # already past: no wait
+    assert retry_after_seconds("soon", RECEIVED) is None
+    assert retry_after_seconds("120", RECEIVED) == 120.0

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from pdrelay import formats
 from pdrelay.errors import BadRequest, Unauthorized
 from pdrelay.formats import ParseContext, cloudwatch
 from tests import sns_signing
@@ -111,10 +112,28 @@ def test_header_and_body_must_agree_on_the_message_type() -> None:
         cloudwatch.parse(envelope("sns-alarm"), ctx)
 
 
+def test_sns_raw_message_delivery_with_snss_headers_is_read() -> None:
+    alarm = json.loads(load_case("cloudwatch", "sns-alarm").doc["Message"])
+    ctx = ParseContext(
+        received_at=RECEIVED, headers={"x-amz-sns-message-type": "Notification", "x-amz-sns-rawdelivery": "true"}
+    )
+    (alert,) = formats.get("cloudwatch").run(alarm, ctx).alerts
+    assert alert.action == "trigger"
+
+
 def test_an_sns_message_that_is_not_an_alarm_is_a_clear_400() -> None:
     doc = {**envelope("sns-alarm"), "Message": "hello from a cron job"}
     with pytest.raises(BadRequest, match="not a CloudWatch alarm"):
         cloudwatch.parse(doc, UNVERIFIED)
+
+
+def test_half_an_emoji_inside_the_sns_message_is_cleaned_like_the_body() -> None:
+    doc = load_case("cloudwatch", "sns-alarm").doc
+    doc["Message"] = doc["Message"].replace("checkout-api-5xx-high", "checkout-\\ud83d", 1)
+    options = formats.get("cloudwatch").options_for({"verify_signatures": False})
+    ctx = ParseContext(received_at=RECEIVED, options=options)
+    (alert,) = formats.get("cloudwatch").run(doc, ctx).alerts
+    json.dumps(alert.model_dump(mode="json")).encode("utf-8")  # no lone surrogate left to refuse
 
 
 def test_sns_eventbridge_and_lambda_shapes_of_one_alarm_share_an_identity() -> None:

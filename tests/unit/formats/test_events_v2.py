@@ -1,14 +1,17 @@
-"""The PagerDuty-compatible endpoint validates events as PagerDuty documents them."""
+"""The PagerDuty-compatible endpoint validates events as PagerDuty documents them, and a trigger sent
+again after its resolve opens a new incident whatever timestamp it carries."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
 from pdrelay.errors import BadRequest
 from pdrelay.formats import ParseContext, events_v2
 from tests.conftest import load_event
+from tests.formats_harness import RECEIVED, load_case, walk
 
 CTX = ParseContext(received_at=datetime(2026, 11, 24, 10, 0, tzinfo=UTC))
 
@@ -59,3 +62,10 @@ def test_resolve_needs_a_dedup_key_but_no_payload() -> None:
     assert (alert.action, alert.summary, alert.occurred_at) == ("resolve", None, CTX.received_at)
     with pytest.raises(BadRequest, match="invalid"):
         events_v2.parse({"routing_key": "x", "event_action": "resolve"}, CTX)
+
+
+def test_an_events_v2_refire_after_a_resolve_opens_a_new_incident_whatever_its_timestamp() -> None:
+    trigger: dict[str, Any] = load_case("events_v2", "trigger").doc
+    trigger["payload"]["timestamp"] = (RECEIVED - timedelta(hours=1)).isoformat()  # the detection time, kept
+    resolve = load_case("events_v2", "resolve").doc
+    assert walk("events_v2", [(trigger, 0), (resolve, 10), (trigger, 30)]) == ["new", "resolve", "reopen"]

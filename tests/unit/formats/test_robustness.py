@@ -1,8 +1,10 @@
 """No payload makes a format crash: every field of every fixture, replaced by junk, gives alerts
-that serialise and build valid events, or a 4xx with reasons. Never another exception."""
+that serialise and build valid events, or a 4xx with reasons; so does a URL that cannot be parsed.
+Never another exception."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 from collections.abc import Iterator
@@ -12,11 +14,12 @@ import pytest
 
 from pdrelay import formats
 from pdrelay.delivery.events_api import build_event
-from pdrelay.errors import RequestError
+from pdrelay.errors import BadRequest, RequestError
+from pdrelay.formats import ParseContext
 from pdrelay.ingest.parsing import parse_payload as _parse
 from pdrelay.models import make_message
 from tests.conftest import ROUTING_KEY
-from tests.formats_harness import RECEIVED, Case, cases
+from tests.formats_harness import RECEIVED, Case, cases, load_case
 
 JUNK: list[Any] = [
     None,
@@ -85,3 +88,25 @@ def test_junk_in_any_field_is_parsed_or_refused_never_a_crash(case: Case) -> Non
     for whole in ([], "text", 42, None, {}, [doc]):
         seen[outcome(case, whole)] += 1
     assert seen["parsed"] + seen["refused"] > 0
+
+
+@pytest.mark.parametrize(
+    ("fmt", "case", "where"),
+    [
+        ("cloudwatch", "sns-subscription-confirmation", ("SubscribeURL",)),
+        ("gcp", "open", ("incident", "url")),
+    ],
+)
+def test_an_unparseable_url_is_a_400_or_ignored_not_a_crash(fmt: str, case: str, where: tuple[str, ...]) -> None:
+    try:
+        doc = load_case(fmt, case).doc
+    except FileNotFoundError:
+        pytest.skip(f"no {fmt}/{case} fixture")
+    node = doc
+    for step in where[:-1]:
+        node = node[step]
+    node[where[-1]] = "https://[::1/x?project=p"
+    f = formats.get(fmt)
+    options = f.options_for({"verify_signatures": False} if fmt == "cloudwatch" else None)
+    with contextlib.suppress(BadRequest):
+        f.run(doc, ParseContext(received_at=RECEIVED, options=options))

@@ -12,12 +12,14 @@ import pytest
 
 from pdrelay.errors import BadRequest, Unauthorized
 from pdrelay.formats import ParseContext, option_problems, sentry
+from pdrelay.formats.sentry import verify_signature
 from pdrelay.models import SUMMARY_LIMIT
 from tests.conftest import load_event
-from tests.formats_harness import load_case
+from tests.formats_harness import load_case, walk
 
 RECEIVED = datetime(2026, 11, 24, 9, 30, tzinfo=UTC)
 SECRET = "fake-sentry-client-secret-for-tests-only"
+NOW = 1_795_512_600.0  # the clock signatures are checked against
 
 
 def doc(name: str) -> Any:
@@ -142,6 +144,15 @@ def test_an_issue_alert_without_issue_id_takes_it_from_the_issue_url() -> None:
         parse(payload, "event_alert")
 
 
+def test_a_sentry_regression_from_a_late_event_pages_after_the_issue_was_resolved() -> None:
+    created, resolved = load_case("sentry", "issue_created").doc, load_case("sentry", "issue_resolved").doc
+    late: dict[str, Any] = load_case("sentry", "event_alert").doc
+    late["data"]["event"]["issue_id"] = created["data"]["issue"]["id"]
+    late["data"]["event"]["datetime"] = RECEIVED.isoformat()  # older than the resolve below
+    reasons = walk("sentry", [(created, 0), (resolved, 10), (late, 11)])
+    assert reasons == ["new", "resolve", "reopen"]
+
+
 @pytest.mark.parametrize(
     ("action", "expected", "severity"),
     [
@@ -238,6 +249,23 @@ def test_a_signature_for_another_body_or_secret_is_refused_and_the_right_one_pas
         sentry.parse(json.loads(body), signed(body + b" ", good))
     with pytest.raises(Unauthorized):
         sentry.parse(json.loads(body), signed(body, good, secret="another-fake-secret"))
+
+
+def test_sentrys_signature_checks_its_timestamp_too() -> None:
+    import hashlib
+    import hmac
+
+    body = b'{"action": "created"}'
+    secret = "sentry-client-secret-000000000000001"
+    headers = {
+        "sentry-hook-signature": hmac.new(secret.encode(), body, hashlib.sha256).hexdigest(),
+        "sentry-hook-timestamp": str(int(NOW - 10)),
+    }
+    verify_signature(body, headers, secret, NOW)
+    with pytest.raises(Unauthorized, match="Sentry-Hook-Timestamp"):
+        verify_signature(body, {**headers, "sentry-hook-timestamp": str(int(NOW - 3600))}, secret, NOW)
+    with pytest.raises(Unauthorized, match="Sentry-Hook-Timestamp"):
+        verify_signature(body, {**headers, "sentry-hook-timestamp": "yesterday"}, secret, NOW)
 
 
 def test_without_a_secret_signatures_are_not_checked() -> None:

@@ -187,3 +187,11 @@ def test_hostile_fields_never_break_parsing(field: str, junk: Any) -> None:
     alert = parse_one(doc)
     assert alert.summary and len(alert.summary) <= 1024 and alert.source
     assert alert.identity == "14"
+
+
+def test_a_crafted_uptime_kuma_message_is_not_a_regex_bomb() -> None:
+    doc = {"heartbeat": None, "monitor": None, "msg": "[a][" + "] " * 5000 + "certificate " * 5000 + "expire"}
+    parsed = formats.get("uptime_kuma").run(
+        doc, ParseContext(received_at=RECEIVED, options=formats.get("uptime_kuma").options_for(None))
+    )
+    assert isinstance(parsed, Parsed)  # finishes at once (pytest-timeout would fail a catastrophic regex)

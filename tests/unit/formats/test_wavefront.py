@@ -14,7 +14,8 @@ from pdrelay.errors import BadRequest
 from pdrelay.formats import ParseContext, Parsed, wavefront
 from pdrelay.models import Alert
 from tests.conftest import ROOT, load_event
-from tests.formats_harness import documented_template, lookup
+from tests.formats_harness import documented_template, load_case, lookup
+from tests.formats_harness import run as run_case
 
 RECEIVED = datetime(2026, 11, 24, 9, 30, tzinfo=UTC)
 STARTED = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
@@ -195,6 +196,12 @@ def test_the_alert_test_notification_is_a_test() -> None:
     alert = one(case("testing"))
     assert alert.test and alert.identity == "test:1790949791000" and alert.occurred_at == RECEIVED
     assert one(case("testing", alertId="")).identity == "test"
+
+
+def test_a_wavefront_test_never_shares_the_real_alerts_incident() -> None:
+    test = run_case(load_case("wavefront", "testing"))["events"][0]
+    real = load_case("wavefront", "testing").doc
+    assert test["dedup_key"] == f"wavefront:test:{real['alertId']}"
 
 
 @pytest.mark.parametrize("alert_id", [None, "", [], {}])

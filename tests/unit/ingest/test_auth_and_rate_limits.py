@@ -1,9 +1,9 @@
-"""Callers' credentials (rotation, signatures, required signatures), rate limits and input limits, as
-pure functions: no AWS, a frozen clock."""
+"""Who gets in and how often, as pure functions (no AWS, a frozen clock): callers' credentials
+(rotation, signatures, required signatures, mistakes in the configuration) and per-caller rate
+limits. Request bodies and their limits are in test_body.py."""
 
 from __future__ import annotations
 
-import gzip
 import json
 from typing import Any
 
@@ -12,20 +12,12 @@ import pytest
 from pdrelay.config import RelayConfig, parse_config
 from pdrelay.delivery.pacing import Bucket
 from pdrelay.errors import (
-    BadRequest,
     ConcurrentUpdate,
     ConfigError,
-    PayloadTooLarge,
     TooManyRequests,
     Unauthorized,
-    UnsupportedMediaType,
 )
-from pdrelay.formats.sentry import verify_signature
 from pdrelay.ingest.auth import authenticate, enforce_rate, sign
-from pdrelay.ingest.body import decode_json, inflate, readable_body
-from pdrelay.ingest.request import IncomingRequest
-from pdrelay.models import utcnow
-from pdrelay.settings import Settings
 
 KEY = "R0UT1NGKEYF0RTESTS00000000000001"
 OLD, NEW = "old-token-for-rotation-0001", "new-token-for-rotation-0002"
@@ -93,23 +85,6 @@ def test_a_caller_that_must_sign_cannot_use_its_token_alone() -> None:
     assert authenticate(strict, signed(b"{}"), body=b"{}", now=NOW).name == "signer"
 
 
-def test_sentrys_signature_checks_its_timestamp_too() -> None:
-    import hashlib
-    import hmac
-
-    body = b'{"action": "created"}'
-    secret = "sentry-client-secret-000000000000001"
-    headers = {
-        "sentry-hook-signature": hmac.new(secret.encode(), body, hashlib.sha256).hexdigest(),
-        "sentry-hook-timestamp": str(int(NOW - 10)),
-    }
-    verify_signature(body, headers, secret, NOW)
-    with pytest.raises(Unauthorized, match="Sentry-Hook-Timestamp"):
-        verify_signature(body, {**headers, "sentry-hook-timestamp": str(int(NOW - 3600))}, secret, NOW)
-    with pytest.raises(Unauthorized, match="Sentry-Hook-Timestamp"):
-        verify_signature(body, {**headers, "sentry-hook-timestamp": "yesterday"}, secret, NOW)
-
-
 @pytest.mark.parametrize(
     ("caller", "problem"),
     [
@@ -172,67 +147,3 @@ def test_a_zero_default_turns_rate_limits_off_and_races_for_the_bucket_never_ref
         enforce_rate(config().callers[0], store, default_requests=0, default_window=60, now=NOW)
     store.conflicts = 5
     enforce_rate(config().callers[0], store, default_requests=1, default_window=60, now=NOW)
-
-
-SETTINGS = Settings.from_env({"PDRELAY_MAX_INFLATED_BYTES": "10000", "PDRELAY_MAX_BODY_BYTES": "5000"})
-
-
-def request(body: bytes, **headers: str) -> IncomingRequest:
-    return IncomingRequest(
-        body=body, request_id="r", received_at=utcnow(), headers={k.replace("_", "-"): v for k, v in headers.items()}
-    )
-
-
-def test_gzip_bodies_are_inflated_and_a_bomb_stops_at_the_bound() -> None:
-    doc = {"alerts": ["x" * 50] * 20}
-    plain = json.dumps(doc).encode()
-    got = readable_body(request(gzip.compress(plain), content_encoding="gzip"), SETTINGS)
-    assert json.loads(got.body) == doc
-    bomb = gzip.compress(b" " * 50_000_000)  # 49 KB that inflates to 50 MB
-    assert len(bomb) < 100_000
-    with pytest.raises(PayloadTooLarge, match="inflates past 10000 bytes"):
-        inflate(bomb, 10_000)
-    with pytest.raises(BadRequest, match="not valid gzip"):
-        readable_body(request(b"not gzip at all", content_encoding="gzip"), SETTINGS)
-    with pytest.raises(BadRequest, match="not valid gzip"):
-        readable_body(request(gzip.compress(plain)[:-12], content_encoding="gzip"), SETTINGS)
-
-
-@pytest.mark.parametrize(
-    ("content_type", "encoding", "refused"),
-    [
-        ("application/json", "", False),
-        ("text/plain; charset=UTF-8", "", False),  # SNS
-        ("application/x-www-form-urlencoded", "", False),  # curl without -H
-        ("", "", False),
-        ("application/vnd.alert+json", "identity", False),
-        ("multipart/form-data; boundary=x", "", True),
-        ("application/xml", "", True),
-        ("application/atom+xml", "", True),
-        ("text/html", "", True),
-        ("application/json", "br", True),
-        ("application/json", "deflate", True),
-    ],
-)
-def test_content_types_that_cannot_be_json_are_a_415(content_type: str, encoding: str, refused: bool) -> None:
-    incoming = request(b"{}", content_type=content_type, content_encoding=encoding)
-    if refused:
-        with pytest.raises(UnsupportedMediaType):
-            readable_body(incoming, SETTINGS)
-    else:
-        assert readable_body(incoming, SETTINGS).body == b"{}"
-
-
-def test_strings_and_keys_over_the_limit_are_refused_with_their_place() -> None:
-    with pytest.raises(BadRequest) as refused:
-        decode_json(json.dumps({"alerts": [{"annotations": {"description": "d" * 101}}]}).encode(), 100)
-    assert refused.value.message == "a string is too long"
-    assert refused.value.problems == ["alerts[0].annotations.description: 101 characters; the limit is 100"]
-    with pytest.raises(BadRequest, match="a key is too long"):
-        decode_json(json.dumps({"k" * 101: 1}).encode(), 100)
-    assert decode_json(json.dumps({"ok": "d" * 100}).encode(), 100) == {"ok": "d" * 100}
-
-
-def test_the_raw_body_limit_comes_before_anything_else() -> None:
-    with pytest.raises(PayloadTooLarge, match="body is 5001 bytes; the limit is 5000 bytes"):
-        readable_body(request(b"x" * 5001, content_encoding="gzip"), SETTINGS)

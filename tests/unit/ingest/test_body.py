@@ -1,27 +1,82 @@
-"""Odd input found in review: each is a clear 4xx or handled, never an exception."""
+"""Request bodies before any format reads them: the raw size limit first, gzip inflated within a
+bound, content types that cannot be JSON refused, strings and keys over the limit named by place,
+and JSON that is too big, too deep or half an emoji handled: each a clear 4xx, never an exception."""
 
 from __future__ import annotations
 
+import gzip
 import json
-from datetime import UTC, datetime, timedelta
-from email.utils import format_datetime
 
 import pytest
 
-from pdrelay.config import parse_config
-from pdrelay.delivery.events_api import retry_after_seconds
-from pdrelay.errors import BadRequest, ConfigError
-from pdrelay.formats import ParseContext, get
-from pdrelay.ingest.body import MAX_DEPTH, decode_json
-from pdrelay.ingest.parsing import parse_payload as _parse
-from pdrelay.timeutil import parse_time
-from tests.conftest import load_event
+from pdrelay.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+from pdrelay.ingest.body import MAX_DEPTH, decode_json, inflate, readable_body
+from pdrelay.ingest.request import IncomingRequest
+from pdrelay.models import utcnow
+from pdrelay.settings import Settings
 
-RECEIVED = datetime(2026, 11, 24, 9, 30, tzinfo=UTC)
+SETTINGS = Settings.from_env({"PDRELAY_MAX_INFLATED_BYTES": "10000", "PDRELAY_MAX_BODY_BYTES": "5000"})
 
 
-def test_a_timestamp_out_of_range_is_no_time_at_all() -> None:
-    assert parse_time("9999-12-31T23:59:59-05:00") is None
+def request(body: bytes, **headers: str) -> IncomingRequest:
+    return IncomingRequest(
+        body=body, request_id="r", received_at=utcnow(), headers={k.replace("_", "-"): v for k, v in headers.items()}
+    )
+
+
+def test_the_raw_body_limit_comes_before_anything_else() -> None:
+    with pytest.raises(PayloadTooLarge, match="body is 5001 bytes; the limit is 5000 bytes"):
+        readable_body(request(b"x" * 5001, content_encoding="gzip"), SETTINGS)
+
+
+def test_gzip_bodies_are_inflated_and_a_bomb_stops_at_the_bound() -> None:
+    doc = {"alerts": ["x" * 50] * 20}
+    plain = json.dumps(doc).encode()
+    got = readable_body(request(gzip.compress(plain), content_encoding="gzip"), SETTINGS)
+    assert json.loads(got.body) == doc
+    bomb = gzip.compress(b" " * 50_000_000)  # 49 KB that inflates to 50 MB
+    assert len(bomb) < 100_000
+    with pytest.raises(PayloadTooLarge, match="inflates past 10000 bytes"):
+        inflate(bomb, 10_000)
+    with pytest.raises(BadRequest, match="not valid gzip"):
+        readable_body(request(b"not gzip at all", content_encoding="gzip"), SETTINGS)
+    with pytest.raises(BadRequest, match="not valid gzip"):
+        readable_body(request(gzip.compress(plain)[:-12], content_encoding="gzip"), SETTINGS)
+
+
+@pytest.mark.parametrize(
+    ("content_type", "encoding", "refused"),
+    [
+        ("application/json", "", False),
+        ("text/plain; charset=UTF-8", "", False),  # SNS
+        ("application/x-www-form-urlencoded", "", False),  # curl without -H
+        ("", "", False),
+        ("application/vnd.alert+json", "identity", False),
+        ("multipart/form-data; boundary=x", "", True),
+        ("application/xml", "", True),
+        ("application/atom+xml", "", True),
+        ("text/html", "", True),
+        ("application/json", "br", True),
+        ("application/json", "deflate", True),
+    ],
+)
+def test_content_types_that_cannot_be_json_are_a_415(content_type: str, encoding: str, refused: bool) -> None:
+    incoming = request(b"{}", content_type=content_type, content_encoding=encoding)
+    if refused:
+        with pytest.raises(UnsupportedMediaType):
+            readable_body(incoming, SETTINGS)
+    else:
+        assert readable_body(incoming, SETTINGS).body == b"{}"
+
+
+def test_strings_and_keys_over_the_limit_are_refused_with_their_place() -> None:
+    with pytest.raises(BadRequest) as refused:
+        decode_json(json.dumps({"alerts": [{"annotations": {"description": "d" * 101}}]}).encode(), 100)
+    assert refused.value.message == "a string is too long"
+    assert refused.value.problems == ["alerts[0].annotations.description: 101 characters; the limit is 100"]
+    with pytest.raises(BadRequest, match="a key is too long"):
+        decode_json(json.dumps({"k" * 101: 1}).encode(), 100)
+    assert decode_json(json.dumps({"ok": "d" * 100}).encode(), 100) == {"ok": "d" * 100}
 
 
 def test_an_integer_of_thousands_of_digits_is_a_400() -> None:
@@ -35,41 +90,6 @@ def test_deep_nesting_is_a_400_before_anything_else() -> None:
         decode_json(deep.encode())
     with pytest.raises(BadRequest, match="malformed JSON"):
         decode_json(("[" * 100_000).encode())
-
-
-def test_a_monitor_clock_far_ahead_is_capped_so_our_own_later_events_are_not_stale() -> None:
-    doc = load_event("formats/alertmanager/firing.json")
-    doc["alerts"][0]["startsAt"] = "2099-01-01T00:00:00Z"
-    (alert,) = _parse(get("alertmanager"), doc, ParseContext(received_at=RECEIVED)).alerts
-    assert alert.occurred_at == RECEIVED + timedelta(minutes=5)
-
-
-def test_retry_after_as_an_http_date_without_zone_is_read_as_utc() -> None:
-    soon = RECEIVED + timedelta(seconds=30)
-    value = format_datetime(soon.replace(tzinfo=None))  # "... -0000"
-    assert retry_after_seconds(value, RECEIVED) == 30.0
-    assert retry_after_seconds(value, RECEIVED + timedelta(seconds=40)) == 0.0  # already past: no wait
-    assert retry_after_seconds("soon", RECEIVED) is None
-    assert retry_after_seconds("120", RECEIVED) == 120.0
-
-
-def test_a_yaml_error_never_quotes_the_line_with_a_token() -> None:
-    text = 'default_route: a\ncallers:\n  - name: x\n    token: "s3cr3t-token-value-1234\nroutes: {}\n'
-    with pytest.raises(ConfigError) as caught:
-        parse_config(text)
-    assert "s3cr3t" not in str(caught.value)
-    assert "line" in str(caught.value)
-
-
-def test_queue_messages_are_ascii_so_sqs_takes_any_text() -> None:
-    from pdrelay.models import make_message
-
-    doc = load_event("formats/alertmanager/firing.json")
-    doc["alerts"][0]["annotations"]["summary"] = "bad \uffff char \ufffe and é"
-    (alert,) = _parse(get("alertmanager"), doc, ParseContext(received_at=RECEIVED)).alerts
-    body = make_message(alert, route="r", routing_key="k" * 32, received_at=RECEIVED, request_id="x").to_json()
-    assert body.isascii()
-    assert "\uffff" in json.loads(body)["alert"]["summary"]
 
 
 def test_half_an_emoji_becomes_a_replacement_character() -> None:

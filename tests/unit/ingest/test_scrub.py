@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import json
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -17,6 +19,7 @@ from pdrelay.ingest.scrub import (
     scrub_details,
     scrub_text,
 )
+from tests.formats_harness import load_case, run
 
 # Fixtures made up for these tests; none is a real credential.
 AWS_KEY_ID = "AKIAQX7T2EXAMPLE0042"
@@ -457,3 +460,22 @@ def test_a_ten_thousand_leaf_document_is_scrubbed() -> None:
     assert count == 2 * 1600
     assert clean["alert_7"]["labels"] == ["team:storage", "instance:7", "severity:warning"]
     assert clean["alert_7"]["dsn"] == REDACTED
+
+
+# --- through a format, on the way to PagerDuty ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fmt", "case", "put"),
+    [
+        ("pingdom", "http-down", lambda d, u: d["check_params"].update(full_url=u, url=u)),
+        ("uptime_kuma", "http-down", lambda d, u: d["monitor"].update(url=u)),
+    ],
+)
+def test_credentials_in_a_checked_url_never_reach_pagerduty(fmt: str, case: str, put: Any) -> None:
+    c = load_case(fmt, case)
+    doc = c.doc
+    put(doc, "https://monitor:S3cretPw@api.example.com/health?api_key=K3yValue&region=eu")
+    out = json.dumps(run(replace(c, body=json.dumps(doc).encode())))
+    assert "S3cretPw" not in out and "K3yValue" not in out
+    assert "region=eu" in out  # the rest of the URL is still there to click
