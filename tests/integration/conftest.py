@@ -143,3 +143,10 @@ def write_config(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> ConfigWriter
         reset_dispatcher()
 
     return write
+
+
+@pytest.fixture
+def configure(write_config: ConfigWriter) -> ConfigWriter:
+    """``write_config``, for tests that set their configuration themselves. A module whose tests
+    start from a configuration of its own overrides this fixture to write that document first."""
+    return write_config

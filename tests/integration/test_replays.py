@@ -1,12 +1,15 @@
-"""A monitor's retry of the same request within the window is answered again but queued once."""
+"""A monitor's retry of the same request within the window is answered again but queued once; so is
+a captured signed request sent again."""
 
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
-from tests.conftest import load_event
+from tests.conftest import load_event, unique
+from tests.edge_harness import HMAC_A, call, signed, signers_doc
 from tests.integration.conftest import Aws, Handler
 
 
@@ -68,4 +71,23 @@ def test_a_failed_enqueue_is_not_remembered_so_the_retry_is_queued(aws: Aws, ing
     aws.sqs.create_queue(QueueName=url.rsplit("/", 1)[1])
     answer = ingest(load_event("apigw-alertmanager-firing.json"))
     assert answer["statusCode"] == 202 and "replayed" not in json.loads(answer["body"])
+    assert len(aws.drain()) == 1
+
+
+def test_a_captured_signed_v2_event_replayed_is_answered_as_a_duplicate(
+    aws: Aws, ingest: Handler, configure: Any
+) -> None:
+    configure(signers_doc())
+    event = {
+        "routing_key": "ops",
+        "event_action": "trigger",
+        "dedup_key": unique("k"),
+        "payload": {"summary": "disk full", "source": "db1", "severity": "error"},
+    }
+    body = json.dumps(event).encode()
+    headers = signed(body, HMAC_A)
+    first = call(ingest, body, headers, path="/v2/enqueue")
+    again = call(ingest, body, headers, path="/v2/enqueue")
+    assert (first[0], again[0]) == (202, 202)
+    assert again[1] == first[1]  # PagerDuty's exact answer, as for any repeat on /v2/enqueue
     assert len(aws.drain()) == 1

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from pdrelay.config import RelayConfig, parse_config
+from pdrelay.config import Caller, RelayConfig, parse_config
 from pdrelay.delivery.pacing import Bucket
 from pdrelay.errors import (
     ConcurrentUpdate,
@@ -18,11 +18,13 @@ from pdrelay.errors import (
     Unauthorized,
 )
 from pdrelay.ingest.auth import authenticate, enforce_rate, sign
+from tests.edge_harness import HMAC_A, HMAC_B, INLINE, basic, bearer, signers_doc
 
 KEY = "R0UT1NGKEYF0RTESTS00000000000001"
 OLD, NEW = "old-token-for-rotation-0001", "new-token-for-rotation-0002"
 HMAC_KEY = "hmac-key-for-signing-senders-000000000001"
 NOW = 1_795_512_600.0
+LIMITED = "limited-token-for-edge-tests-1"
 
 
 def config(**caller: Any) -> RelayConfig:
@@ -38,8 +40,12 @@ def config(**caller: Any) -> RelayConfig:
     )
 
 
-def bearer(token: str) -> dict[str, str]:
-    return {"authorization": f"Bearer {token}"}
+def signers() -> RelayConfig:
+    """The configuration of ``signers_doc``: 'local' with a token, 'a' and 'b' signing."""
+    return parse_config(json.dumps(signers_doc()))
+
+
+# --- tokens ---------------------------------------------------------------------------------------
 
 
 def test_both_tokens_of_a_rotation_are_accepted_and_nothing_else() -> None:
@@ -47,6 +53,60 @@ def test_both_tokens_of_a_rotation_are_accepted_and_nothing_else() -> None:
     assert authenticate(config(), bearer(NEW)).name == "am"
     with pytest.raises(Unauthorized, match="invalid credentials"):
         authenticate(config(), bearer(NEW[:-1] + "X"))
+
+
+@pytest.mark.parametrize(
+    "headers_and_query",
+    [
+        ({"authorization": f"Bearer {HMAC_A}"}, {}),
+        (basic(f"x:{HMAC_A}"), {}),
+        ({}, {"token": HMAC_A}),
+        ({"authorization": f"Bearer {INLINE.upper()}"}, {}),  # tokens are case-sensitive
+        ({"authorization": f"Bearer {INLINE[:-1]}"}, {}),  # a prefix is not the token
+        ({"authorization": f"Bearer {INLINE}x"}, {}),
+        ({"authorization": f"Bearer {INLINE} {INLINE}"}, {}),
+        ({"authorization": f"Bearer {INLINE},Bearer {INLINE}"}, {}),  # a duplicated header, as API Gateway joins it
+        ({"authorization": f"Token {INLINE}"}, {}),  # an unknown scheme is not a bearer token
+        (
+            {
+                "authorization": f"Bearer {INLINE}",
+                "x-pdrelay-signature": "sha256=00",
+                "x-pdrelay-timestamp": str(int(NOW)),
+            },
+            {},
+        ),  # a bad signature is not rescued by a good token
+    ],
+)
+def test_nothing_but_a_callers_own_token_or_signature_gets_in(
+    headers_and_query: tuple[dict[str, str], dict[str, str]],
+) -> None:
+    headers, query = headers_and_query
+    with pytest.raises(Unauthorized):
+        authenticate(signers(), headers, query, b"{}", now=NOW)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"authorization": f"bearer {INLINE}"},  # the scheme is case-insensitive (RFC 7235)
+        {"authorization": f"BEARER   {INLINE}  "},
+        basic(f":{INLINE}"),  # basic auth: any user, the token as password
+        basic(f"sns:{INLINE}"),
+        {"authorization": f"Bearer {INLINE}", "x-pdrelay-signature": ""},  # an empty signature header is no signature
+    ],
+)
+def test_the_token_forms_the_readme_names_are_accepted(headers: dict[str, str]) -> None:
+    assert authenticate(signers(), headers, {}, b"{}", now=NOW).name == "local"
+
+
+@pytest.mark.parametrize("userinfo", ["", ":", "sns", "sns:", f"{INLINE}:", f"{INLINE}"])
+def test_basic_auth_without_a_password_is_no_credential(userinfo: str) -> None:
+    with pytest.raises(Unauthorized) as refused:
+        authenticate(signers(), basic(userinfo), {}, b"{}", now=NOW)
+    assert refused.value.message in ("missing credentials", "invalid credentials")
+
+
+# --- signatures -----------------------------------------------------------------------------------
 
 
 def signed(body: bytes, stamp: float = NOW, key: str = HMAC_KEY) -> dict[str, str]:
@@ -85,6 +145,55 @@ def test_a_caller_that_must_sign_cannot_use_its_token_alone() -> None:
     assert authenticate(strict, signed(b"{}"), body=b"{}", now=NOW).name == "signer"
 
 
+def test_an_empty_or_blank_signature_header_does_not_lift_require_signature() -> None:
+    strict = parse_config(
+        json.dumps(
+            signers_doc(
+                callers=[
+                    {
+                        "name": "b",
+                        "tokens": ["b-token-for-the-review-0001"],
+                        "hmac_keys": [HMAC_B],
+                        "require_signature": True,
+                    }
+                ]
+            )
+        )
+    )
+    for value in ("", "   "):
+        with pytest.raises(Unauthorized) as refused:
+            authenticate(
+                strict, {**bearer("b-token-for-the-review-0001"), "x-pdrelay-signature": value}, {}, b"{}", now=NOW
+            )
+        assert refused.value.message in ("signature required", "invalid signature")
+
+
+ARABIC_INDIC_NOW = "\u0661\u0667\u0669\u0665\u0665\u0661\u0662\u0666\u0660\u0660"  # NOW in other digits
+
+
+@pytest.mark.parametrize(
+    "stamp",
+    [
+        "",
+        "-1795512600",
+        "1795512600.5",
+        "1e9",
+        "0x6b04d418",
+        "17955126000000",
+        "1795512600 1795512600",
+        ARABIC_INDIC_NOW,
+    ],
+)
+def test_odd_signature_timestamps_are_a_401_never_an_error(stamp: str) -> None:
+    body = b"{}"
+    headers = {"x-pdrelay-timestamp": stamp, "x-pdrelay-signature": sign(HMAC_A, str(int(NOW)), body)}
+    with pytest.raises(Unauthorized):
+        authenticate(signers(), headers, {}, body, now=NOW)
+
+
+# --- mistakes in callers' credentials -------------------------------------------------------------
+
+
 @pytest.mark.parametrize(
     ("caller", "problem"),
     [
@@ -108,6 +217,32 @@ def test_caller_mistakes_name_their_place_and_never_echo_a_credential(caller: di
     assert OLD not in str(refused.value)
 
 
+def test_token_and_key_mistakes_in_config_never_give_an_empty_credential() -> None:
+    for caller in (
+        {"name": "x", "token": ""},
+        {"name": "x", "tokens": [""]},
+        {"name": "x", "hmac_keys": [""]},
+        {"name": "x", "token": None},
+    ):
+        with pytest.raises(ConfigError):
+            parse_config(json.dumps(signers_doc(callers=[caller])))
+
+
+def test_an_hmac_key_given_to_two_callers_is_refused_at_load() -> None:
+    shared = signers_doc(
+        callers=[
+            {"name": "a", "hmac_keys": [HMAC_A], "routes": ["ops"]},
+            {"name": "b", "hmac_keys": [HMAC_A], "routes": ["db"]},
+        ]
+    )
+    with pytest.raises(ConfigError) as refused:
+        parse_config(json.dumps(shared))
+    assert HMAC_A not in str(refused.value)
+
+
+# --- rate limits ----------------------------------------------------------------------------------
+
+
 class Buckets:
     """The dedup store's bucket interface over a dict."""
 
@@ -123,6 +258,16 @@ class Buckets:
             self.conflicts -= 1
             raise ConcurrentUpdate("raced")
         self.items[key] = bucket
+
+
+def limited(requests: int, per_seconds: int = 60) -> Caller:
+    return Caller.model_validate(
+        {
+            "name": f"limited-{requests}",
+            "token": LIMITED,
+            "rate_limit": {"requests": requests, "per_seconds": per_seconds},
+        }
+    )
 
 
 def test_a_caller_over_its_rate_limit_gets_429_with_retry_after_and_others_are_unaffected() -> None:
@@ -147,3 +292,30 @@ def test_a_zero_default_turns_rate_limits_off_and_races_for_the_bucket_never_ref
         enforce_rate(config().callers[0], store, default_requests=0, default_window=60, now=NOW)
     store.conflicts = 5
     enforce_rate(config().callers[0], store, default_requests=1, default_window=60, now=NOW)
+
+
+@pytest.mark.parametrize("requests", [1, 2, 5, 6, 7, 11, 12, 600, 1_000_000])
+def test_the_first_request_of_any_limit_is_allowed(requests: int) -> None:
+    enforce_rate(limited(requests), Buckets(), default_requests=600, default_window=60, now=NOW)
+
+
+@pytest.mark.parametrize("requests", [2, 6, 12, 120])
+def test_a_limited_caller_gets_its_requests_back_within_its_window(requests: int) -> None:
+    caller, store = limited(requests), Buckets()
+    taken = 0
+    for second in range(0, 120):
+        for _ in range(requests):
+            try:
+                enforce_rate(caller, store, default_requests=600, default_window=60, now=NOW + second)
+                taken += 1
+            except TooManyRequests:
+                break
+    assert requests <= taken <= 2 * requests + 1  # two windows' worth, give or take the burst
+
+
+def test_a_limit_of_one_request_per_minute_allows_one_each_minute() -> None:
+    caller, store = limited(1), Buckets()
+    enforce_rate(caller, store, default_requests=600, default_window=60, now=NOW)
+    with pytest.raises(TooManyRequests) as refused:
+        enforce_rate(caller, store, default_requests=600, default_window=60, now=NOW + 1)
+    enforce_rate(caller, store, default_requests=600, default_window=60, now=NOW + 1 + refused.value.retry_after)

@@ -95,3 +95,9 @@ def test_deep_nesting_is_a_400_before_anything_else() -> None:
 def test_half_an_emoji_becomes_a_replacement_character() -> None:
     doc = decode_json(b'{"summary": "disk \\ud83d full", "ok": "\\ud83d\\ude00"}')
     assert doc == {"summary": "disk \ufffd full", "ok": "\U0001f600"}
+
+
+def test_a_gzip_body_of_several_members_is_inflated_whole() -> None:
+    plain = json.dumps({"alerts": [{"status": "firing", "labels": {"alertname": "x"}}]}).encode()
+    half = len(plain) // 2
+    assert inflate(gzip.compress(plain[:half]) + gzip.compress(plain[half:]), 10_000) == plain
