@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 import boto3
@@ -16,6 +17,31 @@ from pdrelay.local.emulator import EmulatorServer
 from tests.conftest import ROUTING_KEY, TOKEN, load_event, unique
 from tests.edge_harness import HMAC_KEY, INLINE, KEY, ROTATED_NEW, call, firing, local_doc
 from tests.integration.conftest import Aws, Handler
+from tests.integration.policy_harness import (
+    OPS_KEY,
+    PLATFORM_KEY,
+    TEAM_KEY,
+    alertmanager,
+    dispatch_all,
+    post,
+    shop_doc,
+    window,
+)
+
+
+@pytest.fixture
+def emitted(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> Callable[[], str]:
+    """Metrics on (the test environment turns them off), and a function that returns everything
+    written so far: standard output and error (Powertools' log lines and metrics) and log records."""
+    monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED", raising=False)
+
+    def read() -> str:
+        output = capsys.readouterr()
+        return output.out + output.err + "\n".join(json.dumps(r.__dict__, default=str) for r in caplog.records)
+
+    return read
 
 
 def test_no_secret_in_any_log_line_or_metric(
@@ -24,11 +50,9 @@ def test_no_secret_in_any_log_line_or_metric(
     ingest: Handler,
     dispatch: Handler,
     monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-    caplog: pytest.LogCaptureFixture,
+    emitted: Callable[[], str],
 ) -> None:
     monkeypatch.setenv("PDRELAY_ROUTING_KEY", ROUTING_KEY)
-    monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED", raising=False)
     assert ingest(load_event("apigw-alertmanager-firing.json"))["statusCode"] == 202
     wrong = load_event("apigw-alertmanager-firing.json")
     wrong["headers"]["authorization"] = "Bearer " + TOKEN[:-1] + "X"
@@ -38,9 +62,7 @@ def test_no_secret_in_any_log_line_or_metric(
     record["body"] = message["Body"]
     assert dispatch({"Records": [record]}) == {"batchItemFailures": []}
     assert pagerduty.state.snapshot()  # it really went through
-    output = capsys.readouterr()
-    log_records = "\n".join(json.dumps(r.__dict__, default=str) for r in caplog.records)
-    captured = output.out + output.err + log_records
+    captured = emitted()
     assert '"AlertsAccepted"' in captured and '"EventsSent"' in captured  # metrics were emitted
     assert "dedup_key" in captured  # and logs were written
     for secret in (ROUTING_KEY, TOKEN, TOKEN[:-1] + "X"):
@@ -53,12 +75,9 @@ def test_planted_secrets_never_reach_logs_metrics_or_pagerduty(
     pagerduty: EmulatorServer,
     ingest: Handler,
     configure: Any,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-    caplog: pytest.LogCaptureFixture,
+    emitted: Callable[[], str],
 ) -> None:
     """Secrets in every place a request can carry them, good and bad requests alike."""
-    monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED", raising=False)
     boto3.client("secretsmanager").create_secret(
         Name="pdrelay/planted",
         SecretString=json.dumps({"callers": {"am": {"tokens": [ROTATED_NEW], "hmac_keys": [HMAC_KEY]}}}),
@@ -119,8 +138,7 @@ def test_planted_secrets_never_reach_logs_metrics_or_pagerduty(
     for message in aws.drain():
         get_dispatcher().process(message["Body"])
     assert len(pagerduty.state.events) >= 2
-    output = capsys.readouterr()
-    logs = output.out + output.err + "\n".join(json.dumps(r.__dict__, default=str) for r in caplog.records)
+    logs = emitted()
     assert '"AlertsAccepted"' in logs and '"EventsSent"' in logs and '"RequestsRejected"' in logs
     sent = json.dumps([*pagerduty.state.events, *pagerduty.state.change_events])
     for name, secret in {
@@ -133,3 +151,32 @@ def test_planted_secrets_never_reach_logs_metrics_or_pagerduty(
         assert secret not in logs, f"{name} in the logs"
         if name != "routing_key":  # PagerDuty needs the routing key; nothing else
             assert secret not in sent, f"{name} sent to PagerDuty"
+
+
+def test_no_routing_key_token_or_planted_credential_leaks_from_the_new_paths(
+    aws: Aws,
+    pagerduty: EmulatorServer,
+    ingest: Handler,
+    configure: Any,
+    emitted: Callable[[], str],
+) -> None:
+    doc = shop_doc()
+    doc["routes"]["ops"]["storm"] = {"max_new_per_minute": 1, "rollup_update_seconds": 0}
+    doc["maintenance"] = [window("held-shop", routes=["shop"], when={"labels.job": "held"})]
+    configure(doc)
+    planted = "AKIAPLANTED00EXAMPLE"  # the shape of an AWS access key id
+    for route, job in (("shop", "checkout"), ("shop", "held"), ("ops", "a"), ("ops", "b")):
+        body = alertmanager()
+        body["alerts"][0]["labels"]["job"] = job
+        body["alerts"][0]["annotations"]["description"] = f"key {planted} leaked; Authorization: Bearer {TOKEN}"
+        assert post(ingest, f"/v1/alerts/alertmanager?route={route}", body)[0] == 202
+    post(ingest, "/v2/change/enqueue", {"routing_key": "shop", "payload": {"summary": f"deploy {planted}"}})
+    post(ingest, "/v1/test/shop", {})
+    outcomes = dispatch_all(aws)
+    assert {"delivered", "held", "rolled-up"} <= {o.result for o in outcomes}
+    captured = emitted()
+    assert '"AlertsHeld"' in captured and '"EventsSent"' in captured
+    for secret in (TEAM_KEY, PLATFORM_KEY, OPS_KEY, TOKEN, planted):
+        assert secret not in captured
+    sent = json.dumps([*pagerduty.state.events, *pagerduty.state.change_events])
+    assert planted not in sent and TOKEN not in sent
