@@ -125,6 +125,30 @@ def test_a_window_from_the_configuration_with_a_matcher_is_a_silence_and_drop_he
     assert aws.drain() == [] and len(incidents(pagerduty, OPS_KEY)) == 1
 
 
+@pytest.mark.parametrize("how", ["pdrelay maintenance end", "taken out of the configuration"])
+def test_a_drop_held_window_that_is_removed_still_drops_what_it_held(
+    aws: Aws, pagerduty: EmulatorServer, ingest: Handler, configure: Any, how: str
+) -> None:
+    """Ending a `--drop-held` window early, or deleting it from the configuration, must not page
+    the alerts it was holding: the setting in force when they were held decides."""
+    store = DedupStore(aws.dynamodb, aws.table_name)
+    drop_held = window("quiet-deploy", routes=["ops"], send_held_at_end=False)
+    if how == "pdrelay maintenance end":
+        judge.save_windows(store, lambda ws: [*ws, drop_held])
+    else:
+        configure({**shop_doc(), "maintenance": [drop_held]})
+    get_dispatcher()._policy = None  # no cached windows
+    post(ingest, "/v1/alerts/alertmanager?route=ops", alertmanager(fingerprint=unique("fp")))
+    assert [o.result for o in dispatch_all(aws)] == ["held"]
+    if how == "pdrelay maintenance end":
+        judge.save_windows(store, lambda ws: [w for w in ws if w["name"] != "quiet-deploy"])
+    else:
+        configure(shop_doc())
+    result = release_held(store, judge.Policy(store, config_reader(get_settings())), aws.sqs, aws.queue_url)
+    assert (result.released, result.dropped) == (0, 1)
+    assert aws.drain() == [] and pagerduty.state.events == []
+
+
 def test_an_incident_open_before_a_window_still_resolves_when_an_update_was_held_in_it(
     aws: Aws, pagerduty: EmulatorServer, ingest: Handler, configure: Any
 ) -> None:

@@ -73,6 +73,7 @@ class Record:
     routing_key: str = ""  # kept so the sweeper can re-send a resolve; the table is encrypted
     paged: bool = False  # a trigger of the current episode reached PagerDuty (an incident is open)
     hold: str = ""  # why the episode's trigger was kept back: "window:<name>" or "rollup"
+    drop_at_end: bool = False  # held by a window with send_held_at_end: false (even if the window is removed)
     rollup: str = ""  # the roll-up incident's dedup key this alert joined
     sent_at: int = 0  # µs: when a trigger was last sent for this alert
     suppressed: int = 0  # updates not sent because of the route's min_resend_seconds
@@ -138,7 +139,7 @@ def _applied(rec: Record | None, ev: Event, state: str, *, started_at: int, deli
 
 
 def _new_episode(record: Record) -> Record:
-    return replace(record, paged=False, hold="", rollup="", suppressed=0, message="")
+    return replace(record, paged=False, hold="", drop_at_end=False, rollup="", suppressed=0, message="")
 
 
 def _is_last(rec: Record, ev: Event) -> bool:

@@ -142,8 +142,10 @@ def release_held(
         if isinstance(message, QueueMessage) and policy.holding(message, now, windows) is not None:
             result.still_held += 1
             continue
+        # The window's setting now, or as it was when the alert was held if the window is gone
+        # (ended with `pdrelay maintenance end`, or taken out of the configuration).
         window = by_name.get(record.hold.removeprefix("window:"))
-        if window is not None and not window.send_held_at_end:
+        if record.drop_at_end if window is None else not window.send_held_at_end:
             if store.let_go(record):
                 result.dropped += 1
             continue

@@ -158,9 +158,16 @@ class Policy:
             return Verdict("quiet", replace(decision, record=quiet))
         window = self.holding(message, now)
         if window is not None:
-            held = replace(record, hold=f"window:{window.name}", delivered=True, lease_until=0, message=body)
+            held = replace(
+                record,
+                hold=f"window:{window.name}",
+                drop_at_end=not window.send_held_at_end,
+                delivered=True,
+                lease_until=0,
+                message=body,
+            )
             return Verdict("hold", replace(decision, record=held), window)
-        record = replace(record, hold="", message="")
+        record = replace(record, hold="", drop_at_end=False, message="")
         if message.probe:
             return Verdict("send", replace(decision, record=record))
         storm = self.storm(message.route)
