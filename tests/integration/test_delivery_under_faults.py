@@ -78,6 +78,31 @@ def test_retry_after_is_honoured(aws: Aws, pagerduty: EmulatorServer) -> None:
     assert outcome.reason == "throttled" and 7 <= outcome.delay <= 8
 
 
+def test_three_429s_without_retry_after_cost_seconds_not_minutes(aws: Aws, pagerduty: EmulatorServer) -> None:
+    """Paused briefly, doubling only while 429s continue: 2 + 4 + 8 s (a fixed 60 s pause took 3 minutes)."""
+    clock = ManualClock()
+    d = dispatcher(aws, pagerduty, clock)  # the default pauses
+    pagerduty.state.set_faults([{"mode": "status", "status": 429, "count": 3}])
+    message, waited = firing(), 0
+    for pause in (2, 4, 8):
+        outcome = d.process(message.to_json())
+        assert (outcome.result, outcome.reason) == ("deferred", "throttled")
+        assert pause <= outcome.delay <= pause + 1  # the queue's delay: the pause, rounded up
+        assert d.process(firing().to_json()).reason == "throttled"  # the key waits, no call made
+        clock.advance(pause)
+        waited += pause
+    assert d.process(message.to_json()).result == "delivered"
+    assert (waited, pagerduty.state.answers[429]) == (14, 3)
+
+
+def test_a_single_transient_failure_is_retried_within_a_few_seconds() -> None:
+    """The first retry of a 5xx, timeout or dropped connection comes after the retry base (2 s ± 20 %)."""
+    settings = Settings.from_env({})
+    d = Dispatcher(settings, None, None, None)  # type: ignore[arg-type]  # back-off needs no clients
+    assert {d.backoff_seconds(1) for _ in range(200)} <= {1, 2}
+    assert max(d.backoff_seconds(2) for _ in range(200)) <= 4
+
+
 def test_the_key_is_paced_under_its_limit(aws: Aws, pagerduty: EmulatorServer) -> None:
     d = dispatcher(aws, pagerduty, PDRELAY_RATE_LIMIT="6", PDRELAY_RATE_WINDOW_SECONDS="60")
     assert d.process(firing().to_json()).result == "delivered"

@@ -38,15 +38,16 @@ class Settings(BaseModel):
     max_body_bytes: int = Field(256 * 1024, alias="PDRELAY_MAX_BODY_BYTES", gt=0)
     connect_timeout_seconds: float = Field(3.05, alias="PDRELAY_CONNECT_TIMEOUT", gt=0)
     read_timeout_seconds: float = Field(6.0, alias="PDRELAY_READ_TIMEOUT", gt=0)
-    retry_base_seconds: int = Field(30, alias="PDRELAY_RETRY_BASE_SECONDS", ge=0)
+    retry_base_seconds: int = Field(2, alias="PDRELAY_RETRY_BASE_SECONDS", ge=0)
     retry_max_seconds: int = Field(900, alias="PDRELAY_RETRY_MAX_SECONDS", ge=0, le=43200)
     record_ttl_days: int = Field(30, alias="PDRELAY_RECORD_TTL_DAYS", gt=0)
     rate_limit: int = Field(120, alias="PDRELAY_RATE_LIMIT", gt=0, description="Events per routing key per window.")
     rate_window_seconds: float = Field(60.0, alias="PDRELAY_RATE_WINDOW_SECONDS", gt=0)
-    throttle_pause_seconds: float = Field(60.0, alias="PDRELAY_THROTTLE_PAUSE_SECONDS", ge=0)
+    throttle_pause_seconds: float = Field(2.0, alias="PDRELAY_THROTTLE_PAUSE_SECONDS", ge=0)
+    throttle_max_pause_seconds: float = Field(60.0, alias="PDRELAY_THROTTLE_MAX_PAUSE_SECONDS", ge=0)
     breaker_threshold: int = Field(5, alias="PDRELAY_BREAKER_THRESHOLD", gt=0)
-    breaker_cooldown_seconds: float = Field(30.0, alias="PDRELAY_BREAKER_COOLDOWN_SECONDS", gt=0)
-    breaker_max_cooldown_seconds: float = Field(300.0, alias="PDRELAY_BREAKER_MAX_COOLDOWN_SECONDS", gt=0)
+    breaker_cooldown_seconds: float = Field(5.0, alias="PDRELAY_BREAKER_COOLDOWN_SECONDS", gt=0)
+    breaker_max_cooldown_seconds: float = Field(10.0, alias="PDRELAY_BREAKER_MAX_COOLDOWN_SECONDS", gt=0)
     max_hold_seconds: int = Field(
         86400,
         alias="PDRELAY_MAX_HOLD_SECONDS",

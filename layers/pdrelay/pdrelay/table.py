@@ -310,6 +310,7 @@ class DedupStore:
             tokens=float(doc["tokens"]),
             updated=float(doc["updated"]),
             paused_until=float(doc.get("paused_until", 0)),
+            throttles=int(doc.get("throttles", 0)),
             version=int(doc["version"]),
         )
 
@@ -320,6 +321,7 @@ class DedupStore:
                 "tokens": _decimal(bucket.tokens),
                 "updated": _decimal(bucket.updated),
                 "paused_until": _decimal(bucket.paused_until),
+                "throttles": bucket.throttles,
                 "version": bucket.version,
             },
             previous_version,

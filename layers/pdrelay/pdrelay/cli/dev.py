@@ -144,8 +144,8 @@ def register(commands: Commands) -> None:
     dev.add_argument(
         "--retry-base-seconds",
         type=int,
-        default=5,
-        help="first retry delay after a failed delivery (Lambda default: 30)",
+        default=None,
+        help="first retry delay after a failed delivery (default 2, as in Lambda)",
     )
     dev.set_defaults(func=cmd_dev)
 

@@ -170,7 +170,9 @@ class Dispatcher:
     @property
     def pacing_policy(self) -> pacing.PacingPolicy:
         s = self.settings
-        return pacing.PacingPolicy(s.rate_limit, s.rate_window_seconds, s.throttle_pause_seconds)
+        return pacing.PacingPolicy(
+            s.rate_limit, s.rate_window_seconds, s.throttle_pause_seconds, s.throttle_max_pause_seconds
+        )
 
     @property
     def breaker_policy(self) -> pacing.BreakerPolicy:
@@ -289,8 +291,7 @@ class Dispatcher:
             count(EVENTS_SENT, Action=decision.send, Status=str(exc.status or "network"))
             self._probed(message, decision.send, exc.status, f"{exc} (retrying)")
             if exc.status == 429:
-                pause = exc.retry_after if exc.retry_after is not None else self.settings.throttle_pause_seconds
-                self._throttle(message.routing_key, pause)
+                pause = self._throttle(message.routing_key, exc.retry_after)
                 return self._defer(message, delivery, "throttled", pause, attempted=True)
             count(DELIVERY_FAILED, Kind="retryable")
             self._breaker_failure()
@@ -403,8 +404,7 @@ class Dispatcher:
         except RetryableDelivery as exc:
             count(CHANGES_SENT, Status=str(exc.status or "network"))
             if exc.status == 429:
-                pause = exc.retry_after if exc.retry_after is not None else self.settings.throttle_pause_seconds
-                self._throttle(message.routing_key, pause)
+                pause = self._throttle(message.routing_key, exc.retry_after)
                 return self._defer(message, delivery, "throttled", pause, attempted=True)
             self._breaker_failure()
             if self._held_too_long(message, delivery):
@@ -464,17 +464,24 @@ class Dispatcher:
             return "send", 0.0
         return "paced", random.uniform(0.5, 1.5)
 
-    def _throttle(self, routing_key: str, pause: float) -> None:
+    def _throttle(self, routing_key: str, retry_after: float | None) -> float:
+        """Pause the key after a 429; the seconds until it may send again."""
+        now = self.clock.time()
         for _attempt in range(WRITE_ATTEMPTS):
             bucket = self.store.get_bucket(routing_key)
+            after = pacing.throttled(bucket, now, retry_after, self.pacing_policy)
             try:
-                self.store.put_bucket(
-                    routing_key, pacing.throttled(bucket, self.clock.time(), pause), bucket.version if bucket else 0
-                )
-                logger.warning("PagerDuty throttled this routing key; pausing it", extra={"pause_s": pause})
-                return
+                self.store.put_bucket(routing_key, after, bucket.version if bucket else 0)
             except ConcurrentUpdate:
+                now = self.clock.time()
                 continue
+            pause = after.paused_until - now
+            logger.warning(
+                "PagerDuty throttled this routing key; pausing it",
+                extra={"pause_s": round(pause, 1), "in_a_row": after.throttles},
+            )
+            return pause
+        return retry_after if retry_after is not None else self.settings.throttle_pause_seconds
 
     def _breaker(self, now: float) -> pacing.Breaker | None:
         read_at, cached = self._breaker_cache

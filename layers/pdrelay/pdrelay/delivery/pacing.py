@@ -4,13 +4,15 @@
 (120 per 60 s by default). A token bucket with capacity ``C`` and refill rate ``r`` lets through
 at most ``C + r·window`` events in any window, so pdrelay uses ``C = max(1, limit // 6)`` and
 ``r = (limit - C) / window``: bursts of ``C`` go at once, and no window ever sees more than
-``limit``. A 429 pauses the key for every dispatcher until ``paused_until`` (``Retry-After`` when
-PagerDuty sends one, else the configured pause). The bucket lives in the dedup table, shared by all
-dispatchers.
+``limit``. A 429 pauses the key for every dispatcher until ``paused_until``: for ``Retry-After`` when
+PagerDuty sends one; else briefly (``throttle_pause_seconds``, 2 s by default), doubling only while
+429s keep coming (a 429 within ``window`` of the last pause's end), up to ``throttle_max_pause_seconds``.
+The bucket lives in the dedup table, shared by all dispatchers.
 
 **Circuit breaker.** ``threshold`` consecutive retryable failures (5xx, timeouts, connection
-errors; not 429, which is one key's business) open the breaker for ``cooldown`` seconds, doubling
-up to ``max_cooldown`` on each failed probe. While open, nobody calls PagerDuty: messages are put
+errors; not 429, which is one key's business) open the breaker for ``cooldown`` seconds (5 s by default), doubling
+up to ``max_cooldown`` (10 s) on each failed probe, so PagerDuty is probed at least every 10 s however
+long it is down. While open, nobody calls PagerDuty: messages are put
 back on the queue with a delay, without spending delivery attempts. After the cooldown one
 dispatcher claims the probe; a success closes the breaker.
 """
@@ -24,7 +26,8 @@ from dataclasses import dataclass, replace
 class PacingPolicy:
     limit: int = 120
     window_seconds: float = 60.0
-    throttle_pause_seconds: float = 60.0
+    throttle_pause_seconds: float = 2.0  # the first pause after a 429 without Retry-After
+    throttle_max_pause_seconds: float = 60.0  # the longest, after 429s in a row
 
     @property
     def capacity(self) -> float:
@@ -41,6 +44,7 @@ class Bucket:
     tokens: float
     updated: float
     paused_until: float = 0.0
+    throttles: int = 0  # 429s in a row (each within the window of the last pause's end)
     version: int = 0
 
 
@@ -57,19 +61,30 @@ def take_token(bucket: Bucket | None, now: float, policy: PacingPolicy) -> tuple
     return wait, bucket
 
 
-def throttled(bucket: Bucket | None, now: float, pause: float) -> Bucket:
-    """The bucket after a 429: paused for ``pause`` seconds and emptied."""
+def throttled(bucket: Bucket | None, now: float, retry_after: float | None, policy: PacingPolicy) -> Bucket:
+    """The bucket after a 429: emptied and paused for ``retry_after`` seconds, or, without one, for
+    the first pause doubled for each 429 in a row before it (up to the longest pause)."""
     base = bucket or Bucket(tokens=0.0, updated=now)
+    in_a_row = base.throttles + 1 if base.throttles and now <= base.paused_until + policy.window_seconds else 1
+    if retry_after is not None:
+        pause = retry_after
+    else:
+        pause = min(policy.throttle_max_pause_seconds, policy.throttle_pause_seconds * 2 ** min(in_a_row - 1, 16))
     return replace(
-        base, tokens=0.0, updated=now, paused_until=max(base.paused_until, now + pause), version=base.version + 1
+        base,
+        tokens=0.0,
+        updated=now,
+        paused_until=max(base.paused_until, now + pause),
+        throttles=in_a_row,
+        version=base.version + 1,
     )
 
 
 @dataclass(frozen=True)
 class BreakerPolicy:
     threshold: int = 5
-    cooldown_seconds: float = 30.0
-    max_cooldown_seconds: float = 300.0
+    cooldown_seconds: float = 5.0
+    max_cooldown_seconds: float = 10.0
     probe_seconds: float = 20.0  # how long one probe may take before another dispatcher may probe
 
 
