@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
-from pdrelay.delivery.decisions import OPEN_STATES, Record
+from pdrelay.delivery.decisions import DEAD_LETTERED, OPEN_STATES, Record
 from pdrelay.delivery.pacing import Breaker, Bucket
 from pdrelay.errors import ConcurrentUpdate, StoreError
 from pdrelay.timeutil import SYSTEM_CLOCK, Clock
@@ -203,6 +203,17 @@ class DedupStore:
             expression += ", paged = :t, sent_at = :s"
             values[":s"] = {"N": str(trigger_sent_at)}
         return self._update_at_version(pk, version, expression + " REMOVE pending", values)
+
+    def dead_lettered(self, pk: str, version: int) -> None:
+        """The trigger applied at ``version`` went to the DLQ: end its lease and mark it, so the
+        alert's resolve or acknowledge does not wait for it (a redrive sends it as a retry)."""
+        self._update_at_version(
+            pk,
+            version,
+            "SET lease_until = :z, #h = :d",
+            {":z": {"N": "0"}, ":d": {"S": DEAD_LETTERED}},
+            names={"#h": "hold"},
+        )
 
     def release(self, pk: str, version: int) -> None:
         """End the lease taken for ``version`` after a failed send, so a retry need not wait for it."""

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from pdrelay.delivery.decisions import Event, Record, decide
+import pytest
+
+from pdrelay.delivery.decisions import DEAD_LETTERED, Event, Record, decide
 
 T0, T1, T2, T3 = 1_000, 2_000, 3_000, 4_000
 NOW, LEASE = 10_000_000, 15_000_000
@@ -80,9 +82,11 @@ def test_while_a_send_is_in_flight_a_resolve_waits_so_it_cannot_overtake_the_tri
     sending = decide(None, event("trigger", T0), now=NOW, lease=LEASE).record
     assert sending is not None
     waiting = decide(sending, event("resolve", T1), now=NOW + 1, lease=LEASE)
-    assert (waiting.send, waiting.reason, waiting.write) == (None, "in-flight", False)
+    assert (waiting.send, waiting.reason, waiting.write) == (None, "after-trigger", False)
+    # The sender died mid-send: the trigger comes back from the queue and is retried; the resolve
+    # still waits for it rather than close an incident PagerDuty never opened.
     after_crash = decide(sending, event("resolve", T1), now=NOW + LEASE + 1, lease=LEASE)
-    assert after_crash.send == "resolve"
+    assert (after_crash.send, after_crash.reason) == (None, "after-trigger")
 
 
 def test_a_resolve_closes_an_open_alert() -> None:
@@ -166,10 +170,26 @@ def test_an_older_notification_of_the_same_firing_does_not_overwrite_a_newer_one
     assert decide(record, older).reason == "stale"
 
 
-def test_an_acknowledge_waits_for_a_trigger_not_yet_delivered() -> None:
+@pytest.mark.parametrize("action", ["acknowledge", "resolve"])
+def test_events_after_a_trigger_not_yet_delivered_wait_for_it(action: str) -> None:
+    """A trigger deferred (paced, breaker open, in back-off) and overtaken by its resolve still pages:
+    the resolve waits and goes right after it, so PagerDuty hears both, in order."""
     undelivered = decide(None, event("trigger", T0)).record
     assert undelivered is not None
-    assert decide(undelivered, event("acknowledge", T1)).reason == "in-flight"
+    waiting = decide(replace(undelivered, lease_until=0), event(action, T1))
+    assert (waiting.send, waiting.reason, waiting.write) == (None, "after-trigger", False)
+    delivered = replace(undelivered, delivered=True, lease_until=0)
+    assert decide(delivered, event(action, T1)).send == action
+
+
+def test_nothing_waits_for_a_trigger_that_went_to_the_dlq() -> None:
+    undelivered = decide(None, event("trigger", T0)).record
+    assert undelivered is not None
+    given_up = replace(undelivered, lease_until=0, hold=DEAD_LETTERED)
+    decision = decide(given_up, event("resolve", T1))
+    assert (decision.send, decision.reason) == ("resolve", "resolve")  # the dispatcher records it: never paged
+    # A redrive of the trigger retries it.
+    assert decide(given_up, event("trigger", T0)).reason == "retry"
 
 
 def test_a_resolve_timed_by_our_receipt_is_not_stale_against_a_sender_clock_running_ahead() -> None:

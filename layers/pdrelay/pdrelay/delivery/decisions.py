@@ -6,8 +6,10 @@ Rules, for an event with action *a*, time *t* (when the reported state began) an
   a resolve leaves a tombstone so that an older trigger delivered later stays stale;
 - an open alert (triggered/acknowledged): an event older than the episode's start is ``stale``; the
   very event last applied is ``duplicate`` once delivered and re-sent (``retry``) while not; a
-  trigger with unchanged content is ``unchanged``; with new content it is an ``update``; a resolve
-  closes it; an acknowledge acknowledges a triggered alert;
+  resolve or acknowledge waits while the trigger has not reached PagerDuty (``after-trigger``), so
+  events of one alert reach PagerDuty in the order they were accepted; a trigger with unchanged
+  content is ``unchanged``; with new content it is an ``update``; a resolve closes it; an
+  acknowledge acknowledges a triggered alert;
 - a resolved alert: a trigger newer than the resolve opens a new episode (``reopen``); anything
   else is ``stale`` or ``duplicate`` (a resolve not yet confirmed delivered is re-sent).
 
@@ -44,7 +46,9 @@ Reason = Literal[
     "unchanged",  # a repeat notification with the same content: nothing to send
     "unknown",  # a resolve or acknowledge for an alert never opened: nothing to send
     "in-flight",  # another dispatcher is sending this alert's last event: wait for it
+    "after-trigger",  # a resolve or acknowledge whose trigger has not reached PagerDuty yet: wait for it
 ]
+DEAD_LETTERED = "dead-letter"  # ``hold`` of an alert whose trigger was put in the DLQ: later events do not wait
 OPEN_STATES = ("triggered", "acknowledged")
 
 
@@ -197,10 +201,13 @@ def _decide(rec: Record | None, ev: Event, now: int) -> Decision:
     if rec.state in OPEN_STATES:
         if _is_stale(rec, ev):
             return Decision(None, "stale", None, write=False)
-        if ev.action == "acknowledge" and rec.last_action == "trigger" and not rec.delivered:
-            # Acknowledging an incident PagerDuty has not opened yet would do nothing (and make
-            # the trigger's retry look older): wait for the trigger.
-            return Decision(None, "in-flight", None, write=False)
+        if ev.action != "trigger" and rec.last_action == "trigger" and not rec.delivered and not rec.hold:
+            # The trigger is waiting (paced, breaker open, in back-off) or being retried. Resolving
+            # or acknowledging an incident PagerDuty has not opened would do nothing, and the
+            # trigger would then come back stale: the problem that happened would never be paged.
+            # Wait for the trigger; this event goes right after it. (A trigger put in the DLQ is
+            # marked ``hold = "dead-letter"`` and nothing waits for it.)
+            return Decision(None, "after-trigger", None, write=False)
         if ev.action == "trigger":
             if ev.content_hash == rec.content_hash and rec.last_action == "trigger" and rec.delivered:
                 return Decision(None, "unchanged", None, write=False)

@@ -252,10 +252,11 @@ class Dispatcher:
         verdict, decision, stored_payload = self._decide(message, delivery.body)
         if verdict is not None and verdict.kind != "send":
             return self._by_policy(message, delivery, verdict)
-        if decision.reason == "in-flight":
+        if decision.reason in ("in-flight", "after-trigger"):
             # Usually the holder finishes within a second or two; a dead holder's lease is simply
-            # checked again until it expires. Deferrals spend no delivery attempt.
-            return self._defer(message, delivery, "in-flight", IN_FLIGHT_RECHECK_SECONDS)
+            # checked again until it expires. A resolve or acknowledge whose trigger waits is checked
+            # again the same way and goes right after it. Deferrals spend no delivery attempt.
+            return self._defer(message, delivery, decision.reason, IN_FLIGHT_RECHECK_SECONDS)
         if decision.send is None or decision.record is None:
             count(EVENTS_SKIPPED, Reason=decision.reason)
             logger.info("skipped", extra={"reason": decision.reason, "action": message.alert.action})
@@ -263,18 +264,16 @@ class Dispatcher:
         record = decision.record
         gate, wait = self._admit(message.routing_key)
         if gate != "send":
-            self.store.release(record.pk, record.version)
-            return self._defer(message, delivery, gate, wait)
+            return self._put_back(message, delivery, decision, gate, wait)
         if self.clock.monotonic() - decided_at > START_WITHIN_SECONDS:
             # Slow pacing/breaker calls ate into the lease: do not start a send that could outlast
             # it (another dispatcher could then send a newer event first).
-            self.store.release(record.pk, record.version)
-            return self._defer(message, delivery, "in-flight", 1)
+            return self._put_back(message, delivery, decision, "in-flight", 1)
         event = build_event(message, decision.send, stored_payload)
         try:
             delivered = self.events.send(event)
         except PermanentDelivery as exc:
-            self.store.release(record.pk, record.version)
+            self._send_ended(decision, given_up=True)  # refused: it will never be sent as it is
             self._breaker_success()  # PagerDuty answered: it is up
             count(EVENTS_SENT, Action=decision.send, Status=str(exc.status))
             reason = "; ".join([str(exc), *exc.errors])
@@ -292,12 +291,13 @@ class Dispatcher:
             self._probed(message, decision.send, exc.status, f"{exc} (retrying)")
             if exc.status == 429:
                 pause = self._throttle(message.routing_key, exc.retry_after)
-                return self._defer(message, delivery, "throttled", pause, attempted=True)
+                return self._put_back(message, delivery, decision, "throttled", pause, attempted=True, released=True)
             count(DELIVERY_FAILED, Kind="retryable")
             self._breaker_failure()
             if self._held_too_long(message, delivery):
                 reason = f"not delivered within {self.settings.max_hold_seconds} s of receipt; last error: {exc}"
                 self._dead_letter(delivery, reason, exc.status)
+                self._send_ended(decision, given_up=True)
                 return Outcome("dead-lettered", reason, decision.send, exc.status)
             delay = self.backoff_seconds(delivery.receive_count)
             self._delay(delivery.receipt_handle, delay)
@@ -329,6 +329,35 @@ class Dispatcher:
             },
         )
         return Outcome("delivered", decision.reason, decision.send, delivered.status)
+
+    def _send_ended(self, decision: Decision, *, given_up: bool = False) -> None:
+        """End the lease a sending decision took. A trigger given up on (refused by PagerDuty, or
+        put in the DLQ) is marked so that the alert's later events stop waiting for it."""
+        record = decision.record
+        assert record is not None
+        if given_up and decision.send == "trigger":
+            self.store.dead_lettered(record.pk, record.version)
+        else:
+            self.store.release(record.pk, record.version)
+
+    def _put_back(
+        self,
+        message: QueueMessage,
+        delivery: Delivery,
+        decision: Decision,
+        reason: str,
+        wait: float,
+        *,
+        attempted: bool = False,
+        released: bool = False,
+    ) -> Outcome:
+        """Not sent now: end the lease and put the message back on the queue (or in the DLQ once held too long)."""
+        if not released:
+            self._send_ended(decision)
+        outcome = self._defer(message, delivery, reason, wait, attempted=attempted)
+        if outcome.result == "dead-lettered":
+            self._send_ended(decision, given_up=True)
+        return outcome
 
     # -- alert policy: windows, storm control, roll-ups ---------------------------------------------
     def _by_policy(self, message: QueueMessage, delivery: Delivery, verdict: Verdict) -> Outcome:
