@@ -69,8 +69,10 @@ def test_a_group_with_one_firing_and_one_resolved_alert_does_each_right(relay: R
     assert (firing["action"], resolved["action"]) == ("trigger", "resolve")
     relay.wait_until(lambda: len(relay.incidents(firing["dedup_key"])) == 1)
     relay.settle()
-    assert relay.incidents(resolved["dedup_key"]) == []  # a resolve of an unknown alert costs no call
-    assert relay.events_for(resolved["dedup_key"]) == []
+    # A resolve of an alert the table does not know is forwarded once (PagerDuty may have it open
+    # after lost state); PagerDuty has nothing open here, so it opens nothing.
+    assert relay.incidents(resolved["dedup_key"]) == []
+    assert [e["event_action"] for e in relay.events_for(resolved["dedup_key"])] == ["resolve"]
 
 
 @pytest.mark.parametrize(

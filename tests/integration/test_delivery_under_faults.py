@@ -188,9 +188,11 @@ def test_reordered_deliveries_never_let_an_older_event_win(
 def test_a_resolve_reordered_before_its_trigger_pages_no_one(aws: Aws, pagerduty: EmulatorServer) -> None:
     fp = unique()
     d = dispatcher(aws, pagerduty)
-    d.process(firing(name="formats/alertmanager/resolved.json", fingerprint=fp).to_json())
+    resolve = firing(name="formats/alertmanager/resolved.json", fingerprint=fp)
+    assert d.process(resolve.to_json()).reason == "forward"  # the table knows nothing: sent once
     assert d.process(firing(fingerprint=fp).to_json()).reason == "stale"
-    assert pagerduty.state.events == []
+    assert [e["event_action"] for e in pagerduty.state.events] == ["resolve"]
+    assert log_of(pagerduty, resolve.dedup_key) == []  # PagerDuty ignored it: no incident, no page
 
 
 def _dlq_message(aws: Aws, message: QueueMessage, reason: str = "PagerDuty rejected the event") -> None:
@@ -369,3 +371,19 @@ def test_nothing_waits_for_a_trigger_pagerduty_refused(aws: Aws, pagerduty: Emul
     assert log_of(pagerduty, trigger.dedup_key) == []
     (dead,) = aws.drain(aws.dlq_url)
     assert json.loads(dead["Body"])["dedup_key"] == trigger.dedup_key
+
+
+def test_an_incident_whose_table_item_was_lost_still_resolves(aws: Aws, pagerduty: EmulatorServer) -> None:
+    """State lost (table restored, stack rebuilt, item deleted) while PagerDuty has the incident open:
+    the resolve is forwarded once and closes it; repeats of it cost no call."""
+    d = dispatcher(aws, pagerduty)
+    fp = unique()
+    trigger = firing(fingerprint=fp)
+    resolve = firing(name="formats/alertmanager/resolved.json", fingerprint=fp)
+    assert d.process(trigger.to_json()).result == "delivered"
+    aws.dynamodb.delete_item(TableName=aws.table_name, Key={"pk": {"S": item_key(ROUTING_KEY, trigger.dedup_key)}})
+    outcome = d.process(resolve.to_json())
+    assert (outcome.result, outcome.reason) == ("delivered", "forward")
+    assert log_of(pagerduty, trigger.dedup_key) == [("resolved", "trigger,resolve")]
+    assert d.process(resolve.to_json()).reason == "duplicate"
+    assert len(pagerduty.state.events) == 2

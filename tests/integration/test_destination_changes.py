@@ -50,7 +50,7 @@ def test_an_incident_on_a_destination_removed_since_its_trigger_still_resolves(
     assert by_key(pagerduty, PLATFORM_KEY)[key] == "resolved"
 
 
-def test_a_destination_added_between_trigger_and_resolve_costs_no_call(
+def test_a_destination_added_between_trigger_and_resolve_gets_the_resolve_once_and_opens_nothing(
     aws: Aws, pagerduty: EmulatorServer, configure: Any, ingest: Handler
 ) -> None:
     configure(ops_doc(shop_destinations=("team",)))
@@ -64,5 +64,6 @@ def test_a_destination_added_between_trigger_and_resolve_costs_no_call(
     dispatch_released(aws.drain())
     configure(ops_doc())
     post(ingest, "/v2/enqueue", {**event, "event_action": "resolve"})
-    assert sorted(o.reason for o in dispatch_released(aws.drain())) == ["resolve", "unknown"]
-    assert [e["event_action"] for e in pagerduty.state.events] == ["trigger", "resolve"]
+    assert sorted(o.reason for o in dispatch_released(aws.drain())) == ["forward", "resolve"]
+    # The new destination's copy is forwarded once; PagerDuty has nothing open there and ignores it.
+    assert [e["event_action"] for e in pagerduty.state.events] == ["trigger", "resolve", "resolve"]

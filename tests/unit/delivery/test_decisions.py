@@ -109,10 +109,15 @@ def test_a_new_firing_after_the_resolve_opens_a_new_episode() -> None:
     assert (decision.send, decision.reason) == ("trigger", "reopen")
 
 
-def test_a_resolve_of_an_unknown_alert_costs_no_call_but_leaves_a_tombstone() -> None:
+def test_a_resolve_of_an_unknown_alert_is_forwarded_once_and_leaves_a_tombstone() -> None:
+    """The table may have lost an alert PagerDuty still has open (restored, rebuilt): the resolve
+    goes once; once delivered, its repeats are duplicates that cost nothing."""
     decision = decide(None, event("resolve", T1))
-    assert (decision.send, decision.reason, decision.write) == (None, "unknown", True)
+    assert (decision.send, decision.reason, decision.write) == ("resolve", "forward", True)
     assert decision.record is not None
+    repeat = decide(replace(decision.record, delivered=True, lease_until=0), event("resolve", T1))
+    assert (repeat.send, repeat.reason) == (None, "duplicate")
+    assert decide(None, event("acknowledge", T1)).reason == "unknown"
     # the firing that SQS delivered after its resolve is then stale, not a new incident
     later = decide(replace(decision.record, delivered=True), event("trigger", T0))
     assert (later.send, later.reason) == (None, "stale")

@@ -2,8 +2,9 @@
 
 Rules, for an event with action *a*, time *t* (when the reported state began) and content *h*:
 
-- nothing known: a trigger opens an incident; a resolve or acknowledge is skipped (``unknown``), and
-  a resolve leaves a tombstone so that an older trigger delivered later stays stale;
+- nothing known: a trigger opens an incident; a resolve is forwarded once (``forward``: the table
+  may have lost an alert PagerDuty still has open) and leaves a tombstone, so that repeats cost
+  nothing and an older trigger delivered later stays stale; an acknowledge is skipped (``unknown``);
 - an open alert (triggered/acknowledged): an event older than the episode's start is ``stale``; the
   very event last applied is ``duplicate`` once delivered and re-sent (``retry``) while not; a
   resolve or acknowledge waits while the trigger has not reached PagerDuty (``after-trigger``), so
@@ -44,7 +45,8 @@ Reason = Literal[
     "stale",  # older than the last event applied (SQS reordered or redelivered it): nothing to send
     "duplicate",  # the event already applied: nothing to send
     "unchanged",  # a repeat notification with the same content: nothing to send
-    "unknown",  # a resolve or acknowledge for an alert never opened: nothing to send
+    "unknown",  # an acknowledge for an alert the table does not know: nothing to send
+    "forward",  # a resolve for an alert the table does not know: sent once (PagerDuty may have it open)
     "in-flight",  # another dispatcher is sending this alert's last event: wait for it
     "after-trigger",  # a resolve or acknowledge whose trigger has not reached PagerDuty yet: wait for it
 ]
@@ -184,8 +186,11 @@ def _decide(rec: Record | None, ev: Event, now: int) -> Decision:
         if ev.action == "trigger":
             return Decision("trigger", "new", _applied(None, ev, "triggered", started_at=ev.at, delivered=False))
         if ev.action == "resolve":
-            tomb = _applied(None, ev, "resolved", started_at=ev.at, delivered=True)
-            return Decision(None, "unknown", tomb)
+            # The table may have lost the alert (restored, rebuilt, expired) while PagerDuty still has
+            # its incident open: forward the resolve once (PagerDuty ignores it when nothing is open)
+            # and leave a tombstone, so repeats cost nothing and a trigger delivered late is stale.
+            tomb = _applied(None, ev, "resolved", started_at=ev.at, delivered=False)
+            return Decision("resolve", "forward", tomb)
         return Decision(None, "unknown", None, write=False)
 
     if _is_last(rec, ev):

@@ -128,7 +128,8 @@ class Policy:
         record = decision.record
         assert record is not None and decision.send is not None
         if decision.send != "trigger":
-            unpaged = current is not None and bool(current.hold) and not current.paged
+            # (A test probe's resolve always goes: its report shows each destination's answer.)
+            unpaged = current is not None and bool(current.hold) and not current.paged and not message.probe
             if unpaged and current is not None and current.hold == "rollup" and decision.send == "resolve":
                 # Also on a retry (the record already says resolved): the roll-up's own resolve may
                 # be what failed, and only this message will send it again.
