@@ -338,7 +338,9 @@ def test_a_paced_trigger_overtaken_by_its_resolve_still_pages_then_resolves(
     clock.advance(paced.delay)
     assert d.process(resolve.to_json()).reason == "after-trigger"  # still behind its trigger
     assert d.process(trigger.to_json()).result == "delivered"
-    clock.advance(12)  # the resolve's own token
+    behind = d.process(resolve.to_json())  # right behind its trigger now, waiting only for its own token
+    assert (behind.result, behind.reason) == ("deferred", "paced")
+    clock.advance(behind.delay)
     assert d.process(resolve.to_json()).result == "delivered"
     assert log_of(pagerduty, trigger.dedup_key) == [("resolved", "trigger,resolve")]
 

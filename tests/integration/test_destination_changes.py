@@ -1,13 +1,11 @@
 """A route's destinations changed between an alert's trigger and its resolve, through the real
-handlers against moto and the PagerDuty emulator: a destination added since costs no call; one
-removed since keeps its incident open (a known gap, documented in docs/configuration.md, marked
-xfail)."""
+handlers against moto and the PagerDuty emulator: a destination added since gets the resolve once
+and opens nothing; an incident opened on a destination removed since, or under a routing key
+rotated since, is still resolved with the key it was opened with."""
 
 from __future__ import annotations
 
 from typing import Any
-
-import pytest
 
 from pdrelay.local.emulator import EmulatorServer
 from tests.conftest import unique
@@ -17,6 +15,7 @@ from tests.integration.policy_harness import (
     TEAM_KEY,
     by_key,
     configured_with,
+    dispatch_all,
     dispatch_released,
     ops_doc,
     post,
@@ -25,12 +24,6 @@ from tests.integration.policy_harness import (
 configure = configured_with(ops_doc)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap, in docs/configuration.md: a resolve fans out to the route's destinations "
-    "as configured now: an incident opened on a destination removed since stays "
-    "open",
-)
 def test_an_incident_on_a_destination_removed_since_its_trigger_still_resolves(
     aws: Aws, pagerduty: EmulatorServer, configure: Any, ingest: Handler
 ) -> None:
@@ -45,9 +38,34 @@ def test_an_incident_on_a_destination_removed_since_its_trigger_still_resolves(
     assert [o.result for o in dispatch_released(aws.drain())] == ["delivered", "delivered"]
     configure(ops_doc(shop_destinations=("team",)))
     post(ingest, "/v2/enqueue", {**event, "event_action": "resolve"})
-    dispatch_released(aws.drain())
+    dispatch_all(aws)  # the removed destination's resolve is queued by the team's copy
     assert by_key(pagerduty, TEAM_KEY)[key] == "resolved"
     assert by_key(pagerduty, PLATFORM_KEY)[key] == "resolved"
+
+
+def test_an_incident_opened_under_a_routing_key_rotated_since_still_resolves(
+    aws: Aws, pagerduty: EmulatorServer, configure: Any, ingest: Handler
+) -> None:
+    """PagerDuty closes an incident only for the key it was opened with: the resolve goes to both."""
+    rotated = "R0TATEDTEAMKEY000000000000000009"
+    key = unique("k")
+    event = {
+        "routing_key": "shop",
+        "event_action": "trigger",
+        "dedup_key": key,
+        "payload": {"summary": "disk full", "source": "db-1", "severity": "critical"},
+    }
+    configure(ops_doc(shop_destinations=("team",)))
+    assert post(ingest, "/v2/enqueue", event)[0] == 202
+    assert [o.result for o in dispatch_all(aws)] == ["delivered"]
+    doc = ops_doc(shop_destinations=("team",))
+    doc["routes"]["shop"]["destinations"]["team"]["routing_key"] = rotated
+    configure(doc)
+    post(ingest, "/v2/enqueue", {**event, "event_action": "resolve"})
+    outcomes = dispatch_all(aws)
+    assert sorted(o.reason for o in outcomes) == ["forward", "resolve"]  # the new key knew nothing
+    assert by_key(pagerduty, TEAM_KEY)[key] == "resolved"
+    assert dispatch_all(aws) == []  # nothing left circling
 
 
 def test_a_destination_added_between_trigger_and_resolve_gets_the_resolve_once_and_opens_nothing(

@@ -4,6 +4,8 @@ Alert items: one per (routing key, alert identity), keyed by ``pk`` = a hash of 
 the dedup key (:func:`item_key`). Writes are conditional on the item's ``version``, so two dispatchers cannot both
 apply a change; the loser re-reads and decides again. A resolve not yet confirmed delivered carries
 ``pending = "resolve"``, which puts it in the sparse ``PendingResolves`` index the sweeper reads.
+The ``ByDedupKey`` index lists an alert's items under every routing key it was sent to, so a
+resolve reaches incidents opened under a destination since removed or a key since rotated.
 
 Control items, in the same table, all versioned the same way:
 
@@ -29,7 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
@@ -44,6 +46,7 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 PENDING_INDEX = "PendingResolves"
+BY_DEDUP_KEY_INDEX = "ByDedupKey"
 PENDING_PAGE = 1000  # items per query page of the pending index
 CONTROL_TTL_SECONDS = 7 * 86400
 
@@ -86,6 +89,17 @@ def rollup_key(route: str | None, routing_key: str) -> str:
 
 def probe_key(probe: str) -> str:
     return f"probe#{probe}"
+
+
+@dataclass(frozen=True)
+class AlertCopy:
+    """What the dedup-key index holds of one alert item."""
+
+    pk: str
+    routing_key: str
+    route: str | None
+    destination: str | None
+    state: str
 
 
 def _to_item(record: Record, now: int, ttl_seconds: int) -> dict[str, Any]:
@@ -258,6 +272,32 @@ class DedupStore:
         """Alerts whose trigger a maintenance window holds (every page, up to ``limit``: those a
         long window still holds must not hide those whose window has ended)."""
         return self._pending("held", int(self.clock.time()) + 86400, limit)
+
+    def copies_of(self, dedup_key: str, limit: int = 100) -> list[AlertCopy]:
+        """Every item of this alert, one per routing key it was sent under (eventually consistent)."""
+        try:
+            answer = self._client.query(
+                TableName=self._table,
+                IndexName=BY_DEDUP_KEY_INDEX,
+                KeyConditionExpression="dedup_key = :d",
+                ExpressionAttributeValues={":d": {"S": dedup_key}},
+                Limit=limit,
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise StoreError(f"querying the dedup-key index failed: {_code(exc)}") from exc
+        copies = []
+        for item in answer.get("Items", []):
+            doc = {k: _DES.deserialize(v) for k, v in item.items()}
+            copies.append(
+                AlertCopy(
+                    pk=str(doc["pk"]),
+                    routing_key=str(doc.get("routing_key") or ""),
+                    route=doc.get("route"),
+                    destination=doc.get("destination"),
+                    state=str(doc.get("state") or ""),
+                )
+            )
+        return copies
 
     def _pending(self, kind: str, until: int, limit: int) -> list[Record]:
         kwargs: dict[str, Any] = {

@@ -30,7 +30,7 @@ from pydantic import ValidationError
 
 from pdrelay.config import RelayConfig
 from pdrelay.delivery import pacing
-from pdrelay.delivery.decisions import Decision, Event, decide
+from pdrelay.delivery.decisions import OPEN_STATES, Decision, Event, decide
 from pdrelay.delivery.events_api import EventsClient, build_event, change_event, payload_snapshot
 from pdrelay.errors import ConcurrentUpdate, PermanentDelivery, RetryableDelivery, StoreError
 from pdrelay.models import ChangeMessage, QueueMessage, parse_message
@@ -212,7 +212,10 @@ class Dispatcher:
         try:
             if isinstance(message, ChangeMessage):
                 return self._change(message, delivery)
-            return self._process(message, delivery)
+            outcome = self._process(message, delivery)
+            if message.alert.action != "trigger" and outcome.result != "deferred":
+                self._reach_orphans(message)
+            return outcome
         except (RetryableDelivery, StoreError):
             raise
         except Exception as exc:
@@ -329,6 +332,30 @@ class Dispatcher:
             },
         )
         return Outcome("delivered", decision.reason, decision.send, delivered.status)
+
+    def _reach_orphans(self, message: QueueMessage) -> None:
+        """A resolve or acknowledge also goes to the incidents this alert opened under routing keys
+        its route no longer has (a destination removed, a key rotated): PagerDuty only closes an
+        incident for the key it was opened with. Each gets a copy of the message, sent like any."""
+        config = self.config() if self.config is not None else None
+        route = config.routes.get(message.route or "") if config is not None else None
+        if route is None:
+            return
+        current = set(route.targets.values())
+        if message.routing_key not in current:
+            return  # itself such a copy, or sent to one routing key by name: nothing else to reach
+        for copy in self.store.copies_of(message.dedup_key):
+            if copy.route != message.route or copy.routing_key in current or copy.state not in OPEN_STATES:
+                continue
+            body = message.model_copy(update={"routing_key": copy.routing_key, "destination": copy.destination})
+            try:
+                self.sqs.send_message(QueueUrl=self.settings.queue_url, MessageBody=body.to_json())
+            except (ClientError, BotoCoreError) as exc:
+                raise StoreError(f"could not queue the event for a removed destination: {type(exc).__name__}") from exc
+            logger.info(
+                "sent on to an incident opened under a routing key the route no longer has",
+                extra={"action": message.alert.action, "destination": copy.destination},
+            )
 
     def _send_ended(self, decision: Decision, *, given_up: bool = False) -> None:
         """End the lease a sending decision took. A trigger given up on (refused by PagerDuty, or
