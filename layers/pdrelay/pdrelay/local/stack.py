@@ -25,6 +25,7 @@ from pdrelay.local.emulator import EmulatorServer
 from pdrelay.local.poller import SqsPoller
 from pdrelay.local.runtime import REGION, FakeLambdaContext, HandlerPool
 from pdrelay.local.template import FunctionSpec, TemplateSpec, read_spec
+from pdrelay.ops.status import queue_counts
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -293,17 +294,10 @@ class LocalStack:
     def queue_depths(self) -> dict[str, dict[str, int]]:
         depths = {}
         for logical_id, url in self.queue_urls.items():
-            attrs = self.sqs.get_queue_attributes(
-                QueueUrl=url,
-                AttributeNames=[
-                    "ApproximateNumberOfMessages",
-                    "ApproximateNumberOfMessagesNotVisible",
-                    "ApproximateNumberOfMessagesDelayed",
-                ],
-            )["Attributes"]
+            counts = queue_counts(self.sqs, url)
             depths[logical_id] = {
-                "waiting": int(attrs["ApproximateNumberOfMessages"]),
-                "in_flight": int(attrs["ApproximateNumberOfMessagesNotVisible"]),
-                "delayed": int(attrs.get("ApproximateNumberOfMessagesDelayed", 0)),
+                "waiting": counts["ApproximateNumberOfMessages"],
+                "in_flight": counts["ApproximateNumberOfMessagesNotVisible"],
+                "delayed": counts.get("ApproximateNumberOfMessagesDelayed", 0),
             }
         return depths

@@ -60,7 +60,8 @@ class QueueStatus:
         }
 
 
-def _counts(sqs: SQSClient, url: str) -> dict[str, int]:
+def queue_counts(sqs: SQSClient, url: str) -> dict[str, int]:
+    """SQS's approximate counts for a queue: visible, not visible (in flight) and delayed."""
     attrs = sqs.get_queue_attributes(
         QueueUrl=url,
         AttributeNames=[
@@ -75,8 +76,8 @@ def _counts(sqs: SQSClient, url: str) -> dict[str, int]:
 def queue_status(
     sqs: SQSClient, queue_url: str, dlq_url: str, store: DedupStore, window_seconds: int = 3600
 ) -> QueueStatus:
-    main = _counts(sqs, queue_url)
-    dlq = _counts(sqs, dlq_url)
+    main = queue_counts(sqs, queue_url)
+    dlq = queue_counts(sqs, dlq_url)
     status = QueueStatus(
         waiting=main.get("ApproximateNumberOfMessages", 0),
         in_flight=main.get("ApproximateNumberOfMessagesNotVisible", 0),
