@@ -230,3 +230,39 @@ def test_a_reopen_after_a_rollup_opens_its_own_incident_once_the_minute_has_room
     store.put_doc(storm_key("ops", OPS_KEY), {"tokens": 3, "updated": now}, 1)  # room again
     assert run(message(member, at=T0 + timedelta(minutes=10))).result == "delivered"
     assert by_key(pagerduty, OPS_KEY)[message(member).dedup_key] == "triggered"
+
+
+def test_a_burst_within_rollup_update_seconds_is_listed_in_full_by_the_next_sweep(
+    aws: Aws, pagerduty: EmulatorServer, configure: Any
+) -> None:
+    """The first join sends the roll-up; the others within rollup_update_seconds are not sent when
+    they come, and a burst may have no later join to carry them: the sweep sends the full list once
+    the update time has passed, and not again while nothing changes."""
+    from pdrelay.delivery.dispatcher import config_reader
+    from pdrelay.delivery.events_api import EventsClient
+    from pdrelay.ops.sweeper import refresh_rollups
+    from pdrelay.policy.judge import Policy
+    from pdrelay.settings import get_settings
+
+    storm(configure, cap=1, update=60)
+    results = [run(message(unique("burst"))).result for _ in range(5)]
+    assert results == ["delivered", "rolled-up", "rolled-up", "rolled-up", "rolled-up"]
+
+    def rolled_up() -> list[int]:
+        return [
+            e["payload"]["custom_details"]["alerts_rolled_up"]
+            for e in pagerduty.state.events
+            if e["dedup_key"].startswith("pdrelay-rollup:")
+        ]
+
+    assert rolled_up() == [1]  # the list PagerDuty shows: the first member only
+    store = DedupStore(aws.dynamodb, aws.table_name)
+    events = EventsClient(pagerduty.url)
+    now = [datetime.now(UTC).timestamp()]
+    sweep_policy = Policy(store, config_reader(get_settings()), lambda: now[0])
+    assert refresh_rollups(sweep_policy, events) == 0  # the update time has not passed
+    now[0] += 61
+    assert refresh_rollups(sweep_policy, events) == 1
+    assert rolled_up() == [1, 4]
+    now[0] += 61
+    assert refresh_rollups(sweep_policy, events) == 0  # nothing changed since

@@ -441,7 +441,7 @@ class Dispatcher:
     def _send_rollup(self, message: QueueMessage, doc: dict[str, Any], action: str) -> None:
         delivered = self.events.send(rollup_event(doc, action, message.routing_key))
         count(EVENTS_SENT, Action=action, Status=str(delivered.status))
-        self.policy.rollup_sent(message, action, doc["dedup_key"])
+        self.policy.rollup_sent(message.route, message.routing_key, action, doc["dedup_key"])
 
     # -- change events -------------------------------------------------------------------------------
     def _change(self, message: ChangeMessage, delivery: Delivery) -> Outcome:

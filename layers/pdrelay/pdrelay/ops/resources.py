@@ -133,7 +133,7 @@ def run_sweep(
     maintenance window is over. Without it, held alerts are left alone: releasing them without
     knowing the configured windows could page in the middle of one."""
     from pdrelay.delivery.events_api import EventsClient
-    from pdrelay.ops.sweeper import release_held, sweep
+    from pdrelay.ops.sweeper import refresh_rollups, release_held, sweep
     from pdrelay.policy.judge import Policy
     from pdrelay.table import DedupStore
 
@@ -141,6 +141,8 @@ def run_sweep(
     events = EventsClient(events_url, connect_timeout=connect_timeout, read_timeout=read_timeout)
     result = sweep(store, events, older_than_seconds=older_than_seconds).as_dict()
     if config is not None and resources.queue_url:
-        released = release_held(store, Policy(store, config), resources.client("sqs"), resources.queue_url)
+        policy = Policy(store, config)
+        released = release_held(store, policy, resources.client("sqs"), resources.queue_url)
         result.update({f"held_{k}": v for k, v in released.as_dict().items()})
+        result["rollups_refreshed"] = refresh_rollups(policy, events)
     return result

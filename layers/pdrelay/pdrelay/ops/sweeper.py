@@ -170,3 +170,17 @@ def release_held(
             extra={"dedup_key": record.dedup_key, "window": record.hold},
         )
     return result
+
+
+def refresh_rollups(policy: Policy, events: EventsClient) -> int:
+    """Roll-up incidents whose list of alerts grew after their last send (a burst within the
+    route's ``rollup_update_seconds``) are sent again with the full list. A failed send is left
+    for the next sweep."""
+    try:
+        sent = policy.refresh_rollups(events.send)
+    except (PermanentDelivery, RetryableDelivery) as exc:
+        logger.warning("sweeper: a roll-up update was not delivered; the next sweep retries", extra={"error": str(exc)})
+        return 0
+    if sent:
+        logger.info("sweeper: roll-up incidents updated", extra={"rollups": sent})
+    return sent

@@ -239,6 +239,7 @@ class Policy:
                 doc["total"] = int(doc.get("total", 0)) + 1
             members[record.dedup_key] = (message.alert.summary or record.dedup_key)[:200]
             doc["members"] = members
+            doc["changed_at"] = self.clock()  # the sweep sends what a burst added after the last send
             try:
                 version = self.store.put_doc(key, doc, version, expires=False)
             except ConcurrentUpdate:
@@ -277,9 +278,30 @@ class Policy:
             return doc, ("trigger" if due else None), version
         raise ConcurrentUpdate("the roll-up incident kept changing")
 
-    def rollup_sent(self, message: QueueMessage, action: str, dedup_key: str) -> None:
+    def refresh_rollups(self, send: Callable[[dict[str, Any]], object]) -> int:
+        """Send the roll-ups whose list of alerts changed since they were last sent, once their
+        ``rollup_update_seconds`` have passed: joins within that time are not sent when they come,
+        and a burst may have no later join to carry them. Run by the sweep; the number sent."""
+        config = self.config()
+        sent = 0
+        for name, route in (config.routes if config is not None else {}).items():
+            if not route.storm.max_new_per_minute:
+                continue  # never rolls up
+            for routing_key in route.targets.values():
+                doc, _version = self.store.get_doc(rollup_key(name, routing_key))
+                last = float(doc.get("sent_at") or 0)
+                if doc.get("state") != "open" or float(doc.get("changed_at") or 0) <= last:
+                    continue
+                if self.clock() - last < route.storm.rollup_update_seconds:
+                    continue
+                send(rollup_event(doc, "trigger", routing_key))
+                self.rollup_sent(name, routing_key, "trigger", doc["dedup_key"])
+                sent += 1
+        return sent
+
+    def rollup_sent(self, route: str | None, routing_key: str, action: str, dedup_key: str) -> None:
         """Note a roll-up event PagerDuty accepted (when, and closed after its resolve)."""
-        key = rollup_key(message.route, message.routing_key)
+        key = rollup_key(route, routing_key)
         for _attempt in range(WRITE_ATTEMPTS):
             doc, version = self.store.get_doc(key)
             if not doc or doc.get("dedup_key") != dedup_key:
