@@ -163,3 +163,21 @@ def walk(fmt: str, docs_at: list[tuple[Any, int]], options: Any = None) -> list[
         if decision.record is not None:
             record = replace(decision.record, delivered=True, lease_until=0)
     return reasons
+
+
+# Values no field of a monitor payload should make a parser crash on: each format's robustness
+# tests put them wherever a field may be, adding values of their own.
+HOSTILE_VALUES: list[object] = [
+    None,
+    "",
+    0,
+    2.5,
+    True,
+    [],
+    {},
+    [None, 1, {"a": 2}, ["x"]],
+    {"deep": {"er": [1]}},
+    "x" * 100_000,
+    "ünïcødé ☃ 💥",
+    "http://[broken",
+]

@@ -12,6 +12,7 @@ from pdrelay.errors import BadRequest
 from pdrelay.formats import ParseContext, splunk
 from pdrelay.models import Alert
 from tests.conftest import load_event
+from tests.formats_harness import HOSTILE_VALUES
 
 RECEIVED = datetime(2026, 11, 24, 9, 30, tzinfo=UTC)
 
@@ -139,18 +140,11 @@ def test_source_is_the_result_host_else_the_splunk_server() -> None:
 
 
 HOSTILE: list[object] = [
-    None,
-    "",
+    *HOSTILE_VALUES,
     7,
     1.5,
-    True,
-    [],
-    {},
     ["x", None, {"a": 1}],
     {"deep": {"er": 1}},
-    "x" * 100_000,
-    "ünïcødé ☃ 💥",
-    "http://[broken",
     "http://:0",
     "ftp://splunk.example.internal/",
 ]

@@ -14,7 +14,7 @@ from pdrelay.errors import BadRequest
 from pdrelay.formats import ParseContext, thousandeyes
 from pdrelay.models import Alert
 from tests.conftest import load_event
-from tests.formats_harness import documented_template, lookup
+from tests.formats_harness import HOSTILE_VALUES, documented_template, lookup
 
 RECEIVED = datetime(2026, 11, 24, 9, 30, tzinfo=UTC)
 
@@ -280,20 +280,7 @@ def test_detection_needs_the_marker_or_a_known_event_type_with_an_event_id() -> 
     assert not thousandeyes.detect(load_event("formats/wavefront/opened.json"), {})
 
 
-HOSTILE: list[object] = [
-    None,
-    "",
-    0,
-    2.5,
-    True,
-    [],
-    {},
-    [None, 1, {"a": 2}, ["x"]],
-    {"deep": {"er": [1]}},
-    "x" * 100_000,
-    "ünïcødé ☃ 💥 &amp;&#x27;&#xZZ;",
-    "http://[broken",
-]
+HOSTILE: list[object] = [*HOSTILE_VALUES, "ünïcødé ☃ 💥 &amp;&#x27;&#xZZ;"]
 BASIC = [
     "ruleName",
     "ruleExpression",
