@@ -33,7 +33,7 @@ from typing import Any
 
 from pdrelay.config import Caller, RelayConfig
 from pdrelay.errors import ConcurrentUpdate, TooManyRequests, Unauthorized
-from pdrelay.table import caller_bucket
+from pdrelay.table import caller_bucket, read_modify_write
 
 TIMESTAMP_HEADER = "x-pdrelay-timestamp"
 SIGNATURE_HEADER = "x-pdrelay-signature"
@@ -133,7 +133,8 @@ def enforce_rate(
         return
     policy = pacing.PacingPolicy(requests_, float(window), 0.0)
     key = caller_bucket(caller.name)
-    for _attempt in range(3):
+
+    def step() -> None:
         moment = time.time() if now is None else now
         bucket = store.get_bucket(key)
         wait, after = pacing.take_token(bucket, moment, policy)
@@ -142,10 +143,11 @@ def enforce_rate(
                 f"caller {caller.name!r} is over its rate limit ({requests_} requests per {window} s)",
                 retry_after=max(1, int(wait + 0.999)),
             )
-        try:
-            store.put_bucket(key, after, bucket.version if bucket else 0)
-            return
-        except ConcurrentUpdate:
-            continue
-    # Lost three races for the bucket: many requests at this very moment. Let this one through
-    # rather than refuse a real alert because of contention; the bucket still counts the others.
+        store.put_bucket(key, after, bucket.version if bucket else 0)
+
+    try:
+        read_modify_write(step, "the caller's rate-limit bucket")
+    except ConcurrentUpdate:
+        # Lost every race for the bucket: many requests at this very moment. Let this one through
+        # rather than refuse a real alert because of contention; the bucket still counts the others.
+        return

@@ -16,10 +16,9 @@ from typing import Any
 
 from pdrelay.errors import ConcurrentUpdate
 from pdrelay.models import Alert
-from pdrelay.table import DedupStore, probe_key
+from pdrelay.table import DedupStore, probe_key, read_modify_write
 
 PROBE_ID_LENGTH = 12
-WRITE_ATTEMPTS = 5
 
 
 def new_probe_id() -> str:
@@ -52,7 +51,8 @@ def record_answer(
     store: DedupStore, probe: str, destination: str, action: str, status: int | None, error: str | None
 ) -> None:
     key = probe_key(probe)
-    for _attempt in range(WRITE_ATTEMPTS):
+
+    def step() -> None:
         doc, version = store.get_doc(key)
         destinations = dict(doc.get("destinations", {}))
         entry = dict(destinations.get(destination, {}))
@@ -65,17 +65,19 @@ def record_answer(
         }
         destinations[destination] = entry
         doc["destinations"] = destinations
-        try:
-            store.put_doc(key, doc, version)
-            return
-        except ConcurrentUpdate:
-            continue
+        store.put_doc(key, doc, version)
+
+    try:
+        read_modify_write(step, "the probe's answers")
+    except ConcurrentUpdate:
+        return
 
 
 def start(store: DedupStore, probe: str, route: str, destinations: dict[str, str]) -> None:
     """Note which destinations a probe expects answers from (names → masked routing keys)."""
     key = probe_key(probe)
-    for _attempt in range(WRITE_ATTEMPTS):
+
+    def step() -> None:
         doc, version = store.get_doc(key)
         doc.update(
             {
@@ -86,11 +88,12 @@ def start(store: DedupStore, probe: str, route: str, destinations: dict[str, str
             }
         )
         doc.setdefault("destinations", {})
-        try:
-            store.put_doc(key, doc, version)
-            return
-        except ConcurrentUpdate:
-            continue
+        store.put_doc(key, doc, version)
+
+    try:
+        read_modify_write(step, "the probe")
+    except ConcurrentUpdate:
+        return
 
 
 def report(store: DedupStore, probe: str) -> dict[str, Any] | None:

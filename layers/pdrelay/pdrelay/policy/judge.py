@@ -39,12 +39,11 @@ from pdrelay.errors import ConcurrentUpdate
 from pdrelay.models import QueueMessage
 from pdrelay.observability import logger
 from pdrelay.policy.windows import Window, holding
-from pdrelay.table import WINDOWS_KEY, DedupStore, rollup_key, storm_key
+from pdrelay.table import WINDOWS_KEY, DedupStore, read_modify_write, rollup_key, storm_key
 from pdrelay.timeutil import to_micros
 
 WINDOWS_CACHE_SECONDS = 15.0
 ROLLUP_LISTED = 50
-WRITE_ATTEMPTS = 5
 
 
 # -- maintenance windows kept in the table ------------------------------------------------------------
@@ -62,16 +61,15 @@ def stored_windows(store: DedupStore) -> tuple[list[Window], int]:
 
 def save_windows(store: DedupStore, change: Callable[[list[dict[str, Any]]], list[dict[str, Any]]]) -> list[Window]:
     """Apply ``change`` to the stored windows (as JSON documents), retrying on concurrent edits."""
-    for _attempt in range(WRITE_ATTEMPTS):
+
+    def step() -> list[Window]:
         doc, version = store.get_doc(WINDOWS_KEY)
         after = change(list(doc.get("windows", [])))
         windows = [Window.model_validate(raw) for raw in after]
-        try:
-            store.put_doc(WINDOWS_KEY, {"windows": after}, version, expires=False)
-        except ConcurrentUpdate:
-            continue
+        store.put_doc(WINDOWS_KEY, {"windows": after}, version, expires=False)
         return windows
-    raise ConcurrentUpdate("the maintenance windows kept changing; try again")
+
+    return read_modify_write(step, "the maintenance windows")
 
 
 VerdictKind = Literal[
@@ -201,18 +199,20 @@ class Policy:
         dispatchers cannot both take the last slot (a slot taken for a send that then fails is
         spent: the cap errs on the side of fewer pages)."""
         key = storm_key(message.route, message.routing_key)
-        for _attempt in range(WRITE_ATTEMPTS):
+
+        def step() -> bool:
             doc, version = self.store.get_doc(key)
             now = self.clock()
             slots = self._slots(doc, storm.max_new_per_minute, now)
             if slots < 1.0:
                 return False
-            try:
-                self.store.put_doc(key, {"tokens": round(slots - 1.0, 6), "updated": now}, version)
-                return True
-            except ConcurrentUpdate:
-                continue
-        return False  # a storm of writers is a storm: roll it up
+            self.store.put_doc(key, {"tokens": round(slots - 1.0, 6), "updated": now}, version)
+            return True
+
+        try:
+            return read_modify_write(step, "the storm-control slots")
+        except ConcurrentUpdate:
+            return False  # a storm of writers is a storm: roll it up
 
     # -- the roll-up incident ----------------------------------------------------------------------
     def join(self, message: QueueMessage, record: Record) -> tuple[dict[str, Any], str | None, int]:
@@ -220,7 +220,8 @@ class Policy:
         roll-up document, the action to send now (None: not yet) and the document's version."""
         key = rollup_key(message.route, message.routing_key)
         storm = self.storm(message.route)
-        for _attempt in range(WRITE_ATTEMPTS):
+
+        def step() -> tuple[dict[str, Any], str | None, int]:
             doc, version = self.store.get_doc(key)
             if doc.get("state") != "open":
                 # None open, or the last one is closing (its last member left, its resolve may be
@@ -240,20 +241,19 @@ class Policy:
             members[record.dedup_key] = (message.alert.summary or record.dedup_key)[:200]
             doc["members"] = members
             doc["changed_at"] = self.clock()  # the sweep sends what a burst added after the last send
-            try:
-                version = self.store.put_doc(key, doc, version, expires=False)
-            except ConcurrentUpdate:
-                continue
+            version = self.store.put_doc(key, doc, version, expires=False)
             due = not doc["sent_at"] or self.clock() - float(doc["sent_at"]) >= storm.rollup_update_seconds
             return doc, ("trigger" if due else None), version
-        raise ConcurrentUpdate("the roll-up incident kept changing")
+
+        return read_modify_write(step, "the roll-up incident")
 
     def leave(self, message: QueueMessage, record: Record) -> tuple[dict[str, Any], str | None, int]:
         """Take a resolved alert out of its roll-up; the action to send (a resolve when it was the
         last, or when its roll-up is already closing: a retry whose resolve failed)."""
         key = rollup_key(message.route, message.routing_key)
         storm = self.storm(message.route)
-        for _attempt in range(WRITE_ATTEMPTS):
+
+        def step() -> tuple[dict[str, Any], str | None, int]:
             doc, version = self.store.get_doc(key)
             if record.rollup and doc.get("dedup_key") != record.rollup:
                 # Its roll-up closed and another opened since: make sure the old one is resolved
@@ -268,15 +268,13 @@ class Policy:
             doc["members"] = members
             if not members:
                 doc["state"] = "closing"  # no alert joins a roll-up whose resolve is on the way
-            try:
-                version = self.store.put_doc(key, doc, version, expires=False)
-            except ConcurrentUpdate:
-                continue
+            version = self.store.put_doc(key, doc, version, expires=False)
             if not members:
                 return doc, "resolve", version
             due = self.clock() - float(doc.get("sent_at") or 0) >= storm.rollup_update_seconds
             return doc, ("trigger" if due else None), version
-        raise ConcurrentUpdate("the roll-up incident kept changing")
+
+        return read_modify_write(step, "the roll-up incident")
 
     def refresh_rollups(self, send: Callable[[dict[str, Any]], object]) -> int:
         """Send the roll-ups whose list of alerts changed since they were last sent, once their
@@ -302,18 +300,20 @@ class Policy:
     def rollup_sent(self, route: str | None, routing_key: str, action: str, dedup_key: str) -> None:
         """Note a roll-up event PagerDuty accepted (when, and closed after its resolve)."""
         key = rollup_key(route, routing_key)
-        for _attempt in range(WRITE_ATTEMPTS):
+
+        def step() -> None:
             doc, version = self.store.get_doc(key)
             if not doc or doc.get("dedup_key") != dedup_key:
                 return  # another roll-up since: this one's state is no longer kept
             doc["sent_at"] = self.clock()
             if action == "resolve" and doc.get("state") == "closing":
                 doc["state"] = "resolved"
-            try:
-                self.store.put_doc(key, doc, version, expires=doc["state"] != "open")
-                return
-            except ConcurrentUpdate:
-                continue
+            self.store.put_doc(key, doc, version, expires=doc["state"] != "open")
+
+        try:
+            read_modify_write(step, "the roll-up incident")
+        except ConcurrentUpdate:
+            return  # give up quietly, as before
 
 
 def rollup_event(doc: dict[str, Any], action: str, routing_key: str) -> dict[str, Any]:
