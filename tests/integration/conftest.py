@@ -36,6 +36,16 @@ class Aws:
         )
         return int(attrs["Attributes"]["ApproximateNumberOfMessagesDelayed"])
 
+    def put_back(self) -> list[tuple[str, dict[str, Any]]]:
+        """The messages put back on the alert queue (body, attributes: a deferred copy's slot), as
+        received once their delay has passed (SQS's clock moved past it; the test's is not)."""
+        import time
+
+        import time_machine
+
+        with time_machine.travel(time.time() + 901, tick=False):
+            return [(m["Body"], m.get("MessageAttributes", {})) for m in self.drain()]
+
     def drain(self, url: str | None = None) -> list[dict[str, Any]]:
         """Every message on a queue (received and deleted)."""
         messages: list[dict[str, Any]] = []
@@ -66,6 +76,8 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
         monkeypatch.setenv("PDRELAY_TABLE_NAME", env.table_name)
         monkeypatch.setenv("PDRELAY_TOKEN", TOKEN)
         monkeypatch.setenv("PDRELAY_RETRY_BASE_SECONDS", "0")
+        monkeypatch.setenv("PDRELAY_DISPATCH_CONCURRENCY", "1")  # the test's one dispatcher is the fleet
+        monkeypatch.setenv("PDRELAY_RATE_LIMIT", "1000")  # tests of pacing set their own limit
         yield env
 
 

@@ -32,6 +32,7 @@ def dispatcher(aws: Aws, pd: EmulatorServer, clock: Clock = SYSTEM_CLOCK, **env:
             "PDRELAY_TABLE_NAME": aws.table_name,
             "PDRELAY_READ_TIMEOUT": "1",
             "PDRELAY_RETRY_BASE_SECONDS": "0",
+            "PDRELAY_DISPATCH_CONCURRENCY": "1",  # this one dispatcher is the fleet
             **env,
         }
     )
@@ -297,7 +298,7 @@ def test_an_unexpected_error_is_retried_a_few_times_then_put_aside_with_its_reas
 ) -> None:
     d = dispatcher(aws, pagerduty)
 
-    def broken(event: dict[str, Any]) -> Any:
+    def broken(event: dict[str, Any], path: str = "") -> Any:
         raise KeyError("something nobody planned for")
 
     d.events.send = broken  # type: ignore[method-assign]
@@ -333,15 +334,18 @@ def test_a_paced_trigger_overtaken_by_its_resolve_still_pages_then_resolves(
     resolve = firing(name="formats/alertmanager/resolved.json", fingerprint=fp)
     paced = d.process(trigger.to_json())
     assert (paced.result, paced.reason) == ("deferred", "paced")
+    ((_, slot),) = aws.put_back()  # the trigger's copy, with the send time the key's schedule gave it
     waiting = d.process(resolve.to_json())
     assert (waiting.result, waiting.reason) == ("deferred", "after-trigger")
+    assert waiting.delay >= paced.delay  # it comes back when its trigger is due, not every few seconds
+    aws.put_back()
     clock.advance(paced.delay)
-    assert d.process(resolve.to_json()).reason == "after-trigger"  # still behind its trigger
-    assert d.process(trigger.to_json()).result == "delivered"
-    behind = d.process(resolve.to_json())  # right behind its trigger now, waiting only for its own token
-    assert (behind.result, behind.reason) == ("deferred", "paced")
+    assert d.process(trigger.to_json(), message_attributes=slot).result == "delivered"
+    behind = d.process(resolve.to_json())  # the key's next slot (5 per minute: 12 s), ahead of any trigger
+    assert (behind.result, behind.reason, behind.delay) == ("deferred", "paced", 12)
+    ((_, slot),) = aws.put_back()
     clock.advance(behind.delay)
-    assert d.process(resolve.to_json()).result == "delivered"
+    assert d.process(resolve.to_json(), message_attributes=slot).result == "delivered"
     assert log_of(pagerduty, trigger.dedup_key) == [("resolved", "trigger,resolve")]
 
 

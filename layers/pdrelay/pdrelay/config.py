@@ -58,6 +58,15 @@ class DestinationConfig(BaseModel):
 
     routing_key: str = Field(description="The service's Events API v2 integration key (32 characters).")
     description: str = ""
+    events_per_minute: int | None = Field(
+        None,
+        gt=0,
+        le=100000,
+        description=(
+            "PagerDuty's limit for this integration key (events per minute; default the route's, else "
+            "PDRELAY_RATE_LIMIT, 120). AIOps integrations allow more."
+        ),
+    )
 
     @field_validator("routing_key")
     @classmethod
@@ -127,6 +136,23 @@ class Route(BaseModel):
     formats: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="Per-format options, e.g. alertmanager: {group_by: group}."
     )
+    resolved_before_paged: Literal["page", "record", "drop"] = Field(
+        "page",
+        description=(
+            "An alert that resolved while its trigger was still waiting to reach PagerDuty (paced, "
+            "PagerDuty down, in back-off): 'page' sends the trigger, then the resolve (an incident that "
+            "opens and resolves); 'record' sends one change event saying what fired and that it "
+            "resolved while delivery was held (change events notify no one); 'drop' sends nothing."
+        ),
+    )
+    events_per_minute: int | None = Field(
+        None,
+        gt=0,
+        le=100000,
+        description=(
+            "PagerDuty's limit for the route's integration keys (events per minute; default PDRELAY_RATE_LIMIT)."
+        ),
+    )
 
     @field_validator("formats", mode="before")
     @classmethod
@@ -187,6 +213,19 @@ class Route(BaseModel):
     @property
     def defaults(self) -> tuple[str, ...]:
         return self.default_destinations or tuple(self.targets)
+
+    @property
+    def limits(self) -> dict[str, int]:
+        """Routing key → events per minute, for the keys whose limit is set here."""
+        found = {self.routing_key: self.events_per_minute} if self.routing_key else {}
+        found.update({d.routing_key: d.events_per_minute or self.events_per_minute for d in self.destinations.values()})
+        return {k: v for k, v in found.items() if v}
+
+    def targets_fingerprint(self) -> str:
+        """A short fingerprint of the route's routing keys (which incidents a resolve must reach)."""
+        import hashlib
+
+        return hashlib.sha256("\n".join(sorted(set(self.targets.values()))).encode()).hexdigest()[:12]
 
     @property
     def primary_key(self) -> str:
@@ -321,6 +360,11 @@ class RelayConfig(BaseModel):
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    def events_per_minute(self, routing_key: str) -> int | None:
+        """The configured limit of a routing key (the lowest, if routes disagree), or None."""
+        found = [route.limits[routing_key] for route in self.routes.values() if routing_key in route.limits]
+        return min(found) if found else None
 
     def route_for_key(self, routing_key: str) -> str | None:
         """The first route that has ``routing_key`` among its destinations."""

@@ -26,7 +26,7 @@ HTTP status codes are decided in one place: :func:`pdrelay.ingest.endpoints.erro
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from pydantic import ValidationError
@@ -109,7 +109,12 @@ class StoreError(PdrelayError):
 
 
 class ConcurrentUpdate(StoreError):
-    """Another dispatcher changed the item between our read and our write."""
+    """Another dispatcher changed the item between our read and our write. ``current`` is the item as
+    DynamoDB found it when the write's condition failed, when the store asked for it (no re-read)."""
+
+    def __init__(self, message: str, current: Any = None) -> None:
+        super().__init__(message)
+        self.current = current
 
 
 class DeliveryError(PdrelayError):

@@ -38,6 +38,7 @@ ALERTS_HELD = "AlertsHeld"  # dims: Reason (maintenance|suppressed|rolled-up)
 HELD_RELEASED = "HeldReleased"  # no dims: held alerts put back on the queue when their window ended
 CHANGES_ACCEPTED = "ChangesAccepted"  # no dims
 CHANGES_SENT = "ChangesSent"  # dims: Status
+RESOLVED_BEFORE_PAGED = "ResolvedBeforePaged"  # dims: Outcome (page|record|drop): resolved while its trigger waited
 
 
 def count(name: str, value: int = 1, **dimensions: str) -> None:

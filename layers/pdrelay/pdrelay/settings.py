@@ -43,6 +43,12 @@ class Settings(BaseModel):
     record_ttl_days: int = Field(30, alias="PDRELAY_RECORD_TTL_DAYS", gt=0)
     rate_limit: int = Field(120, alias="PDRELAY_RATE_LIMIT", gt=0, description="Events per routing key per window.")
     rate_window_seconds: float = Field(60.0, alias="PDRELAY_RATE_WINDOW_SECONDS", gt=0)
+    dispatch_concurrency: int = Field(
+        5,
+        alias="PDRELAY_DISPATCH_CONCURRENCY",
+        gt=0,
+        description="Dispatchers that may run at once (the template's DispatchMaxConcurrency): shares out the burst.",
+    )
     throttle_pause_seconds: float = Field(2.0, alias="PDRELAY_THROTTLE_PAUSE_SECONDS", ge=0)
     throttle_max_pause_seconds: float = Field(60.0, alias="PDRELAY_THROTTLE_MAX_PAUSE_SECONDS", ge=0)
     breaker_threshold: int = Field(5, alias="PDRELAY_BREAKER_THRESHOLD", gt=0)

@@ -2,16 +2,20 @@
 
 Alert items: one per (routing key, alert identity), keyed by ``pk`` = a hash of the routing key and
 the dedup key (:func:`item_key`). Writes are conditional on the item's ``version``, so two dispatchers cannot both
-apply a change; the loser re-reads and decides again. A resolve not yet confirmed delivered carries
-``pending = "resolve"``, which puts it in the sparse ``PendingResolves`` index the sweeper reads.
-The ``ByDedupKey`` index lists an alert's items under every routing key it was sent to, so a
-resolve reaches incidents opened under a destination since removed or a key since rotated.
+apply a change; the loser decides again on the item the failed write returns
+(:func:`read_modify_write` is the one retry loop for every such change). A resolve whose send did
+not complete (failed, put back, in the DLQ) carries ``pending = "resolve"``, which puts it in the
+sparse ``PendingResolves`` index the sweeper reads; one being sent under a lease does not (its queue
+message is still there), so the common path writes no index entry. The ``ByDedupKey`` index lists
+an alert's items under every routing key it was sent to (projecting only what never changes, so it
+is written once per item), so a resolve reaches incidents opened under a destination since removed
+or a key since rotated.
 
 Control items, in the same table, all versioned the same way:
 
 =================================  ==================================================================
 ``<hash>#<dedup key>``             an alert (:func:`item_key`)
-``pace#<hash>``                    a routing key's pacing bucket (:func:`pace_key`), or a caller's
+``pace#<hash>``                    a routing key's send schedule (:func:`pace_key`), or a caller's
                                    rate-limit bucket (the hash of ``caller:<name>``, :func:`caller_bucket`)
 ``breaker#events-api``             the Events API circuit breaker (:data:`BREAKER_KEY`)
 ``storm#<route>#<hash>``           new incidents this minute, per route and key (:func:`storm_key`)
@@ -31,14 +35,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
 from pdrelay.delivery.decisions import DEAD_LETTERED, OPEN_STATES, Record
-from pdrelay.delivery.pacing import Breaker, Bucket
+from pdrelay.delivery.pacing import Breaker, Bucket, Schedule
 from pdrelay.errors import ConcurrentUpdate, StoreError
 from pdrelay.timeutil import SYSTEM_CLOCK, Clock
 
@@ -49,10 +54,28 @@ PENDING_INDEX = "PendingResolves"
 BY_DEDUP_KEY_INDEX = "ByDedupKey"
 PENDING_PAGE = 1000  # items per query page of the pending index
 CONTROL_TTL_SECONDS = 7 * 86400
+WRITE_ATTEMPTS = 5  # lost races before a read-modify-write gives up
+
+T = TypeVar("T")
 
 _SER = TypeSerializer()
 _DES = TypeDeserializer()
 _FIELDS = set(Record.__dataclass_fields__)
+
+
+def read_modify_write(step: Callable[[], T], what: str, attempts: int = WRITE_ATTEMPTS) -> T:
+    """The one retry loop for the table's versioned changes: run ``step`` (read, compute, write on
+    condition of the version read) until its write goes through. A lost race
+    (:class:`ConcurrentUpdate`) runs it again; after ``attempts`` lost races the last
+    :class:`ConcurrentUpdate` is raised with ``what`` in its message (a :class:`StoreError`: the
+    caller's message is retried later, or the caller falls back)."""
+    for attempt in range(attempts):
+        try:
+            return step()
+        except ConcurrentUpdate as exc:
+            if attempt == attempts - 1:
+                raise ConcurrentUpdate(f"{what} kept changing ({attempts} lost races)", exc.current) from exc
+    raise AssertionError("unreachable")
 
 
 # -- the key layout: every key of the table is built here ---------------------------------------
@@ -99,7 +122,6 @@ class AlertCopy:
     routing_key: str
     route: str | None
     destination: str | None
-    state: str
 
 
 def _to_item(record: Record, now: int, ttl_seconds: int) -> dict[str, Any]:
@@ -108,8 +130,8 @@ def _to_item(record: Record, now: int, ttl_seconds: int) -> dict[str, Any]:
         # Only resolved items expire: an alert open for months must still find its incident.
         doc["expires_at"] = now + ttl_seconds
     doc["updated_at"] = now
-    if record.state == "resolved" and not record.delivered:
-        doc["pending"] = "resolve"
+    if record.state == "resolved" and not record.delivered and record.lease_until <= 0:
+        doc["pending"] = "resolve"  # its send is not under way: the sweeper's to make sure of
     elif record.state in OPEN_STATES and record.hold.startswith("window:") and not record.paged:
         doc["pending"] = "held"
     return {k: _SER.serialize(v) for k, v in doc.items()}
@@ -128,6 +150,7 @@ def _from_item(item: dict[str, Any]) -> Record:
         "updated_at",
         "sent_at",
         "suppressed",
+        "send_at",
     ):
         if name in doc:
             doc[name] = int(doc[name])
@@ -152,26 +175,33 @@ class DedupStore:
         return _from_item(item) if item else None
 
     def write(self, record: Record, previous_version: int | None) -> None:
-        """Put ``record`` if the stored version is still ``previous_version`` (None: no item)."""
-        if previous_version is None:
-            self._put(_to_item(record, int(self.clock.time()), self._ttl_seconds), "attribute_not_exists(pk)", {})
-        else:
-            self._put(
-                _to_item(record, int(self.clock.time()), self._ttl_seconds),
-                "version = :v",
-                {":v": {"N": str(previous_version)}},
-            )
+        """Put ``record`` if the stored version is still ``previous_version`` (None: no item). A
+        lost race raises :class:`ConcurrentUpdate` with the item as it is (``current``: a Record, or
+        None when there is none), so the caller decides again without reading it."""
+        item = _to_item(record, int(self.clock.time()), self._ttl_seconds)
+        try:
+            if previous_version is None:
+                self._put(item, "attribute_not_exists(pk)", {}, return_old=True)
+            else:
+                self._put(item, "version = :v", {":v": {"N": str(previous_version)}}, return_old=True)
+        except ConcurrentUpdate as exc:
+            exc.current = _from_item(exc.current) if exc.current else None
+            raise
 
-    def _put(self, item: dict[str, Any], condition: str, values: dict[str, Any]) -> None:
-        """A conditional put; a lost condition is :class:`ConcurrentUpdate`."""
+    def _put(self, item: dict[str, Any], condition: str, values: dict[str, Any], *, return_old: bool = False) -> None:
+        """A conditional put; a lost condition is :class:`ConcurrentUpdate` (with ``return_old``,
+        carrying the stored item DynamoDB returns, in its wire shape)."""
         kwargs: dict[str, Any] = {"TableName": self._table, "Item": item, "ConditionExpression": condition}
         if values:
             kwargs["ExpressionAttributeValues"] = values
+        if return_old:
+            kwargs["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
         try:
             self._client.put_item(**kwargs)
         except ClientError as exc:
             if _code(exc) == "ConditionalCheckFailedException":
-                raise ConcurrentUpdate(f"{item['pk']['S'].split('#')[0]} item changed under us") from exc
+                current = exc.response.get("Item") if return_old else None
+                raise ConcurrentUpdate(f"{item['pk']['S'].split('#')[0]} item changed under us", current) from exc
             raise StoreError(f"writing the dedup table failed: {_code(exc)}") from exc
         except BotoCoreError as exc:
             raise StoreError(f"writing the dedup table failed: {type(exc).__name__}") from exc
@@ -229,9 +259,16 @@ class DedupStore:
             names={"#h": "hold"},
         )
 
-    def release(self, pk: str, version: int) -> None:
-        """End the lease taken for ``version`` after a failed send, so a retry need not wait for it."""
-        self._update_at_version(pk, version, "SET lease_until = :z", {":z": {"N": "0"}})
+    def release(self, pk: str, version: int, *, send_at: int = 0, resolve: bool = False) -> None:
+        """End the lease taken for ``version`` after a send that did not happen or failed, so a retry
+        need not wait for it. ``send_at`` (µs) is when the event is due to be tried again (what the
+        alert's later events wait for); a ``resolve`` goes into the sweeper's index until delivered."""
+        expression = "SET lease_until = :z, send_at = :s"
+        values = {":z": {"N": "0"}, ":s": {"N": str(send_at)}}
+        if resolve:
+            expression += ", pending = :p"
+            values[":p"] = {"S": "resolve"}
+        self._update_at_version(pk, version, expression, values)
 
     def claim_resolve(self, record: Record, now: int, lease: int) -> int | None:
         """Take the lease on a pending resolve, as a dispatcher would before sending; the new
@@ -294,7 +331,6 @@ class DedupStore:
                     routing_key=str(doc.get("routing_key") or ""),
                     route=doc.get("route"),
                     destination=doc.get("destination"),
-                    state=str(doc.get("state") or ""),
                 )
             )
         return copies
@@ -374,6 +410,33 @@ class DedupStore:
                 "paused_until": _decimal(bucket.paused_until),
                 "throttles": bucket.throttles,
                 "version": bucket.version,
+            },
+            previous_version,
+        )
+
+    def get_schedule(self, routing_key: str) -> Schedule | None:
+        doc = self._get_control(pace_key(routing_key))
+        if doc is None or "next_at" not in doc:
+            return None
+        return Schedule(
+            next_at=float(doc["next_at"]),
+            priority_at=float(doc.get("priority_at", 0)),
+            shift=float(doc.get("shift", 0)),
+            paused_until=float(doc.get("paused_until", 0)),
+            throttles=int(doc.get("throttles", 0)),
+            version=int(doc["version"]),
+        )
+
+    def put_schedule(self, routing_key: str, schedule: Schedule, previous_version: int) -> None:
+        self._put_control(
+            pace_key(routing_key),
+            {
+                "next_at": _decimal(schedule.next_at),
+                "priority_at": _decimal(schedule.priority_at),
+                "shift": _decimal(schedule.shift),
+                "paused_until": _decimal(schedule.paused_until),
+                "throttles": schedule.throttles,
+                "version": schedule.version,
             },
             previous_version,
         )

@@ -25,6 +25,10 @@ class Clock(Protocol):
         """Seconds from an arbitrary start that never go back: for measuring how long something took."""
         ...
 
+    def sleep(self, seconds: float) -> None:
+        """Let ``seconds`` pass (a send due in a fraction of a second waits here, not on the queue)."""
+        ...
+
 
 class SystemClock:
     """The machine's clocks."""
@@ -37,6 +41,9 @@ class SystemClock:
 
     def monotonic(self) -> float:
         return time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(max(0.0, seconds))
 
 
 SYSTEM_CLOCK = SystemClock()
@@ -66,6 +73,9 @@ class ManualClock:
 
     def advance(self, seconds: float) -> None:
         self.seconds += seconds
+
+    def sleep(self, seconds: float) -> None:
+        self.advance(max(0.0, seconds))
 
 
 _FRACTION = re.compile(r"(\.\d{1,6})\d*")

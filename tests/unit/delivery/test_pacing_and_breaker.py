@@ -1,15 +1,29 @@
-"""Pacing never lets a routing key exceed its window; the breaker opens, probes and closes."""
+"""Pacing never lets a routing key exceed its window (the callers' token bucket, the keys' send
+schedule); the breaker opens, probes and closes."""
 
 from __future__ import annotations
 
+import heapq
 import itertools
+import math
+import random
+from typing import Any
+
+import pytest
 
 from pdrelay.delivery.pacing import (
+    Allowance,
     Breaker,
     BreakerPolicy,
     PacingPolicy,
+    Schedule,
+    SchedulePolicy,
+    Slot,
     admit,
     failed,
+    moved,
+    paused,
+    reserve,
     succeeded,
     take_token,
     throttled,
@@ -133,3 +147,103 @@ def test_with_the_default_schedule_pagerduty_is_probed_at_least_every_10_s_howev
         now += 0.5
     gaps = [b - a for a, b in itertools.pairwise(probes)]
     assert probes[0] <= 5.0 and max(gaps) <= 10.0 and len(probes) >= 350
+
+
+# -- the send schedule: one slot per message, resolves first ---------------------------------------------
+def schedule_run(
+    policy: SchedulePolicy, *, load: float, resolve_share: float, seconds: float = 180, seed: int = 7
+) -> dict[str, Any]:
+    """Messages for one key arriving at ``load`` times its limit, each dispatcher doing what the
+    dispatcher does with the pure functions (its own allowance, else a slot; back on the queue for
+    whole seconds, at most a second early; a trigger back for its slot checks whether it moved)."""
+    rnd = random.Random(seed)
+    schedule: Schedule | None = None
+    allowances = [Allowance() for _ in range(policy.processes)]
+    queue: list[tuple[float, int, str, Slot | None, int, float]] = []
+    arrival, n = 0.0, 0
+    while arrival < seconds:
+        arrival += rnd.expovariate(policy.limit / policy.window_seconds * load)
+        kind = "resolve" if rnd.random() < resolve_share else "trigger"
+        heapq.heappush(queue, (arrival, n, kind, None, 0, arrival))
+        n += 1
+    sent: list[float] = []
+    deferrals: dict[str, list[int]] = {"trigger": [], "resolve": []}
+    waits: dict[str, list[float]] = {"trigger": [], "resolve": []}
+    while queue:
+        now, n, kind, slot, deferred, arrived = heapq.heappop(queue)
+        given: Slot | None = None
+        if slot is not None:
+            if slot.firm or kind == "resolve" or slot.at > now + policy.early:
+                given = slot
+            else:
+                given, after = moved(slot, schedule, policy)
+                schedule = after or schedule
+        elif not allowances[rnd.randrange(policy.processes)].take("key", now, policy):
+            given, schedule = reserve(schedule, now, policy, priority=kind == "resolve")
+        if given is not None and given.at > now + policy.early:
+            heapq.heappush(
+                queue, (now + max(1, math.floor(given.at - now + 0.01)), n, kind, given, deferred + 1, arrived)
+            )
+            continue
+        at = max(now, given.at) if given is not None else now
+        sent.append(at)
+        deferrals[kind].append(deferred)
+        waits[kind].append(at - arrived)
+    sent.sort()
+    middle = [t for t in sent if 60 <= t < 60 + policy.window_seconds]
+    return {
+        "max_in_window": max_in_window(sent, policy.window_seconds),
+        "middle_window": len(middle),
+        "deferrals": max(deferrals["trigger"] + deferrals["resolve"]),
+        "trigger_wait": sum(waits["trigger"]) / max(1, len(waits["trigger"])),
+        "resolve_wait": sum(waits["resolve"]) / max(1, len(waits["resolve"])),
+    }
+
+
+@pytest.mark.parametrize("processes", [1, 5])
+@pytest.mark.parametrize("resolve_share", [0.0, 0.1, 0.3])
+def test_at_three_times_the_limit_each_message_is_put_back_at_most_twice_resolves_first_and_the_rate_holds(
+    processes: int, resolve_share: float
+) -> None:
+    policy = SchedulePolicy(limit=120, window_seconds=60, processes=processes)
+    run = schedule_run(policy, load=3.0, resolve_share=resolve_share)
+    assert run["max_in_window"] <= 120  # no window ever sees more than the limit
+    assert run["middle_window"] >= 0.95 * 120  # and the key is used to within 5 % of it
+    assert run["deferrals"] <= 2
+    if resolve_share:
+        assert run["resolve_wait"] < run["trigger_wait"] / 3
+
+
+def test_a_key_far_below_its_limit_sends_on_each_dispatchers_own_allowance() -> None:
+    policy = SchedulePolicy(limit=120, window_seconds=60, processes=5)
+    allowance = Allowance()
+    assert policy.own_allowance == 1  # (burst 6 - 1) shared by 5: the schedule keeps one slot at once
+    assert allowance.take("key", 0.0, policy) and not allowance.take("key", 30.0, policy)
+    assert allowance.take("key", 60.0, policy)  # a minute later: its own again, no shared item read
+    allowance.pause("key", 200.0)  # a 429 seen here: the schedule decides until the pause ends
+    assert not allowance.take("key", 150.0, policy) and allowance.take("key", 201.0, policy)
+
+
+def test_a_resolve_goes_ahead_of_scheduled_triggers_which_move_once_and_then_keep_their_promise() -> None:
+    policy = SchedulePolicy(limit=6, window_seconds=60, processes=1)  # one slot per 12 s
+    schedule: Schedule | None = None
+    triggers = []
+    for _ in range(3):
+        slot, schedule = reserve(schedule, 0.0, policy, priority=False)
+        triggers.append(slot)
+    assert [s.at for s in triggers] == [0.0, 12.0, 24.0]
+    resolve, schedule = reserve(schedule, 1.0, policy, priority=True)
+    assert resolve.at == 12.0  # the first slot from now on, ahead of the triggers waiting for theirs
+    same, after = moved(triggers[0], schedule, policy)
+    assert same.at == 24.0 and same.firm and after is not None  # the trigger that held 12 s moved once...
+    later, _ = reserve(after, 2.0, policy, priority=True)
+    assert later.at >= after.locked_until  # ...and a later resolve does not take its promised slot
+    assert moved(same, after, policy) == (same, None)
+
+
+def test_a_429_pauses_both_lanes_of_the_schedule() -> None:
+    policy = SchedulePolicy(limit=120, window_seconds=60, throttle_pause_seconds=2)
+    schedule = paused(None, 100.0, None, policy)
+    assert reserve(schedule, 100.5, policy, priority=False)[0].at == 102.0
+    assert reserve(schedule, 100.5, policy, priority=True)[0].at == 102.0
+    assert paused(schedule, 100.0, 30, policy).paused_until == 130.0  # Retry-After is honoured

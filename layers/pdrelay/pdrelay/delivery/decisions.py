@@ -8,7 +8,10 @@ Rules, for an event with action *a*, time *t* (when the reported state began) an
 - an open alert (triggered/acknowledged): an event older than the episode's start is ``stale``; the
   very event last applied is ``duplicate`` once delivered and re-sent (``retry``) while not; a
   resolve or acknowledge waits while the trigger has not reached PagerDuty (``after-trigger``), so
-  events of one alert reach PagerDuty in the order they were accepted; a trigger with unchanged
+  events of one alert reach PagerDuty in the order they were accepted, unless the route says
+  otherwise for an episode that resolved before its trigger could go (``resolved_before_paged``:
+  ``page``, the default, waits; ``record`` and ``drop`` end the episode without an incident,
+  ``unpaged``, and the waiting trigger then finds itself stale); a trigger with unchanged
   content is ``unchanged``; with new content it is an ``update``; a resolve closes it; an
   acknowledge acknowledges a triggered alert;
 - a resolved alert: a trigger newer than the resolve opens a new episode (``reopen``); anything
@@ -49,7 +52,9 @@ Reason = Literal[
     "forward",  # a resolve for an alert the table does not know: sent once (PagerDuty may have it open)
     "in-flight",  # another dispatcher is sending this alert's last event: wait for it
     "after-trigger",  # a resolve or acknowledge whose trigger has not reached PagerDuty yet: wait for it
+    "unpaged",  # resolved before its trigger could go, on a route that records or drops such episodes
 ]
+Unpaged = Literal["page", "record", "drop"]  # a route's ``resolved_before_paged``
 DEAD_LETTERED = "dead-letter"  # ``hold`` of an alert whose trigger was put in the DLQ: later events do not wait
 OPEN_STATES = ("triggered", "acknowledged")
 
@@ -85,6 +90,9 @@ class Record:
     suppressed: int = 0  # updates not sent because of the route's min_resend_seconds
     message: str = ""  # a held trigger's queue message, put back on the queue when its window ends
     destination: str | None = None
+    send_at: int = 0  # µs: when the undelivered last event is due to be tried again (later events wait)
+    targets: str = ""  # the route's routing keys when the trigger came (a fingerprint): changed → orphans
+    before_paged: str = ""  # the episode resolved before its trigger reached PagerDuty: page | record | drop
 
 
 @dataclass(frozen=True)
@@ -102,6 +110,8 @@ class Event:
     received: int = 0  # µs: when pdrelay received this event
     own_time: bool = True  # False: ``at`` is pdrelay's receipt time (the sender gave none)
     destination: str | None = None
+    unpaged: Unpaged = "page"  # the route's resolved_before_paged
+    targets: str = ""  # the route's routing keys now (a fingerprint)
 
 
 @dataclass(frozen=True)
@@ -141,11 +151,15 @@ def _applied(rec: Record | None, ev: Event, state: str, *, started_at: int, deli
         routing_key=ev.routing_key or base.routing_key,
         last_received=max(ev.received, base.last_received if rec else 0),
         destination=ev.destination or base.destination,
+        targets=ev.targets if ev.action == "trigger" and ev.targets else base.targets,
+        send_at=0,
     )
 
 
 def _new_episode(record: Record) -> Record:
-    return replace(record, paged=False, hold="", drop_at_end=False, rollup="", suppressed=0, message="")
+    return replace(
+        record, paged=False, hold="", drop_at_end=False, rollup="", suppressed=0, message="", before_paged=""
+    )
 
 
 def _is_last(rec: Record, ev: Event) -> bool:
@@ -211,8 +225,13 @@ def _decide(rec: Record | None, ev: Event, now: int) -> Decision:
             # or acknowledging an incident PagerDuty has not opened would do nothing, and the
             # trigger would then come back stale: the problem that happened would never be paged.
             # Wait for the trigger; this event goes right after it. (A trigger put in the DLQ is
-            # marked ``hold = "dead-letter"`` and nothing waits for it.)
-            return Decision(None, "after-trigger", None, write=False)
+            # marked ``hold = "dead-letter"`` and nothing waits for it.) A route may instead record
+            # or drop such an episode: then no incident is opened for it (unless its trigger is
+            # being sent right now: that send ends first).
+            if ev.action == "acknowledge" or ev.unpaged == "page" or rec.lease_until > now:
+                return Decision(None, "after-trigger", None, write=False)
+            ended = _applied(rec, ev, "resolved", started_at=rec.started_at, delivered=True)
+            return Decision(None, "unpaged", replace(ended, before_paged=ev.unpaged))
         if ev.action == "trigger":
             if ev.content_hash == rec.content_hash and rec.last_action == "trigger" and rec.delivered:
                 return Decision(None, "unchanged", None, write=False)
@@ -227,9 +246,10 @@ def _decide(rec: Record | None, ev: Event, now: int) -> Decision:
                 _applied(rec, ev, rec.state, started_at=max(rec.started_at, ev.at), delivered=False),
             )
         if ev.action == "resolve":
-            return Decision(
-                "resolve", "resolve", _applied(rec, ev, "resolved", started_at=rec.started_at, delivered=False)
-            )
+            resolved = _applied(rec, ev, "resolved", started_at=rec.started_at, delivered=False)
+            if rec.paged and 0 < ev.received < rec.sent_at:
+                resolved = replace(resolved, before_paged="page")  # it waited for its trigger
+            return Decision("resolve", "resolve", resolved)
         if rec.state == "acknowledged":
             return Decision(None, "duplicate", None, write=False)
         return Decision(

@@ -5,9 +5,11 @@ Powertools' ``BatchProcessor``. Outcomes:
 
 - ``delivered``: PagerDuty answered 2xx; the item is marked delivered.
 - ``skipped``: nothing to send (stale, duplicate, unchanged, unknown): no call.
-- ``deferred``: not sent now, without spending a delivery attempt: the key is paced or paused after
-  a 429, the circuit breaker is open, or another dispatcher is sending for the same alert. The
-  message is put back on the queue with a delay (up to SQS's 15 minutes) and this copy completes.
+- ``deferred``: not sent now, without spending a delivery attempt: the key's schedule gave it a
+  later slot or is paused after a 429, the circuit breaker is open, another dispatcher is sending
+  for the same alert, or (a resolve or acknowledge) its trigger has not reached PagerDuty yet. The
+  message is put back on the queue once, for the moment it is due (up to SQS's 15 minutes), and
+  this copy completes.
 - ``dead-lettered``: PagerDuty answered 400, the message is unreadable, or it was held longer than
   ``PDRELAY_MAX_HOLD_SECONDS``: sent to the DLQ with the reason, never retried by itself.
 - a raised :class:`~pdrelay.errors.RetryableDelivery` (5xx, timeout, connection error): a batch
@@ -21,19 +23,21 @@ import hashlib
 import json
 import math
 import random
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Literal
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
-from pdrelay.config import RelayConfig
+from pdrelay.config import RelayConfig, Route
 from pdrelay.delivery import pacing
-from pdrelay.delivery.decisions import OPEN_STATES, Decision, Event, decide
+from pdrelay.delivery.decisions import Decision, Event, Record, Unpaged, decide
 from pdrelay.delivery.events_api import EventsClient, build_event, change_event, payload_snapshot
 from pdrelay.errors import ConcurrentUpdate, PermanentDelivery, RetryableDelivery, StoreError
-from pdrelay.models import ChangeMessage, QueueMessage, parse_message
+from pdrelay.models import SUMMARY_LIMIT, ChangeEvent, ChangeMessage, QueueMessage, parse_message, truncate
 from pdrelay.observability import (
     ALERTS_HELD,
     CHANGES_SENT,
@@ -42,13 +46,14 @@ from pdrelay.observability import (
     EVENTS_DEFERRED,
     EVENTS_SENT,
     EVENTS_SKIPPED,
+    RESOLVED_BEFORE_PAGED,
     count,
     logger,
     measure,
 )
 from pdrelay.policy.judge import Policy, Verdict, rollup_event
 from pdrelay.settings import Settings
-from pdrelay.table import DedupStore, item_key
+from pdrelay.table import DedupStore, item_key, read_modify_write
 from pdrelay.timeutil import SYSTEM_CLOCK, Clock, to_micros
 
 if TYPE_CHECKING:
@@ -60,6 +65,9 @@ BREAKER_CACHE_SECONDS = 1.0
 START_WITHIN_SECONDS = 4.0  # the lease allows the client's timeouts plus a margin
 UNEXPECTED_ERROR_RECEIVES = 5
 IN_FLIGHT_RECHECK_SECONDS = 3
+KNOWN_ITEMS = 10_000  # alert items a process remembers it saw (a trigger for another is tried as new)
+SLOT_ATTRIBUTE = "slot"  # message attribute: "<at> <shift> <firm>", the send time the schedule gave
+FIRST_APPLIED = ("resolve", "forward", "acknowledge", "unpaged")  # decisions that end or ack an episode
 
 
 def content_hash(message: QueueMessage) -> str:
@@ -73,7 +81,7 @@ def content_hash(message: QueueMessage) -> str:
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
 
-def to_event(message: QueueMessage) -> Event:
+def to_event(message: QueueMessage, *, unpaged: Unpaged = "page", targets: str = "") -> Event:
     return Event(
         pk=item_key(message.routing_key, message.dedup_key),
         dedup_key=message.dedup_key,
@@ -88,7 +96,19 @@ def to_event(message: QueueMessage) -> Event:
         received=to_micros(message.received_at),
         own_time=message.alert.occurred_at != message.received_at,
         destination=message.destination,
+        unpaged=unpaged,
+        targets=targets,
     )
+
+
+def slot_of(delivery: Delivery) -> pacing.Slot | None:
+    """The send time a message was put back for, if the schedule gave it one."""
+    raw = delivery.attributes.get(SLOT_ATTRIBUTE, {}).get("StringValue", "")
+    try:
+        at, shift, firm = raw.split()
+        return pacing.Slot(float(at), float(shift), firm == "1")
+    except ValueError:
+        return None
 
 
 Result = Literal[
@@ -133,6 +153,39 @@ class Delivery:
         return self.attr("attempts") + self.receive_count
 
 
+class Decided(NamedTuple):
+    verdict: Verdict | None
+    decision: Decision
+    current: Record | None  # the item the decision was made on
+    gate: Gate
+
+
+@dataclass(frozen=True)
+class Gate:
+    """Whether an event may go to PagerDuty now: ``reason`` "send", or why not and for how long."""
+
+    reason: str
+    wait: float = 0.0  # open: a fraction of a second to wait before sending; else: until it is due
+    slot: pacing.Slot | None = None  # the send time the schedule handed out, carried by the message
+
+    @property
+    def open(self) -> bool:
+        return self.reason == "send"
+
+
+SEND = Gate("send")
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What came of one Events API call, as far as pacing and the breaker are concerned."""
+
+    kind: Literal["delivered", "refused", "throttled", "failed"]
+    status: int | None = None
+    error: str = ""
+    wait: float = 0.0  # throttled: the key's pause
+
+
 @dataclass
 class Dispatcher:
     settings: Settings
@@ -140,9 +193,11 @@ class Dispatcher:
     events: EventsClient
     sqs: SQSClient
     clock: Clock = SYSTEM_CLOCK  # every reading of "now" in dispatch; see ``use_clock``
-    config: Callable[[], RelayConfig | None] | None = None  # routes' storm control and windows
+    config: Callable[[], RelayConfig | None] | None = None  # routes' storm control, windows and limits
     _breaker_cache: tuple[float, pacing.Breaker | None] = (0.0, None)
     _policy: Policy | None = None
+    _allowance: pacing.Allowance = field(default_factory=pacing.Allowance)
+    _known: OrderedDict[str, None] = field(default_factory=OrderedDict)  # alert items this process saw
 
     @property
     def policy(self) -> Policy:
@@ -167,11 +222,14 @@ class Dispatcher:
         """Remaining invocation time below which no new record is started (a send's worst case)."""
         return int((self.settings.connect_timeout_seconds + self.settings.read_timeout_seconds + 10) * 1000)
 
-    @property
-    def pacing_policy(self) -> pacing.PacingPolicy:
+    def schedule_policy(self, routing_key: str) -> pacing.SchedulePolicy:
+        """The key's limit: the configuration's ``events_per_minute`` for it, else the settings'."""
         s = self.settings
-        return pacing.PacingPolicy(
-            s.rate_limit, s.rate_window_seconds, s.throttle_pause_seconds, s.throttle_max_pause_seconds
+        config = self._config()
+        per_minute = config.events_per_minute(routing_key) if config is not None else None
+        limit, window = (per_minute, 60.0) if per_minute else (s.rate_limit, s.rate_window_seconds)
+        return pacing.SchedulePolicy(
+            limit, window, s.throttle_pause_seconds, s.throttle_max_pause_seconds, s.dispatch_concurrency
         )
 
     @property
@@ -183,6 +241,9 @@ class Dispatcher:
             s.breaker_max_cooldown_seconds,
             probe_seconds=s.connect_timeout_seconds + s.read_timeout_seconds + 5,
         )
+
+    def _config(self) -> RelayConfig | None:
+        return self.config() if self.config is not None else None
 
     # -- entry point ----------------------------------------------------------------------------
     def process(
@@ -212,10 +273,7 @@ class Dispatcher:
         try:
             if isinstance(message, ChangeMessage):
                 return self._change(message, delivery)
-            outcome = self._process(message, delivery)
-            if message.alert.action != "trigger" and outcome.result != "deferred":
-                self._reach_orphans(message)
-            return outcome
+            return self._alert(message, delivery)
         except (RetryableDelivery, StoreError):
             raise
         except Exception as exc:
@@ -230,161 +288,249 @@ class Dispatcher:
         finally:
             logger.remove_keys(["correlation_id", "dedup_key", "route", "destination", "message_id", "receive_count"])
 
-    def _decide(self, message: QueueMessage, body: str) -> tuple[Verdict | None, Decision, dict[str, Any] | None]:
-        event = to_event(message)
+    # -- one alert event --------------------------------------------------------------------------
+    def _decide(self, message: QueueMessage, delivery: Delivery) -> Decided:
+        """Read the item (or, for a trigger this process has not seen, try to create it without a
+        read), decide, ask the policy, ask the schedule when it sends, and write the result on
+        condition of the version read. A lost race decides again on the item the write returned."""
+        route = self._route(message)
+        event = to_event(
+            message,
+            unpaged=route.resolved_before_paged if route is not None else "page",
+            targets=route.targets_fingerprint() if route is not None else "",
+        )
         moment = self.clock.now()
         now = to_micros(moment)
         lease = int(self.settings.lease_seconds * 1_000_000)
-        for _attempt in range(WRITE_ATTEMPTS):
-            current = self.store.get(event.pk)
+        # A trigger for an alert this process has not seen is usually new: write first, read only
+        # if the item exists (the failed write returns it).
+        guess = event.action == "trigger" and event.pk not in self._known
+        state: dict[str, Any] = {"current": None, "read": not guess, "gate": None}
+
+        def step() -> Decided:
+            current: Record | None = state["current"]
+            if state["read"]:
+                current = self.store.get(event.pk)
+            state["read"] = True
             decision = decide(current, event, now, lease)
             verdict = None
             if decision.send is not None and decision.record is not None:
-                verdict = self.policy.judge(current, decision, message, moment, body)
+                verdict = self.policy.judge(current, decision, message, moment, delivery.body)
                 decision = verdict.decision
+            gate = SEND
+            if (
+                (verdict is None or verdict.kind == "send")
+                and decision.send is not None
+                and decision.record is not None
+            ):
+                if state["gate"] is None:  # asked once: a lost race does not take a second slot
+                    state["gate"] = self._admit(message.routing_key, str(decision.send), delivery)
+                gate = state["gate"]
+                if not gate.open:
+                    # Not now: recorded without a lease, with when it is due (later events wait for
+                    # it); nothing to write when the item already says so.
+                    due = now + int(gate.wait * 1_000_000)
+                    waiting = replace(decision.record, lease_until=0, send_at=due)
+                    decision = replace(decision, record=waiting, write=decision.reason != "retry")
             if decision.write and decision.record is not None:
                 try:
                     self.store.write(decision.record, current.version if current else None)
-                except ConcurrentUpdate:
-                    continue
-            return verdict, decision, (current.payload if current else None)
-        raise StoreError(f"lost {WRITE_ATTEMPTS} races for one dedup item; retrying later")
+                except ConcurrentUpdate as exc:
+                    state["current"], state["read"] = exc.current, False
+                    raise
+                self._remember(event.pk)
+            elif current is not None:
+                self._remember(event.pk)
+            return Decided(verdict, decision, current, gate)
 
-    def _process(self, message: QueueMessage, delivery: Delivery) -> Outcome:
+        try:
+            return read_modify_write(step, "the alert's item", attempts=WRITE_ATTEMPTS)
+        except ConcurrentUpdate as exc:
+            raise StoreError(str(exc)) from exc
+
+    def _remember(self, pk: str) -> None:
+        self._known[pk] = None
+        self._known.move_to_end(pk)
+        while len(self._known) > KNOWN_ITEMS:
+            self._known.popitem(last=False)
+
+    def _route(self, message: QueueMessage) -> Route | None:
+        config = self._config()
+        return config.routes.get(message.route or "") if config is not None else None
+
+    def _alert(self, message: QueueMessage, delivery: Delivery) -> Outcome:
         decided_at = self.clock.monotonic()  # the lease starts about now
-        verdict, decision, stored_payload = self._decide(message, delivery.body)
+        verdict, decision, current, gate = self._decide(message, delivery)
+        if decision.reason in FIRST_APPLIED:
+            self._reach_orphans(message, current, decision)
         if verdict is not None and verdict.kind != "send":
             return self._by_policy(message, delivery, verdict)
         if decision.reason in ("in-flight", "after-trigger"):
-            # Usually the holder finishes within a second or two; a dead holder's lease is simply
-            # checked again until it expires. A resolve or acknowledge whose trigger waits is checked
-            # again the same way and goes right after it. Deferrals spend no delivery attempt.
-            return self._defer(message, delivery, decision.reason, IN_FLIGHT_RECHECK_SECONDS)
+            # The holder usually finishes within a second or two (a dead holder's lease is checked
+            # again until it expires). A resolve or acknowledge whose trigger waits comes back when
+            # the trigger is due and goes right after it. Deferrals spend no delivery attempt.
+            wait = float(IN_FLIGHT_RECHECK_SECONDS)
+            if current is not None and current.send_at:
+                wait = max(wait, (current.send_at - to_micros(self.clock.now())) / 1_000_000 + 1)
+            return self._defer(message, delivery, decision.reason, wait)
+        if decision.reason == "unpaged":
+            return self._unpaged(message, decision)
         if decision.send is None or decision.record is None:
             count(EVENTS_SKIPPED, Reason=decision.reason)
             logger.info("skipped", extra={"reason": decision.reason, "action": message.alert.action})
             return Outcome("skipped", decision.reason)
         record = decision.record
-        gate, wait = self._admit(message.routing_key)
-        if gate != "send":
-            return self._put_back(message, delivery, decision, gate, wait)
+        if not gate.open:
+            outcome = self._defer(message, delivery, gate.reason, gate.wait, slot=gate.slot)
+            if outcome.result == "dead-lettered":
+                self._send_ended(decision, given_up=True)
+            return outcome
         if self.clock.monotonic() - decided_at > START_WITHIN_SECONDS:
-            # Slow pacing/breaker calls ate into the lease: do not start a send that could outlast
-            # it (another dispatcher could then send a newer event first).
-            return self._put_back(message, delivery, decision, "in-flight", 1)
-        event = build_event(message, decision.send, stored_payload)
+            # Slow table or schedule calls ate into the lease: do not start a send that could
+            # outlast it (another dispatcher could then send a newer event first).
+            self._send_ended(decision)
+            return self._defer(message, delivery, "in-flight", 1)
+        self.clock.sleep(gate.wait)  # a slot due in a fraction of a second
         try:
-            delivered = self.events.send(event)
-        except PermanentDelivery as exc:
-            self._send_ended(decision, given_up=True)  # refused: it will never be sent as it is
-            self._breaker_success()  # PagerDuty answered: it is up
-            count(EVENTS_SENT, Action=decision.send, Status=str(exc.status))
-            reason = "; ".join([str(exc), *exc.errors])
+            answer = self._call(message.routing_key, build_event(message, decision.send, self._stored(current)))
+        except Exception:
+            self._send_ended(decision)  # whatever it was, the send is over
+            raise
+        self._probed(message, decision.send, answer.status, answer.error or None)
+        count(EVENTS_SENT, Action=decision.send, Status=str(answer.status or "network"))
+        if answer.kind == "delivered":
+            self.store.mark_delivered(
+                record.pk,
+                record.version,
+                trigger_sent_at=to_micros(self.clock.now()) if decision.send == "trigger" else None,
+            )
+            if record.before_paged == "page":
+                count(RESOLVED_BEFORE_PAGED, Outcome="page")
+            latency_ms = (self.clock.now() - message.received_at).total_seconds() * 1000
+            measure(DELIVERY_LATENCY, latency_ms)
+            logger.info(
+                "delivered",
+                extra={
+                    "action": decision.send,
+                    "reason": decision.reason,
+                    "status": answer.status,
+                    "latency_ms": round(latency_ms),
+                },
+            )
+            return Outcome("delivered", decision.reason, decision.send, answer.status)
+        if answer.kind == "refused":
+            self._send_ended(decision, given_up=True)  # it will never be sent as it is
             if message.probe:
                 # A test that PagerDuty refused: the answer is the result; nothing to keep in the DLQ.
-                self._probed(message, decision.send, exc.status, reason)
-                return Outcome("rejected", reason, decision.send, exc.status)
+                return Outcome("rejected", answer.error, decision.send, answer.status)
             count(DELIVERY_FAILED, Kind="permanent")
-            self._dead_letter(delivery, reason, exc.status)
-            logger.warning("rejected by PagerDuty, sent to the DLQ", extra={"reason": reason})
-            return Outcome("dead-lettered", reason, decision.send, exc.status)
-        except RetryableDelivery as exc:
-            self.store.release(record.pk, record.version)
-            count(EVENTS_SENT, Action=decision.send, Status=str(exc.status or "network"))
-            self._probed(message, decision.send, exc.status, f"{exc} (retrying)")
-            if exc.status == 429:
-                pause = self._throttle(message.routing_key, exc.retry_after)
-                return self._put_back(message, delivery, decision, "throttled", pause, attempted=True, released=True)
-            count(DELIVERY_FAILED, Kind="retryable")
-            self._breaker_failure()
-            if self._held_too_long(message, delivery):
-                reason = f"not delivered within {self.settings.max_hold_seconds} s of receipt; last error: {exc}"
-                self._dead_letter(delivery, reason, exc.status)
+            self._dead_letter(delivery, answer.error, answer.status)
+            logger.warning("rejected by PagerDuty, sent to the DLQ", extra={"reason": answer.error})
+            return Outcome("dead-lettered", answer.error, decision.send, answer.status)
+        if answer.kind == "throttled":
+            self._send_ended(decision, due=answer.wait)
+            outcome = self._defer(message, delivery, "throttled", answer.wait, attempted=True)
+            if outcome.result == "dead-lettered":
                 self._send_ended(decision, given_up=True)
-                return Outcome("dead-lettered", reason, decision.send, exc.status)
-            delay = self.backoff_seconds(delivery.receive_count)
-            self._delay(delivery.receipt_handle, delay)
-            logger.warning(
-                "delivery failed, will retry",
-                extra={"error": str(exc), "attempt": delivery.attempts, "retry_in_s": delay},
-            )
-            raise
-        except Exception:
-            self.store.release(record.pk, record.version)  # whatever it was, the send is over
-            raise
-        self.store.mark_delivered(
-            record.pk,
-            record.version,
-            trigger_sent_at=to_micros(self.clock.now()) if decision.send == "trigger" else None,
+            return outcome
+        count(DELIVERY_FAILED, Kind="retryable")
+        if self._held_too_long(message, delivery):
+            reason = f"not delivered within {self.settings.max_hold_seconds} s of receipt; last error: {answer.error}"
+            self._dead_letter(delivery, reason, answer.status)
+            self._send_ended(decision, given_up=True)
+            return Outcome("dead-lettered", reason, decision.send, answer.status)
+        delay = self.backoff_seconds(delivery.receive_count)
+        self._send_ended(decision, due=delay)
+        self._delay(delivery.receipt_handle, delay)
+        logger.warning(
+            "delivery failed, will retry",
+            extra={"error": answer.error, "attempt": delivery.attempts, "retry_in_s": delay},
         )
-        self._breaker_success()
-        self._probed(message, decision.send, delivered.status, None)
-        count(EVENTS_SENT, Action=decision.send, Status=str(delivered.status))
-        latency_ms = (self.clock.now() - message.received_at).total_seconds() * 1000
-        measure(DELIVERY_LATENCY, latency_ms)
-        logger.info(
-            "delivered",
-            extra={
-                "action": decision.send,
-                "reason": decision.reason,
-                "status": delivered.status,
-                "latency_ms": round(latency_ms),
-            },
-        )
-        return Outcome("delivered", decision.reason, decision.send, delivered.status)
+        raise RetryableDelivery(answer.error, answer.status)
 
-    def _reach_orphans(self, message: QueueMessage) -> None:
+    @staticmethod
+    def _stored(current: Record | None) -> dict[str, Any] | None:
+        return current.payload if current is not None else None
+
+    def _unpaged(self, message: QueueMessage, decision: Decision) -> Outcome:
+        """An episode that resolved before its trigger reached PagerDuty, on a route that records
+        (one change event: no one is notified) or drops such episodes."""
+        record = decision.record
+        assert record is not None
+        mode = record.before_paged
+        count(RESOLVED_BEFORE_PAGED, Outcome=mode)
+        if mode == "record":
+            fired = datetime.fromtimestamp(record.started_at / 1_000_000, tz=UTC).isoformat(timespec="seconds")
+            summary = (record.payload or {}).get("summary") or message.alert.summary or message.dedup_key
+            change = ChangeMessage(
+                route=message.route,
+                destination=message.destination,
+                routing_key=message.routing_key,
+                received_at=message.received_at,
+                request_id=message.request_id,
+                change=ChangeEvent(
+                    summary=truncate(f"Resolved before paging: {summary}", SUMMARY_LIMIT),
+                    source=(record.payload or {}).get("source") or "pdrelay",
+                    timestamp=message.received_at,
+                    custom_details={
+                        "pdrelay_note": (
+                            "This alert fired and resolved while its delivery to PagerDuty was held "
+                            "(paced, PagerDuty unavailable, or retrying); the route's "
+                            "resolved_before_paged is 'record', so no incident was opened."
+                        ),
+                        "dedup_key": message.dedup_key,
+                        "fired_at": fired,
+                        "resolved_at": message.alert.occurred_at.isoformat(timespec="seconds"),
+                        "route": message.route,
+                    },
+                ),
+            )
+            self._queue(change.to_json(), "the change event of an episode resolved before paging")
+        logger.info("resolved before its trigger reached PagerDuty: no incident", extra={"outcome": mode})
+        return Outcome("skipped", f"unpaged: {mode}")
+
+    def _reach_orphans(self, message: QueueMessage, current: Record | None, decision: Decision) -> None:
         """A resolve or acknowledge also goes to the incidents this alert opened under routing keys
         its route no longer has (a destination removed, a key rotated): PagerDuty only closes an
-        incident for the key it was opened with. Each gets a copy of the message, sent like any."""
-        config = self.config() if self.config is not None else None
-        route = config.routes.get(message.route or "") if config is not None else None
+        incident for the key it was opened with. Each gets a copy of the message, sent like any.
+        Only looked up when the route's keys changed since the trigger (or the item is unknown)."""
+        if message.alert.action == "trigger":
+            return
+        route = self._route(message)
         if route is None:
             return
-        current = set(route.targets.values())
-        if message.routing_key not in current:
+        current_keys = set(route.targets.values())
+        if message.routing_key not in current_keys:
             return  # itself such a copy, or sent to one routing key by name: nothing else to reach
+        if current is not None and current.targets == route.targets_fingerprint():
+            return  # the same keys as when it fired: every incident it opened gets this event
         for copy in self.store.copies_of(message.dedup_key):
-            if copy.route != message.route or copy.routing_key in current or copy.state not in OPEN_STATES:
+            if copy.route != message.route or copy.routing_key in current_keys:
                 continue
             body = message.model_copy(update={"routing_key": copy.routing_key, "destination": copy.destination})
-            try:
-                self.sqs.send_message(QueueUrl=self.settings.queue_url, MessageBody=body.to_json())
-            except (ClientError, BotoCoreError) as exc:
-                raise StoreError(f"could not queue the event for a removed destination: {type(exc).__name__}") from exc
+            self._queue(body.to_json(), "the event for a removed destination")
             logger.info(
                 "sent on to an incident opened under a routing key the route no longer has",
                 extra={"action": message.alert.action, "destination": copy.destination},
             )
 
-    def _send_ended(self, decision: Decision, *, given_up: bool = False) -> None:
+    def _queue(self, body: str, what: str) -> None:
+        try:
+            self.sqs.send_message(QueueUrl=self.settings.queue_url, MessageBody=body)
+        except (ClientError, BotoCoreError) as exc:
+            raise StoreError(f"could not queue {what}: {type(exc).__name__}") from exc
+
+    def _send_ended(self, decision: Decision, *, given_up: bool = False, due: float = 0.0) -> None:
         """End the lease a sending decision took. A trigger given up on (refused by PagerDuty, or
-        put in the DLQ) is marked so that the alert's later events stop waiting for it."""
+        put in the DLQ) is marked so that the alert's later events stop waiting for it; one to be
+        tried again records when (``due`` seconds from now), and a resolve enters the sweeper's index."""
         record = decision.record
         assert record is not None
         if given_up and decision.send == "trigger":
             self.store.dead_lettered(record.pk, record.version)
-        else:
-            self.store.release(record.pk, record.version)
-
-    def _put_back(
-        self,
-        message: QueueMessage,
-        delivery: Delivery,
-        decision: Decision,
-        reason: str,
-        wait: float,
-        *,
-        attempted: bool = False,
-        released: bool = False,
-    ) -> Outcome:
-        """Not sent now: end the lease and put the message back on the queue (or in the DLQ once held too long)."""
-        if not released:
-            self._send_ended(decision)
-        outcome = self._defer(message, delivery, reason, wait, attempted=attempted)
-        if outcome.result == "dead-lettered":
-            self._send_ended(decision, given_up=True)
-        return outcome
+            return
+        send_at = to_micros(self.clock.now()) + int(due * 1_000_000) if due else 0
+        self.store.release(record.pk, record.version, send_at=send_at, resolve=decision.send == "resolve")
 
     # -- alert policy: windows, storm control, roll-ups ---------------------------------------------
     def _by_policy(self, message: QueueMessage, delivery: Delivery, verdict: Verdict) -> Outcome:
@@ -417,20 +563,23 @@ class Dispatcher:
                 count(ALERTS_HELD, Reason="rolled-up")
             else:
                 doc, action, _version = self.policy.leave(message, record)
-            if action is not None:
-                self._send_rollup(message, doc, action)
-        except PermanentDelivery as exc:
+        except ConcurrentUpdate as exc:
             self.store.release(record.pk, record.version)
-            reason = "; ".join([f"roll-up incident: {exc}", *exc.errors])
-            self._dead_letter(delivery, reason, exc.status)
-            return Outcome("dead-lettered", reason, message.alert.action, exc.status)
-        except (RetryableDelivery, ConcurrentUpdate) as exc:
-            self.store.release(record.pk, record.version)
-            if isinstance(exc, ConcurrentUpdate):
-                raise StoreError(str(exc)) from exc
-            delay = self.backoff_seconds(delivery.receive_count)
-            self._delay(delivery.receipt_handle, delay)
-            raise
+            raise StoreError(str(exc)) from exc
+        if action is not None:
+            # The roll-up incident's event is paced, throttled and retried like any other; the
+            # member's message carries it (joining again is harmless).
+            gate = self._admit(message.routing_key, action, delivery)
+            if not gate.open:
+                self.store.release(record.pk, record.version)
+                return self._defer(message, delivery, gate.reason, gate.wait, slot=gate.slot)
+            self.clock.sleep(gate.wait)
+            answer = self._call(message.routing_key, rollup_event(doc, action, message.routing_key))
+            count(EVENTS_SENT, Action=action, Status=str(answer.status or "network"))
+            if answer.kind != "delivered":
+                self.store.release(record.pk, record.version)
+                return self._not_delivered(message, delivery, answer, f"roll-up incident: {answer.error}")
+            self.policy.rollup_sent(message.route, message.routing_key, action, doc["dedup_key"])
         self.store.mark_delivered(record.pk, record.version, sent=False)
         logger.info(
             "rolled up" if kind == "rollup" else "left the roll-up",
@@ -438,41 +587,39 @@ class Dispatcher:
         )
         return Outcome("rolled-up" if kind == "rollup" else "skipped", f"roll-up {doc.get('dedup_key')}", action)
 
-    def _send_rollup(self, message: QueueMessage, doc: dict[str, Any], action: str) -> None:
-        delivered = self.events.send(rollup_event(doc, action, message.routing_key))
-        count(EVENTS_SENT, Action=action, Status=str(delivered.status))
-        self.policy.rollup_sent(message.route, message.routing_key, action, doc["dedup_key"])
+    def _not_delivered(
+        self, message: QueueMessage | ChangeMessage, delivery: Delivery, answer: Answer, reason: str
+    ) -> Outcome:
+        """What happens to a message whose event PagerDuty did not take (roll-ups and change events;
+        an alert's own event also ends its lease, see ``_alert``): refused → the DLQ with the reason;
+        throttled → back on the queue after the key's pause; failed → retried after the back-off,
+        or the DLQ once held too long."""
+        action = message.alert.action if isinstance(message, QueueMessage) else "change"
+        if answer.kind == "refused":
+            self._dead_letter(delivery, reason, answer.status)
+            return Outcome("dead-lettered", reason, action, answer.status)
+        if answer.kind == "throttled":
+            return self._defer(message, delivery, "throttled", answer.wait, attempted=True)
+        if self._held_too_long(message, delivery):
+            held = f"not delivered within {self.settings.max_hold_seconds} s of receipt; last error: {answer.error}"
+            self._dead_letter(delivery, held, answer.status)
+            return Outcome("dead-lettered", held, action, answer.status)
+        self._delay(delivery.receipt_handle, self.backoff_seconds(delivery.receive_count))
+        raise RetryableDelivery(answer.error, answer.status)
 
     # -- change events -------------------------------------------------------------------------------
     def _change(self, message: ChangeMessage, delivery: Delivery) -> Outcome:
         """A change event: no dedup state; paced and retried like alerts, 400 to the DLQ."""
-        gate, wait = self._admit(message.routing_key)
-        if gate != "send":
-            return self._defer(message, delivery, gate, wait)
-        try:
-            delivered = self.events.send(change_event(message), path="/v2/change/enqueue")
-        except PermanentDelivery as exc:
-            self._breaker_success()
-            count(CHANGES_SENT, Status=str(exc.status))
-            reason = "; ".join([str(exc), *exc.errors])
-            self._dead_letter(delivery, reason, exc.status)
-            return Outcome("dead-lettered", reason, "change", exc.status)
-        except RetryableDelivery as exc:
-            count(CHANGES_SENT, Status=str(exc.status or "network"))
-            if exc.status == 429:
-                pause = self._throttle(message.routing_key, exc.retry_after)
-                return self._defer(message, delivery, "throttled", pause, attempted=True)
-            self._breaker_failure()
-            if self._held_too_long(message, delivery):
-                reason = f"not delivered within {self.settings.max_hold_seconds} s of receipt; last error: {exc}"
-                self._dead_letter(delivery, reason, exc.status)
-                return Outcome("dead-lettered", reason, "change", exc.status)
-            self._delay(delivery.receipt_handle, self.backoff_seconds(delivery.receive_count))
-            raise
-        self._breaker_success()
-        count(CHANGES_SENT, Status=str(delivered.status))
-        logger.info("change event delivered", extra={"status": delivered.status})
-        return Outcome("delivered", "change", "change", delivered.status)
+        gate = self._admit(message.routing_key, "change", delivery)
+        if not gate.open:
+            return self._defer(message, delivery, gate.reason, gate.wait, slot=gate.slot)
+        self.clock.sleep(gate.wait)
+        answer = self._call(message.routing_key, change_event(message), path="/v2/change/enqueue")
+        count(CHANGES_SENT, Status=str(answer.status or "network"))
+        if answer.kind != "delivered":
+            return self._not_delivered(message, delivery, answer, answer.error)
+        logger.info("change event delivered", extra={"status": answer.status})
+        return Outcome("delivered", "change", "change", answer.status)
 
     # -- test probes -----------------------------------------------------------------------------------
     def _probed(self, message: QueueMessage, action: str | None, status: int | None, error: str | None) -> None:
@@ -486,58 +633,112 @@ class Dispatcher:
         except (StoreError, ConcurrentUpdate) as exc:
             logger.warning("could not record a test answer", extra={"error": str(exc)})
 
+    # -- the Events API: one reaction to every answer -------------------------------------------------
+    def _call(self, routing_key: str, event: dict[str, Any], path: str = "/v2/enqueue") -> Answer:
+        """Send one event and react to the answer the same way for alerts, roll-ups and change
+        events: 2xx and 400 close the breaker (PagerDuty is up); 429 pauses the key; 5xx, timeouts
+        and dropped connections count towards opening the breaker."""
+        try:
+            delivered = self.events.send(event, path=path)
+        except PermanentDelivery as exc:
+            self._breaker_success()
+            return Answer("refused", exc.status, "; ".join([str(exc), *exc.errors]))
+        except RetryableDelivery as exc:
+            if exc.status == 429:
+                return Answer("throttled", 429, str(exc), self._throttle(routing_key, exc.retry_after))
+            self._breaker_failure()
+            return Answer("failed", exc.status, str(exc))
+        self._breaker_success()
+        return Answer("delivered", delivered.status)
+
     # -- pacing and the breaker ---------------------------------------------------------------------
-    def _admit(self, routing_key: str) -> tuple[str, float]:
-        """('send', 0) or (reason to defer, seconds to wait)."""
+    def _admit(self, routing_key: str, action: str, delivery: Delivery | None) -> Gate:
+        """Whether an event may go now: the breaker, then the key's schedule."""
         now = self.clock.time()
         breaker = self._breaker(now)
         verdict, wait, claim = pacing.admit(breaker, now, self.breaker_policy)
         if verdict == "wait":
-            return "circuit-open", wait
-        paced, wait = self._take_token(routing_key, now)
-        if paced != "send":
-            return paced, wait
+            return Gate("circuit-open", wait)
+        gate = self._pace(routing_key, action in ("resolve", "acknowledge"), delivery, now)
+        if not gate.open:
+            return gate
         if claim is not None:
-            # Claimed only once this alert may really go, so a claimed probe is always sent.
+            # Claimed only once this event may really go, so a claimed probe is always sent.
             try:
                 self.store.put_breaker(claim, breaker.version if breaker else 0)
             except ConcurrentUpdate:
-                return "circuit-open", 1.0
+                return Gate("circuit-open", 1.0)
             logger.info("circuit breaker: probing the Events API")
-        return "send", 0.0
+        return gate
 
-    def _take_token(self, routing_key: str, now: float) -> tuple[str, float]:
-        for _attempt in range(WRITE_ATTEMPTS):
-            bucket = self.store.get_bucket(routing_key)
-            wait, after = pacing.take_token(bucket, now, self.pacing_policy)
-            if wait > 0:
-                return ("throttled" if bucket and bucket.paused_until > now else "paced"), wait
+    def _pace(self, routing_key: str, priority: bool, delivery: Delivery | None, now: float) -> Gate:
+        """A message that brings its slot goes when it is due (a trigger whose lane resolves pushed
+        back since goes once more, to its moved slot); else this dispatcher's own allowance; else
+        the next slot of the shared schedule (see :mod:`pdrelay.delivery.pacing`)."""
+        policy = self.schedule_policy(routing_key)
+        slot = slot_of(delivery) if delivery is not None else None
+
+        def due(at: float, reason: str = "paced", given: pacing.Slot | None = None) -> Gate:
+            # Within a fraction of a second: wait for it here; else back on the queue for it.
+            return Gate("send", max(0.0, at - now)) if at <= now + policy.early else Gate(reason, at - now, given)
+
+        if slot is not None:
+            if slot.firm or priority or slot.at > now + policy.early:
+                return due(slot.at, given=slot)
+
+            def check() -> pacing.Slot | None:
+                schedule = self.store.get_schedule(routing_key)
+                if schedule is not None and schedule.paused_until > now:
+                    return None  # paused by a 429 since it was scheduled: a new slot after the pause
+                later, after = pacing.moved(slot, schedule, policy)
+                if after is not None and schedule is not None:
+                    self.store.put_schedule(routing_key, after, schedule.version)
+                return later
+
             try:
-                self.store.put_bucket(routing_key, after, bucket.version if bucket else 0)
+                later = read_modify_write(check, "the routing key's schedule")
             except ConcurrentUpdate:
-                now = self.clock.time()
-                continue
-            return "send", 0.0
-        return "paced", random.uniform(0.5, 1.5)
+                return Gate("paced", random.uniform(0.5, 1.5), slot)
+            if later is not None:
+                return due(later.at, given=later)
+        elif self._allowance.take(routing_key, now, policy):
+            return SEND
+
+        def step() -> tuple[pacing.Slot, bool]:
+            schedule = self.store.get_schedule(routing_key)
+            got, after = pacing.reserve(schedule, now, policy, priority=priority)
+            self.store.put_schedule(routing_key, after, schedule.version if schedule else 0)
+            return got, schedule is not None and schedule.paused_until > now
+
+        try:
+            got, paused = read_modify_write(step, "the routing key's schedule")
+        except ConcurrentUpdate:
+            return Gate("paced", random.uniform(0.5, 1.5))
+        return due(got.at, "throttled" if paused else "paced", got)
 
     def _throttle(self, routing_key: str, retry_after: float | None) -> float:
-        """Pause the key after a 429; the seconds until it may send again."""
+        """Pause the key after a 429, for every dispatcher; the seconds until it may send again."""
+        policy = self.schedule_policy(routing_key)
         now = self.clock.time()
-        for _attempt in range(WRITE_ATTEMPTS):
-            bucket = self.store.get_bucket(routing_key)
-            after = pacing.throttled(bucket, now, retry_after, self.pacing_policy)
-            try:
-                self.store.put_bucket(routing_key, after, bucket.version if bucket else 0)
-            except ConcurrentUpdate:
-                now = self.clock.time()
-                continue
-            pause = after.paused_until - now
-            logger.warning(
-                "PagerDuty throttled this routing key; pausing it",
-                extra={"pause_s": round(pause, 1), "in_a_row": after.throttles},
-            )
-            return pause
-        return retry_after if retry_after is not None else self.settings.throttle_pause_seconds
+
+        def step() -> pacing.Schedule:
+            schedule = self.store.get_schedule(routing_key)
+            after = pacing.paused(schedule, now, retry_after, policy)
+            self.store.put_schedule(routing_key, after, schedule.version if schedule else 0)
+            return after
+
+        try:
+            after = read_modify_write(step, "the routing key's schedule")
+            until, in_a_row = after.paused_until, after.throttles
+        except ConcurrentUpdate:
+            until, in_a_row = now + (retry_after if retry_after is not None else policy.throttle_pause_seconds), 0
+        self._allowance.pause(routing_key, until)
+        pause = until - now
+        logger.warning(
+            "PagerDuty throttled this routing key; pausing it",
+            extra={"pause_s": round(pause, 1), "in_a_row": in_a_row},
+        )
+        return pause
 
     def _breaker(self, now: float) -> pacing.Breaker | None:
         read_at, cached = self._breaker_cache
@@ -547,21 +748,23 @@ class Dispatcher:
         return cached
 
     def _breaker_failure(self) -> None:
-        for _attempt in range(WRITE_ATTEMPTS):
+        def step() -> pacing.Breaker:
             current = self.store.get_breaker()
             after = pacing.failed(current, self.clock.time(), self.breaker_policy)
-            try:
-                self.store.put_breaker(after, current.version if current else 0)
-            except ConcurrentUpdate:
-                continue
-            self._breaker_cache = (self.clock.time(), after)
-            if not after.is_closed(self.breaker_policy):
-                open_for = round(after.open_until - self.clock.time())
-                logger.warning(
-                    "circuit breaker open: the Events API keeps failing",
-                    extra={"failures": after.failures, "open_for_s": open_for},
-                )
-            return
+            self.store.put_breaker(after, current.version if current else 0)
+            return after
+
+        try:
+            after = read_modify_write(step, "the circuit breaker")
+        except ConcurrentUpdate:
+            return  # others are recording the same failures
+        self._breaker_cache = (self.clock.time(), after)
+        if not after.is_closed(self.breaker_policy):
+            open_for = round(after.open_until - self.clock.time())
+            logger.warning(
+                "circuit breaker open: the Events API keeps failing",
+                extra={"failures": after.failures, "open_for_s": open_for},
+            )
 
     def _breaker_success(self) -> None:
         _read_at, cached = self._breaker_cache
@@ -574,7 +777,7 @@ class Dispatcher:
                 self.store.put_breaker(after, current.version)
                 logger.info("circuit breaker closed: the Events API answers again")
             except ConcurrentUpdate:
-                pass
+                pass  # another dispatcher's write: it moved on, and the next answer tells again
         self._breaker_cache = (self.clock.time(), after or current)
 
     # -- putting messages back, or aside --------------------------------------------------------------
@@ -594,17 +797,27 @@ class Dispatcher:
         reason: str,
         wait: float,
         attempted: bool = False,
+        slot: pacing.Slot | None = None,
     ) -> Outcome:
-        """Put the message back on the queue after ``wait`` seconds, without spending an attempt."""
+        """Put the message back on the queue after ``wait`` seconds, without spending an attempt
+        (with ``slot``: the send time the schedule gave it, used when it comes back)."""
         if self._held_too_long(message, delivery):
             held = f"not delivered within {self.settings.max_hold_seconds} s of receipt; last: {reason}"
             self._dead_letter(delivery, held, None)
             return Outcome("dead-lettered", held)
-        delay = max(1, min(MAX_SQS_DELAY, math.ceil(wait + random.uniform(0, 0.5))))
+        if slot is not None:
+            # Back up to a second early (SQS delays are whole seconds), it waits for the slot itself.
+            delay = max(1, min(MAX_SQS_DELAY, math.floor(wait + 0.01)))
+        else:
+            delay = max(1, min(MAX_SQS_DELAY, math.ceil(wait + random.uniform(0, 0.5))))
         attributes = dict(delivery.attributes)
         attempts = delivery.attempts if attempted else delivery.attempts - 1
         attributes["attempts"] = {"DataType": "Number", "StringValue": str(max(0, attempts))}
         attributes["deferrals"] = {"DataType": "Number", "StringValue": str(delivery.attr("deferrals") + 1)}
+        attributes.pop(SLOT_ATTRIBUTE, None)
+        if slot is not None:
+            value = f"{slot.at:.3f} {slot.shift:.3f} {int(slot.firm)}"
+            attributes[SLOT_ATTRIBUTE] = {"DataType": "String", "StringValue": value}
         try:
             self.sqs.send_message(
                 QueueUrl=self.settings.queue_url,

@@ -1,13 +1,28 @@
 """Pacing per routing key and the circuit breaker for the Events API (pure logic, no I/O).
 
-**Pacing.** PagerDuty allows about ``limit`` events per routing key over a sliding ``window``
-(120 per 60 s by default). A token bucket with capacity ``C`` and refill rate ``r`` lets through
-at most ``C + r·window`` events in any window, so pdrelay uses ``C = max(1, limit // 6)`` and
-``r = (limit - C) / window``: bursts of ``C`` go at once, and no window ever sees more than
-``limit``. A 429 pauses the key for every dispatcher until ``paused_until``: for ``Retry-After`` when
-PagerDuty sends one; else briefly (``throttle_pause_seconds``, 2 s by default), doubling only while
-429s keep coming (a 429 within ``window`` of the last pause's end), up to ``throttle_max_pause_seconds``.
-The bucket lives in the dedup table, shared by all dispatchers.
+**Pacing: a schedule, not retries.** PagerDuty allows about ``limit`` events per routing key over a
+sliding ``window`` (120 per 60 s by default; settable per destination). pdrelay keeps, per key, a
+schedule in the dedup table that hands out send times one ``interval`` apart,
+``interval = window / (limit - burst)`` with ``burst = max(1, limit // 20)`` (what the dispatchers'
+own allowances, below, leave of the burst may be taken at once: the GCRA's tolerance). A message that cannot go
+now is put back on the queue once, for the moment its slot comes, with the slot in its message
+attributes; when it comes back it goes without asking again. The schedule has two lanes: resolves
+and acknowledges take the next free slot of their own lane, ahead of the triggers already
+scheduled, and push the trigger lane back by one interval (``shift``); a trigger that comes back for
+its slot and finds the lane moved since it was scheduled is put back once more, for its moved slot,
+and then goes. So at most two deferrals per message, resolves before new triggers, and in the long
+run ``limit - burst`` events per window (≥ 95 % of the limit).
+
+**Far below the limit, no shared item at all.** The ``burst`` the schedule leaves free is shared out
+between the dispatchers that may run at once (``processes``): each may send ``burst // processes``
+(at least one) events per window on its own count, without reading or writing the schedule. So a
+key that sends a few events a minute never touches it; in any window a key sees at most
+``burst + (limit - burst) = limit`` events.
+
+**429.** A 429 pauses the key in the schedule until ``paused_until``: for ``Retry-After`` when PagerDuty
+sends one; else briefly (``throttle_pause_seconds``, 2 s by default), doubling only while 429s keep
+coming (a 429 within ``window`` of the last pause's end), up to ``throttle_max_pause_seconds``. A
+dispatcher that sees the 429 also stops using its own allowance until the pause ends.
 
 **Circuit breaker.** ``threshold`` consecutive retryable failures (5xx, timeouts, connection
 errors; not 429, which is one key's business) open the breaker for ``cooldown`` seconds (5 s by default), doubling
@@ -15,11 +30,14 @@ up to ``max_cooldown`` (10 s) on each failed probe, so PagerDuty is probed at le
 long it is down. While open, nobody calls PagerDuty: messages are put
 back on the queue with a delay, without spending delivery attempts. After the cooldown one
 dispatcher claims the probe; a success closes the breaker.
+
+Callers' rate limits at the edge use the plain token bucket (:class:`Bucket`, :func:`take_token`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from collections import deque
+from dataclasses import dataclass, field, replace
 
 
 @dataclass(frozen=True)
@@ -80,6 +98,137 @@ def throttled(bucket: Bucket | None, now: float, retry_after: float | None, poli
     )
 
 
+# -- the send schedule of a routing key -----------------------------------------------------------
+@dataclass(frozen=True)
+class SchedulePolicy:
+    limit: int = 120
+    window_seconds: float = 60.0
+    throttle_pause_seconds: float = 2.0
+    throttle_max_pause_seconds: float = 60.0
+    processes: int = 5  # dispatchers that may send at once (the template's DispatchMaxConcurrency)
+
+    @property
+    def burst(self) -> int:
+        return max(1, self.limit // 20)
+
+    @property
+    def interval(self) -> float:
+        """Seconds between two slots of the shared schedule."""
+        return self.window_seconds / max(1, self.limit - self.burst)
+
+    @property
+    def own_allowance(self) -> int:
+        """Events per window one dispatcher may send on its own count (0: always ask the schedule)."""
+        # Leaves the schedule at least its one immediate slot: shares + 1 + (limit - burst) ≤ limit.
+        return (self.burst - 1) // max(1, self.processes) if self.limit > self.burst else 0
+
+    @property
+    def tolerance(self) -> float:
+        """How far ahead of its lane a slot may be taken: the part of the burst not shared out."""
+        return max(0, self.burst - self.own_allowance * max(1, self.processes) - 1) * self.interval
+
+    # A slot this close is waited for in the dispatcher: a message is put back for whole seconds
+    # (SQS's delays), so one put back for its slot comes back up to a second early and waits here.
+    early: float = 1.0
+
+    def pacing(self) -> PacingPolicy:
+        return PacingPolicy(
+            self.limit, self.window_seconds, self.throttle_pause_seconds, self.throttle_max_pause_seconds
+        )
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A routing key's send schedule, in the dedup table (times in seconds since the epoch)."""
+
+    next_at: float = 0.0  # the trigger lane's next free slot
+    priority_at: float = 0.0  # the resolve/acknowledge lane's next free slot
+    shift: float = 0.0  # seconds the trigger lane was pushed back by resolves and acknowledges, in all
+    locked_until: float = 0.0  # after the last slot promised to a trigger that was moved once (never moves again)
+    paused_until: float = 0.0
+    throttles: int = 0
+    version: int = 0
+
+
+@dataclass(frozen=True)
+class Slot:
+    """A send time handed out by the schedule, carried by the message that waits for it."""
+
+    at: float
+    shift: float = 0.0  # the trigger lane's shift when it was handed out
+    firm: bool = False  # already moved once: goes at ``at`` whatever happens to the lane
+
+
+def reserve(schedule: Schedule | None, now: float, policy: SchedulePolicy, *, priority: bool) -> tuple[Slot, Schedule]:
+    """The next free slot (``priority``: the resolve lane's) and the schedule after handing it out."""
+    s = schedule or Schedule()
+    base = max(now, s.paused_until)
+    step, tau = policy.interval, policy.tolerance
+    if priority and s.next_at - tau > base:
+        # Triggers are scheduled ahead: take the first slot from now on that no resolve and no
+        # promised trigger holds; the triggers not yet promised each move back one slot (``shift``).
+        ahead = (s.next_at - base) % step
+        front = base + (ahead if 0.001 < ahead < step - 0.001 else step)  # a slot at ``base`` may have just gone
+        at = max(front, s.priority_at, s.locked_until)
+        if at < s.next_at:
+            after = replace(s, next_at=s.next_at + step, shift=s.shift + step)
+        else:
+            after = replace(s, next_at=at + step)
+        after = replace(after, priority_at=at + step, version=s.version + 1)
+        return Slot(at, after.shift), after
+    at = max(base, s.next_at - tau)
+    after = replace(s, next_at=max(s.next_at, at) + step, version=s.version + 1)
+    if priority:
+        after = replace(after, priority_at=max(s.priority_at, at + step))
+    return Slot(at, s.shift), after
+
+
+def moved(slot: Slot, schedule: Schedule | None, policy: SchedulePolicy) -> tuple[Slot, Schedule | None]:
+    """A trigger back for its slot: the slot, if no resolve was scheduled ahead of it since; else a
+    slot promised for good (``firm``), where the lane moved it but after any resolve or other
+    promise, and the schedule after promising it (None: nothing to write)."""
+    if slot.firm or schedule is None or schedule.shift <= slot.shift:
+        return slot, None
+    at = max(slot.at + (schedule.shift - slot.shift), schedule.priority_at, schedule.locked_until)
+    after = replace(schedule, locked_until=at + policy.interval, version=schedule.version + 1)
+    return Slot(at, schedule.shift, firm=True), after
+
+
+def paused(schedule: Schedule | None, now: float, retry_after: float | None, policy: SchedulePolicy) -> Schedule:
+    """The schedule after a 429: paused (see :func:`throttled`), its lanes starting after the pause."""
+    s = schedule or Schedule()
+    bucket = throttled(Bucket(0.0, now, s.paused_until, s.throttles), now, retry_after, policy.pacing())
+    return replace(s, paused_until=bucket.paused_until, throttles=bucket.throttles, version=s.version + 1)
+
+
+@dataclass
+class Allowance:
+    """One dispatcher's own count of sends per routing key, for :attr:`SchedulePolicy.own_allowance`."""
+
+    sent: dict[str, deque[float]] = field(default_factory=dict)
+    paused_until: dict[str, float] = field(default_factory=dict)
+
+    def take(self, key: str, now: float, policy: SchedulePolicy) -> bool:
+        """Whether this dispatcher may send one more event for ``key`` without the schedule."""
+        if policy.own_allowance <= 0 or self.paused_until.get(key, 0.0) > now:
+            return False
+        times = self.sent.setdefault(key, deque())
+        while times and now - times[0] >= policy.window_seconds:
+            times.popleft()
+        if len(times) >= policy.own_allowance:
+            return False
+        times.append(now)
+        return True
+
+    def pause(self, key: str, until: float) -> None:
+        self.paused_until[key] = max(until, self.paused_until.get(key, 0.0))
+        if len(self.paused_until) > 1000:  # keys come and go: forget ended pauses
+            self.paused_until = {k: v for k, v in self.paused_until.items() if v > until - 3600}
+
+
+PROBE_RECHECK_SECONDS = 3.0
+
+
 @dataclass(frozen=True)
 class BreakerPolicy:
     threshold: int = 5
@@ -107,7 +256,8 @@ def admit(breaker: Breaker | None, now: float, policy: BreakerPolicy) -> tuple[s
     if breaker.open_until > now:
         return "wait", breaker.open_until - now, None
     if breaker.probe_until > now:
-        return "wait", max(1.0, breaker.probe_until - now), None
+        # Look again soon: when the probe succeeds, the backlog goes within seconds.
+        return "wait", min(PROBE_RECHECK_SECONDS, max(1.0, breaker.probe_until - now)), None
     claimed = replace(breaker, probe_until=now + policy.probe_seconds, version=breaker.version + 1)
     return "probe", 0.0, claimed
 
