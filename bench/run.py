@@ -665,7 +665,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--cost-alerts", type=int, default=10, help="alerts per dispatch cost scenario")
     parser.add_argument(
-        "--cost-spacing", type=float, default=10.0, help="seconds between alerts of one routing key (cost scenarios)"
+        "--cost-spacing", type=float, default=60.0, help="seconds between alerts of one routing key (cost scenarios)"
     )
     parser.add_argument("--only", choices=["dispatch", "cost", "imports", "formats", "ingest"])
     args = parser.parse_args()

@@ -9,12 +9,14 @@ from typing import Any
 
 import pytest
 
+from pdrelay.config import parse_config
 from pdrelay.delivery.dispatcher import Dispatcher
 from pdrelay.delivery.events_api import EventsClient
 from pdrelay.errors import RetryableDelivery
 from pdrelay.formats import ParseContext, alertmanager
 from pdrelay.local.emulator import EmulatorServer
 from pdrelay.models import QueueMessage, make_message
+from pdrelay.ops.status import queue_status
 from pdrelay.settings import Settings
 from pdrelay.table import DedupStore, item_key
 from pdrelay.timeutil import SYSTEM_CLOCK, Clock, ManualClock, to_micros
@@ -250,7 +252,6 @@ def test_the_sweeper_resends_a_resolve_that_was_never_confirmed(aws: Aws, pagerd
 
 
 def test_queue_status_counts_per_route_with_masked_keys(aws: Aws, pagerduty: EmulatorServer) -> None:
-    from pdrelay.ops.status import queue_status
 
     d = dispatcher(aws, pagerduty)
     d.process(firing().to_json())
@@ -269,6 +270,7 @@ def test_queue_status_counts_per_route_with_masked_keys(aws: Aws, pagerduty: Emu
         "held": 0,
         "rolled_up": 0,
         "suppressed": 0,
+        "resolved_before_paged": 0,
         "dead_lettered": 1,
     }
     assert doc["dlq_reasons"] == [{"reason": "PagerDuty rejected the event", "count": 1}]
@@ -393,3 +395,57 @@ def test_an_incident_whose_table_item_was_lost_still_resolves(aws: Aws, pagerdut
     assert log_of(pagerduty, trigger.dedup_key) == [("resolved", "trigger,resolve")]
     assert d.process(resolve.to_json()).reason == "duplicate"
     assert len(pagerduty.state.events) == 2
+
+
+@pytest.mark.parametrize("mode", ["page", "record", "drop"])
+def test_resolved_before_paged_pages_records_or_drops_as_the_route_says(
+    aws: Aws, pagerduty: EmulatorServer, mode: str
+) -> None:
+    """A trigger held back by the breaker whose resolve comes first: 'page' sends the trigger then
+    the resolve; 'record' one change event and no incident; 'drop' nothing. Counted either way."""
+    config = parse_config(
+        json.dumps(
+            {
+                "default_route": "default",
+                "callers": [{"name": "t", "token": "resolved-before-paged-token-01"}],
+                "routes": {"default": {"routing_key": ROUTING_KEY, "resolved_before_paged": mode}},
+            }
+        )
+    )
+    clock = ManualClock()
+    d = dispatcher(aws, pagerduty, clock, PDRELAY_BREAKER_THRESHOLD="1", PDRELAY_BREAKER_COOLDOWN_SECONDS="5")
+    d.config = lambda: config
+    pagerduty.state.set_faults([{"mode": "status", "status": 503, "count": 1}])
+    fp = unique()
+    trigger = firing(fingerprint=fp)
+    with pytest.raises(RetryableDelivery):  # the breaker opens
+        d.process(trigger.to_json())
+    resolve = firing(name="formats/alertmanager/resolved.json", fingerprint=fp)
+    first = d.process(resolve.to_json())
+    clock.advance(6)
+    later = d.process(trigger.to_json(), receive_count=2)
+    if mode == "page":
+        assert (first.result, first.reason) == ("deferred", "after-trigger")
+        assert later.result == "delivered"
+        assert d.process(resolve.to_json()).result == "delivered"
+        assert log_of(pagerduty, trigger.dedup_key) == [("resolved", "trigger,resolve")]
+        record = d.store.get(item_key(ROUTING_KEY, trigger.dedup_key))
+        assert record is not None and record.before_paged == "page"
+        (row,) = queue_status(aws.sqs, aws.queue_url, aws.dlq_url, d.store).routes
+        assert row.resolved_before_paged == 1
+        return
+    assert (first.result, first.reason) == ("skipped", f"unpaged: {mode}")
+    assert (later.result, later.reason) == ("skipped", "stale")  # its trigger pages no one now
+    assert log_of(pagerduty, trigger.dedup_key) == []
+    (row,) = queue_status(aws.sqs, aws.queue_url, aws.dlq_url, d.store).routes
+    assert row.resolved_before_paged == 1
+    queued = [json.loads(body) for body, _ in aws.put_back()]
+    changes = [m for m in queued if m.get("kind") == "change"]
+    if mode == "drop":
+        assert changes == []
+        return
+    (change,) = changes
+    assert d.process(json.dumps(change)).result == "delivered"
+    (event,) = pagerduty.state.change_events
+    assert event["payload"]["summary"].startswith("Resolved before paging: ")
+    assert event["payload"]["custom_details"]["dedup_key"] == trigger.dedup_key

@@ -36,13 +36,13 @@ def cmd_queue_status(args: argparse.Namespace, resources: Resources) -> int:
     )
     print(
         f"\n{'route':<20} {'routing key':<12} {'sending':>8} {'delivered':>10} {'open':>6} {'held':>5} "
-        f"{'rolled up':>9} {'suppressed':>10} {'in DLQ':>7}   (delivered, suppressed: last "
+        f"{'rolled up':>9} {'suppressed':>10} {'unpaged':>8} {'in DLQ':>7}   (delivered, suppressed, unpaged: last "
         f"{status.window_seconds // 60} min)"
     )
     for r in status.routes:
         print(
             f"{r.route[:20]:<20} {r.routing_key:<12} {r.sending:>8} {r.delivered:>10} {r.open:>6} {r.held:>5} "
-            f"{r.rolled_up:>9} {r.suppressed:>10} {r.dead_lettered:>7}"
+            f"{r.rolled_up:>9} {r.suppressed:>10} {r.resolved_before_paged:>8} {r.dead_lettered:>7}"
         )
     if status.reasons:
         print("\nwhy alerts are in the DLQ:")

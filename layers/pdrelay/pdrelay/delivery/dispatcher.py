@@ -195,6 +195,7 @@ class Dispatcher:
     clock: Clock = SYSTEM_CLOCK  # every reading of "now" in dispatch; see ``use_clock``
     config: Callable[[], RelayConfig | None] | None = None  # routes' storm control, windows and limits
     _breaker_cache: tuple[float, pacing.Breaker | None] = (0.0, None)
+    _answering: bool = False  # PagerDuty answered this process's last call (no need to read the breaker)
     _policy: Policy | None = None
     _allowance: pacing.Allowance = field(default_factory=pacing.Allowance)
     _known: OrderedDict[str, None] = field(default_factory=OrderedDict)  # alert items this process saw
@@ -741,13 +742,20 @@ class Dispatcher:
         return pause
 
     def _breaker(self, now: float) -> pacing.Breaker | None:
+        """The shared breaker, read at most once a second, and not at all while PagerDuty answers
+        this process's calls: when it fails for others it fails here too, and that failure reads it
+        (so a process spends at most one call on an outage it did not see begin)."""
         read_at, cached = self._breaker_cache
+        if self._answering and (cached is None or cached.is_closed(self.breaker_policy)):
+            return cached
         if now - read_at > BREAKER_CACHE_SECONDS:
             cached = self.store.get_breaker()
             self._breaker_cache = (now, cached)
         return cached
 
     def _breaker_failure(self) -> None:
+        self._answering = False
+
         def step() -> pacing.Breaker:
             current = self.store.get_breaker()
             after = pacing.failed(current, self.clock.time(), self.breaker_policy)
@@ -767,6 +775,7 @@ class Dispatcher:
             )
 
     def _breaker_success(self) -> None:
+        self._answering = True
         _read_at, cached = self._breaker_cache
         if cached is None or (cached.failures == 0 and cached.open_until == 0):
             return

@@ -7,7 +7,9 @@
 - open: alerts open on PagerDuty as far as pdrelay knows, per route;
 - held: alerts a maintenance window or silence keeps from PagerDuty now; rolled up: alerts open
   inside a storm's roll-up incident; suppressed: updates not re-sent (min_resend_seconds) by
-  alerts changed within the window;
+  alerts changed within the window; resolved before paged: alerts that resolved while their trigger
+  waited to reach PagerDuty, within the window, whatever the route's ``resolved_before_paged`` did
+  with them (paged late, recorded as a change event, or dropped);
 - dead-lettered: DLQ messages per route, and the DLQ's reasons grouped.
 """
 
@@ -37,6 +39,7 @@ class RouteStatus:
     held: int = 0
     rolled_up: int = 0
     suppressed: int = 0
+    resolved_before_paged: int = 0
     dead_lettered: int = 0
 
 
@@ -109,6 +112,7 @@ def queue_status(
             entry.open += 1
         if record.updated_at >= since:
             entry.suppressed += record.suppressed
+            entry.resolved_before_paged += bool(record.before_paged)
     inspection = redrive.inspect(sqs, dlq_url, keep=0)
     for (route, masked), n in inspection.by_route.items():
         key = (route, masked)
