@@ -181,6 +181,10 @@ class LocalStack:
         }
         if self.options.retry_base_seconds is not None:
             relay_env["PDRELAY_RETRY_BASE_SECONDS"] = str(self.options.retry_base_seconds)
+        source = dispatch_fn.sqs_source
+        assert source is not None
+        workers = self.options.pollers or min(source.max_concurrency, 2)
+        relay_env["PDRELAY_DISPATCH_CONCURRENCY"] = str(workers)  # how a key's burst is shared out
         relay_env.update(self.options.env)
         os.environ.update(relay_env)
         self._env_keys = list(relay_env)
@@ -189,15 +193,13 @@ class LocalStack:
         dispatch = HandlerPool(dispatch_fn)
         self.api = ApiServer(ingest, self.options.host, self.options.port, self.openapi_path)
         self._spawn(self.api.serve_forever, "api")
-        source = dispatch_fn.sqs_source
-        assert source is not None
         poller = SqsPoller(
             self.sqs,
             self.queue_urls[source.queue],
             self._arn(source.queue),
             dispatch_fn,
             dispatch,
-            workers=self.options.pollers or min(source.max_concurrency, 2),
+            workers=workers,
             crash_rate=self.options.crash_rate,
         )
         poller.start()
