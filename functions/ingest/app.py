@@ -104,9 +104,10 @@ def not_found(_exc: Exception) -> Response:
 
 @app.exception_handler(PdrelayError)
 def _on_error(exc: PdrelayError) -> Response:
-    status, body = endpoints.error_response(exc, pagerduty_style=app.current_event.path in PAGERDUTY_PATHS)
+    path = app.current_event.path
+    status, body = endpoints.error_response(exc, pagerduty_style=path in PAGERDUTY_PATHS, events_v1=path == V1_PATH)
     headers = CHALLENGE if status == 401 else None
-    if isinstance(exc, TooManyRequests):
+    if isinstance(exc, TooManyRequests):  # 429, or 403 on the v1 endpoint: either way, when to come back
         headers = {"Retry-After": str(exc.retry_after)}
     return _json(status, body, headers)
 

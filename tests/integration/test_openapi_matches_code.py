@@ -105,14 +105,31 @@ def test_every_status_a_refusal_can_have_is_documented() -> None:
     assert {502, 503} <= documented
 
 
-def test_every_operation_that_takes_credentials_documents_401_and_429_and_401_carries_the_challenge() -> None:
+def response(op: dict[str, Any], status: int) -> dict[str, Any]:
+    """An operation's documented answer for ``status``, its ``$ref`` followed."""
+    found: dict[str, Any] = op["responses"][str(status)]
+    if "$ref" in found:
+        found = document()["components"]["responses"][found["$ref"].rsplit("/", 1)[-1]]
+    return found
+
+
+def test_every_operation_that_takes_credentials_documents_401_and_its_rate_limit_answer_with_retry_after() -> None:
+    from pdrelay.ingest.endpoints import error_response
+
+    v1_path = inspect.unwrap(SPEC.functions["IngestFunction"].load_handler()).__globals__["V1_PATH"]
+    throttled = errors.TooManyRequests("over its rate limit", retry_after=3)
     for method, path, op in operations():
         if op.get("security") == []:
             continue
-        assert {"401", "429"} <= set(op["responses"]), f"{method} {path}"
+        assert "401" in op["responses"], f"{method} {path}"
+        # The status the code answers a caller over its limit with on this path (403 on Events API v1).
+        status, _ = error_response(throttled, events_v1=path == v1_path)
+        assert str(status) in op["responses"], f"{method} {path}: {status}"
+        assert "Retry-After" in response(op, status).get("headers", {}), f"{method} {path}: {status}"
+    assert error_response(throttled, events_v1=True)[0] == 403
+    assert "429" not in document()["paths"][v1_path]["post"]["responses"]  # what the v1 endpoint never answers
     challenge = document()["components"]["responses"]["Unauthorized"]["headers"]
     assert "WWW-Authenticate" in challenge
-    assert "Retry-After" in document()["components"]["responses"]["TooManyRequests"]["headers"]
 
 
 def test_the_pagerduty_compatible_endpoints_answer_400_as_pagerduty_does() -> None:

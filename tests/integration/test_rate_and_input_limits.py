@@ -1,5 +1,6 @@
 """What the ingest handler refuses before any work, through the real handler against moto: a caller
-over its rate limit gets a 429 with Retry-After while another goes on, and input over the limits,
+over its rate limit gets a 429 with Retry-After while another goes on (a 403 on the Events API v1
+endpoint, which is how PagerDuty's v1 said it and what the PagerDuty Agent retries), and input over the limits,
 hostile headers and gzip oddities are a 4xx with reasons, never a 5xx, and queue nothing."""
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ import pytest
 
 from tests.edge_harness import INLINE, LATIN1_JUNK, bearer, call, firing, local_doc, signers_doc
 from tests.integration.conftest import Aws, Handler
+
+V1_PATH = "/generic/2010-04-15/create_event.json"
+AGENT_TOKEN = "agent-token-000000000001"
 
 # --- rate limits ----------------------------------------------------------------------------------
 
@@ -38,6 +42,42 @@ def test_a_noisy_caller_gets_429_with_retry_after_while_another_goes_on(
     assert body["message"] == "caller 'noisy' is over its rate limit (12 requests per 60 s)"
     assert 1 <= int(headers["Retry-After"]) <= 6  # burst of 12 // 6, then one every 6 s
     assert call(ingest, firing(), {"authorization": f"Bearer {INLINE}"})[0] == 202
+
+
+def test_over_its_limit_the_events_api_v1_endpoint_answers_403_as_pagerduty_did_and_v2_answers_429(
+    aws: Aws, ingest: Handler, configure: Any
+) -> None:
+    # Given a PagerDuty Agent's caller allowed 6 requests a minute (a burst of one, then one every 12 s)
+    configure(
+        local_doc(
+            callers=[
+                {"name": "local", "token": INLINE},
+                {"name": "agent", "token": AGENT_TOKEN, "rate_limit": {"requests": 6, "per_seconds": 60}},
+            ]
+        )
+    )
+    auth = {"authorization": f"Bearer {AGENT_TOKEN}"}
+    v1 = json.dumps({"service_key": "ops", "event_type": "trigger", "description": "disk full"}).encode()
+    v2 = json.dumps(
+        {
+            "routing_key": "ops",
+            "event_action": "trigger",
+            "payload": {"summary": "s", "source": "h", "severity": "info"},
+        }
+    ).encode()
+
+    # When it sends faster than that through the v1 endpoint, then through /v2/enqueue
+    answers = [call(ingest, v1, auth, path=V1_PATH) for _ in range(2)]
+    on_v2 = call(ingest, v2, auth, path="/v2/enqueue")
+
+    # Then v1 refuses with 403 (the Agent keeps the event and retries; any other 4xx it would park for
+    # good), in v1's error shape and with Retry-After; /v2/enqueue keeps PagerDuty's v2 answer, 429
+    assert [a[0] for a in answers] == [200, 403]
+    _, body, headers = answers[1]
+    assert body == {"status": "rejected", "message": "caller 'agent' is over its rate limit (6 requests per 60 s)"}
+    assert 1 <= int(headers["Retry-After"]) <= 12
+    assert on_v2[0] == 429 and on_v2[1] == body and "Retry-After" in on_v2[2]
+    assert len(aws.drain()) == 1
 
 
 # --- input limits ---------------------------------------------------------------------------------

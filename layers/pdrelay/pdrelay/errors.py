@@ -11,7 +11,8 @@
     │   ├── NotFound             404: no such path
     │   ├── PayloadTooLarge      413: body (or its inflated size, or its alert count) over a limit
     │   ├── UnsupportedMediaType 415: a content type or encoding pdrelay does not read
-    │   └── TooManyRequests      429: the caller is over its rate limit (with Retry-After)
+    │   └── TooManyRequests      429: the caller is over its rate limit (with Retry-After; 403 on
+    │                            the Events API v1 endpoint, as v1 said it)
     ├── EnqueueError             SQS did not take every message (HTTP 503, caller retries)
     ├── UpstreamError            a call ingest makes for the sender failed, e.g. confirming an
     │                            SNS subscription (HTTP 502, the sender retries)

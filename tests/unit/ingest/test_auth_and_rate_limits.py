@@ -1,6 +1,7 @@
 """Who gets in and how often, as pure functions (no AWS, a frozen clock): callers' credentials
 (rotation, signatures, required signatures, mistakes in the configuration) and per-caller rate
-limits. Request bodies and their limits are in test_body.py."""
+limits, and the status a refusal is answered with on each kind of endpoint. Request bodies and
+their limits are in test_body.py."""
 
 from __future__ import annotations
 
@@ -12,12 +13,14 @@ import pytest
 from pdrelay.config import Caller, RelayConfig, parse_config
 from pdrelay.delivery.pacing import Bucket
 from pdrelay.errors import (
+    BadRequest,
     ConcurrentUpdate,
     ConfigError,
     TooManyRequests,
     Unauthorized,
 )
 from pdrelay.ingest.auth import authenticate, enforce_rate, sign
+from pdrelay.ingest.endpoints import error_response
 from tests.edge_harness import HMAC_A, HMAC_B, INLINE, basic, bearer, signers_doc
 
 KEY = "R0UT1NGKEYF0RTESTS00000000000001"
@@ -284,6 +287,27 @@ def test_a_caller_over_its_rate_limit_gets_429_with_retry_after_and_others_are_u
     enforce_rate(noisy, store, default_requests=600, default_window=60, now=NOW + 12)
     for _ in range(50):  # the other caller uses the default, unharmed
         enforce_rate(conf.callers[0], store, default_requests=600, default_window=60, now=NOW)
+
+
+@pytest.mark.parametrize(
+    ("where", "status"),
+    [
+        ({}, 429),
+        ({"pagerduty_style": True}, 429),  # /v2/enqueue and /v2/change/enqueue answer as PagerDuty's v2 does
+        ({"pagerduty_style": True, "events_v1": True}, 403),  # as PagerDuty's v1 did: the Agent retries a 403
+    ],
+)
+def test_over_the_rate_limit_is_429_but_403_on_the_events_api_v1_endpoint(where: dict[str, bool], status: int) -> None:
+    refused = TooManyRequests("caller 'agent' is over its rate limit (6 requests per 60 s)", retry_after=12)
+    got, body = error_response(refused, **where)
+    assert got == status
+    assert body == {"status": "rejected", "message": "caller 'agent' is over its rate limit (6 requests per 60 s)"}
+
+
+def test_the_events_api_v1_endpoint_answers_its_other_refusals_as_before() -> None:
+    assert error_response(Unauthorized("invalid credentials"), pagerduty_style=True, events_v1=True)[0] == 401
+    status, body = error_response(BadRequest("Event object is invalid", ["x"]), pagerduty_style=True, events_v1=True)
+    assert (status, body["status"]) == (400, "invalid event")
 
 
 def test_a_zero_default_turns_rate_limits_off_and_races_for_the_bucket_never_refuse() -> None:

@@ -4,6 +4,9 @@
 User documentation: docs/senders/events_v1.md.
 
 ``service_key`` is resolved like v2's ``routing_key`` by ingest (``policy.routing``), not here.
+The PagerDuty Agent adds ``agent`` (``agent_id``, ``queued_by``, ``queued_at``): v2 has no field for
+it, so it is kept under ``custom_details.agent`` (unless ``details`` has an ``agent`` of its own), and
+``queued_at``, when the event was queued on the host, is the v2 ``payload.timestamp``.
 """
 
 from __future__ import annotations
@@ -16,10 +19,12 @@ from pdrelay.errors import BadRequest
 from pdrelay.formats import ParseContext
 from pdrelay.formats._common import text
 from pdrelay.models import DEDUP_KEY_LIMIT, SUMMARY_LIMIT, Alert, Image, Link, truncate
+from pdrelay.timeutil import parse_time
 
 NAME = "events_v1"
 DETECT_ORDER = 11
 ACTIONS = ("trigger", "acknowledge", "resolve")
+AGENT_KEY = "agent"  # the PagerDuty Agent's own field, and where it goes in custom_details
 
 
 def detect(doc: Any, headers: Mapping[str, str]) -> bool:
@@ -74,6 +79,10 @@ def parse(doc: Any, context: ParseContext) -> list[Alert]:
     details = doc.get("details")
     if details is not None and not isinstance(details, dict):
         details = {"details": details}
+    details = dict(details or {})
+    agent = doc.get(AGENT_KEY)
+    if agent is not None:
+        details.setdefault(AGENT_KEY, agent)
     links, images = _contexts(doc.get("contexts"))
     client = text(doc.get("client"))
     return [
@@ -86,7 +95,8 @@ def parse(doc: Any, context: ParseContext) -> list[Alert]:
             summary=truncate(" ".join(description.split()), SUMMARY_LIMIT) if description else None,
             source=client or "Events API v1",
             severity="error",
-            custom_details=details or {},
+            timestamp=parse_time(agent.get("queued_at")) if isinstance(agent, dict) else None,
+            custom_details=details,
             links=links,
             images=images,
             client=client,

@@ -18,7 +18,8 @@ unsigned requests. SNS sends basic auth only after a 401 that asks for it, so 40
 Rate limits: each caller has a token bucket in the dedup table, shared by every ingest instance
 (``rate_limit`` on the caller, else ``PDRELAY_CALLER_RATE_LIMIT`` per
 ``PDRELAY_CALLER_RATE_WINDOW_SECONDS``), so one noisy or hostile caller cannot spend the PagerDuty
-budget of the others. Over it: 429 with ``Retry-After``.
+budget of the others. Over it: 429 with ``Retry-After`` (403 on the Events API v1 endpoint: see
+:func:`pdrelay.ingest.endpoints.error_response`).
 """
 
 from __future__ import annotations

@@ -30,6 +30,7 @@ from pdrelay.errors import (
     PayloadTooLarge,
     PdrelayError,
     RequestError,
+    TooManyRequests,
     UpstreamError,
 )
 from pdrelay.formats import ParseContext
@@ -205,10 +206,19 @@ def _accept_pagerduty_event(request: IncomingRequest, deps: Deps, format_name: s
     )
 
 
-def error_response(exc: PdrelayError, *, pagerduty_style: bool = False) -> tuple[int, dict[str, Any]]:
-    """The one place that maps errors to HTTP statuses and bodies."""
+# PagerDuty's Events API v1 answered throttling with 403, and the PagerDuty Agent relies on it: it
+# retries a 403 later but moves an event answered with any other 4xx to its error queue for good.
+V1_THROTTLED = 403
+
+
+def error_response(
+    exc: PdrelayError, *, pagerduty_style: bool = False, events_v1: bool = False
+) -> tuple[int, dict[str, Any]]:
+    """The one place that maps errors to HTTP statuses and bodies. ``pagerduty_style``: a
+    PagerDuty-compatible endpoint (a 400 in PagerDuty's words); ``events_v1``: the Events API v1
+    endpoint, where being over the rate limit is a 403 (:data:`V1_THROTTLED`), not a 429."""
     if isinstance(exc, RequestError):
-        status = exc.status
+        status = V1_THROTTLED if events_v1 and isinstance(exc, TooManyRequests) else exc.status
         count(REQUESTS_REJECTED, Status=str(status))
         if pagerduty_style and status == 400:
             return status, {
