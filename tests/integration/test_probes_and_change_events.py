@@ -50,6 +50,8 @@ def test_a_test_probe_reaches_every_destination_and_reports_each_answer(
     refused = next(a for a in by_destination.values() if not a["ok"])
     assert refused["status"] == 400 and "refused the event as invalid" in refused["advice"]
     assert all(e["payload"]["summary"].startswith("[TEST] ") for e in pagerduty.state.events)
+    # each destination's dedup key, as the answer gave it, is the one PagerDuty got
+    assert {e["dedup_key"] for e in pagerduty.state.events} == {d["dedup_key"] for d in started["destinations"]}
 
     status, _ = post(ingest, "/v1/test/shop", {"action": "resolve", "probe": started["probe"]})
     assert status == 202

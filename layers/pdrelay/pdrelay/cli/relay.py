@@ -29,10 +29,12 @@ def _relay(args: argparse.Namespace, command: str) -> tuple[str, dict[str, str]]
     return str(base).rstrip("/"), {"Authorization": f"Bearer {token}"}
 
 
-def _call(method: str, url: str, headers: dict[str, str], command: str, body: Any = None) -> tuple[int, Any]:
+def _call(
+    session: requests.Session, method: str, url: str, headers: dict[str, str], command: str, body: Any = None
+) -> tuple[int, Any]:
     """(HTTP status, JSON answer); (0, None) when the relay cannot be reached."""
     try:
-        answer = requests.request(method, url, json=body, headers=headers, timeout=15)
+        answer = session.request(method, url, json=body, headers=headers, timeout=15)
     except requests.RequestException as exc:
         print(f"pdrelay {command}: {type(exc).__name__}: could not reach {url}", file=sys.stderr)
         return 0, None
@@ -47,11 +49,13 @@ def _final(answer: Any) -> bool:
     return isinstance(answer, dict) and bool(answer.get("ok") or "(retrying)" not in str(answer.get("error")))
 
 
-def _wait_for(base: str, headers: dict[str, str], probe: str, action: str, timeout: float) -> dict[str, Any] | None:
+def _wait_for(
+    session: requests.Session, base: str, headers: dict[str, str], probe: str, action: str, timeout: float
+) -> dict[str, Any] | None:
     deadline = time.monotonic() + timeout
     report: dict[str, Any] | None = None
     while time.monotonic() < deadline:
-        status, report = _call("GET", f"{base}/v1/test/{probe}", headers, "test")
+        status, report = _call(session, "GET", f"{base}/v1/test/{probe}", headers, "test")
         rows = (report or {}).get("destinations", []) if status == 200 else []
         if rows and all(_final(row.get(action)) for row in rows):
             return report
@@ -59,30 +63,51 @@ def _wait_for(base: str, headers: dict[str, str], probe: str, action: str, timeo
     return report
 
 
-def cmd_test(args: argparse.Namespace) -> int:
-    """Send a labelled test trigger to every destination of a route, resolve it, report each answer."""
+def _dedup_keys(started: dict[str, Any]) -> dict[str, str]:
+    """Each destination's dedup key for the test incident, from the relay's answer to the trigger
+    (relays from before it listed them per destination answer one for all)."""
+    return {d["destination"]: d.get("dedup_key") or started.get("dedup_key") or "-" for d in started["destinations"]}
+
+
+def _with_key(row: dict[str, Any], dedup_keys: dict[str, str]) -> dict[str, Any]:
+    return {**row, "dedup_key": dedup_keys.get(row["destination"], "-")}
+
+
+def cmd_test(args: argparse.Namespace, session: requests.Session | None = None) -> int:
+    """Send a labelled test trigger to every destination of a route, resolve it, report each answer
+    and the dedup key the test incident has on each destination. With --json, stdout is one JSON
+    document (the report, each destination with its ``dedup_key``) and the progress lines go to stderr."""
     relay = _relay(args, "test")
     if relay is None:
         return 2
     base, headers = relay
+    session = session or requests.Session()
     status, started = _call(
-        "POST", f"{base}/v1/test/{args.route}", headers, "test", {"action": "trigger", "severity": args.severity}
+        session,
+        "POST",
+        f"{base}/v1/test/{args.route}",
+        headers,
+        "test",
+        {"action": "trigger", "severity": args.severity},
     )
     if status != 202:
         print(f"pdrelay test: the relay answered {status}: {json.dumps(started)}", file=sys.stderr)
         return 1
+    progress = sys.stderr if args.json else sys.stdout
     probe = started["probe"]
+    dedup_keys = _dedup_keys(started)
     print(
         f"test {probe}: trigger sent to route {args.route} "
-        f"({', '.join(d['destination'] for d in started['destinations'])}); waiting for PagerDuty's answers"
+        f"({', '.join(d['destination'] for d in started['destinations'])}); waiting for PagerDuty's answers",
+        file=progress,
     )
-    report = _wait_for(base, headers, probe, "trigger", args.timeout)
+    report = _wait_for(session, base, headers, probe, "trigger", args.timeout)
     if not args.no_resolve:
-        _call("POST", f"{base}/v1/test/{args.route}", headers, "test", {"action": "resolve", "probe": probe})
-        report = _wait_for(base, headers, probe, "resolve", args.timeout) or report
+        _call(session, "POST", f"{base}/v1/test/{args.route}", headers, "test", {"action": "resolve", "probe": probe})
+        report = _wait_for(session, base, headers, probe, "resolve", args.timeout) or report
     rows = (report or {}).get("destinations", [])
     if args.json:
-        print(json.dumps(report, indent=2))
+        print(json.dumps({**(report or {}), "destinations": [_with_key(r, dedup_keys) for r in rows]}, indent=2))
     ok = bool(rows)
     for row in rows:
         for action in ("trigger", "resolve"):
@@ -95,9 +120,12 @@ def cmd_test(args: argparse.Namespace) -> int:
             else:
                 ok = ok and bool(answer.get("ok"))
                 line = f"HTTP {answer.get('status') or '-'}: {answer.get('advice')}"
+            if action == "trigger":
+                line += f" (dedup key {dedup_keys.get(row['destination'], '-')})"
             if not args.json:
                 print(f"  {row['destination']:<16} {row['routing_key']:<8} {action:<8} {line}")
-    print("all destinations accepted the test" if ok else "some destinations did not accept the test")
+    verdict = "all destinations accepted the test" if ok else "some destinations did not accept the test"
+    print(verdict, file=progress)
     return 0 if ok else 1
 
 
@@ -122,7 +150,7 @@ def cmd_change(args: argparse.Namespace) -> int:
     if relay is None:
         return 2
     base, headers = relay
-    status, answer = _call("POST", f"{base}/v2/change/enqueue", headers, "change", event)
+    status, answer = _call(requests.Session(), "POST", f"{base}/v2/change/enqueue", headers, "change", event)
     print(f"{status} {json.dumps(answer)}")
     return 0 if 200 <= status < 300 else 1
 

@@ -83,7 +83,10 @@ def accept_test(request: IncomingRequest, route_name: str, deps: Deps) -> dict[s
         "route": route_name,
         "action": action,
         "dedup_key": messages[0].dedup_key,
-        "destinations": [{"destination": m.destination, "routing_key": mask(m.routing_key)} for m in messages],
+        "destinations": [
+            {"destination": m.destination, "routing_key": mask(m.routing_key), "dedup_key": m.dedup_key}
+            for m in messages
+        ],
         "results": f"/v1/test/{probe_id}",
     }
 
