@@ -44,6 +44,17 @@ def test_runtime_is_python313_on_arm64() -> None:
     assert function_globals["Architectures"] == ["arm64"]
 
 
+def test_tracing_is_a_parameter_off_by_default_and_every_function_follows_it() -> None:
+    template = load_template(TEMPLATE)
+    parameter = template["Parameters"]["Tracing"]
+    assert parameter["Default"] == "PassThrough"
+    assert sorted(parameter["AllowedValues"]) == ["Active", "PassThrough"]
+    assert "$5.00 per million traces recorded" in " ".join(parameter["Description"].split())
+    assert template["Globals"]["Function"]["Tracing"] == {"Ref": "Tracing"}
+    functions = [r for r in resources().values() if r["Type"] == "AWS::Serverless::Function"]
+    assert functions and not [f for f in functions if "Tracing" in f["Properties"]]  # none overrides it
+
+
 def _walk_statements(policies: list[Any]) -> list[dict[str, Any]]:
     found = []
     for policy in policies:

@@ -134,6 +134,14 @@ def test_functions_use_no_sam_policy_templates_and_each_runs_under_a_role_of_its
     assert "Policies" not in (template().get("Globals") or {}).get("Function", {})
 
 
+def possible_values(value: Any) -> list[Any]:
+    """What a property may be once deployed: itself, or every allowed value of the parameter it refers to."""
+    if isinstance(value, dict) and "Ref" in value:
+        parameter = (template().get("Parameters") or {}).get(value["Ref"], {})
+        return list(parameter.get("AllowedValues") or [parameter.get("Default")])
+    return [value]
+
+
 def managed_policies() -> Iterator[tuple[str, str]]:
     """Every AWS managed policy the deployed stack would attach, by the name after ``policy/``:
     roles' ``ManagedPolicyArns``, managed policies named in a function's ``Policies``, and those SAM
@@ -150,7 +158,7 @@ def managed_policies() -> Iterator[tuple[str, str]]:
                     yield name, policy.rsplit("/", 1)[-1]
             if "Role" not in props:
                 yield name, "AWSLambdaBasicExecutionRole"
-                if props.get("Tracing", tracing) == "Active":
+                if "Active" in possible_values(props.get("Tracing", tracing)):
                     yield name, "AWSXrayWriteOnlyAccess"
 
 

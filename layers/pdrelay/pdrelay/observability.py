@@ -4,9 +4,10 @@ Service name and metric namespace come from the template's Globals
 (``POWERTOOLS_SERVICE_NAME``, ``POWERTOOLS_METRICS_NAMESPACE``). Metric names and dimensions are a
 contract: the dashboard and alarms depend on them.
 
-Tracing: the template turns on X-Ray active tracing for each function, which records invocations
-and AWS calls' timing at the Lambda service level. The X-Ray SDK (Powertools Tracer) is not
-instantiated: it adds about 0.3 s of imports to every cold start.
+Tracing: the template's ``Tracing`` parameter (``PassThrough`` by default, ``Active`` to turn it on)
+sets X-Ray active tracing for each function, which records invocations and AWS calls' timing at the
+Lambda service level. The X-Ray SDK (Powertools Tracer) is not instantiated: it adds about 0.3 s of
+imports to every cold start.
 """
 
 from __future__ import annotations
