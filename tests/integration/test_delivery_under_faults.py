@@ -111,7 +111,7 @@ def test_the_key_is_paced_under_its_limit(aws: Aws, pagerduty: EmulatorServer) -
     assert d.process(firing().to_json()).result == "delivered"
     outcome = d.process(firing().to_json())
     assert (outcome.result, outcome.reason) == ("deferred", "paced")
-    assert outcome.delay >= 11  # one token per 12 s at 5 per minute after the burst of 1
+    assert 11 <= outcome.delay <= 12  # the next slot, 12 s on at 6 per minute (60 s / (6 - 1): a slot kept spare)
     assert len(pagerduty.state.events) == 1
 
 
@@ -121,14 +121,16 @@ def test_an_outage_opens_the_breaker_so_alerts_wait_in_the_queue_not_in_the_dlq(
     clock = ManualClock()
     d = dispatcher(aws, pagerduty, clock, PDRELAY_BREAKER_THRESHOLD="3", PDRELAY_BREAKER_COOLDOWN_SECONDS="30")
     pagerduty.state.set_faults([{"mode": "outage", "status": 503}])
-    for _ in range(3):
+    for _ in range(2):
         with pytest.raises(RetryableDelivery):
             d.process(firing().to_json())
+    opened = d.process(firing().to_json())  # the third failure opens the breaker: it waits for the probe
+    assert (opened.result, opened.reason) == ("deferred", "circuit-open") and 30 <= opened.delay <= 31
     calls = pagerduty.state.answers[503]
     held = [d.process(firing().to_json()) for _ in range(5)]
     assert {(o.result, o.reason) for o in held} == {("deferred", "circuit-open")}
     assert pagerduty.state.answers[503] == calls  # nobody called PagerDuty while open
-    assert aws.delayed() == 5 and aws.drain(aws.dlq_url) == []
+    assert aws.delayed() == 6 and aws.drain(aws.dlq_url) == []
     pagerduty.state.set_faults([])
     clock.advance(31)  # cooldown over: one probe goes, succeeds, and the breaker closes
     assert d.process(firing().to_json()).result == "delivered"
@@ -343,7 +345,7 @@ def test_a_paced_trigger_overtaken_by_its_resolve_still_pages_then_resolves(
     aws.put_back()
     clock.advance(paced.delay)
     assert d.process(trigger.to_json(), message_attributes=slot).result == "delivered"
-    behind = d.process(resolve.to_json())  # the key's next slot (5 per minute: 12 s), ahead of any trigger
+    behind = d.process(resolve.to_json())  # the key's next slot (6 per minute: 12 s), ahead of any trigger
     assert (behind.result, behind.reason, behind.delay) == ("deferred", "paced", 12)
     ((_, slot),) = aws.put_back()
     clock.advance(behind.delay)
@@ -418,8 +420,7 @@ def test_resolved_before_paged_pages_records_or_drops_as_the_route_says(
     pagerduty.state.set_faults([{"mode": "status", "status": 503, "count": 1}])
     fp = unique()
     trigger = firing(fingerprint=fp)
-    with pytest.raises(RetryableDelivery):  # the breaker opens
-        d.process(trigger.to_json())
+    assert d.process(trigger.to_json()).reason == "circuit-open"  # it failed, and the breaker opened
     resolve = firing(name="formats/alertmanager/resolved.json", fingerprint=fp)
     first = d.process(resolve.to_json())
     clock.advance(6)

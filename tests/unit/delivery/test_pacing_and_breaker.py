@@ -226,19 +226,21 @@ def test_a_key_far_below_its_limit_sends_on_each_dispatchers_own_allowance() -> 
 
 def test_a_resolve_goes_ahead_of_scheduled_triggers_which_move_once_and_then_keep_their_promise() -> None:
     policy = SchedulePolicy(limit=6, window_seconds=60, processes=1)  # one slot per 12 s
+    step = policy.interval
     schedule: Schedule | None = None
     triggers = []
     for _ in range(3):
         slot, schedule = reserve(schedule, 0.0, policy, priority=False)
         triggers.append(slot)
-    assert [s.at for s in triggers] == [0.0, 12.0, 24.0]
+    assert [s.at for s in triggers] == pytest.approx([0.0, step, 2 * step])
     resolve, schedule = reserve(schedule, 1.0, policy, priority=True)
-    assert resolve.at == 12.0  # the first slot from now on, ahead of the triggers waiting for theirs
-    same, after = moved(triggers[0], schedule, policy)
-    assert same.at == 24.0 and same.firm and after is not None  # the trigger that held 12 s moved once...
+    assert resolve.at == pytest.approx(step)  # the first slot from now on, ahead of the waiting triggers
+    same, after = moved(triggers[1], schedule, policy)
+    assert same.at == pytest.approx(2 * step) and same.firm and after is not None  # moved once...
     later, _ = reserve(after, 2.0, policy, priority=True)
-    assert later.at >= after.locked_until  # ...and a later resolve does not take its promised slot
+    assert later.at >= after.locked_until > same.at  # ...and a later resolve does not take its slot
     assert moved(same, after, policy) == (same, None)
+    assert moved(triggers[0], None, policy) == (triggers[0], None)
 
 
 def test_a_429_pauses_both_lanes_of_the_schedule() -> None:

@@ -183,7 +183,7 @@ class Answer:
     kind: Literal["delivered", "refused", "throttled", "failed"]
     status: int | None = None
     error: str = ""
-    wait: float = 0.0  # throttled: the key's pause
+    wait: float = 0.0  # throttled: the key's pause; failed: until the open breaker's next probe (0: closed)
 
 
 @dataclass
@@ -435,6 +435,14 @@ class Dispatcher:
                 self._send_ended(decision, given_up=True)
             return outcome
         count(DELIVERY_FAILED, Kind="retryable")
+        if answer.wait > 0:
+            # PagerDuty is down for everyone: wait for the breaker's next probe like the others (an
+            # attempt spent), not for this message's own back-off, which grows with each failed probe.
+            self._send_ended(decision, due=answer.wait)
+            outcome = self._defer(message, delivery, "circuit-open", answer.wait, attempted=True)
+            if outcome.result == "dead-lettered":
+                self._send_ended(decision, given_up=True)
+            return outcome
         if self._held_too_long(message, delivery):
             reason = f"not delivered within {self.settings.max_hold_seconds} s of receipt; last error: {answer.error}"
             self._dead_letter(delivery, reason, answer.status)
@@ -601,6 +609,8 @@ class Dispatcher:
             return Outcome("dead-lettered", reason, action, answer.status)
         if answer.kind == "throttled":
             return self._defer(message, delivery, "throttled", answer.wait, attempted=True)
+        if answer.wait > 0:  # the breaker opened: wait for its next probe like the others
+            return self._defer(message, delivery, "circuit-open", answer.wait, attempted=True)
         if self._held_too_long(message, delivery):
             held = f"not delivered within {self.settings.max_hold_seconds} s of receipt; last error: {answer.error}"
             self._dead_letter(delivery, held, answer.status)
@@ -647,8 +657,8 @@ class Dispatcher:
         except RetryableDelivery as exc:
             if exc.status == 429:
                 return Answer("throttled", 429, str(exc), self._throttle(routing_key, exc.retry_after))
-            self._breaker_failure()
-            return Answer("failed", exc.status, str(exc))
+            open_for = self._breaker_failure()
+            return Answer("failed", exc.status, str(exc), open_for)
         self._breaker_success()
         return Answer("delivered", delivered.status)
 
@@ -753,7 +763,8 @@ class Dispatcher:
             self._breaker_cache = (now, cached)
         return cached
 
-    def _breaker_failure(self) -> None:
+    def _breaker_failure(self) -> float:
+        """Count a retryable failure; the seconds until the next probe if the breaker is open now."""
         self._answering = False
 
         def step() -> pacing.Breaker:
@@ -765,14 +776,16 @@ class Dispatcher:
         try:
             after = read_modify_write(step, "the circuit breaker")
         except ConcurrentUpdate:
-            return  # others are recording the same failures
+            return 0.0  # others are recording the same failures
         self._breaker_cache = (self.clock.time(), after)
-        if not after.is_closed(self.breaker_policy):
-            open_for = round(after.open_until - self.clock.time())
-            logger.warning(
-                "circuit breaker open: the Events API keeps failing",
-                extra={"failures": after.failures, "open_for_s": open_for},
-            )
+        if after.is_closed(self.breaker_policy):
+            return 0.0
+        open_for = max(0.0, after.open_until - self.clock.time())
+        logger.warning(
+            "circuit breaker open: the Events API keeps failing",
+            extra={"failures": after.failures, "open_for_s": round(open_for)},
+        )
+        return open_for
 
     def _breaker_success(self) -> None:
         self._answering = True
@@ -817,6 +830,8 @@ class Dispatcher:
         if slot is not None:
             # Back up to a second early (SQS delays are whole seconds), it waits for the slot itself.
             delay = max(1, min(MAX_SQS_DELAY, math.floor(wait + 0.01)))
+        elif reason == "throttled":
+            delay = max(1, min(MAX_SQS_DELAY, math.ceil(wait)))  # the key's pause, exactly
         else:
             delay = max(1, min(MAX_SQS_DELAY, math.ceil(wait + random.uniform(0, 0.5))))
         attributes = dict(delivery.attributes)
@@ -825,7 +840,7 @@ class Dispatcher:
         attributes["deferrals"] = {"DataType": "Number", "StringValue": str(delivery.attr("deferrals") + 1)}
         attributes.pop(SLOT_ATTRIBUTE, None)
         if slot is not None:
-            value = f"{slot.at:.3f} {slot.shift:.3f} {int(slot.firm)}"
+            value = f"{slot.at:.6f} {slot.shift:.6f} {int(slot.firm)}"
             attributes[SLOT_ATTRIBUTE] = {"DataType": "String", "StringValue": value}
         try:
             self.sqs.send_message(

@@ -2,22 +2,23 @@
 
 **Pacing: a schedule, not retries.** PagerDuty allows about ``limit`` events per routing key over a
 sliding ``window`` (120 per 60 s by default; settable per destination). pdrelay keeps, per key, a
-schedule in the dedup table that hands out send times one ``interval`` apart,
-``interval = window / (limit - burst)`` with ``burst = max(1, limit // 20)`` (what the dispatchers'
-own allowances, below, leave of the burst may be taken at once: the GCRA's tolerance). A message that cannot go
-now is put back on the queue once, for the moment its slot comes, with the slot in its message
-attributes; when it comes back it goes without asking again. The schedule has two lanes: resolves
-and acknowledges take the next free slot of their own lane, ahead of the triggers already
-scheduled, and push the trigger lane back by one interval (``shift``); a trigger that comes back for
-its slot and finds the lane moved since it was scheduled is put back once more, for its moved slot,
-and then goes. So at most two deferrals per message, resolves before new triggers, and in the long
-run ``limit - burst`` events per window (≥ 95 % of the limit).
+schedule in the dedup table (a GCRA) that hands out send times one ``interval`` apart. A message
+that cannot go now is put back on the queue once, for the moment its slot comes, with the slot in
+its message attributes; when it comes back (SQS delays are whole seconds: up to a second early,
+and it waits the rest) it goes without asking again. Resolves and acknowledges take the first free
+slot from now on, ahead of the triggers already scheduled, whose lane moves back one interval
+(``shift``); a trigger that comes back for its slot and finds the lane moved is promised a slot for
+good (``locked_until``: no later resolve takes it) and goes then. So at most two deferrals per
+message, and resolves before new triggers.
 
-**Far below the limit, no shared item at all.** The ``burst`` the schedule leaves free is shared out
-between the dispatchers that may run at once (``processes``): each may send ``burst // processes``
-(at least one) events per window on its own count, without reading or writing the schedule. So a
-key that sends a few events a minute never touches it; in any window a key sees at most
-``burst + (limit - burst) = limit`` events.
+**Far below the limit, no shared item at all.** Of ``burst = max(1, limit // 20)``, each of the
+dispatchers that may run at once (``processes``) may send ``(burst - 1) // processes`` events per
+window on its own count, without reading or writing the schedule, so a key that sends a few events
+a minute never touches it. What they leave is the schedule's burst (its tolerance). In any window a
+key sees at most ``burst - 1 + window / interval + 1 = limit`` events, with
+``interval = window / (limit - burst)`` (the last slot is room for a send that comes back late): in
+the long run ``limit - burst`` per window from the schedule alone (95 % of the limit), up to
+``limit - 1`` with the dispatchers' own shares.
 
 **429.** A 429 pauses the key in the schedule until ``paused_until``: for ``Retry-After`` when PagerDuty
 sends one; else briefly (``throttle_pause_seconds``, 2 s by default), doubling only while 429s keep
@@ -36,6 +37,7 @@ Callers' rate limits at the edge use the plain token bucket (:class:`Bucket`, :f
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass, field, replace
 
@@ -114,12 +116,15 @@ class SchedulePolicy:
     @property
     def interval(self) -> float:
         """Seconds between two slots of the shared schedule."""
-        return self.window_seconds / max(1, self.limit - self.burst)
+        # One slot short of the exact share: room for a send that comes late (the queue hands a
+        # message back a little after its slot), and a millisecond so float rounding never puts
+        # one slot too many in a window.
+        return self.window_seconds / max(1, self.limit - self.burst) + 0.001
 
     @property
     def own_allowance(self) -> int:
         """Events per window one dispatcher may send on its own count (0: always ask the schedule)."""
-        # Leaves the schedule at least its one immediate slot: shares + 1 + (limit - burst) ≤ limit.
+        # Leaves the schedule at least its one immediate slot.
         return (self.burst - 1) // max(1, self.processes) if self.limit > self.burst else 0
 
     @property
@@ -145,6 +150,7 @@ class Schedule:
     priority_at: float = 0.0  # the resolve/acknowledge lane's next free slot
     shift: float = 0.0  # seconds the trigger lane was pushed back by resolves and acknowledges, in all
     locked_until: float = 0.0  # after the last slot promised to a trigger that was moved once (never moves again)
+    inserts: tuple[tuple[float, float], ...] = ()  # the last resolves put ahead of triggers: (shift after, slot)
     paused_until: float = 0.0
     throttles: int = 0
     version: int = 0
@@ -167,11 +173,16 @@ def reserve(schedule: Schedule | None, now: float, policy: SchedulePolicy, *, pr
     if priority and s.next_at - tau > base:
         # Triggers are scheduled ahead: take the first slot from now on that no resolve and no
         # promised trigger holds; the triggers not yet promised each move back one slot (``shift``).
-        ahead = (s.next_at - base) % step
-        front = base + (ahead if 0.001 < ahead < step - 0.001 else step)  # a slot at ``base`` may have just gone
-        at = max(front, s.priority_at, s.locked_until)
+        # Not a slot a trigger may be taking right now: one due within ``early`` is on its way back.
+        soon = base + policy.early
+        ahead = (s.next_at - soon) % step
+        front = soon + (ahead if 0.001 < ahead < step - 0.001 else step)
+        at = _on_grid(front, max(s.priority_at, s.locked_until), step)
         if at < s.next_at:
-            after = replace(s, next_at=s.next_at + step, shift=s.shift + step)
+            inserted = ((s.shift + step, at),)
+            after = replace(
+                s, next_at=s.next_at + step, shift=s.shift + step, inserts=(s.inserts + inserted)[-KEPT_INSERTS:]
+            )
         else:
             after = replace(s, next_at=at + step)
         after = replace(after, priority_at=at + step, version=s.version + 1)
@@ -183,14 +194,33 @@ def reserve(schedule: Schedule | None, now: float, policy: SchedulePolicy, *, pr
     return Slot(at, s.shift), after
 
 
+def _on_grid(slot: float, not_before: float, step: float) -> float:
+    """``slot``, or the first slot of its grid (``step`` apart) at or after ``not_before``: every send
+    time stays a whole number of intervals from the others, so no two come closer than ``step``."""
+    if not_before <= slot:
+        return slot
+    return slot + math.ceil((not_before - slot) / step - 1e-6) * step
+
+
 def moved(slot: Slot, schedule: Schedule | None, policy: SchedulePolicy) -> tuple[Slot, Schedule | None]:
-    """A trigger back for its slot: the slot, if no resolve was scheduled ahead of it since; else a
-    slot promised for good (``firm``), where the lane moved it but after any resolve or other
-    promise, and the schedule after promising it (None: nothing to write)."""
-    if slot.firm or schedule is None or schedule.shift <= slot.shift:
+    """A trigger back for its slot: the slot, if no resolve was put ahead of it since; else the slot
+    the resolves put ahead of it moved it to, promised for good (``firm``), and the schedule after
+    promising it (None: nothing to write)."""
+    step = policy.interval
+    near = step / 1000  # times and shifts are stored to the microsecond
+    if slot.firm or schedule is None or schedule.shift <= slot.shift + near:
         return slot, None
-    at = max(slot.at + (schedule.shift - slot.shift), schedule.priority_at, schedule.locked_until)
-    after = replace(schedule, locked_until=at + policy.interval, version=schedule.version + 1)
+    later = [(shift, at) for shift, at in schedule.inserts if shift > slot.shift + near]
+    forgotten = round((schedule.shift - slot.shift) / step) - len(later)  # too old to be kept: ahead of it
+    at = slot.at + max(0, forgotten) * step
+    for _shift, inserted in later:
+        if inserted <= at + near:  # put at or before where it stood then: it moved back one slot
+            at += step
+    if at <= slot.at + near:
+        return slot, None
+    # Its place in the lane is its own (no other trigger and no resolve has it); a resolve put
+    # ahead later would move it again, so none may be, until after it.
+    after = replace(schedule, locked_until=max(schedule.locked_until, at + step), version=schedule.version + 1)
     return Slot(at, schedule.shift, firm=True), after
 
 
@@ -227,6 +257,7 @@ class Allowance:
 
 
 PROBE_RECHECK_SECONDS = 3.0
+KEPT_INSERTS = 64  # resolves put ahead of triggers that the schedule remembers the place of
 
 
 @dataclass(frozen=True)
