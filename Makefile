@@ -36,13 +36,16 @@ $(TOOLS)/.installed: requirements-tools.txt
 run: $(VENV)/.installed
 	$(VENV)/bin/pdrelay dev $(ARGS)
 
-# The whole suite, then the in-process tests again with the wall clock 400 days ahead: a test that
-# pins a calendar date where the code compares with "now" fails there long before the date comes.
-# (The two fuzz files, a third of that pass's time, hold no dates: they run once.)
+# The whole suite: the end-to-end tests one after another (they print the fault and delivery
+# tables), the in-process ones on both cores; then the in-process tests again with the wall clock
+# 400 days ahead: a test that pins a calendar date where the code compares with "now" fails there
+# long before the date comes. (The two fuzz files hold no dates: they run once.)
+PARALLEL := -n 2 --dist loadfile
 SHIFTED := tests/unit tests/integration --ignore=tests/unit/formats/test_fuzz.py --ignore=tests/integration/test_fuzz_ingest.py
 test: $(VENV)/.installed
-	$(PY) -m pytest $(PYTEST_ARGS)
-	$(PY) -m pytest $(SHIFTED) -q --shift-clock-days 400 $(PYTEST_ARGS)
+	$(PY) -m pytest tests/e2e $(PYTEST_ARGS)
+	$(PY) -m pytest tests/unit tests/integration -q $(PARALLEL) $(PYTEST_ARGS)
+	$(PY) -m pytest $(SHIFTED) -q $(PARALLEL) --shift-clock-days 400 $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check layers functions tests bench scripts
