@@ -91,6 +91,10 @@ def cmd_dev(args: argparse.Namespace) -> int:
         print(f"       --data @events/formats/alertmanager/firing.json {stack.url}/v1/alerts/alertmanager")
         print("  pdrelay incidents")
         print("  pdrelay test --route default     # a labelled test event, then its resolve")
+    print(
+        "\nFor development, demos and tests: queues and the table live in memory, so alerts still"
+        "\nqueued and incidents still open when it stops are forgotten (deploy with `sam deploy`)."
+    )
     print("\nPress Ctrl-C to stop.", flush=True)
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())

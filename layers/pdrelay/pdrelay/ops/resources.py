@@ -30,17 +30,20 @@ class Resources:
     events_url: str = ""
 
     def client(self, service: str) -> Any:
-        import boto3  # here, not at import: `pdrelay send` and friends need no AWS SDK
+        """A client for ``service``: against AWS the process's own (:func:`pdrelay.aws.client`, so
+        the sweep, run every minute in one execution environment, does not build a session and
+        clients each time); against the local stack's emulator a new one pointed at it."""
+        from pdrelay import aws  # here, not at import: `pdrelay send` and friends need no AWS SDK
 
-        kwargs: dict[str, Any] = {}
-        if self.endpoint_url:
-            kwargs.update(
-                endpoint_url=self.endpoint_url,
-                region_name="us-east-1",
-                aws_access_key_id="local",
-                aws_secret_access_key="local",  # noqa: S106 - moto's
-            )
-        return boto3.session.Session().client(service, **kwargs)  # type: ignore[call-overload]
+        if not self.endpoint_url:
+            return aws.client(service)  # type: ignore[call-overload]
+        return aws.new_client(
+            service,  # type: ignore[arg-type]
+            endpoint_url=self.endpoint_url,
+            region_name="us-east-1",
+            aws_access_key_id="local",
+            aws_secret_access_key="local",  # noqa: S106 - moto's
+        )
 
 
 def from_stack(stack_name: str, cloudformation: Any = None) -> Resources:
