@@ -24,8 +24,6 @@ import sys
 import textwrap
 import time
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -245,20 +243,6 @@ class AlertCost:
     pagerduty: list[float]  # when each Events API call arrived (emulator's time.time())
 
 
-@contextmanager
-def _environment(values: dict[str, str]) -> Iterator[None]:
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, old in saved.items():
-            if old is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = old
-
-
 def _sample_alert(fingerprint: str, kind: str, started: datetime, now: datetime) -> QueueMessage:
     """The Alertmanager sample in events/ for one alert, queued as ingest queues it."""
     from pdrelay.formats import ParseContext, alertmanager
@@ -402,7 +386,9 @@ def bench_costs(count: int, spacing: float) -> None:
         "PDRELAY_TOKEN": COST_TOKEN,
         "PDRELAY_ROUTING_KEY": ROUTING_KEY,
     }
-    with _environment(env):
+    from pdrelay.local.stack import environment
+
+    with environment(env):
         import boto3
         from moto import mock_aws
 
@@ -429,7 +415,7 @@ def bench_costs(count: int, spacing: float) -> None:
                     "PDRELAY_TABLE_NAME": tables["DedupTable"],
                     "PDRELAY_EVENTS_URL": emulator.url,
                 }
-                with _environment(resources):
+                with environment(resources):
                     get_settings.cache_clear()
                     aws.clear_clients()
                     reset_dispatcher()

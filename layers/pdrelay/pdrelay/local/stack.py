@@ -99,7 +99,8 @@ class StackOptions:
 
 
 @contextmanager
-def _environment(values: dict[str, str]) -> Iterator[None]:
+def environment(values: dict[str, str]) -> Iterator[None]:
+    """These environment variables set while inside, as they were after."""
     saved = {k: os.environ.get(k) for k in values}
     os.environ.update(values)
     try:
@@ -160,7 +161,7 @@ class LocalStack:
         }
         if self.options.quiet_metrics:
             env["POWERTOOLS_METRICS_DISABLED"] = "true"
-        self._env = _environment(env)
+        self._env = environment(env)
         self._env.__enter__()
         import boto3
 
