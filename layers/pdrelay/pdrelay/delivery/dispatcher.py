@@ -158,6 +158,7 @@ class Decided(NamedTuple):
     decision: Decision
     current: Record | None  # the item the decision was made on
     gate: Gate
+    route: Route | None  # the message's route in the configuration read for it
 
 
 @dataclass(frozen=True)
@@ -342,7 +343,7 @@ class Dispatcher:
                 self._remember(event.pk)
             elif current is not None:
                 self._remember(event.pk)
-            return Decided(verdict, decision, current, gate)
+            return Decided(verdict, decision, current, gate, route)
 
         try:
             return read_modify_write(step, "the alert's item", attempts=WRITE_ATTEMPTS)
@@ -361,9 +362,9 @@ class Dispatcher:
 
     def _alert(self, message: QueueMessage, delivery: Delivery) -> Outcome:
         decided_at = self.clock.monotonic()  # the lease starts about now
-        verdict, decision, current, gate = self._decide(message, delivery)
+        verdict, decision, current, gate, route = self._decide(message, delivery)
         if decision.reason in FIRST_APPLIED:
-            self._reach_orphans(message, current, decision)
+            self._reach_orphans(message, current, route)
         if verdict is not None and verdict.kind != "send":
             return self._by_policy(message, delivery, verdict)
         if decision.reason in ("in-flight", "after-trigger"):
@@ -498,15 +499,12 @@ class Dispatcher:
         logger.info("resolved before its trigger reached PagerDuty: no incident", extra={"outcome": mode})
         return Outcome("skipped", f"unpaged: {mode}")
 
-    def _reach_orphans(self, message: QueueMessage, current: Record | None, decision: Decision) -> None:
+    def _reach_orphans(self, message: QueueMessage, current: Record | None, route: Route | None) -> None:
         """A resolve or acknowledge also goes to the incidents this alert opened under routing keys
         its route no longer has (a destination removed, a key rotated): PagerDuty only closes an
         incident for the key it was opened with. Each gets a copy of the message, sent like any.
         Only looked up when the route's keys changed since the trigger (or the item is unknown)."""
-        if message.alert.action == "trigger":
-            return
-        route = self._route(message)
-        if route is None:
+        if message.alert.action == "trigger" or route is None:
             return
         current_keys = set(route.targets.values())
         if message.routing_key not in current_keys:
