@@ -1,31 +1,8 @@
-"""Invoked by operators: inspect the DLQ, move messages back (all, or one route/routing key), purge.
+"""The Redrive function's entry point (template.yaml: CodeUri functions/redrive, Handler app.lambda_handler).
 
-Event: {"action": "inspect" | "redrive" | "purge", "route": NAME, "routing_key": KEY,
-        "dry_run": bool, "limit": N, "confirm": true (purge only)}
+The handler lives in the layer, :mod:`pdrelay.handlers.redrive`: see there.
 """
 
-from __future__ import annotations
+from pdrelay.handlers.redrive import lambda_handler
 
-from typing import Any
-
-from aws_lambda_powertools.utilities.typing import LambdaContext
-
-from pdrelay.errors import ConfigError
-from pdrelay.observability import logger
-from pdrelay.ops import resources
-
-
-@logger.inject_lambda_context
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    try:
-        result = resources.run_redrive(event or {}, resources.from_environment())
-    except ConfigError as exc:
-        return {"error": str(exc)}
-    logger.info(
-        "redrive done",
-        extra={
-            "action": (event or {}).get("action", "inspect"),
-            "result": {k: v for k, v in result.items() if k != "messages"},
-        },
-    )
-    return result
+__all__ = ["lambda_handler"]

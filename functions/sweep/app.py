@@ -1,30 +1,8 @@
-"""On a schedule: re-send resolves the dedup table shows as never confirmed delivered, and put
-alerts held by a maintenance window back on the queue when the window is over."""
+"""The Sweep function's entry point (template.yaml: CodeUri functions/sweep, Handler app.lambda_handler).
 
-from __future__ import annotations
+The handler lives in the layer, :mod:`pdrelay.handlers.sweep`: see there.
+"""
 
-from typing import Any
+from pdrelay.handlers.sweep import lambda_handler
 
-from aws_lambda_powertools.utilities.typing import LambdaContext
-
-from pdrelay.delivery.dispatcher import config_reader
-from pdrelay.observability import logger
-from pdrelay.ops import resources
-from pdrelay.settings import get_settings
-
-
-@logger.inject_lambda_context
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    settings = get_settings()
-    result = resources.run_sweep(
-        resources.from_environment(),
-        settings.events_url,
-        settings.sweep_after_seconds,
-        settings.record_ttl_days,
-        settings.connect_timeout_seconds,
-        settings.read_timeout_seconds,
-        config=config_reader(settings),
-    )
-    # Every minute: say something only when there was something to do.
-    (logger.info if any(result.values()) else logger.debug)("sweep done", extra=result)
-    return result
+__all__ = ["lambda_handler"]

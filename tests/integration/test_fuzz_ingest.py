@@ -4,7 +4,7 @@ API Gateway events (built by ``pdrelay.local.apigw.api_gateway_event``, as the l
 with a random method, a path among the real ones (and some that are not), query strings, headers
 (content type, content encoding, good, bad and garbage credentials, a signature, the SNS type header)
 and bodies (real fixtures mutated, gzip or not, random bytes, a base64 flag that may lie) go to
-functions/ingest/app.py's ``lambda_handler``. Whatever comes in:
+pdrelay.handlers.ingest's ``lambda_handler``. Whatever comes in:
 
 * no exception escapes and the answer is never a 5xx;
 * every 4xx is JSON with a non-empty ``message`` (or PagerDuty-style ``errors``);

@@ -34,7 +34,7 @@ def shape(path: str) -> str:
 
 
 def ingest_app() -> Any:
-    """The Powertools resolver of functions/ingest/app.py, loaded from the template's CodeUri as Lambda does."""
+    """The Powertools resolver of pdrelay.handlers.ingest, loaded from the template's CodeUri as Lambda does."""
     handler = SPEC.functions["IngestFunction"].load_handler()
     return inspect.unwrap(handler).__globals__["app"]
 

@@ -1,6 +1,6 @@
 """Dispatch: one queue message → one decision in the dedup table → at most one Events API call.
 
-``functions/dispatch/app.py`` runs :meth:`Dispatcher.process` for each SQS record through
+:mod:`pdrelay.handlers.dispatch` runs :meth:`Dispatcher.process` for each SQS record through
 Powertools' ``BatchProcessor``. Outcomes:
 
 - ``delivered``: PagerDuty answered 2xx; the item is marked delivered.

@@ -1,4 +1,4 @@
-"""The ingest endpoints, as ``functions/ingest/app.py`` calls them, and the HTTP answers.
+"""The ingest endpoints, as :mod:`pdrelay.handlers.ingest` calls them, and the HTTP answers.
 
 The handler adapts API Gateway events to :class:`IncomingRequest` and calls one ``accept_*``
 function (or :func:`test_report`); HTTP status codes are decided here, in :func:`error_response`,
