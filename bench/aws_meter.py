@@ -179,6 +179,7 @@ class Call:
     size: int = 0  # bytes of the item written (as it is after the write) or read; of all a Query returned
     at: float = 0.0  # time.time() when the answer came
     params: Mapping[str, Any] = field(default_factory=dict, repr=False)  # as the caller passed them
+    took: float = 0.0  # seconds from sending the request to its parsed answer (retries included)
 
 
 @dataclass
@@ -251,20 +252,23 @@ class AwsMeter:
 
     def _before(self, model: Any, context: dict[str, Any], **_: Any) -> None:
         kept = context.get(_CONTEXT)
-        if kept is None or model.service_model.service_name != "dynamodb" or model.name not in WRITES:
+        if kept is None:
             return
-        writes = list(self._writes(model.name, kept["params"]))
-        kept["writes"] = writes
-        kept["before"] = [self.read(w.table, w.key) for w in writes]
+        if model.service_model.service_name == "dynamodb" and model.name in WRITES:
+            writes = list(self._writes(model.name, kept["params"]))
+            kept["writes"] = writes
+            kept["before"] = [self.read(w.table, w.key) for w in writes]
+        kept["started"] = time.perf_counter()  # after the meter's own reads
 
     def _after(self, model: Any, parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
         kept = context.pop(_CONTEXT, None)
         if kept is None:
             return
+        took = time.perf_counter() - kept.get("started", time.perf_counter())
         service, operation, params = model.service_model.service_name, model.name, kept["params"]
         error = str(parsed.get("Error", {}).get("Code", ""))
         if service != "dynamodb":
-            self.calls.append(Call(service, operation, error=error, at=time.time(), params=params))
+            self.calls.append(Call(service, operation, error=error, at=time.time(), params=params, took=took))
             return
         wru = index_wru = rru = 0.0
         size = 0
@@ -273,7 +277,9 @@ class AwsMeter:
         elif not error:
             rru, size = self._read_cost(operation, params, parsed)
         table, key = _target(operation, params, kept.get("writes", []))
-        self.calls.append(Call(service, operation, table, key, error, wru, index_wru, rru, size, time.time(), params))
+        self.calls.append(
+            Call(service, operation, table, key, error, wru, index_wru, rru, size, time.time(), params, took)
+        )
 
     # -- pricing ----------------------------------------------------------------------------
     def _table(self, name: str) -> Table:
