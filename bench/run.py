@@ -2,14 +2,17 @@
 
 1. Dispatch throughput: the real Dispatcher (dedup table in moto, in process) sending to the
    PagerDuty emulator on 127.0.0.1, next to a bare ``requests.Session`` loop posting the same events.
-2. Cold import: each handler module loaded in a fresh interpreter, next to ``import boto3`` alone,
-   with the interpreter's peak RSS.
+2. Cold start (bench/coldstart.py): each handler module (``pdrelay.handlers.<name>``) imported in a
+   fresh interpreter, next to ``import boto3`` alone, with the interpreter's peak RSS (``imports``);
+   the first invocation's extra time, memory and boto3 Sessions over the second's (``coldstart``).
 3. Format parsing: every fixture under events/formats parsed (detection with ``auto``, then the
    format's parse and the Events API body), per format, next to ``json.loads`` of the same bodies.
 4. Ingest: the ingest handler over moto, with and without the per-caller rate limit.
 5. Dispatch cost: DynamoDB and SQS requests and billed units per alert (bench/aws_meter.py counts
    them through botocore's event hooks) for the dispatcher Lambda builds, per delivery scenario:
    new trigger, repeat, update, resolve, resolve of an unknown alert, a 500 or a 429 then success.
+6. End to end (bench/pipeline.py, ``pipeline``): dollars per million alerts per scenario through
+   the real ingest and dispatch handlers, every AWS service counted, at bench/prices.py's prices.
 """
 
 from __future__ import annotations
@@ -18,7 +21,6 @@ import argparse
 import json
 import os
 import random
-import statistics
 import subprocess
 import sys
 import textwrap
@@ -29,6 +31,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import coldstart
 from aws_meter import WRITES, AwsMeter, Call, moto_item_reader
 
 if TYPE_CHECKING:
@@ -509,54 +512,6 @@ def _print_costs(measured: list[tuple[CostScenario, list[AlertCost]]], count: in
         print(textwrap.fill(sequence, 116, initial_indent=f"  {name}: ", subsequent_indent="      "))
 
 
-# Peak RSS from VmHWM: ru_maxrss would include the forked parent's memory from before exec.
-IMPORT_SNIPPET = """
-import sys, time, importlib.util
-t = time.perf_counter()
-{body}
-elapsed = time.perf_counter() - t
-hwm = [line.split()[1] for line in open("/proc/self/status") if line.startswith("VmHWM")][0]
-print(elapsed, hwm)
-"""
-
-HANDLER_BODY = """
-spec = importlib.util.spec_from_file_location("handler", {path!r})
-module = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(module)
-"""
-
-
-def _cold(body: str, runs: int) -> tuple[float, float]:
-    times, rss = [], []
-    env = {**os.environ, "POWERTOOLS_SERVICE_NAME": "pdrelay", "AWS_DEFAULT_REGION": "us-east-1"}
-    for _ in range(runs):
-        out = subprocess.run(
-            [sys.executable, "-c", IMPORT_SNIPPET.format(body=body)],
-            capture_output=True,
-            text=True,
-            check=True,
-            env=env,
-        ).stdout.split()
-        times.append(float(out[0]))
-        rss.append(int(out[1]) / 1024)
-    return statistics.median(times), statistics.median(rss)
-
-
-def bench_imports(runs: int) -> None:
-    bare, bare_rss = _cold("pass", runs)
-    baseline, base_rss = _cold("import boto3", runs)
-    print(f"\ncold import (median of {runs} fresh interpreters)")
-    print(f"  empty interpreter          : {bare * 1000:7.1f} ms   peak RSS {bare_rss:6.1f} MiB")
-    print(f"  import boto3 alone         : {baseline * 1000:7.1f} ms   peak RSS {base_rss:6.1f} MiB")
-    for name in ("ingest", "dispatch"):
-        path = str(ROOT / "functions" / name / "app.py")
-        elapsed, rss = _cold(HANDLER_BODY.format(path=path), runs)
-        print(
-            f"  functions/{name}/app.py{' ' * (9 - len(name))}: {elapsed * 1000:7.1f} ms   peak RSS {rss:6.1f} MiB"
-            f"   ratio {elapsed / baseline:4.2f}x boto3"
-        )
-
-
 def bench_formats(rounds: int = 200) -> None:
     sys.path[:0] = [str(ROOT), str(ROOT / "layers" / "pdrelay")]
     from pdrelay import formats
@@ -645,6 +600,14 @@ def bench_ingest(count: int) -> None:
         print(f"  {label}: {count / elapsed:7.1f} requests/s   {elapsed / count * 1000:5.2f} ms per request")
 
 
+def bench_pipeline(alerts: int, spacing: float) -> None:
+    """bench/pipeline.py in a fresh interpreter: the handlers must import with the template's environment
+    (log level, metrics on), which the other benchmarks here change for themselves."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("POWERTOOLS_", "PDRELAY_"))}
+    command = [sys.executable, str(ROOT / "bench" / "pipeline.py"), "--alerts", str(alerts), "--spacing", str(spacing)]
+    subprocess.run(command, check=True, env=env)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=300)
@@ -653,14 +616,19 @@ def main() -> None:
     parser.add_argument(
         "--cost-spacing", type=float, default=60.0, help="seconds between alerts of one routing key (cost scenarios)"
     )
-    parser.add_argument("--only", choices=["dispatch", "cost", "imports", "formats", "ingest"])
+    parser.add_argument("--pipeline-alerts", type=int, default=20, help="alerts per end-to-end cost scenario")
+    parser.add_argument("--only", choices=["dispatch", "cost", "pipeline", "imports", "coldstart", "formats", "ingest"])
     args = parser.parse_args()
+    if args.only in (None, "pipeline"):
+        bench_pipeline(args.pipeline_alerts, args.cost_spacing)
+    if args.only in (None, "coldstart"):
+        coldstart.bench_first_invocation(max(1, (args.runs + 1) // 2))
     if args.only in (None, "dispatch"):
         bench_dispatch(args.events)
     if args.only in (None, "cost"):
         bench_costs(args.cost_alerts, args.cost_spacing)
     if args.only in (None, "imports"):
-        bench_imports(args.runs)
+        coldstart.bench_imports(args.runs)
     if args.only in (None, "formats"):
         bench_formats()
     if args.only in (None, "ingest"):
