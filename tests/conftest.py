@@ -65,6 +65,7 @@ def reset_pdrelay_caches() -> None:
     from pdrelay import config
     from pdrelay.aws import clear_clients
     from pdrelay.delivery.dispatcher import reset_dispatcher
+    from pdrelay.ingest.auth import forget_counts
     from pdrelay.ingest.replay import clear_guards
     from pdrelay.settings import get_settings
 
@@ -73,6 +74,7 @@ def reset_pdrelay_caches() -> None:
     config.clear_cache()
     clear_clients()
     reset_dispatcher()
+    forget_counts()
     parameters.clear_caches()
 
 

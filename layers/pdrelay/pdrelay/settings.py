@@ -74,6 +74,13 @@ class Settings(BaseModel):
         description="Requests per caller per window unless its rate_limit says (0: off).",
     )
     caller_rate_window_seconds: int = Field(60, alias="PDRELAY_CALLER_RATE_WINDOW_SECONDS", gt=0)
+    ingest_concurrency: int = Field(
+        20,
+        alias="PDRELAY_INGEST_CONCURRENCY",
+        ge=0,
+        description="Ingest functions that may run at once (the template's IngestReservedConcurrency): shares "
+        "out each caller's burst, so a quiet caller's requests need no table write (0: each asks the table).",
+    )
     signature_tolerance_seconds: int = Field(
         300,
         alias="PDRELAY_SIGNATURE_TOLERANCE_SECONDS",

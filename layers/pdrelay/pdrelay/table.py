@@ -43,7 +43,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
 from pdrelay.delivery.decisions import DEAD_LETTERED, OPEN_STATES, Record
-from pdrelay.delivery.pacing import Breaker, Bucket, Schedule
+from pdrelay.delivery.pacing import Breaker, Schedule
 from pdrelay.errors import ConcurrentUpdate, StoreError
 from pdrelay.timeutil import SYSTEM_CLOCK, Clock
 
@@ -98,7 +98,7 @@ def pace_key(bucket: str) -> str:
 
 
 def caller_bucket(caller: str) -> str:
-    """What a caller's rate-limit bucket is named by in :meth:`DedupStore.get_bucket`."""
+    """What a caller's rate limit is named by in :meth:`DedupStore.take_caller_slot`."""
     return f"caller:{caller}"
 
 
@@ -355,6 +355,52 @@ class DedupStore:
             raise StoreError(f"querying the pending index failed: {_code(exc)}") from exc
         return records[:limit]
 
+    # -- a caller's rate limit: one conditional update per request, no read -----------------------
+    def take_caller_slot(
+        self, key: str, now: float, interval: float, tolerance: float, *, busy_first: bool = False
+    ) -> tuple[float, float]:
+        """Take one request from the GCRA of ``key`` (its theoretical arrival time ``tat``):
+        (0, tat after) when taken, else (seconds until one is free, tat). One conditional
+        UpdateItem, no read: an idle key (``tat`` in the past) restarts at ``now + interval``, a
+        busy one moves ``tat`` on by ``interval`` while it stays within ``tolerance`` of now. The
+        caller says which case it expects (``busy_first``: the last tat it saw is ahead of now); a
+        wrong guess costs a second update."""
+        pk = pace_key(key)
+        tat = 0.0
+        for busy in (busy_first, not busy_first):
+            if busy:
+                expression, condition = "SET tat = tat + :t", "tat > :now AND tat <= :latest"
+                values = {":t": interval, ":now": now, ":latest": now + tolerance}
+            else:
+                expression, condition = "SET tat = :next", "attribute_not_exists(tat) OR tat <= :now"
+                values = {":next": now + interval, ":now": now}
+            expiry = int(self.clock.time()) + CONTROL_TTL_SECONDS
+            try:
+                answer = self._client.update_item(
+                    TableName=self._table,
+                    Key={"pk": {"S": pk}},
+                    UpdateExpression=expression + ", expires_at = :exp",
+                    ConditionExpression=condition,
+                    ExpressionAttributeValues={
+                        **{k: {"N": repr(round(v, 6))} for k, v in values.items()},
+                        ":exp": {"N": str(expiry)},
+                    },
+                    ReturnValues="UPDATED_NEW",
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
+            except ClientError as exc:
+                if _code(exc) != "ConditionalCheckFailedException":
+                    raise StoreError(f"updating the dedup table failed: {_code(exc)}") from exc
+                stored: dict[str, Any] = dict(exc.response.get("Item") or {})  # type: ignore[call-overload]
+                tat = float(stored.get("tat", {}).get("N", 0))
+                if tat > now + tolerance:  # over the limit: no update can take a slot now
+                    return tat - tolerance - now, tat
+                continue  # the other case applies
+            except BotoCoreError as exc:
+                raise StoreError(f"updating the dedup table failed: {type(exc).__name__}") from exc
+            return 0.0, float(answer["Attributes"]["tat"]["N"])
+        return 0.0, tat  # moved between the two updates (the caller's other requests): let this one through
+
     # -- control items ----------------------------------------------------------------------
     def _get_control(self, pk: str) -> dict[str, Any] | None:
         try:
@@ -388,31 +434,6 @@ class DedupStore:
             expires,
         )
         return previous_version + 1
-
-    def get_bucket(self, routing_key: str) -> Bucket | None:
-        doc = self._get_control(pace_key(routing_key))
-        if doc is None:
-            return None
-        return Bucket(
-            tokens=float(doc["tokens"]),
-            updated=float(doc["updated"]),
-            paused_until=float(doc.get("paused_until", 0)),
-            throttles=int(doc.get("throttles", 0)),
-            version=int(doc["version"]),
-        )
-
-    def put_bucket(self, routing_key: str, bucket: Bucket, previous_version: int) -> None:
-        self._put_control(
-            pace_key(routing_key),
-            {
-                "tokens": _decimal(bucket.tokens),
-                "updated": _decimal(bucket.updated),
-                "paused_until": _decimal(bucket.paused_until),
-                "throttles": bucket.throttles,
-                "version": bucket.version,
-            },
-            previous_version,
-        )
 
     def get_schedule(self, routing_key: str) -> Schedule | None:
         doc = self._get_control(pace_key(routing_key))

@@ -11,10 +11,8 @@ from typing import Any
 import pytest
 
 from pdrelay.config import Caller, RelayConfig, parse_config
-from pdrelay.delivery.pacing import Bucket
 from pdrelay.errors import (
     BadRequest,
-    ConcurrentUpdate,
     ConfigError,
     TooManyRequests,
     Unauthorized,
@@ -247,20 +245,21 @@ def test_an_hmac_key_given_to_two_callers_is_refused_at_load() -> None:
 
 
 class Buckets:
-    """The dedup store's bucket interface over a dict."""
+    """The dedup store's caller-limit update over a dict: the same conditions as the table's."""
 
     def __init__(self) -> None:
-        self.items: dict[str, Bucket] = {}
-        self.conflicts = 0
+        self.tat: dict[str, float] = {}
+        self.updates = 0
 
-    def get_bucket(self, key: str) -> Bucket | None:
-        return self.items.get(key)
-
-    def put_bucket(self, key: str, bucket: Bucket, previous_version: int) -> None:
-        if self.conflicts:
-            self.conflicts -= 1
-            raise ConcurrentUpdate("raced")
-        self.items[key] = bucket
+    def take_caller_slot(
+        self, key: str, now: float, interval: float, tolerance: float, *, busy_first: bool = False
+    ) -> tuple[float, float]:
+        self.updates += 1
+        tat = self.tat.get(key, 0.0)
+        if tat > now + tolerance:
+            return tat - tolerance - now, tat
+        self.tat[key] = max(tat, now) + interval
+        return 0.0, self.tat[key]
 
 
 def limited(requests: int, per_seconds: int = 60) -> Caller:
@@ -310,12 +309,47 @@ def test_the_events_api_v1_endpoint_answers_its_other_refusals_as_before() -> No
     assert (status, body["status"]) == (400, "invalid event")
 
 
-def test_a_zero_default_turns_rate_limits_off_and_races_for_the_bucket_never_refuse() -> None:
+def test_a_zero_default_turns_rate_limits_off() -> None:
     store = Buckets()
     for _ in range(1000):
         enforce_rate(config().callers[0], store, default_requests=0, default_window=60, now=NOW)
-    store.conflicts = 5
-    enforce_rate(config().callers[0], store, default_requests=1, default_window=60, now=NOW)
+    assert store.updates == 0
+
+
+def test_a_quiet_caller_is_admitted_on_each_instances_own_count_without_a_table_write() -> None:
+    # 600 per minute, 20 ingest functions: a burst of 100, of which each function admits 4 a minute
+    # on its own; the fifth asks the table.
+    store, caller = Buckets(), config().callers[0]
+    for second in range(4):
+        enforce_rate(caller, store, default_requests=600, default_window=60, processes=20, now=NOW + second)
+    assert store.updates == 0
+    enforce_rate(config().callers[0], store, default_requests=600, default_window=60, processes=20, now=NOW + 5)
+    assert store.updates == 1
+    # A minute on, the own count is back.
+    enforce_rate(config().callers[0], store, default_requests=600, default_window=60, processes=20, now=NOW + 61)
+    assert store.updates == 1
+
+
+def test_the_instances_own_shares_and_the_table_together_stay_within_the_limit() -> None:
+    from pdrelay.ingest.auth import CallerPolicy, forget_counts
+
+    caller, store = limited(120), Buckets()
+    policy = CallerPolicy(120, 60.0, processes=4)
+    admitted: list[float] = []
+    # Four instances (each its own count: forget_counts between them stands for another process),
+    # each trying every 0.1 s for five minutes.
+    for instance in range(4):
+        forget_counts()
+        for tick in range(3000):
+            moment = NOW + tick / 10 + instance / 40
+            try:
+                enforce_rate(caller, store, default_requests=600, default_window=60, processes=4, now=moment)
+                admitted.append(moment)
+            except TooManyRequests:
+                pass
+    admitted.sort()
+    worst = max(sum(1 for t in admitted if start <= t < start + 60) for start in admitted)
+    assert policy.own_allowance == 4 and worst <= 120
 
 
 @pytest.mark.parametrize("requests", [1, 2, 5, 6, 7, 11, 12, 600, 1_000_000])

@@ -32,7 +32,8 @@ long it is down. While open, nobody calls PagerDuty: messages are put
 back on the queue with a delay, without spending delivery attempts. After the cooldown one
 dispatcher claims the probe; a success closes the breaker.
 
-Callers' rate limits at the edge use the plain token bucket (:class:`Bucket`, :func:`take_token`).
+The 429 pause is worked out on a plain token bucket (:class:`Bucket`, :func:`throttled`); callers'
+rate limits at the edge are a GCRA of their own (:class:`pdrelay.ingest.auth.CallerPolicy`).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass, field, replace
+from typing import Protocol
 
 
 @dataclass(frozen=True)
@@ -231,6 +233,15 @@ def paused(schedule: Schedule | None, now: float, retry_after: float | None, pol
     return replace(s, paused_until=bucket.paused_until, throttles=bucket.throttles, version=s.version + 1)
 
 
+class Shares(Protocol):
+    """A limit shared out among processes: how many each may take per window on its own count."""
+
+    @property
+    def own_allowance(self) -> int: ...
+    @property
+    def window_seconds(self) -> float: ...
+
+
 @dataclass
 class Allowance:
     """One dispatcher's own count of sends per routing key, for :attr:`SchedulePolicy.own_allowance`."""
@@ -238,8 +249,8 @@ class Allowance:
     sent: dict[str, deque[float]] = field(default_factory=dict)
     paused_until: dict[str, float] = field(default_factory=dict)
 
-    def take(self, key: str, now: float, policy: SchedulePolicy) -> bool:
-        """Whether this dispatcher may send one more event for ``key`` without the schedule."""
+    def take(self, key: str, now: float, policy: Shares) -> bool:
+        """Whether this process may send (or admit) one more for ``key`` without the shared item."""
         if policy.own_allowance <= 0 or self.paused_until.get(key, 0.0) > now:
             return False
         times = self.sent.setdefault(key, deque())

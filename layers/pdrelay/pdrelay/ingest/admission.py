@@ -33,6 +33,7 @@ def admit(request: IncomingRequest, deps: Deps, caller: Caller | None = None) ->
                 DedupStore(deps.dynamodb, deps.settings.table_name),
                 default_requests=deps.settings.caller_rate_limit,
                 default_window=deps.settings.caller_rate_window_seconds,
+                processes=deps.settings.ingest_concurrency,
             )
     return caller, readable_body(request, deps.settings)
 

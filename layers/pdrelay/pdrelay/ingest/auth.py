@@ -15,10 +15,12 @@ add the new one, move the senders, remove the old). ``require_signature`` refuse
 unsigned requests. SNS sends basic auth only after a 401 that asks for it, so 401 answers carry
 ``WWW-Authenticate: Basic``. Nothing here logs a credential, and no answer echoes one.
 
-Rate limits: each caller has a token bucket in the dedup table, shared by every ingest instance
-(``rate_limit`` on the caller, else ``PDRELAY_CALLER_RATE_LIMIT`` per
-``PDRELAY_CALLER_RATE_WINDOW_SECONDS``), so one noisy or hostile caller cannot spend the PagerDuty
-budget of the others. Over it: 429 with ``Retry-After`` (403 on the Events API v1 endpoint: see
+Rate limits: each caller has a limit (``rate_limit`` on the caller, else
+``PDRELAY_CALLER_RATE_LIMIT`` per ``PDRELAY_CALLER_RATE_WINDOW_SECONDS``) shared by every ingest
+instance, so one noisy or hostile caller cannot spend the PagerDuty budget of the others: a GCRA
+in the dedup table, taken with one conditional update and no read (:class:`CallerPolicy`); a
+caller sending a few requests a minute is admitted on each instance's own count without one.
+Over it: 429 with ``Retry-After`` (403 on the Events API v1 endpoint: see
 :func:`pdrelay.ingest.endpoints.error_response`).
 """
 
@@ -28,13 +30,16 @@ import base64
 import binascii
 import hashlib
 import hmac
+import math
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from pdrelay.config import Caller, RelayConfig
-from pdrelay.errors import ConcurrentUpdate, TooManyRequests, Unauthorized
-from pdrelay.table import caller_bucket, read_modify_write
+from pdrelay.delivery.pacing import Allowance
+from pdrelay.errors import TooManyRequests, Unauthorized
+from pdrelay.table import caller_bucket
 
 TIMESTAMP_HEADER = "x-pdrelay-timestamp"
 SIGNATURE_HEADER = "x-pdrelay-signature"
@@ -122,33 +127,75 @@ def authenticate(
     return match
 
 
-def enforce_rate(
-    caller: Caller, store: Any, *, default_requests: int, default_window: int, now: float | None = None
-) -> None:
-    """Take one request from the caller's bucket, or raise :class:`TooManyRequests`."""
-    from pdrelay.delivery import pacing
+@dataclass(frozen=True)
+class CallerPolicy:
+    """A caller's limit as a GCRA: ``requests`` per ``window`` seconds with a burst of
+    ``max(1, requests // 6)`` at once. Of that burst, each of the ``processes`` ingest functions
+    that may run at once may admit ``(burst - 1) // processes`` requests per window on its own count
+    (:class:`~pdrelay.delivery.pacing.Allowance`), so a caller sending a few requests a minute
+    never touches the table; the shared item holds the rest."""
 
+    requests: int
+    window_seconds: float
+    processes: int = 0  # 0: no own allowance (every request asks the table)
+
+    @property
+    def burst(self) -> int:
+        return max(1, self.requests // 6)
+
+    @property
+    def own_allowance(self) -> int:
+        return (self.burst - 1) // self.processes if self.processes > 0 else 0
+
+    @property
+    def interval(self) -> float:
+        # A limit no larger than the burst (1 to 11) still refills: that many per window.
+        return self.window_seconds / ((self.requests - self.burst) or self.requests)
+
+    @property
+    def tolerance(self) -> float:
+        return (self.burst - 1 - self.own_allowance * max(self.processes, 1)) * self.interval
+
+
+_OWN = Allowance()  # this process's own count per caller
+_LAST_TAT: dict[str, float] = {}  # the caller's theoretical arrival time this process saw last
+
+
+def forget_counts() -> None:
+    """Forget this process's own counts (tests: each starts as a fresh execution environment)."""
+    _OWN.sent.clear()
+    _LAST_TAT.clear()
+
+
+def enforce_rate(
+    caller: Caller,
+    store: Any,
+    *,
+    default_requests: int,
+    default_window: int,
+    processes: int = 0,
+    now: float | None = None,
+) -> None:
+    """Take one request from the caller's limit, or raise :class:`TooManyRequests`: from this
+    process's own allowance when it has one left, else with one conditional update of the
+    caller's item in the table (no read)."""
     limit = caller.rate_limit
     requests_, window = (limit.requests, limit.per_seconds) if limit else (default_requests, default_window)
     if requests_ <= 0:
         return
-    policy = pacing.PacingPolicy(requests_, float(window), 0.0)
+    policy = CallerPolicy(requests_, float(window), processes)
+    moment = time.time() if now is None else now
     key = caller_bucket(caller.name)
-
-    def step() -> None:
-        moment = time.time() if now is None else now
-        bucket = store.get_bucket(key)
-        wait, after = pacing.take_token(bucket, moment, policy)
-        if wait > 0:
-            raise TooManyRequests(
-                f"caller {caller.name!r} is over its rate limit ({requests_} requests per {window} s)",
-                retry_after=max(1, int(wait + 0.999)),
-            )
-        store.put_bucket(key, after, bucket.version if bucket else 0)
-
-    try:
-        read_modify_write(step, "the caller's rate-limit bucket")
-    except ConcurrentUpdate:
-        # Lost every race for the bucket: many requests at this very moment. Let this one through
-        # rather than refuse a real alert because of contention; the bucket still counts the others.
+    if _OWN.take(key, moment, policy):
         return
+    wait, tat = store.take_caller_slot(
+        key, moment, policy.interval, policy.tolerance, busy_first=_LAST_TAT.get(key, 0.0) > moment
+    )
+    _LAST_TAT[key] = tat
+    if len(_LAST_TAT) > 10_000:  # callers come and go
+        _LAST_TAT.clear()
+    if wait > 0:
+        raise TooManyRequests(
+            f"caller {caller.name!r} is over its rate limit ({requests_} requests per {window} s)",
+            retry_after=max(1, math.ceil(wait - 1e-6)),
+        )
