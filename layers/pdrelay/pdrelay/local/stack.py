@@ -271,11 +271,9 @@ class LocalStack:
     def _reset_caches() -> None:
         from pdrelay.aws import clear_clients
         from pdrelay.delivery.dispatcher import reset_dispatcher
-        from pdrelay.ingest.replay import clear_guards
         from pdrelay.settings import get_settings
 
         get_settings.cache_clear()
-        clear_guards()
         clear_clients()
         reset_dispatcher()
 
