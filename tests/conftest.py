@@ -66,11 +66,9 @@ def reset_pdrelay_caches() -> None:
     from pdrelay.aws import clear_clients
     from pdrelay.delivery.dispatcher import reset_dispatcher
     from pdrelay.ingest.auth import forget_counts
-    from pdrelay.ingest.replay import clear_guards
     from pdrelay.settings import get_settings
 
     get_settings.cache_clear()
-    clear_guards()
     config.clear_cache()
     clear_clients()
     reset_dispatcher()

@@ -54,9 +54,11 @@ def _facts(fmt: formats.Format) -> str:
         else "yes: `/v1/alerts/auto` recognises it and says so in the answer"
     )
     replay = (
-        "a sender's retry: answered as the first time, not queued again (see [replays](../http-api.md#replays))"
+        "a sender's retry: queued again, and the dispatcher skips its events as already applied "
+        "(see [replays](../http-api.md#replays))"
         if fmt.replay_by_body
-        else "a new notification (this format's notifications do not all carry their own times)"
+        else "a new notification (this format's notifications do not all carry their own times; "
+        "an explicit delivery id makes it a replay)"
     )
     lines = [
         f"- **Endpoint**: `POST /v1/alerts/{name}?route=<route>`",

@@ -64,7 +64,7 @@ class Settings(BaseModel):
         300,
         alias="PDRELAY_REPLAY_WINDOW_SECONDS",
         ge=0,
-        description="An identical request within this window is not queued again.",
+        description="A repeated request with an explicit delivery id within this window is not queued again.",
     )
     sweep_after_seconds: int = Field(900, alias="PDRELAY_SWEEP_AFTER_SECONDS", gt=0)
     caller_rate_limit: int = Field(

@@ -22,7 +22,7 @@ Control items, in the same table, all versioned the same way:
 ``rollup#<route>#<hash>``          a storm's roll-up incident and its members (:func:`rollup_key`)
 ``maintenance#windows``            windows added with ``pdrelay maintenance`` (:data:`WINDOWS_KEY`)
 ``probe#<id>``                     a ``pdrelay test`` run's answers (:func:`probe_key`)
-``replay#...``                     ingest's replay records (Powertools idempotency, :data:`REPLAY_PREFIX`)
+``replay#...``                     ingest's replay records (:mod:`pdrelay.ingest.replay`, :data:`REPLAY_PREFIX`)
 =================================  ==================================================================
 
 ``<hash>`` is the first 20 hex digits of the routing key's SHA-256: routing keys never appear in the

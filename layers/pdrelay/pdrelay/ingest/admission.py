@@ -55,5 +55,4 @@ def answer_once(
         table_name=deps.settings.table_name,
         window_seconds=window,
         dynamodb=deps.dynamodb,
-        lambda_context=deps.lambda_context,
     )

@@ -147,9 +147,10 @@ def accept_alerts(
             answer["notes"] = parsed.notes
         return answer
 
-    key = replay_key(
-        caller.name, "v1", fmt.name, destination.route, request.body, request.headers, by_body=fmt.replay_by_body
-    )
+    # A request with work of its own at ingest (an SNS subscription to confirm) is remembered even
+    # when the dispatcher would tell its events apart: that work is not the dispatcher's.
+    by_body = fmt.replay_by_body and not parsed.after
+    key = replay_key(caller.name, "v1", fmt.name, destination.route, request.body, request.headers, by_body=by_body)
     return answer_once(key, work, deps, signed="x-pdrelay-signature" in request.headers)
 
 

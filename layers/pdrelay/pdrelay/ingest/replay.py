@@ -1,38 +1,41 @@
-"""Replay protection at ingest: the same request, sent again within a window, is not queued twice.
+"""Replay protection at ingest: a request sent again is not queued twice, where that matters.
 
 Monitors retry: an SNS notification is redelivered with the same ``MessageId``, a webhook sender
-that timed out posts the same body again. Powertools idempotency (records in the dedup table,
-under keys of its own) runs the enqueue once per key within ``PDRELAY_REPLAY_WINDOW_SECONDS`` and
-answers repeats with the first answer, marked ``"replayed": true``. The key covers the caller,
-the endpoint, the format and the route, plus an explicit delivery id when the sender gives one
-(SNS's ``x-amz-sns-message-id``, an ``Idempotency-Key`` header, or a request's
-``X-Pdrelay-Signature``), else the body. Bodies are only
-used for formats whose every notification carries its own times (a re-fire differs from the first
-firing; the format module says so with ``REPLAY_BY_BODY = True``): for PagerDuty-style events and
-user templates, where the same body legitimately recurs (trigger, resolve, trigger again), only
-explicit ids count. A window of 0 turns it off.
+that timed out posts the same body again, a captured signed request may be sent again.
+
+**Where the dispatcher's own dedup already covers it, nothing is written.** A format whose every
+notification carries its own times (the format module says so with ``REPLAY_BY_BODY = True``:
+Alertmanager, CloudWatch, Datadog, Zabbix, Splunk, Pingdom, Uptime Kuma, Azure, Google Cloud,
+ThousandEyes, Wavefront) gives the same request the same events with the same times: the
+dispatcher finds each one already applied (``duplicate``, ``unchanged``) or older than what it
+applied (``stale``), so a repeat costs a queue message and a read, never a page, and a trigger
+sent again after its resolve does not reopen the incident. Such requests carry no replay key.
+
+**Where it does not, one write.** PagerDuty-style events (Events API v1/v2, change events) and
+user templates carry no time of their own: the same body legitimately recurs (trigger, resolve,
+trigger again), so only an explicit delivery id identifies a repeat (SNS's
+``x-amz-sns-message-id``, an ``Idempotency-Key`` header, or the request's
+``X-Pdrelay-Signature``), and a repeat after a resolve would reopen the incident. For those, the
+key is read (one read), the work done, and its answer written (one unconditional write, expiring
+after ``PDRELAY_REPLAY_WINDOW_SECONDS``); a repeat within the window gets the first answer with
+``"replayed": true`` and is not queued. Nothing is written before the work, so a request that
+failed or whose function died is queued when it is sent again; two copies arriving at the same
+moment may both be queued, which the dispatcher answers as one (``unchanged``, ``in-flight``). A
+window of 0 turns it off.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable, Mapping
-from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools.utilities.idempotency import (
-    DynamoDBPersistenceLayer,
-    IdempotencyConfig,
-    idempotent_function,
-)
-from aws_lambda_powertools.utilities.idempotency.exceptions import (
-    IdempotencyAlreadyInProgressError,
-    IdempotencyPersistenceLayerError,
-)
+from botocore.exceptions import BotoCoreError, ClientError
 
-from pdrelay.errors import EnqueueError
 from pdrelay.observability import REPLAYS_IGNORED, count, logger
 from pdrelay.table import REPLAY_PREFIX
+from pdrelay.timeutil import SYSTEM_CLOCK, Clock
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -50,60 +53,20 @@ def replay_key(
     *,
     by_body: bool,
 ) -> str | None:
-    """The key for this request, or None when it has no reliable identity of its own."""
+    """The key for this request, or None when it needs none: its format's events carry their own
+    times (``by_body``: the dispatcher tells a repeat), or it has no explicit delivery id."""
+    if by_body:
+        return None
     # A signed request's signature covers its timestamp and body: the same signature again is a
     # replay (of a request captured on the way), never a new event.
     explicit = (
         headers.get("x-amz-sns-message-id") or headers.get("idempotency-key") or headers.get("x-pdrelay-signature")
     )
-    if explicit:
-        # Tied to the body too: a sender reusing a key for a different event is not swallowed.
-        content = f"id:{explicit}:{hashlib.sha256(body).hexdigest()}"
-    elif not by_body:
+    if not explicit:
         return None
-    else:
-        content = hashlib.sha256(body).hexdigest()
+    # Tied to the body too: a sender reusing a key for a different event is not swallowed.
+    content = f"id:{explicit}:{hashlib.sha256(body).hexdigest()}"
     return "\x1f".join([caller, endpoint, format_name, route or "", content])
-
-
-def _mark_replayed(response: Any, _record: Any) -> Any:
-    if isinstance(response, dict):
-        response = {**response, "replayed": True}
-        count(REPLAYS_IGNORED, Format=str(response.get("format", "events_v2")))
-        logger.info("replayed request answered without queueing again")
-    return response
-
-
-@lru_cache(maxsize=4)
-def _guard(
-    table_name: str, window_seconds: int, dynamodb: DynamoDBClient
-) -> tuple[Callable[..., Answer], IdempotencyConfig]:
-    persistence = DynamoDBPersistenceLayer(
-        table_name=table_name,
-        key_attr="pk",
-        expiry_attr="expires_at",
-        status_attr="replay_status",
-        data_attr="replay_answer",
-        in_progress_expiry_attr="replay_in_progress_until",
-        validation_key_attr="replay_validation",
-        boto3_client=dynamodb,
-    )
-    config = IdempotencyConfig(
-        event_key_jmespath="key",
-        raise_on_no_idempotency_key=True,
-        expires_after_seconds=window_seconds,
-        hash_function="sha256",
-        response_hook=_mark_replayed,  # type: ignore[arg-type]
-    )
-
-    @idempotent_function(  # type: ignore[untyped-decorator]  # Powertools' decorator factory is untyped
-        data_keyword_argument="request", persistence_store=persistence, config=config, key_prefix=REPLAY_PREFIX
-    )
-    def run(request: dict[str, str], work: Callable[[], Answer]) -> Answer:
-        del request  # the key only
-        return work()
-
-    return run, config
 
 
 def once(
@@ -113,23 +76,34 @@ def once(
     table_name: str,
     window_seconds: int,
     dynamodb: DynamoDBClient,
-    lambda_context: Any = None,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> Answer:
-    """``work()``'s answer, computed once per ``key`` within the window."""
+    """``work()``'s answer, computed once per ``key`` within the window (one read, one write)."""
     if key is None or window_seconds <= 0 or not table_name:
         return work()
-    run, config = _guard(table_name, window_seconds, dynamodb)
-    if lambda_context is not None:
-        config.register_lambda_context(lambda_context)  # bounds how long "in progress" may last
+    pk = {"S": f"{REPLAY_PREFIX}#{hashlib.sha256(key.encode()).hexdigest()}"}
+    now = int(clock.time())
     try:
-        return run(request={"key": key}, work=work)
-    except IdempotencyAlreadyInProgressError as exc:
-        raise EnqueueError("an identical request is being processed right now") from exc
-    except IdempotencyPersistenceLayerError:
+        item = dynamodb.get_item(TableName=table_name, Key={"pk": pk}, ConsistentRead=True).get("Item")
+    except (ClientError, BotoCoreError):
         # The table is unavailable: queueing twice is safe (dispatch dedups); refusing is not.
         logger.warning("replay protection unavailable; queueing without it")
         return work()
-
-
-def clear_guards() -> None:
-    _guard.cache_clear()
+    if item and int(item.get("expires_at", {}).get("N", "0")) > now and "replay_answer" in item:
+        answer = {**json.loads(item["replay_answer"]["S"]), "replayed": True}
+        count(REPLAYS_IGNORED, Format=str(answer.get("format", "events_v2")))
+        logger.info("replayed request answered without queueing again")
+        return answer
+    answer = work()
+    try:
+        dynamodb.put_item(
+            TableName=table_name,
+            Item={
+                "pk": pk,
+                "replay_answer": {"S": json.dumps(answer, separators=(",", ":"), default=str)},
+                "expires_at": {"N": str(now + window_seconds)},
+            },
+        )
+    except (ClientError, BotoCoreError):
+        logger.warning("replay protection could not record this request; a repeat would be queued again")
+    return answer
