@@ -60,8 +60,6 @@ def unique(prefix: str = "t") -> str:
 
 
 def reset_pdrelay_caches() -> None:
-    from aws_lambda_powertools.utilities import parameters
-
     from pdrelay import config
     from pdrelay.aws import clear_clients
     from pdrelay.delivery.dispatcher import reset_dispatcher
@@ -73,7 +71,6 @@ def reset_pdrelay_caches() -> None:
     clear_clients()
     reset_dispatcher()
     forget_counts()
-    parameters.clear_caches()
 
 
 @pytest.fixture(autouse=True)

@@ -137,8 +137,6 @@ def write_config(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> ConfigWriter
     these extra environment settings, as after a `pdrelay config push` that has been picked up."""
 
     def write(doc: dict[str, Any], **env: str) -> None:
-        from aws_lambda_powertools.utilities import parameters
-
         from pdrelay import config
         from pdrelay.delivery.dispatcher import reset_dispatcher
         from pdrelay.settings import get_settings
@@ -151,7 +149,6 @@ def write_config(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> ConfigWriter
             monkeypatch.setenv(name, value)
         get_settings.cache_clear()
         config.clear_cache()
-        parameters.clear_caches()
         reset_dispatcher()
 
     return write

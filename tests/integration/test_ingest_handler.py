@@ -112,9 +112,7 @@ def test_health_needs_no_credentials(aws: Aws, ingest: Handler) -> None:
     assert "alertmanager" in body_of(answer)["formats"]
 
 
-def test_configuration_is_read_from_ssm_through_powertools(
-    aws: Aws, ingest: Handler, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_configuration_is_read_from_ssm(aws: Aws, ingest: Handler, monkeypatch: pytest.MonkeyPatch) -> None:
     document = {
         "default_route": "checkout",
         "callers": [{"name": "am", "token": "ssm-token-000000000001"}],

@@ -7,6 +7,7 @@ boto3-stubs packages (a development dependency, imported only for type checking)
 
 from __future__ import annotations
 
+import threading
 from functools import cache
 from typing import TYPE_CHECKING, Any, Literal, overload
 
@@ -42,9 +43,23 @@ def _cached(service: Service) -> Any:
 
 
 def new_client(service: Service, **kwargs: Any) -> Any:
-    """A new client with pdrelay's retry and timeout settings (``kwargs``: endpoint, credentials)."""
-    return boto3.session.Session().client(service, config=_CONFIG, **kwargs)
+    """A new client with pdrelay's retry and timeout settings (``kwargs``: endpoint, credentials),
+    from the process's one boto3 Session: a Session loads botocore's data files afresh (about
+    100 ms a first client), so one per process is made and shared (creating clients from it is
+    serialised: a Session is not safe to use from several threads at once)."""
+    with _LOCK:
+        return session().client(service, config=_CONFIG, **kwargs)
+
+
+@cache
+def session() -> boto3.session.Session:
+    """The process's boto3 Session (the credentials and region of its environment)."""
+    return boto3.session.Session()
+
+
+_LOCK = threading.Lock()
 
 
 def clear_clients() -> None:
     _cached.cache_clear()
+    session.cache_clear()

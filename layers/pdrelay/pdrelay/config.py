@@ -3,7 +3,7 @@ when they page) and maintenance windows.
 
 One document, validated at load with errors that name the place of each mistake. It lives in a
 file locally and in SSM Parameter Store (``ssm:/name``) or Secrets Manager (``secret:name``) in
-AWS, read through Powertools Parameters with a cache age, so a change is picked up without a
+AWS, read with the process's own clients and kept for a cache age, so a change is picked up without a
 redeploy. A complete commented example is events/config/example.yaml (docs/configuration.md); the smallest is::
 
     version: 1
@@ -34,6 +34,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from pdrelay import aws
 from pdrelay.errors import ConfigError, validation_problems
 from pdrelay.policy.rules import Rule, check_destinations
 from pdrelay.policy.windows import Window
@@ -417,32 +418,42 @@ def default_config(settings: Settings) -> RelayConfig:
 
 
 def read_source(source: str, max_age: int) -> str:
-    """The raw document behind ``source``: ``ssm:/name``, ``secret:name`` or a file path."""
-    if source.startswith(("ssm:", "secret:")):
-        from aws_lambda_powertools.utilities import parameters
-        from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
-
-        try:
-            if source.startswith("ssm:"):
-                return str(parameters.get_parameter(source[4:], decrypt=True, max_age=max_age))
-            return str(parameters.get_secret(source[7:], max_age=max_age))
-        except GetParameterError as exc:
-            cause = exc.__cause__ or exc.__context__
-            code = getattr(cause, "response", {}).get("Error", {}).get("Code") if cause is not None else None
-            raise ConfigError(f"cannot read {source}", [code or type(cause or exc).__name__]) from exc
-    path = Path(source.removeprefix("file:"))
-    read_at, text = _FILES.get(path, (0.0, ""))
-    if time.monotonic() - read_at < max_age:  # cached like the parameters above, not read per request
+    """The raw document behind ``source``: ``ssm:/name``, ``secret:name`` or a file path, read at
+    most once per ``max_age`` seconds in a process (with the process's own AWS clients)."""
+    read_at, text = _FILES.get(source, (0.0, ""))
+    if read_at and time.monotonic() - read_at < max_age:
         return text
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read configuration file {path}", [exc.strerror or str(exc)]) from exc
-    _FILES[path] = (time.monotonic(), text)
+    if source.startswith("ssm:"):
+        text = _read_aws(source, lambda: aws.client("ssm").get_parameter(Name=source[4:], WithDecryption=True))
+    elif source.startswith("secret:"):
+        text = _read_aws(source, lambda: aws.client("secretsmanager").get_secret_value(SecretId=source[7:]))
+    else:
+        path = Path(source.removeprefix("file:"))
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot read configuration file {path}", [exc.strerror or str(exc)]) from exc
+    _FILES[source] = (time.monotonic(), text)
     return text
 
 
-_FILES: dict[Path, tuple[float, str]] = {}
+def _read_aws(source: str, call: Any) -> str:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        answer = call()
+    except ClientError as exc:
+        raise ConfigError(f"cannot read {source}", [str(exc.response.get("Error", {}).get("Code", "error"))]) from exc
+    except BotoCoreError as exc:
+        raise ConfigError(f"cannot read {source}", [type(exc).__name__]) from exc
+    if "Parameter" in answer:
+        return str(answer["Parameter"]["Value"])
+    if "SecretString" not in answer:
+        raise ConfigError(f"cannot read {source}", ["the secret has no string value"])
+    return str(answer["SecretString"])
+
+
+_FILES: dict[str, tuple[float, str]] = {}  # source -> (when read, monotonic; its text)
 
 
 def clear_cache() -> None:
