@@ -34,7 +34,7 @@ def emitted(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
 ) -> Callable[[], str]:
     """Metrics on (the test environment turns them off), and a function that returns everything
-    written so far: standard output and error (Powertools' log lines and metrics) and log records."""
+    written so far: standard output and error (pdrelay's log lines and metrics) and log records."""
     monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED", raising=False)
 
     def read() -> str:

@@ -265,7 +265,7 @@ class Dispatcher:
             self._dead_letter(delivery, reason, None)
             return Outcome("dead-lettered", reason)
         logger.append_keys(
-            correlation_id=message.request_id,
+            request_id=message.request_id,
             route=message.route,
             destination=message.destination,
             dedup_key=message.dedup_key if isinstance(message, QueueMessage) else None,
@@ -288,7 +288,7 @@ class Dispatcher:
             self._dead_letter(delivery, reason, None)
             return Outcome("dead-lettered", reason)
         finally:
-            logger.remove_keys(["correlation_id", "dedup_key", "route", "destination", "message_id", "receive_count"])
+            logger.remove_keys(["request_id", "dedup_key", "route", "destination", "message_id", "receive_count"])
 
     # -- one alert event --------------------------------------------------------------------------
     def _decide(self, message: QueueMessage, delivery: Delivery) -> Decided:

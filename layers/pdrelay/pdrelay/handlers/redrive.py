@@ -8,15 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools.utilities.typing import LambdaContext
-
 from pdrelay.errors import ConfigError
-from pdrelay.observability import logger
+from pdrelay.observability import invocation, logger
 from pdrelay.ops import resources
 
 
-@logger.inject_lambda_context
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+@invocation()
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     try:
         result = resources.run_redrive(event or {}, resources.from_environment())
     except ConfigError as exc:

@@ -5,16 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools.utilities.typing import LambdaContext
-
 from pdrelay.delivery.dispatcher import config_reader
-from pdrelay.observability import logger
+from pdrelay.observability import invocation, logger
 from pdrelay.ops import resources
 from pdrelay.settings import get_settings
 
 
-@logger.inject_lambda_context
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+@invocation()
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     settings = get_settings()
     result = resources.run_sweep(
         resources.from_environment(),
