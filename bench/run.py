@@ -82,7 +82,7 @@ class MemoryStore:
         self.items[pk] = replace(self.items[pk], delivered=True, lease_until=0)
         return True
 
-    def get_doc(self, pk: str):
+    def get_doc(self, pk: str, **_options: object):
         return self.items.get(("doc", pk), ({}, 0))
 
     def put_doc(self, pk: str, doc: dict, previous_version: int, expires: bool = True) -> int:

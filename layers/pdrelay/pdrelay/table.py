@@ -402,9 +402,9 @@ class DedupStore:
         return 0.0, tat  # moved between the two updates (the caller's other requests): let this one through
 
     # -- control items ----------------------------------------------------------------------
-    def _get_control(self, pk: str) -> dict[str, Any] | None:
+    def _get_control(self, pk: str, *, consistent: bool = True) -> dict[str, Any] | None:
         try:
-            answer = self._client.get_item(TableName=self._table, Key={"pk": {"S": pk}}, ConsistentRead=True)
+            answer = self._client.get_item(TableName=self._table, Key={"pk": {"S": pk}}, ConsistentRead=consistent)
         except (ClientError, BotoCoreError) as exc:
             raise StoreError(f"reading the dedup table failed: {_code(exc)}") from exc
         item = answer.get("Item")
@@ -417,9 +417,9 @@ class DedupStore:
             item["expires_at"] = {"N": str(int(self.clock.time()) + CONTROL_TTL_SECONDS)}
         self._put(item, "attribute_not_exists(pk) OR version = :v", {":v": {"N": str(previous_version)}})
 
-    def get_doc(self, pk: str) -> tuple[dict[str, Any], int]:
+    def get_doc(self, pk: str, *, consistent: bool = True) -> tuple[dict[str, Any], int]:
         """A control document (JSON-shaped) and its version (0: none yet)."""
-        doc = self._get_control(pk)
+        doc = self._get_control(pk, consistent=consistent)
         if doc is None:
             return {}, 0
         return json.loads(str(doc.get("doc") or "{}")), int(doc.get("version", 0))

@@ -47,9 +47,11 @@ ROLLUP_LISTED = 50
 
 
 # -- maintenance windows kept in the table ------------------------------------------------------------
-def stored_windows(store: DedupStore) -> tuple[list[Window], int]:
-    """Windows added with ``pdrelay maintenance add`` (invalid entries are skipped and logged)."""
-    doc, version = store.get_doc(WINDOWS_KEY)
+def stored_windows(store: DedupStore, *, consistent: bool = True) -> tuple[list[Window], int]:
+    """Windows added with ``pdrelay maintenance add`` (invalid entries are skipped and logged);
+    ``consistent`` false: an eventually consistent read, half the read units (the dispatcher's
+    cached copy, up to ``PDRELAY_WINDOWS_MAX_AGE`` old anyway)."""
+    doc, version = store.get_doc(WINDOWS_KEY, consistent=consistent)
     windows = []
     for raw in doc.get("windows", []):
         try:
@@ -105,7 +107,7 @@ class Policy:
         config = self.config()
         read_at, cached = self._windows_cache
         if self.clock() - read_at >= self.cache_seconds:
-            cached, _version = stored_windows(self.store)
+            cached, _version = stored_windows(self.store, consistent=False)
             self._windows_cache = (self.clock(), cached)
         return [*(config.maintenance if config else ()), *cached]
 
