@@ -382,12 +382,10 @@ class _Handler(BaseHTTPRequestHandler):
         state = self.server.state
         if url.path == "/incidents":
             self._send(200, state.snapshot(query.get("routing_key", [None])[0]))
-        elif url.path == "/events":
-            with state.lock:
-                self._send(200, list(state.events))
-        elif url.path == "/change_events":
-            with state.lock:
-                self._send(200, list(state.change_events))
+        elif url.path in ("/events", "/change_events"):
+            with state.lock:  # copied under the lock, sent after it: _send takes it too
+                events = list(state.events if url.path == "/events" else state.change_events)
+            self._send(200, events)
         elif url.path == "/":
             self._send(200, render_page(state.snapshot()), "text/html; charset=utf-8")
         else:
