@@ -2,7 +2,9 @@
 
 1. Import: each handler module (``pdrelay.handlers.<name>``) in a fresh interpreter, next to
    ``import boto3`` alone, with the interpreter's peak RSS.
-2. First invocation: in a fresh interpreter, import a handler, then invoke it twice against a moto
+2. First invocation: in a fresh interpreter that looks like Lambda (``AWS_LAMBDA_FUNCTION_NAME``
+   set, so the handler prepares its clients and configuration at import: INIT), import a handler,
+   then invoke it twice against a moto
    server in this process (``AWS_ENDPOINT_URL``, which boto3 honours) and the PagerDuty emulator;
    the first invocation's wall time and RSS growth over the second's is what a cold start adds after
    the import. The child counts the boto3 Sessions and botocore clients created and the AWS requests
@@ -153,7 +155,7 @@ def _invoke_child(name: str, events: list[dict[str, Any]], env: dict[str, str]) 
             [sys.executable, "-c", INVOKE_SNIPPET, name, str(events_path), str(out_path)],
             capture_output=True,
             text=True,
-            env=env,
+            env={**env, "AWS_LAMBDA_FUNCTION_NAME": f"pdrelay-{name}"},  # as in Lambda: INIT work runs
             timeout=120,
         )
         if done.returncode != 0 or not out_path.exists():
@@ -245,7 +247,7 @@ def _print_first(results: dict[str, list[dict[str, Any]]], runs: int) -> None:
         " a new alert each time;\n  AWS is a moto server in the parent over HTTP on 127.0.0.1, PagerDuty the emulator)"
     )
     print(
-        f"  {'handler':<9} {'import':>7} {'1st':>7} {'2nd':>7} {'extra':>7} {'RSS 1st':>8} {'RSS 2nd':>8}"
+        f"  {'handler':<9} {'INIT':>7} {'1st':>7} {'2nd':>7} {'extra':>7} {'RSS 1st':>8} {'RSS 2nd':>8}"
         f" {'sessions':>9} {'clients':>8} {'AWS req':>8}  goal"
     )
     for name, figures in results.items():
@@ -273,7 +275,8 @@ def _print_first(results: dict[str, list[dict[str, Any]]], runs: int) -> None:
         if after_import["sessions"] or after_import["clients"]:
             print(f"    at import already: {after_import['sessions']} sessions, {after_import['clients']} clients")
     print(
-        f"  import: the handler module's import (boto3 already imported by the child); 1st, 2nd: each invocation's"
+        f"  INIT: the handler module's import as Lambda runs it (AWS_LAMBDA_FUNCTION_NAME set: clients and"
+        f" configuration\n  are made then), boto3 already imported by the child; 1st, 2nd: each invocation's"
         f" wall time;\n  extra: the 1st's over the 2nd's (goal <= {GOAL_FIRST_EXTRA_MS:g} ms); RSS: growth during each"
         f" invocation; sessions, clients, AWS req: boto3 Sessions\n  and botocore clients created and HTTP requests"
         f" sent during the 1st/2nd invocation (goal: {GOAL_SESSIONS} Session per process in all)."

@@ -7,7 +7,9 @@ boto3-stubs packages (a development dependency, imported only for type checking)
 
 from __future__ import annotations
 
+import os
 import threading
+from collections.abc import Callable
 from functools import cache
 from typing import TYPE_CHECKING, Any, Literal, overload
 
@@ -63,3 +65,18 @@ _LOCK = threading.Lock()
 def clear_clients() -> None:
     _cached.cache_clear()
     session.cache_clear()
+
+
+def at_init(prepare: Callable[[], object]) -> None:
+    """Run ``prepare`` while Lambda starts the execution environment (INIT), in Lambda only: the
+    clients and the configuration it builds are then ready before the first invocation (and, with
+    SnapStart or provisioned concurrency, before any request waits). Best effort: what fails here
+    is met again, and answered, by the first invocation."""
+    if not os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
+        return
+    try:
+        prepare()
+    except Exception as exc:  # reported by the first invocation, which meets it again
+        from pdrelay.observability import logger
+
+        logger.warning("not prepared at start; the first invocation will", extra={"error": type(exc).__name__})

@@ -227,7 +227,7 @@ class Dispatcher:
     def schedule_policy(self, routing_key: str) -> pacing.SchedulePolicy:
         """The key's limit: the configuration's ``events_per_minute`` for it, else the settings'."""
         s = self.settings
-        config = self._config()
+        config = self.current_config()
         per_minute = config.events_per_minute(routing_key) if config is not None else None
         limit, window = (per_minute, 60.0) if per_minute else (s.rate_limit, s.rate_window_seconds)
         return pacing.SchedulePolicy(
@@ -244,7 +244,7 @@ class Dispatcher:
             probe_seconds=s.connect_timeout_seconds + s.read_timeout_seconds + 5,
         )
 
-    def _config(self) -> RelayConfig | None:
+    def current_config(self) -> RelayConfig | None:
         return self.config() if self.config is not None else None
 
     # -- entry point ----------------------------------------------------------------------------
@@ -357,7 +357,7 @@ class Dispatcher:
             self._known.popitem(last=False)
 
     def _route(self, message: QueueMessage) -> Route | None:
-        config = self._config()
+        config = self.current_config()
         return config.routes.get(message.route or "") if config is not None else None
 
     def _alert(self, message: QueueMessage, delivery: Delivery) -> Outcome:

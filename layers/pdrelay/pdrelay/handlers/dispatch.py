@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pdrelay.aws import at_init
 from pdrelay.delivery.dispatcher import attributes_from_event, get_dispatcher
 from pdrelay.errors import RetryableDelivery, StoreError
 from pdrelay.observability import invocation, logger
@@ -46,3 +47,6 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             )
             failures.append({"itemIdentifier": record.get("messageId", "")})
     return {"batchItemFailures": failures}
+
+
+at_init(lambda: get_dispatcher().current_config())  # clients, HTTP pool and configuration before the first batch

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from pdrelay import __version__, formats
+from pdrelay.aws import at_init
 from pdrelay.errors import BadRequest, NotFound, PdrelayError, TooManyRequests
 from pdrelay.ingest import endpoints
 from pdrelay.observability import invocation, logger
@@ -176,3 +177,6 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if event.get("source") == "aws.cloudwatch" and isinstance(event.get("alarmData"), dict):
         return _alarm_action(event, context)
     return _http(event, context)
+
+
+at_init(lambda: endpoints.deps_from_environment())  # clients and configuration before the first request
