@@ -10,7 +10,7 @@ moved (time-machine) so alerts come a minute apart and re-sends come when Alertm
 Counted per alert: API Gateway requests; Lambda invocations and duration (measured x the function's
 MemorySize from template.yaml); every AWS request the handlers' clients make (bench/aws_meter.py
 hooks every botocore client created while the scenario runs) with DynamoDB units; the mapping's
-receive and delete; every byte the handlers write to stdout and stderr (Powertools' JSON log lines
+receive and delete; every byte the handlers write to stdout and stderr (pdrelay's JSON log lines
 and EMF metric documents: CloudWatch Logs ingests them) plus Lambda's START/END/REPORT lines and the
 HTTP API's access log line. Prices: bench/prices.py.
 
@@ -296,10 +296,14 @@ class Pipeline:
     def _invoke(self, function: Function, handler: Callable[..., Any], event: dict[str, Any]) -> tuple[Invocation, Any]:
         context = self.context(function.name, memory_limit_in_mb=function.memory_mb, timeout_seconds=function.timeout)
         mark, sink = len(self.meter.calls), list[bytes]()
-        with captured_output(sink):
-            start = time.perf_counter()
-            answer = handler(event, context)
-            seconds = time.perf_counter() - start
+        os.environ["AWS_LAMBDA_FUNCTION_NAME"] = function.name  # as Lambda sets it (its log lines then say less)
+        try:
+            with captured_output(sink):
+                start = time.perf_counter()
+                answer = handler(event, context)
+                seconds = time.perf_counter() - start
+        finally:
+            del os.environ["AWS_LAMBDA_FUNCTION_NAME"]
         return Invocation(function, seconds, self.meter.calls[mark:], sink[0]), answer
 
     def send(self, body: bytes, path: str = "/v1/alerts/alertmanager") -> AlertRun:
@@ -649,7 +653,7 @@ def report(facts: TemplateFacts, runs: dict[str, list[AlertRun]], left: str, spa
         parts = ", ".join(f"{k} {v:.0f}" for k, v in t.log_bytes.items())
         print(f"  ({key}) {t.logs_total:6.0f} B in {t.log_lines:4.1f} lines: {parts}")
     print(
-        "  ingest/dispatch: all the handlers wrote to stdout/stderr (Powertools JSON lines, EMF documents);"
+        "  ingest/dispatch: all the handlers wrote to stdout/stderr (pdrelay's JSON lines, EMF documents);"
         " platform: Lambda's\n  START, END and REPORT lines per invocation (about 50 + 40 + 130 bytes, formatted"
         " here with a real request id; a cold start's\n  'Init Duration' adds ~25); access: the HTTP API's access"
         " log line, the template's Format filled with typical values"

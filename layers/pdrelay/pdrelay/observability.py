@@ -1,9 +1,9 @@
 """Logs, metrics and masking in one place: small, and priced per byte.
 
 **Logs** are JSON lines on standard output (Lambda sends them to the function's log group):
-``level``, ``message``, ``timestamp``, then what ties the line to its alert (``request_id``: API
-Gateway's id of the request that brought the alert in, the same at ingest and in the dispatcher;
-``dedup_key``, ``route``, ...), then the line's own fields. What never changes in an execution
+``level``, ``message`` (and ``timestamp`` outside Lambda: CloudWatch Logs stamps each line), then
+what ties the line to its alert (``request_id``: API Gateway's id of the request that brought the
+alert in, the same at ingest and in the dispatcher; ``dedup_key``, ``route``, ...), then the line's own fields. What never changes in an execution
 environment (function name, version, memory size) is written once, in its first line
 (``"execution environment started"``): the log group already says which function it is. Outside
 Lambda (the local stack, where the functions share one output) each line also says its
@@ -66,6 +66,10 @@ _METRICS: ContextVar[list[_Metric] | None] = ContextVar("pdrelay_metrics", defau
 _STARTED: set[str] = set()  # functions whose execution environment has said its static context
 
 
+def _in_lambda() -> bool:
+    return bool(os.environ.get("AWS_LAMBDA_FUNCTION_NAME"))
+
+
 class Logger:
     """JSON lines with the invocation's keys; the few methods pdrelay uses of a logger."""
 
@@ -115,8 +119,9 @@ class Logger:
     def _write(self, level: int, name: str, message: str, extra: dict[str, Any] | None) -> None:
         if level < self.log_level:
             return
-        now = datetime.now(UTC)
-        line = {"level": name, "message": message, "timestamp": now.isoformat(timespec="milliseconds")[:-6] + "Z"}
+        line: dict[str, Any] = {"level": name, "message": message}
+        if not _in_lambda():  # in Lambda, CloudWatch Logs stamps every line itself
+            line["timestamp"] = datetime.now(UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
         line.update(_KEYS.get() or {})
         if extra:
             line.update(extra)
@@ -224,7 +229,7 @@ def invocation(request_id: Callable[[dict[str, Any]], str | None] | None = None)
         def run(event: dict[str, Any], context: Any) -> Any:
             function = str(getattr(context, "function_name", "") or "")
             keys: dict[str, Any] = {}
-            if not os.environ.get("AWS_LAMBDA_FUNCTION_NAME") and function:
+            if not _in_lambda() and function:
                 keys["function"] = function  # one output for every function: say which
             rid = request_id(event) if request_id is not None and isinstance(event, dict) else None
             if rid:
