@@ -3,8 +3,9 @@
 **Logs** are JSON lines on standard output (Lambda sends them to the function's log group):
 ``level``, ``message`` (and ``timestamp`` outside Lambda: CloudWatch Logs stamps each line), then
 what ties the line to its alert (``request_id``: API Gateway's id of the request that brought the
-alert in, the same at ingest and in the dispatcher; ``dedup_key``, ``route``, ...), then the line's own fields. What never changes in an execution
-environment (function name, version, memory size) is written once, in its first line
+alert in, the same at ingest and in the dispatcher; ``dedup_key``, ``route``, ...), then the
+line's own fields. What never changes in an execution environment (function name, version,
+memory size) is written once, in its first line
 (``"execution environment started"``): the log group already says which function it is. Outside
 Lambda (the local stack, where the functions share one output) each line also says its
 ``function``. The keys of an invocation, and of each message within it, live in a context
