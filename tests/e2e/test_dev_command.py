@@ -1,7 +1,9 @@
-"""`pdrelay dev` as a user runs it: a process of its own, then curl-like posts and `pdrelay incidents`."""
+"""`pdrelay dev` as a user runs it: a process of its own, started in a folder that is no checkout (no
+template.yaml: the package's own spec and handlers), then curl-like posts and `pdrelay incidents`."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -14,17 +16,18 @@ import pytest
 import requests
 
 from pdrelay.local.stack import free_port
-from tests.conftest import ROOT, load_event, unique
+from tests.conftest import load_event, unique
 
 pytestmark = pytest.mark.e2e
 TOKEN = "dev-command-token-0000000001"
 
 
 @pytest.fixture(scope="module")
-def dev_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str, str]]:
+def dev_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str, str, dict[str, str]]]:
     workdir = tmp_path_factory.mktemp("dev")
     port, emulator_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PDRELAY_", "AWS_"))}
+    env["XDG_STATE_HOME"] = str(workdir / "xdg-state")  # the default state folder, not the user's
     log = (workdir / "dev.log").open("w")
     process = subprocess.Popen(
         [
@@ -38,8 +41,6 @@ def dev_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
             str(emulator_port),
             "--token",
             TOKEN,
-            "--template",
-            str(ROOT / "template.yaml"),
         ],
         cwd=workdir,
         env=env,
@@ -58,16 +59,16 @@ def dev_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
     else:
         process.kill()
         pytest.fail(f"pdrelay dev did not start: {(workdir / 'dev.log').read_text()}")
-    yield url, f"http://127.0.0.1:{emulator_port}", str(workdir)
+    yield url, f"http://127.0.0.1:{emulator_port}", str(workdir), env
     process.send_signal(signal.SIGTERM)
     process.wait(timeout=15)
     log.close()
 
 
 def test_dev_brings_up_a_relay_where_firing_and_resolved_make_one_resolved_incident(
-    dev_process: tuple[str, str, str],
+    dev_process: tuple[str, str, str, dict[str, str]],
 ) -> None:
-    url, emulator_url, workdir = dev_process
+    url, emulator_url, workdir, env = dev_process
     doc = load_event("formats/alertmanager/firing.json")
     doc["alerts"][0]["fingerprint"] = unique()
     headers = {"Authorization": f"Bearer {TOKEN}"}
@@ -93,6 +94,7 @@ def test_dev_brings_up_a_relay_where_firing_and_resolved_make_one_resolved_incid
     listing = subprocess.run(
         [sys.executable, "-m", "pdrelay.cli", "incidents"],
         cwd=workdir,
+        env=env,
         capture_output=True,
         text=True,
         timeout=30,
@@ -101,3 +103,16 @@ def test_dev_brings_up_a_relay_where_firing_and_resolved_make_one_resolved_incid
     assert "resolved" in listing.stdout and key[:40] in listing.stdout
     page = requests.get(emulator_url + "/", timeout=5)
     assert "PagerDuty Events API emulator" in page.text
+
+
+def test_dev_runs_from_a_folder_without_template_yaml_and_writes_nothing_there(
+    dev_process: tuple[str, str, str, dict[str, str]],
+) -> None:
+    url, _, workdir, env = dev_process
+    log = (Path(workdir) / "dev.log").read_text()
+    assert not (Path(workdir) / "template.yaml").exists()
+    assert "queues and table from the template packaged with pdrelay" in log
+    assert sorted(p.name for p in Path(workdir).iterdir()) == ["dev.log", "xdg-state"]  # no .pdrelay/ here
+    state = json.loads((Path(env["XDG_STATE_HOME"]) / "pdrelay" / "dev.json").read_text())
+    assert state["url"] == url and state["token"] == TOKEN
+    assert "forgotten" in log  # the banner still says what a restart loses

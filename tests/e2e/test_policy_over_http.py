@@ -60,10 +60,10 @@ def policy_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStac
 
 @pytest.fixture
 def relay(policy_stack: LocalStack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Relay:
-    """A relay, and a working directory whose `.pdrelay/dev.json` points the commands at it."""
+    """A relay, and a state folder whose `dev.json` points the commands at it."""
     monkeypatch.chdir(tmp_path)
-    (tmp_path / ".pdrelay").mkdir()
-    (tmp_path / ".pdrelay" / "dev.json").write_text(
+    monkeypatch.setenv("PDRELAY_STATE_DIR", str(tmp_path))
+    (tmp_path / "dev.json").write_text(
         json.dumps(
             {
                 "url": policy_stack.url,

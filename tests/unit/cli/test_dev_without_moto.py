@@ -20,6 +20,7 @@ def test_dev_without_moto_says_how_to_install_it_in_one_line(
     # Given moto is not installed (or installed without its server: `moto` rather than `moto[server]`)
     monkeypatch.setitem(sys.modules, missing, None)  # None in sys.modules makes `import` fail
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PDRELAY_STATE_DIR", str(tmp_path / "state"))
 
     # When a user runs `pdrelay dev`
     code = main(["dev", "--template", str(ROOT / "template.yaml")])
@@ -29,7 +30,8 @@ def test_dev_without_moto_says_how_to_install_it_in_one_line(
     assert code == 2
     assert err == "pdrelay dev needs the local stack's AWS emulator: pip install 'pdrelay[local]'\n"
     assert out == ""
-    assert not (tmp_path / ".pdrelay").exists()
+    assert not (tmp_path / "state").exists()
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_the_other_commands_start_without_moto(tmp_path: Path) -> None:

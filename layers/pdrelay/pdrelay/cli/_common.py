@@ -7,15 +7,16 @@ import functools
 import json
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeAlias
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from pdrelay.errors import PdrelayError
+from pdrelay.local.state import dev_state_file
 from pdrelay.ops import resources
 from pdrelay.ops.resources import Resources
 
-STATE_FILE = resources.DEV_STATE  # written by `pdrelay dev`, read by the commands that talk to it
 Command = Callable[[argparse.Namespace], int]
 OperatorCommand = Callable[[argparse.Namespace, Resources], int]
 # What `add_subparsers()` returns: each command module's `register` adds its parsers to it.
@@ -25,16 +26,19 @@ Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 def read_state() -> dict[str, Any]:
     """What the running `pdrelay dev` wrote down (URLs, token, queues); empty when none runs."""
     try:
-        return dict(json.loads(STATE_FILE.read_text()))
+        return dict(json.loads(dev_state_file().read_text()))
     except (OSError, ValueError):
         return {}
 
 
-def write_state(state: dict[str, Any]) -> None:
+def write_state(state: dict[str, Any]) -> Path:
     """Written by `pdrelay dev` once its stack runs; readable by its user only (it holds the token)."""
-    STATE_FILE.parent.mkdir(exist_ok=True)
-    STATE_FILE.write_text(json.dumps(state))
-    STATE_FILE.chmod(0o600)
+    path = dev_state_file()
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path.touch(mode=0o600)
+    path.chmod(0o600)
+    path.write_text(json.dumps(state))
+    return path
 
 
 def parse_fields(items: list[str] | None, command: str) -> dict[str, str] | None:

@@ -15,6 +15,7 @@ import requests
 
 from pdrelay.cli._common import Commands, read_state, write_state
 from pdrelay.errors import ConfigError
+from pdrelay.local.state import STATE_DIR_ENV, state_dir
 
 NEEDS_MOTO = "pdrelay dev needs the local stack's AWS emulator: pip install 'pdrelay[local]'"
 
@@ -39,8 +40,10 @@ def cmd_dev(args: argparse.Namespace) -> int:
     token = args.token or os.environ.get("PDRELAY_TOKEN") or secrets.token_urlsafe(24)
     routing_key = args.routing_key or os.environ.get("PDRELAY_ROUTING_KEY", "")
     events_url = args.events_url or os.environ.get("PDRELAY_EVENTS_URL") or None
+    if args.state_dir:
+        os.environ[STATE_DIR_ENV] = str(Path(args.state_dir).expanduser().resolve())
     options = StackOptions(
-        template=Path(args.template),
+        template=Path(args.template) if args.template else None,
         host="127.0.0.1",
         port=args.port,
         emulator_port=args.emulator_port,
@@ -50,7 +53,11 @@ def cmd_dev(args: argparse.Namespace) -> int:
         config=args.config or "",
         retry_base_seconds=args.retry_base_seconds,
     )
-    stack = LocalStack(options)
+    try:
+        stack = LocalStack(options)
+    except OSError as exc:
+        print(f"pdrelay: cannot read the template: {exc}", file=sys.stderr)
+        return 2
     try:
         stack.start()
         # Here, not at the top: the validated settings and configuration models load pydantic.
@@ -66,7 +73,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
         stack.stop()
         print(f"pdrelay: cannot start the local stack: {exc}", file=sys.stderr)
         return 2
-    write_state(
+    state_file = write_state(
         {
             "url": stack.url,
             "events_url": stack.events_url,
@@ -82,13 +89,14 @@ def cmd_dev(args: argparse.Namespace) -> int:
         f"  PagerDuty target : {stack.events_url}"
         + ("  (local emulator: open it in a browser)" if stack.emulator else "")
     )
-    print(f"  AWS emulator     : {stack.moto_url} (queues and table from {args.template})")
+    print(f"  AWS emulator     : {stack.moto_url} (queues and table from {stack.template_source})")
+    print(f"  state file       : {state_file} (how the other pdrelay commands find this one)")
     if not args.config:
         print(f"  routing key      : {mask(routing_key) if routing_key else 'demo key (emulator)'}")
         print(f"  bearer token     : {token}")
         print("\nTry it:")
         print(f"  curl -s -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' \\")
-        print(f"       --data @events/formats/alertmanager/firing.json {stack.url}/v1/alerts/alertmanager")
+        print(f"       --data {_sample_data(stack.template)} {stack.url}/v1/alerts/alertmanager")
         print("  pdrelay incidents")
         print("  pdrelay test --route default     # a labelled test event, then its resolve")
     print(
@@ -105,6 +113,15 @@ def cmd_dev(args: argparse.Namespace) -> int:
     finally:
         stack.stop()
     return 0
+
+
+def _sample_data(template: Path | None) -> str:
+    """curl's --data for the banner's example: the checkout's sample alert, else one inline."""
+    sample = template.parent / "events/formats/alertmanager/firing.json" if template is not None else None
+    if sample is not None and sample.is_file():
+        return f"@{sample.relative_to(Path.cwd()) if sample.is_relative_to(Path.cwd()) else sample}"
+    alert = {"status": "firing", "labels": {"alertname": "DiskFull", "severity": "critical"}, "fingerprint": "demo1"}
+    return "'" + json.dumps({"version": "4", "status": "firing", "alerts": [alert]}) + "'"
 
 
 def cmd_incidents(args: argparse.Namespace) -> int:
@@ -144,7 +161,16 @@ def register(commands: Commands) -> None:
     dev.add_argument("--routing-key", help="the default route's routing key; env PDRELAY_ROUTING_KEY")
     dev.add_argument("--token", help="the accepted bearer token (generated when absent); env PDRELAY_TOKEN")
     dev.add_argument("--config", help="a full configuration file (YAML or JSON)")
-    dev.add_argument("--template", default="template.yaml")
+    dev.add_argument(
+        "--template",
+        help="the SAM template to build the queues, table and functions from (default: the pdrelay "
+        "checkout's template.yaml around the working folder, else the one packaged with pdrelay)",
+    )
+    dev.add_argument(
+        "--state-dir",
+        help=f"where to write dev.json, which the other commands read (default: {state_dir()}); "
+        f"env {STATE_DIR_ENV}, which the other commands also follow",
+    )
     dev.add_argument(
         "--retry-base-seconds",
         type=int,

@@ -117,7 +117,8 @@ class _ApiHandler(BaseHTTPRequestHandler):
         """The API's OpenAPI document (docs/openapi.yaml), as YAML or as JSON: not a Lambda route."""
         source = self.server.openapi
         if source is None or not source.is_file():
-            self._reply(404, {"message": f"no OpenAPI document at {source}"})
+            where = f"at {source}" if source else "in this install (docs/openapi.yaml in pdrelay's repository)"
+            self._reply(404, {"message": f"no OpenAPI document {where}"})
             return
         text = source.read_text(encoding="utf-8")
         data = (json.dumps(yaml.safe_load(text)) if path.endswith(".json") else text).encode()

@@ -1,8 +1,10 @@
 """The whole relay on one machine: moto server + API Gateway adapter + SQS poller + PD emulator.
 
-:class:`LocalStack` starts moto in server mode, creates the queues and table with template.yaml's
-properties (:func:`create_resources`), loads the functions' own ``app.lambda_handler`` from their
-CodeUri (:mod:`~pdrelay.local.runtime`), and starts the pieces: the API Gateway adapter
+:class:`LocalStack` starts moto in server mode in a process of its own (:mod:`~pdrelay.local.aws_process`:
+it and the handlers each get a core), creates the queues and table with template.yaml's properties
+(:func:`create_resources`; the checkout's template.yaml, else the spec packaged with pdrelay:
+:mod:`~pdrelay.local.template`), loads each function's ``lambda_handler`` as Lambda would
+(:mod:`~pdrelay.local.runtime`), and starts the pieces: the API Gateway adapter
 (:mod:`~pdrelay.local.apigw`) in front of the ingest handler, the event source poller
 (:mod:`~pdrelay.local.poller`) in front of the dispatch handler, the scheduled sweep, and unless told
 another Events API URL the PagerDuty emulator (:mod:`~pdrelay.local.emulator`).
@@ -21,10 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from pdrelay.local.apigw import ApiServer
+from pdrelay.local.aws_process import AwsEmulator
 from pdrelay.local.emulator import EmulatorServer
 from pdrelay.local.poller import SqsPoller
 from pdrelay.local.runtime import REGION, FakeLambdaContext, HandlerPool
-from pdrelay.local.template import FunctionSpec, TemplateSpec, read_spec
+from pdrelay.local.template import FunctionSpec, TemplateSpec, find_template, packaged_spec, read_spec
 from pdrelay.ops.status import queue_counts
 
 
@@ -80,7 +83,7 @@ def create_resources(spec: TemplateSpec, sqs: Any, dynamodb: Any) -> tuple[dict[
 
 @dataclass
 class StackOptions:
-    template: Path = Path("template.yaml")
+    template: Path | None = None  # None: the checkout's around the working folder, else the packaged spec
     host: str = "127.0.0.1"
     port: int = 3000
     emulator_port: int = 0
@@ -118,7 +121,9 @@ class LocalStack:
 
     def __init__(self, options: StackOptions) -> None:
         self.options = options
-        self.spec: TemplateSpec = read_spec(options.template.resolve())
+        template = options.template or find_template(Path.cwd().resolve())
+        self.template: Path | None = template.resolve() if template is not None else None
+        self.spec: TemplateSpec = read_spec(self.template) if self.template is not None else packaged_spec()
         self.emulator: EmulatorServer | None = None
         self.api: ApiServer | None = None
         self.pollers: list[SqsPoller] = []
@@ -126,25 +131,14 @@ class LocalStack:
         self.table_names: dict[str, str] = {}
         self.moto_url = ""
         self.events_url = ""
-        self._moto: Any = None
+        self._aws: AwsEmulator | None = None
         self._env: AbstractContextManager[None] | None = None
         self._threads: list[threading.Thread] = []
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> LocalStack:
-        import logging
-
-        from moto.server import ThreadedMotoServer
-
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        moto_port = free_port(self.options.host)
-        self._moto = ThreadedMotoServer(ip_address=self.options.host, port=moto_port, verbose=False)
-        self._moto.start()
-        self.moto_url = f"http://{self.options.host}:{moto_port}"
-        # moto keeps its state per process, not per server: start from nothing, as a new account would.
-        import requests
-
-        requests.post(f"{self.moto_url}/moto-api/reset", timeout=10).raise_for_status()
+        self._aws = AwsEmulator(self.options.host).start()
+        self.moto_url = self._aws.url
         if self.options.events_url:
             self.events_url = self.options.events_url
         else:
@@ -190,6 +184,7 @@ class LocalStack:
         os.environ.update(relay_env)
         self._env_keys = list(relay_env)
         self._reset_caches()
+        self._warm_clients()
         ingest = HandlerPool(ingest_fn)
         dispatch = HandlerPool(dispatch_fn)
         self.api = ApiServer(ingest, self.options.host, self.options.port, self.openapi_path)
@@ -233,8 +228,8 @@ class LocalStack:
             self.api.server_close()
         if self.emulator is not None:
             self.emulator.stop()
-        if self._moto is not None:
-            self._moto.stop()
+        if self._aws is not None:
+            self._aws.stop()
         for key in getattr(self, "_env_keys", []):
             os.environ.pop(key, None)
         if self._env is not None:
@@ -249,11 +244,18 @@ class LocalStack:
 
     # -- helpers ---------------------------------------------------------------------------
     @property
-    def openapi_path(self) -> Path:
+    def openapi_path(self) -> Path | None:
         """The OpenAPI document served at ``/openapi.yaml``: found beside the template, so an installed
-        package serving a checkout's template serves that checkout's document."""
+        package serving a checkout's template serves that checkout's document (none without one)."""
         path = self.options.openapi
-        return path if path.is_absolute() else self.options.template.resolve().parent / path
+        if path.is_absolute():
+            return path
+        return self.template.parent / path if self.template is not None else None
+
+    @property
+    def template_source(self) -> str:
+        """Where the queues, table and functions came from, for the banner."""
+        return str(self.template) if self.template is not None else "the template packaged with pdrelay"
 
     @property
     def url(self) -> str:
@@ -276,6 +278,16 @@ class LocalStack:
         get_settings.cache_clear()
         clear_clients()
         reset_dispatcher()
+
+    @staticmethod
+    def _warm_clients() -> None:
+        """Create the process's AWS clients now, as a Lambda init phase would: created on first use
+        instead, the first burst's concurrent requests each built their own (the client cache is not
+        locked), seconds of CPU (~0.2 s each) before the first answer."""
+        from pdrelay.aws import client
+
+        client("sqs")
+        client("dynamodb")
 
     def _dlq_of(self, function: FunctionSpec) -> str:
         assert function.sqs_source is not None

@@ -1,7 +1,7 @@
 """The operators' functions behind RedriveFunction, SweepFunction and the CLI, with their clients.
 
 ``Resources`` says where the queues and table are: from explicit values, a deployed stack's
-outputs, or the running local stack (``.pdrelay/dev.json``).
+outputs, or the running local stack (its ``dev.json``: :mod:`pdrelay.local.state`).
 """
 
 from __future__ import annotations
@@ -17,8 +17,6 @@ from pdrelay.errors import ConfigError
 
 if TYPE_CHECKING:
     from pdrelay.config import RelayConfig
-
-DEV_STATE = Path(".pdrelay/dev.json")
 
 
 @dataclass(frozen=True)
@@ -59,7 +57,10 @@ def from_stack(stack_name: str, cloudformation: Any = None) -> Resources:
     return Resources(outputs["AlertQueueUrl"], outputs["DeadLetterQueueUrl"], outputs["DedupTableName"])
 
 
-def from_dev_state(path: Path = DEV_STATE) -> Resources:
+def from_dev_state(path: Path | None = None) -> Resources:
+    from pdrelay.local.state import dev_state_file
+
+    path = path or dev_state_file()
     try:
         state = json.loads(path.read_text())
         return Resources(

@@ -1,0 +1,91 @@
+"""The local stack's AWS emulator (moto in server mode) in a process of its own.
+
+In the stack's own process moto and the handlers would share one interpreter lock, so one core:
+apart, each has a core. :class:`AwsEmulator` starts ``python -m pdrelay.local.aws_process HOST
+PORT``; the child binds (port 0: any free one), prints ``ready PORT`` on stdout, and serves until
+its stdin closes, which it does when the stack stops or its process dies, so no emulator outlives
+its stack. Its state lives in memory: it is gone when it stops, as the banner says.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+import threading
+from typing import IO
+
+
+class AwsEmulator:
+    """Start with :meth:`start` (returns once it answers), stop with :meth:`stop`."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, python: str = sys.executable) -> None:
+        self.host = host
+        self.port = port
+        self.python = python
+        self._process: subprocess.Popen[str] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    def start(self, timeout: float = 60.0) -> AwsEmulator:
+        self._process = subprocess.Popen(  # noqa: S603 - this interpreter, our own module
+            [self.python, "-m", "pdrelay.local.aws_process", self.host, str(self.port)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self._process.stdout is not None
+        line: list[str] = []
+        reader = threading.Thread(target=lambda: line.append(self._readline()), daemon=True)
+        reader.start()
+        reader.join(timeout)
+        words = line[0].split() if line else []
+        if len(words) != 2 or words[0] != "ready":
+            self.stop()
+            raise OSError(f"the AWS emulator (moto) did not start: {' '.join(words) or 'no answer'}")
+        self.port = int(words[1])
+        return self
+
+    def _readline(self) -> str:
+        assert self._process is not None and self._process.stdout is not None
+        return self._process.stdout.readline()
+
+    def stop(self) -> None:
+        process, self._process = self._process, None
+        if process is None:
+            return
+        if process.stdin is not None:
+            process.stdin.close()  # the child's cue to stop
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+def serve(host: str, port: int, stdin: IO[str], stdout: IO[str]) -> None:
+    """The child: moto's server on a thread until ``stdin`` closes."""
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+    from werkzeug.serving import make_server
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no log line per request
+    server = make_server(
+        host, port, DomainDispatcherApplication(create_backend_app), threaded=True, request_handler=MotoRequestHandler
+    )
+    thread = threading.Thread(target=server.serve_forever, name="moto", daemon=True)
+    thread.start()
+    print(f"ready {server.server_address[1]}", file=stdout, flush=True)
+    stdin.read()  # returns at end of file: the stack stopped, or died
+    server.shutdown()
+
+
+if __name__ == "__main__":
+    serve(sys.argv[1], int(sys.argv[2]), sys.stdin, sys.stdout)
