@@ -85,3 +85,24 @@ def test_a_destination_added_between_trigger_and_resolve_gets_the_resolve_once_a
     assert sorted(o.reason for o in dispatch_released(aws.drain())) == ["forward", "resolve"]
     # The new destination's copy is forwarded once; PagerDuty has nothing open there and ignores it.
     assert [e["event_action"] for e in pagerduty.state.events] == ["trigger", "resolve", "resolve"]
+
+
+def test_a_route_remembers_its_routing_keys_once_per_set_and_never_in_clear(
+    aws: Aws, pagerduty: EmulatorServer, configure: Any, ingest: Handler
+) -> None:
+    from pdrelay.table import DedupStore, key_hash, route_keys_key
+
+    configure(ops_doc(shop_destinations=("team",)))
+    for _ in range(3):
+        event = {
+            "routing_key": "shop",
+            "event_action": "trigger",
+            "dedup_key": unique("k"),
+            "payload": {"summary": "disk full", "source": "db-1", "severity": "critical"},
+        }
+        assert post(ingest, "/v2/enqueue", event)[0] == 202
+    dispatch_all(aws)
+    item = aws.dynamodb.get_item(TableName=aws.table_name, Key={"pk": {"S": route_keys_key("shop")}})["Item"]
+    assert item["version"]["N"] == "1"  # one write for three triggers
+    assert TEAM_KEY not in str(item)  # hashes only
+    assert DedupStore(aws.dynamodb, aws.table_name).route_key_hashes("shop") == [key_hash(TEAM_KEY)]

@@ -6,10 +6,11 @@ apply a change; the loser decides again on the item the failed write returns
 (:func:`read_modify_write` is the one retry loop for every such change). A resolve whose send did
 not complete (failed, put back, in the DLQ) carries ``pending = "resolve"``, which puts it in the
 sparse ``PendingResolves`` index the sweeper reads; one being sent under a lease does not (its queue
-message is still there), so the common path writes no index entry. The ``ByDedupKey`` index lists
-an alert's items under every routing key it was sent to (projecting only what never changes, so it
-is written once per item), so a resolve reaches incidents opened under a destination since removed
-or a key since rotated.
+message is still there), so the common path writes no index entry. Each route's item
+``routekeys#<route>`` remembers the hashes of every routing key the route has sent triggers under
+(written when a dispatcher first meets a set of keys: rarely), so a resolve reaches the incidents
+its alert opened under a destination since removed or a key since rotated by reading those items
+directly (:meth:`DedupStore.copies_of`), without an index written for every alert.
 
 Control items, in the same table, all versioned the same way:
 
@@ -22,13 +23,13 @@ Control items, in the same table, all versioned the same way:
 ``rollup#<route>#<hash>``          a storm's roll-up incident and its members (:func:`rollup_key`)
 ``maintenance#windows``            windows added with ``pdrelay maintenance`` (:data:`WINDOWS_KEY`)
 ``probe#<id>``                     a ``pdrelay test`` run's answers (:func:`probe_key`)
+``routekeys#<route>``              the hashes of the routing keys a route has paged with (:func:`route_keys_key`)
 ``replay#...``                     ingest's replay records (:mod:`pdrelay.ingest.replay`, :data:`REPLAY_PREFIX`)
 =================================  ==================================================================
 
 ``<hash>`` is the first 20 hex digits of the routing key's SHA-256: routing keys never appear in the
 table's keys. Alerts held by a maintenance window carry ``pending = "held"``, so
-the sweeper finds them in the same sparse index when their window ends. Ingest's replay
-protection (Powertools idempotency) also keeps its records here, under its own keys.
+the sweeper finds them in the same sparse index when their window ends.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 PENDING_INDEX = "PendingResolves"
-BY_DEDUP_KEY_INDEX = "ByDedupKey"
+ROUTE_KEYS_KEPT = 32  # routing keys a route's history remembers (the oldest forgotten first)
 PENDING_PAGE = 1000  # items per query page of the pending index
 CONTROL_TTL_SECONDS = 7 * 86400
 WRITE_ATTEMPTS = 5  # lost races before a read-modify-write gives up
@@ -114,9 +115,18 @@ def probe_key(probe: str) -> str:
     return f"probe#{probe}"
 
 
+def route_keys_key(route: str | None) -> str:
+    return f"routekeys#{route or '-'}"
+
+
+def key_hash(routing_key: str) -> str:
+    """The hash of a routing key that alert items are keyed by (:func:`item_key`)."""
+    return _hash(routing_key)
+
+
 @dataclass(frozen=True)
 class AlertCopy:
-    """What the dedup-key index holds of one alert item."""
+    """Where one alert item was sent: what :meth:`DedupStore.copies_of` reads of it."""
 
     pk: str
     routing_key: str
@@ -310,29 +320,56 @@ class DedupStore:
         long window still holds must not hide those whose window has ended)."""
         return self._pending("held", int(self.clock.time()) + 86400, limit)
 
-    def copies_of(self, dedup_key: str, limit: int = 100) -> list[AlertCopy]:
-        """Every item of this alert, one per routing key it was sent under (eventually consistent)."""
-        try:
-            answer = self._client.query(
-                TableName=self._table,
-                IndexName=BY_DEDUP_KEY_INDEX,
-                KeyConditionExpression="dedup_key = :d",
-                ExpressionAttributeValues={":d": {"S": dedup_key}},
-                Limit=limit,
-            )
-        except (ClientError, BotoCoreError) as exc:
-            raise StoreError(f"querying the dedup-key index failed: {_code(exc)}") from exc
+    def route_key_hashes(self, route: str | None) -> list[str]:
+        """The hashes of the routing keys ``route`` has sent triggers under, oldest first."""
+        doc, _version = self.get_doc(route_keys_key(route))
+        return [str(h) for h in doc.get("keys", [])]
+
+    def remember_route_keys(self, route: str | None, hashes: set[str]) -> None:
+        """Add ``hashes`` to the route's history (no write when it holds them all)."""
+
+        def step() -> None:
+            doc, version = self.get_doc(route_keys_key(route))
+            known = [str(h) for h in doc.get("keys", [])]
+            if hashes <= set(known):
+                return
+            kept = ([h for h in known if h not in hashes] + sorted(hashes))[-ROUTE_KEYS_KEPT:]
+            self.put_doc(route_keys_key(route), {"keys": kept}, version, expires=False)
+
+        read_modify_write(step, "the route's routing keys")
+
+    def copies_of(self, dedup_key: str, hashes: list[str]) -> list[AlertCopy]:
+        """The items of this alert under each of these routing-key hashes that exist."""
+        keys = [{"pk": {"S": f"{h}#{dedup_key}"}} for h in dict.fromkeys(hashes)]
         copies = []
-        for item in answer.get("Items", []):
-            doc = {k: _DES.deserialize(v) for k, v in item.items()}
-            copies.append(
-                AlertCopy(
-                    pk=str(doc["pk"]),
-                    routing_key=str(doc.get("routing_key") or ""),
-                    route=doc.get("route"),
-                    destination=doc.get("destination"),
-                )
-            )
+        for start in range(0, len(keys), 100):
+            request: dict[str, Any] = {
+                self._table: {
+                    "Keys": keys[start : start + 100],
+                    "ProjectionExpression": "pk, routing_key, #r, destination",
+                    "ExpressionAttributeNames": {"#r": "route"},
+                }
+            }
+            for _attempt in range(5):  # unprocessed keys (throttling) are asked for again
+                try:
+                    answer = self._client.batch_get_item(RequestItems=request)
+                except (ClientError, BotoCoreError) as exc:
+                    raise StoreError(f"reading an alert's other items failed: {_code(exc)}") from exc
+                for item in answer.get("Responses", {}).get(self._table, []):
+                    doc = {k: _DES.deserialize(v) for k, v in item.items()}
+                    copies.append(
+                        AlertCopy(
+                            pk=str(doc["pk"]),
+                            routing_key=str(doc.get("routing_key") or ""),
+                            route=doc.get("route"),
+                            destination=doc.get("destination"),
+                        )
+                    )
+                request = answer.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+            else:
+                raise StoreError("reading an alert's other items failed: keys left unprocessed")
         return copies
 
     def _pending(self, kind: str, until: int, limit: int) -> list[Record]:

@@ -53,7 +53,7 @@ from pdrelay.observability import (
 )
 from pdrelay.policy.judge import Policy, Verdict, rollup_event
 from pdrelay.settings import Settings
-from pdrelay.table import DedupStore, item_key, read_modify_write
+from pdrelay.table import DedupStore, item_key, key_hash, read_modify_write
 from pdrelay.timeutil import SYSTEM_CLOCK, Clock, to_micros
 
 if TYPE_CHECKING:
@@ -199,6 +199,7 @@ class Dispatcher:
     _answering: bool = False  # PagerDuty answered this process's last call (no need to read the breaker)
     _policy: Policy | None = None
     _allowance: pacing.Allowance = field(default_factory=pacing.Allowance)
+    _noted_routes: dict[str, str] = field(default_factory=dict)  # route -> targets fingerprint in its history
     _known: OrderedDict[str, None] = field(default_factory=OrderedDict)  # alert items this process saw
 
     @property
@@ -360,7 +361,20 @@ class Dispatcher:
         config = self.current_config()
         return config.routes.get(message.route or "") if config is not None else None
 
+    def _note_route_keys(self, message: QueueMessage) -> None:
+        """Before a trigger can page: the route's history holds the routing keys it pages with, so a
+        later resolve finds this incident even after the key is rotated or the destination removed
+        (once per process and set of keys: a read, and a write only when the set is new)."""
+        route = self._route(message)
+        if route is None or message.alert.action != "trigger":
+            return
+        fingerprint = route.targets_fingerprint()
+        if self._noted_routes.get(message.route or "") != fingerprint:
+            self.store.remember_route_keys(message.route, {key_hash(k) for k in route.targets.values()})
+            self._noted_routes[message.route or ""] = fingerprint
+
     def _alert(self, message: QueueMessage, delivery: Delivery) -> Outcome:
+        self._note_route_keys(message)
         decided_at = self.clock.monotonic()  # the lease starts about now
         verdict, decision, current, gate, route = self._decide(message, delivery)
         if decision.reason in FIRST_APPLIED:
@@ -511,7 +525,9 @@ class Dispatcher:
             return  # itself such a copy, or sent to one routing key by name: nothing else to reach
         if current is not None and current.targets == route.targets_fingerprint():
             return  # the same keys as when it fired: every incident it opened gets this event
-        for copy in self.store.copies_of(message.dedup_key):
+        current_hashes = {key_hash(k) for k in current_keys}
+        others = [h for h in self.store.route_key_hashes(message.route) if h not in current_hashes]
+        for copy in self.store.copies_of(message.dedup_key, others) if others else ():
             if copy.route != message.route or copy.routing_key in current_keys:
                 continue
             body = message.model_copy(update={"routing_key": copy.routing_key, "destination": copy.destination})
