@@ -432,6 +432,7 @@ def driven_relay(
         "PDRELAY_EVENTS_URL": pd.url,
         "PDRELAY_CONFIG": str(config_path),
         "PDRELAY_CONFIG_MAX_AGE": "0",
+        "PDRELAY_INGEST_CONCURRENCY": "1",  # one process takes every request: the callers' bursts are all its own
         **env,
     }.items():
         monkeypatch.setenv(name, value)

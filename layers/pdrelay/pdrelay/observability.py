@@ -1,19 +1,19 @@
 """Logs, metrics and masking in one place: small, and priced per byte.
 
-**Logs** are JSON lines on standard output (Lambda sends them to the function's log group):
-``level``, ``message`` (and ``timestamp`` outside Lambda: CloudWatch Logs stamps each line), then
-what ties the line to its alert (``request_id``: API Gateway's id of the request that brought the
-alert in, the same at ingest and in the dispatcher; ``dedup_key``, ``route``, ...), then the
-line's own fields. What never changes in an execution environment (function name, version,
-memory size) is written once, in its first line
-(``"execution environment started"``): the log group already says which function it is. Outside
-Lambda (the local stack, where the functions share one output) each line also says its
-``function``. The keys of an invocation, and of each message within it, live in a context
+**Logs** are JSON lines on standard error (diagnostics, never mixed with a command's output; Lambda
+sends it to the function's log group like standard output): ``level``, ``message`` (and
+``timestamp`` outside Lambda: CloudWatch Logs stamps each line), then what ties the line to its
+alert (``request_id``: API Gateway's id of the request that brought the alert in, the same at
+ingest and in the dispatcher; ``dedup_key``, ``route``, ...), then the line's own fields. What
+never changes in an execution environment (function name, version, memory size) is written once,
+in its first line (``"execution environment started"``): the log group already says which function
+it is. Outside Lambda (the local stack, where the functions share one output) each line also says
+its ``function``. The keys of an invocation, and of each message within it, live in a context
 variable, so handlers running in threads side by side (the local stack) never lend each other
 theirs. Level: ``POWERTOOLS_LOG_LEVEL`` or ``LOG_LEVEL`` (template parameter ``LogLevel``).
 
-**Metrics** are CloudWatch embedded metric format (EMF) documents. During an invocation they are
-gathered and written when it ends as one document (more only when two values of one dimension
+**Metrics** are CloudWatch embedded metric format (EMF) documents, on standard error too. During an
+invocation they are gathered and written when it ends as one document (more only when two values of one dimension
 meet: ``Action=trigger`` and ``Action=resolve`` cannot share a document), each metric with the
 ``service`` dimension and its own (a contract with template.yaml's dashboard and alarms); outside
 an invocation, each is written at once. ``POWERTOOLS_METRICS_DISABLED=true`` turns them off;
@@ -126,7 +126,7 @@ class Logger:
         line.update(_KEYS.get() or {})
         if extra:
             line.update(extra)
-        sys.stdout.write(json.dumps(line, default=str, separators=(",", ":"), ensure_ascii=False) + "\n")
+        sys.stderr.write(json.dumps(line, default=str, separators=(",", ":"), ensure_ascii=False) + "\n")
 
 
 logger = Logger()
@@ -199,7 +199,7 @@ def _emit(metrics: list[_Metric]) -> None:
             for m in members
         ]
         doc = {"_aws": {"Timestamp": stamp, "CloudWatchMetrics": directives}, **values}
-        sys.stdout.write(json.dumps(doc, separators=(",", ":")) + "\n")
+        sys.stderr.write(json.dumps(doc, separators=(",", ":")) + "\n")
 
 
 @contextmanager

@@ -180,6 +180,7 @@ class LocalStack:
         assert source is not None
         workers = self.options.pollers or min(source.max_concurrency, 2)
         relay_env["PDRELAY_DISPATCH_CONCURRENCY"] = str(workers)  # how a key's burst is shared out
+        relay_env["PDRELAY_INGEST_CONCURRENCY"] = "1"  # one process takes every request: a caller's burst is its own
         relay_env.update(self.options.env)
         os.environ.update(relay_env)
         self._env_keys = list(relay_env)
