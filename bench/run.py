@@ -13,6 +13,8 @@
    new trigger, repeat, update, resolve, resolve of an unknown alert, a 500 or a 429 then success.
 6. End to end (bench/pipeline.py, ``pipeline``): dollars per million alerts per scenario through
    the real ingest and dispatch handlers, every AWS service counted, at bench/prices.py's prices.
+7. The local stack (bench/local_stack.py, ``local``): ``pdrelay dev`` as users run it, under 5 and
+   50 Alertmanager alerts a second: POST and end-to-end latency, CPU per alert.
 """
 
 from __future__ import annotations
@@ -617,7 +619,10 @@ def main() -> None:
         "--cost-spacing", type=float, default=60.0, help="seconds between alerts of one routing key (cost scenarios)"
     )
     parser.add_argument("--pipeline-alerts", type=int, default=20, help="alerts per end-to-end cost scenario")
-    parser.add_argument("--only", choices=["dispatch", "cost", "pipeline", "imports", "coldstart", "formats", "ingest"])
+    parser.add_argument("--local-seconds", type=float, default=20, help="seconds of load per rate (local stack)")
+    parser.add_argument(
+        "--only", choices=["dispatch", "cost", "pipeline", "imports", "coldstart", "formats", "ingest", "local"]
+    )
     args = parser.parse_args()
     if args.only in (None, "pipeline"):
         bench_pipeline(args.pipeline_alerts, args.cost_spacing)
@@ -635,6 +640,11 @@ def main() -> None:
     # (quieter) before they import pdrelay.
     if args.only in (None, "coldstart"):
         coldstart.bench_first_invocation(max(1, (args.runs + 1) // 2))
+    if args.only in (None, "local"):  # `pdrelay dev` in processes of its own, at 5 and 50 alerts a second
+        import local_stack
+
+        print()
+        local_stack.bench_local((5, 50), args.local_seconds, drain_seconds=60)
 
 
 if __name__ == "__main__":
