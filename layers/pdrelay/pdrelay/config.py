@@ -17,7 +17,8 @@ redeploy. A complete commented example is events/config/example.yaml (docs/confi
         routing_key: "<32-character Events API v2 integration key>"
 
 A route sends to one PagerDuty service (``routing_key``) or to several named ``destinations``;
-its ``rules`` (see :mod:`pdrelay.policy.rules`) pick the destinations per alert, and its ``storm``
+its ``rules`` (see :mod:`pdrelay.policy.rules`) pick the destinations per alert, its ``templates``
+(:mod:`pdrelay.policy.templates`) write the event's text, and its ``storm``
 settings bound how often it pages. ``maintenance`` windows (:mod:`pdrelay.policy.windows`) hold triggers.
 """
 
@@ -36,6 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pdrelay import aws
 from pdrelay.errors import ConfigError, validation_problems
 from pdrelay.policy.rules import Rule, check_destinations
+from pdrelay.policy.templates import Templates, merged
 from pdrelay.policy.windows import Window
 from pdrelay.settings import Settings
 
@@ -128,6 +130,13 @@ class Route(BaseModel):
         description=("'first': the first matching rule decides; 'all': every matching rule adds its destinations."),
     )
     rules: tuple[Rule, ...] = ()
+    templates: Templates | None = Field(
+        None,
+        description=(
+            "Event templates (Jinja2, sandboxed) for summary, source, component, group, class, severity "
+            "and custom_details entries, over the normalized alert; a rule's templates override these."
+        ),
+    )
     storm: StormControl = Field(default_factory=StormControl)
     description: str = ""
     send_test_notifications: bool = Field(
@@ -202,6 +211,11 @@ class Route(BaseModel):
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    def templates_for(self, rule: str | None) -> Templates | None:
+        """The templates for alerts that rule ``rule`` (None: no rule) sent: the rule's over the route's."""
+        found = next((r.templates for r in self.rules if r.name == rule), None) if rule else None
+        return merged(self.templates, found)
 
     @property
     def targets(self) -> dict[str, str]:

@@ -1,5 +1,5 @@
 """From alerts to queue messages, one per alert and destination as the route's rules say, scrubbed
-of credentials; and onto the queue, counted as accepted."""
+of credentials, with the route's and rule's event templates rendered; and onto the queue, counted as accepted."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pdrelay.ingest.enqueue import enqueue
 from pdrelay.ingest.request import Deps, IncomingRequest
 from pdrelay.models import SUMMARY_LIMIT, Alert, QueueMessage, make_message, truncate
 from pdrelay.observability import ALERTS_ACCEPTED, count, logger
-from pdrelay.policy import rules
+from pdrelay.policy import rules, templates
 from pdrelay.policy.routing import Destination
 
 
@@ -51,9 +51,12 @@ def fan_out(
     route = config.routes.get(destination.route or "")
 
     def add(alert: Alert, routing_key: str, name: str | None, rule: str | None) -> None:
+        alert = scrubbed(alert)  # templates render from the scrubbed alert: no credential reaches a field
+        if route is not None:
+            alert = templates.apply(alert, route.templates_for(rule), route=destination.route, rule=rule)
         out.messages.append(
             make_message(
-                scrubbed(alert),
+                alert,
                 route=destination.route,
                 routing_key=routing_key,
                 received_at=request.received_at,

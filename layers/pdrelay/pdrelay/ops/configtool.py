@@ -2,7 +2,8 @@
 
 - validate: parse and check the document; every problem names its place.
 - explain: run a sample payload through the same code ingest runs (format, test handling,
-  scrubbing, rules) and show, per destination, the event PagerDuty would get, and whether a
+  scrubbing, rules, event templates) and show, per destination, the event PagerDuty would get
+  (templated fields rendered, a failed template named), and whether a
   maintenance window in the document holds it at a given time. Nothing is sent or stored.
 - push: validate, then write the document where the deployed stack reads it (SSM Parameter Store
   or Secrets Manager). The functions re-read it within ``PDRELAY_CONFIG_MAX_AGE`` (60 s).
@@ -39,6 +40,11 @@ def summary(config: RelayConfig) -> list[str]:
         extras = []
         if route.rules:
             extras.append(f"{len(route.rules)} rule(s), {route.rules_match} match")
+        templated = (
+            [f"route: {', '.join(route.templates.fields()) or 'custom_details'}"] if route.templates else []
+        ) + [f"rule {r.name}" for r in route.rules if r.templates is not None]
+        if templated:
+            extras.append(f"templates ({'; '.join(templated)})")
         if route.storm.min_resend_seconds:
             extras.append(f"re-send at most every {route.storm.min_resend_seconds} s")
         if route.storm.max_new_per_minute:
@@ -87,7 +93,7 @@ def explain(
     from pdrelay.ingest.fanout import fan_out
     from pdrelay.ingest.parsing import parse_payload, tests_handled
     from pdrelay.ingest.request import IncomingRequest
-    from pdrelay.policy import rules, windows
+    from pdrelay.policy import rules, templates, windows
     from pdrelay.policy.routing import Destination
 
     headers = {k.lower(): v for k, v in (headers or {}).items()}
@@ -126,6 +132,11 @@ def explain(
                 f"  → {message.destination or '-'} ({event['routing_key']}): {event['event_action']} "
                 f"{message.dedup_key}: {verdict}" + (f" (rule {message.rule})" if message.rule else "")
             )
+            if chosen.templates_for(message.rule) is not None:
+                payload = event["payload"]
+                out.lines.append(f"    templated: summary {payload['summary']!r}, source {payload['source']!r}")
+                failed = payload.get("custom_details", {}).get(templates.ERRORS_KEY, [])
+                out.lines.extend(f"    template failed: {error}" for error in failed)
             out.events.append(
                 {"destination": message.destination, "rule": message.rule, "verdict": verdict, "event": event}
             )

@@ -3,7 +3,8 @@
 A route has destinations (PagerDuty services) and, optionally, rules. Each rule has a ``when``
 (a :class:`Matcher`: conditions on the alert's fields, labels and details, all of which must hold),
 the destinations it sends to, and transforms for them (a severity or a severity mapping, extra
-custom details), or ``page: false`` to keep those destinations quiet::
+custom details, event templates: :mod:`pdrelay.policy.templates`), or ``page: false`` to keep
+those destinations quiet::
 
     rules:
       - name: db-critical
@@ -46,6 +47,7 @@ from typing import Annotated, Any, Literal, NamedTuple
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, RootModel, field_validator, model_validator
 
 from pdrelay.models import SEVERITIES, Alert, Severity
+from pdrelay.policy.templates import Templates
 
 VALUE_LIMIT = 4096
 REGEX_LIMIT = 1000
@@ -319,6 +321,9 @@ class Rule(BaseModel):
     )
     custom_details: dict[str, Any] = Field(default_factory=dict, description="Merged over the alert's (top level).")
     page: bool = Field(True, description="False: these destinations are not paged for matching alerts.")
+    templates: Templates | None = Field(
+        None, description="Event templates for the destinations this rule sends to, over the route's (templates)."
+    )
 
     @field_validator("send_to", mode="before")
     @classmethod
@@ -421,6 +426,8 @@ def plan(
             how += f", severity {alert.severity} -> {sent.severity}"
         if decider is not None and decider.custom_details:
             how += f", custom_details + {sorted(decider.custom_details)}"
+        if decider is not None and decider.templates is not None:
+            how += ", the rule's templates"
         targets.append(Target(name, decider.name if decider is not None else None, sent))
         lines.append(f"send to {name} ({how})")
     if not targets:
