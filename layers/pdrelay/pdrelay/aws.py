@@ -35,13 +35,14 @@ def client(service: Literal["ssm"]) -> SSMClient: ...
 @overload
 def client(service: Literal["secretsmanager"]) -> SecretsManagerClient: ...
 def client(service: Service) -> Any:
-    """The one client of ``service`` in this process."""
-    return _cached(service)
-
-
-@cache
-def _cached(service: Service) -> Any:
-    return new_client(service)
+    """The one client of ``service`` in this process (threads asking at once get the same one)."""
+    found = _CLIENTS.get(service)
+    if found is None:
+        with _LOCK:
+            found = _CLIENTS.get(service)
+            if found is None:
+                found = _CLIENTS[service] = new_client(service)
+    return found
 
 
 def new_client(service: Service, **kwargs: Any) -> Any:
@@ -59,12 +60,14 @@ def session() -> boto3.session.Session:
     return boto3.session.Session()
 
 
-_LOCK = threading.Lock()
+_LOCK = threading.RLock()
+_CLIENTS: dict[str, Any] = {}
 
 
 def clear_clients() -> None:
-    _cached.cache_clear()
-    session.cache_clear()
+    with _LOCK:
+        _CLIENTS.clear()
+        session.cache_clear()
 
 
 def at_init(prepare: Callable[[], object]) -> None:
