@@ -64,6 +64,7 @@ def reset_pdrelay_caches() -> None:
     from pdrelay.aws import clear_clients
     from pdrelay.delivery.dispatcher import reset_dispatcher
     from pdrelay.ingest.auth import forget_counts
+    from pdrelay.policy.heartbeats import forget_contacts
     from pdrelay.settings import get_settings
 
     get_settings.cache_clear()
@@ -71,6 +72,7 @@ def reset_pdrelay_caches() -> None:
     clear_clients()
     reset_dispatcher()
     forget_counts()
+    forget_contacts()
 
 
 @pytest.fixture(autouse=True)

@@ -19,7 +19,8 @@ redeploy. A complete commented example is events/config/example.yaml (docs/confi
 A route sends to one PagerDuty service (``routing_key``) or to several named ``destinations``;
 its ``rules`` (see :mod:`pdrelay.policy.rules`) pick the destinations per alert, its ``templates``
 (:mod:`pdrelay.policy.templates`) write the event's text, and its ``storm``
-settings bound how often it pages. ``maintenance`` windows (:mod:`pdrelay.policy.windows`) hold triggers.
+settings bound how often it pages; a ``heartbeat`` (:mod:`pdrelay.policy.heartbeats`) pages
+when its monitor goes silent. ``maintenance`` windows (:mod:`pdrelay.policy.windows`) hold triggers.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from pdrelay import aws
 from pdrelay.errors import ConfigError, validation_problems
+from pdrelay.policy.heartbeats import Heartbeat
 from pdrelay.policy.rules import Rule, check_destinations
 from pdrelay.policy.templates import Templates, merged
 from pdrelay.policy.windows import Window
@@ -138,6 +140,14 @@ class Route(BaseModel):
         ),
     )
     storm: StormControl = Field(default_factory=StormControl)
+    heartbeat: Heartbeat | None = Field(
+        None,
+        description=(
+            "A dead man's switch: page the route's destinations once when no contact (an alert, one "
+            "matching `when`, or a ping to POST /v1/heartbeat/{route}) came for longer than `every`; "
+            "resolve when it does."
+        ),
+    )
     description: str = ""
     send_test_notifications: bool = Field(
         False, description="Page for the test notifications monitors send when someone clicks 'test'."

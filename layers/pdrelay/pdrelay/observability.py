@@ -58,6 +58,8 @@ ALERTS_HELD = "AlertsHeld"  # dims: Reason (maintenance|suppressed|rolled-up)
 HELD_RELEASED = "HeldReleased"  # no dims: held alerts put back on the queue when their window ended
 CHANGES_ACCEPTED = "ChangesAccepted"  # no dims
 CHANGES_SENT = "ChangesSent"  # dims: Status
+HEARTBEAT_AGE = "HeartbeatContactAge"  # dims: Route; seconds since a heartbeat's last contact, every sweep
+HEARTBEAT_SILENT = "HeartbeatSilent"  # dims: Route; 1 while a heartbeat is silent, else 0, every sweep
 RESOLVED_BEFORE_PAGED = "ResolvedBeforePaged"  # dims: Outcome (page|record|drop): resolved while its trigger waited
 
 LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "WARN": 30, "ERROR": 40, "CRITICAL": 50}
@@ -166,6 +168,11 @@ def _record(name: str, unit: str, value: float, dimensions: dict[str, str]) -> N
 def count(name: str, value: int = 1, **dimensions: str) -> None:
     """Count ``value`` of ``name`` with these dimensions (and ``service``)."""
     _record(name, "Count", float(value), dimensions)
+
+
+def gauge(name: str, value: float, unit: str = "Count", **dimensions: str) -> None:
+    """One reading of ``name`` with these dimensions (and ``service``)."""
+    _record(name, unit, value, dimensions)
 
 
 def measure(name: str, value: float, unit: str = "Milliseconds") -> None:

@@ -25,6 +25,8 @@ Control items, in the same table, all versioned the same way:
 ``probe#<id>``                     a ``pdrelay test`` run's answers (:func:`probe_key`)
 ``routekeys#<route>``              the hashes of the routing keys a route has paged with (:func:`route_keys_key`)
 ``replay#...``                     ingest's replay records (:mod:`pdrelay.ingest.replay`, :data:`REPLAY_PREFIX`)
+``heartbeat#<route>``              a route's heartbeat: last contact, first sighting, silent or not
+                                   (:func:`heartbeat_key`, :mod:`pdrelay.policy.heartbeats`)
 =================================  ==================================================================
 
 ``<hash>`` is the first 20 hex digits of the routing key's SHA-256: routing keys never appear in the
@@ -37,7 +39,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
@@ -83,6 +85,7 @@ def read_modify_write(step: Callable[[], T], what: str, attempts: int = WRITE_AT
 BREAKER_KEY = "breaker#events-api"
 WINDOWS_KEY = "maintenance#windows"
 REPLAY_PREFIX = "replay"
+HEARTBEAT_PREFIX = "heartbeat"
 
 
 def _hash(routing_key: str) -> str:
@@ -119,6 +122,10 @@ def route_keys_key(route: str | None) -> str:
     return f"routekeys#{route or '-'}"
 
 
+def heartbeat_key(route: str) -> str:
+    return f"{HEARTBEAT_PREFIX}#{route}"
+
+
 def key_hash(routing_key: str) -> str:
     """The hash of a routing key that alert items are keyed by (:func:`item_key`)."""
     return _hash(routing_key)
@@ -132,6 +139,41 @@ class AlertCopy:
     routing_key: str
     route: str | None
     destination: str | None
+
+
+@dataclass(frozen=True)
+class HeartbeatItem:
+    """A route's heartbeat item. Ingest writes ``last_contact`` (epoch seconds, only ever forward)
+    and ``last_sent``; the sweep writes ``first_seen`` once and ``state`` (``ok`` or ``silent``,
+    with the ``silent_since`` it paged for) on changes, conditional on ``version``."""
+
+    route: str
+    first_seen: float | None = None
+    last_contact: float | None = None
+    last_sent: dict[str, str] = field(default_factory=dict)
+    state: str = "ok"
+    silent_since: float | None = None
+    version: int = 0
+
+    @property
+    def since(self) -> float:
+        """What silence is counted from: the last contact, or the first sighting if later (or no contact)."""
+        return max(self.last_contact or 0.0, self.first_seen or 0.0)
+
+
+def _heartbeat_from(doc: dict[str, Any]) -> HeartbeatItem:
+    def number(name: str) -> float | None:
+        return float(doc[name]) if doc.get(name) is not None else None
+
+    return HeartbeatItem(
+        route=str(doc["pk"]).split("#", 1)[1],
+        first_seen=number("first_seen"),
+        last_contact=number("last_contact"),
+        last_sent=json.loads(str(doc.get("last_sent") or "{}")),
+        state=str(doc.get("state") or "ok"),
+        silent_since=number("silent_since"),
+        version=int(doc.get("version", 0)),
+    )
 
 
 def _to_item(record: Record, now: int, ttl_seconds: int) -> dict[str, Any]:
@@ -437,6 +479,88 @@ class DedupStore:
                 raise StoreError(f"updating the dedup table failed: {type(exc).__name__}") from exc
             return 0.0, float(answer["Attributes"]["tat"]["N"])
         return 0.0, tat  # moved between the two updates (the caller's other requests): let this one through
+
+    # -- heartbeats: ingest moves last_contact forward, the sweep changes the state -------------
+    def get_heartbeat(self, route: str) -> HeartbeatItem | None:
+        doc = self._get_control(heartbeat_key(route))
+        return _heartbeat_from(doc) if doc else None
+
+    def touch_heartbeat(self, route: str, at: float, last_sent: dict[str, str]) -> bool:
+        """Contact at ``at`` (epoch seconds): one UpdateItem, only ever moving the time forward
+        (False when a later contact is recorded already)."""
+        return self._update_if(
+            heartbeat_key(route),
+            "SET last_contact = :t, last_sent = :s",
+            "attribute_not_exists(last_contact) OR last_contact < :t",
+            {":t": {"N": repr(round(at, 3))}, ":s": {"S": json.dumps(last_sent, separators=(",", ":"))}},
+        )
+
+    def start_heartbeat(self, route: str, at: float) -> bool:
+        """The sweep's first sighting of the route's heartbeat (kept: silence counts from it)."""
+        return self._update_if(
+            heartbeat_key(route),
+            "SET first_seen = :t",
+            "attribute_not_exists(first_seen)",
+            {":t": {"N": repr(round(at, 3))}},
+        )
+
+    def set_heartbeat_state(self, route: str, version: int, state: str, silent_since: float | None) -> int | None:
+        """Change the heartbeat's state if it is still at ``version``; the new version, or None."""
+        values: dict[str, Any] = {":s": {"S": state}, ":nv": {"N": str(version + 1)}}
+        expression = "SET #st = :s, version = :nv"
+        if silent_since is None:
+            expression += " REMOVE silent_since"
+        else:
+            expression += ", silent_since = :since"
+            values[":since"] = {"N": repr(round(silent_since, 3))}
+        if version:
+            condition = "version = :v"
+            values[":v"] = {"N": str(version)}
+        else:
+            condition = "attribute_not_exists(version)"
+        done = self._update_if(heartbeat_key(route), expression, condition, values, names={"#st": "state"})
+        return version + 1 if done else None
+
+    def heartbeats(self, limit: int = 1000) -> list[HeartbeatItem]:
+        """Every heartbeat item, in one scan (for operators' status, not the hot path)."""
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "FilterExpression": "begins_with(pk, :h)",
+            "ExpressionAttributeValues": {":h": {"S": HEARTBEAT_PREFIX + "#"}},
+        }
+        found: list[HeartbeatItem] = []
+        try:
+            while len(found) < limit:
+                answer = self._client.scan(**kwargs)
+                found.extend(_heartbeat_from({k: _DES.deserialize(v) for k, v in i.items()}) for i in answer["Items"])
+                if "LastEvaluatedKey" not in answer:
+                    break
+                kwargs["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+        except (ClientError, BotoCoreError) as exc:
+            raise StoreError(f"scanning the dedup table failed: {_code(exc)}") from exc
+        return sorted(found[:limit], key=lambda h: h.route)
+
+    def _update_if(
+        self, pk: str, expression: str, condition: str, values: dict[str, Any], names: dict[str, str] | None = None
+    ) -> bool:
+        """One conditional UpdateItem; False when the condition does not hold."""
+        kwargs: dict[str, Any] = {"ExpressionAttributeNames": names} if names else {}
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": pk}},
+                UpdateExpression=expression,
+                ConditionExpression=condition,
+                ExpressionAttributeValues=values,
+                **kwargs,
+            )
+        except ClientError as exc:
+            if _code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise StoreError(f"updating the dedup table failed: {_code(exc)}") from exc
+        except BotoCoreError as exc:
+            raise StoreError(f"updating the dedup table failed: {type(exc).__name__}") from exc
+        return True
 
     # -- control items ----------------------------------------------------------------------
     def _get_control(self, pk: str, *, consistent: bool = True) -> dict[str, Any] | None:

@@ -48,6 +48,14 @@ def cmd_queue_status(args: argparse.Namespace, resources: Resources) -> int:
         print("\nwhy alerts are in the DLQ:")
         for reason, n in status.reasons:
             print(f"  {n:>5}  {reason}")
+    if status.heartbeats:
+        print(f"\n{'heartbeat':<20} {'state':<7} {'last contact':<25} {'ago':>8}   from")
+        for h in status.heartbeats:
+            ago = f"{h.age_seconds}s" if h.age_seconds is not None else "-"
+            sent = h.last_sent
+            who = f"{sent.get('caller', '?')} ({sent.get('format', '?')})" if sent else "-"
+            state = h.state + (f" since {h.silent_since}" if h.silent_since else "")
+            print(f"{h.route[:20]:<20} {state:<7} {h.last_contact or 'never':<25} {ago:>8}   {who}")
     return 0
 
 

@@ -1,6 +1,6 @@
 """API Gateway (HTTP API) → pdrelay ingest. An adapter: parse the event, call the domain, answer.
 
-Seven routes, matched here on the method and ``rawPath`` of the HTTP API's payload format 2.0 (a
+Eight routes, matched here on the method and ``rawPath`` of the HTTP API's payload format 2.0 (a
 routing table of its own: a web framework's resolver cost a fifth of a second of imports at every
 cold start). Every refusal is a :class:`~pdrelay.errors.PdrelayError` answered by
 :func:`pdrelay.ingest.endpoints.error_response`; anything else is a 500 that says nothing more.
@@ -71,6 +71,10 @@ def _test_report(request: endpoints.IncomingRequest, context: Any, probe_id: str
     return 200, endpoints.test_report(request, probe_id, _deps(context))
 
 
+def _heartbeat(request: endpoints.IncomingRequest, context: Any, route_name: str) -> Answer:
+    return 202, endpoints.accept_heartbeat(request, route_name, _deps(context))
+
+
 def _v1_event(request: endpoints.IncomingRequest, context: Any) -> Answer:
     return 200, endpoints.accept_v1_event(request, _deps(context))
 
@@ -81,6 +85,7 @@ ROUTES = (
     Route("POST", CHANGE_PATH, _change),
     Route("POST", "/v1/test/<route_name>", _test),
     Route("GET", "/v1/test/<probe_id>", _test_report),
+    Route("POST", "/v1/heartbeat/<route_name>", _heartbeat),
     Route("POST", V1_PATH, _v1_event),
     Route("GET", "/health", _health),
 )
@@ -89,7 +94,7 @@ NOT_FOUND = NotFound(
     "no such endpoint",
     [
         f"POST /v1/alerts/{{format}}, POST /v2/enqueue, POST {CHANGE_PATH}, POST {V1_PATH}, "
-        "POST /v1/test/{route}, GET /v1/test/{probe}, GET /health"
+        "POST /v1/test/{route}, GET /v1/test/{probe}, POST /v1/heartbeat/{route}, GET /health"
     ],
 )
 

@@ -1,5 +1,6 @@
-"""On a schedule: re-send resolves the dedup table shows as never confirmed delivered, and put
-alerts held by a maintenance window back on the queue when the window is over."""
+"""On a schedule: re-send resolves the dedup table shows as never confirmed delivered, put
+alerts held by a maintenance window back on the queue when the window is over, and page routes
+whose heartbeat has gone silent (:mod:`pdrelay.policy.heartbeats`)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from pdrelay.delivery.dispatcher import config_reader
 from pdrelay.observability import invocation, logger
 from pdrelay.ops import resources
 from pdrelay.settings import get_settings
+
+QUIET = ("heartbeats_checked", "heartbeats_silent")
 
 
 @invocation()
@@ -23,6 +26,7 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         settings.read_timeout_seconds,
         config=config_reader(settings),
     )
-    # Every minute: say something only when there was something to do.
-    (logger.info if any(result.values()) else logger.debug)("sweep done", extra=result)
+    # Every minute: say something only when there was something to do (not for heartbeats only checked).
+    done = any(v for k, v in result.items() if k not in QUIET)
+    (logger.info if done else logger.debug)("sweep done", extra=result)
     return result

@@ -11,8 +11,9 @@ and nowhere else. An alert's way through ingest, a module per step:
 - :mod:`~pdrelay.ingest.parsing`: the format's alerts, a monitor's test notifications per the route
 - :mod:`~pdrelay.ingest.fanout`: a queue message per alert and destination (the route's rules),
   scrubbed (:mod:`~pdrelay.ingest.scrub`), then :mod:`~pdrelay.ingest.enqueue`
-- :mod:`~pdrelay.ingest.probes` (``/v1/test``) and :mod:`~pdrelay.ingest.changes` (change events):
-  the endpoints with a job of their own
+- :mod:`~pdrelay.ingest.probes` (``/v1/test``), :mod:`~pdrelay.ingest.changes` (change events) and
+  :mod:`~pdrelay.ingest.heartbeat` (``/v1/heartbeat``; and the contact every accepted request
+  gives its route's heartbeat): the endpoints with a job of their own
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from pdrelay.ingest.admission import admit, answer_once
 from pdrelay.ingest.body import decode_json
 from pdrelay.ingest.changes import accept_change
 from pdrelay.ingest.fanout import enqueue_alerts, fan_out
+from pdrelay.ingest.heartbeat import accept_heartbeat, note_contact
 from pdrelay.ingest.parsing import parse_payload, tests_handled
 from pdrelay.ingest.probes import accept_test, test_report
 from pdrelay.ingest.replay import replay_key
@@ -53,6 +55,7 @@ __all__ = [
     "accept_alarm_action",
     "accept_alerts",
     "accept_change",
+    "accept_heartbeat",
     "accept_test",
     "accept_v1_event",
     "accept_v2_event",
@@ -147,6 +150,8 @@ def accept_alerts(
             answer["notes"] = parsed.notes
         return answer
 
+    # Contact for the route's heartbeat, also when this is a replay: the sender is alive.
+    note_contact(deps, destination.route, parsed.alerts, caller.name, fmt.name, request)
     # A request with work of its own at ingest (an SNS subscription to confirm) is remembered even
     # when the dispatcher would tell its events apart: that work is not the dispatcher's.
     by_body = fmt.replay_by_body and not parsed.after
@@ -198,6 +203,7 @@ def _accept_pagerduty_event(request: IncomingRequest, deps: Deps, format_name: s
         )
         return {"dedup_key": dedup_key, "format": fmt.name}
 
+    note_contact(deps, destination.route, [alert], caller.name, fmt.name, request)
     # The same event body legitimately recurs (trigger, resolve, trigger again): explicit ids only.
     return answer_once(
         replay_key(caller.name, format_name, fmt.name, destination.route, request.body, request.headers, by_body=False),

@@ -17,6 +17,7 @@ from pdrelay.errors import ConfigError
 
 if TYPE_CHECKING:
     from pdrelay.config import RelayConfig
+    from pdrelay.timeutil import Clock
 
 
 @dataclass(frozen=True)
@@ -132,16 +133,20 @@ def run_sweep(
     connect_timeout: float = 3.05,
     read_timeout: float = 6.0,
     config: Callable[[], RelayConfig | None] | None = None,
+    clock: Clock | None = None,
 ) -> dict[str, Any]:
-    """Re-send pending resolves; with ``config`` (the routes' windows) also end holds whose
-    maintenance window is over. Without it, held alerts are left alone: releasing them without
-    knowing the configured windows could page in the middle of one."""
+    """Re-send pending resolves; with ``config`` (the routes' windows and heartbeats) also end holds
+    whose maintenance window is over, and page (or resolve) silent heartbeats. Without it, held
+    alerts are left alone: releasing them without knowing the configured windows could page in the
+    middle of one."""
     from pdrelay.delivery.events_api import EventsClient
     from pdrelay.ops.sweeper import refresh_rollups, release_held, sweep
+    from pdrelay.policy import heartbeats
     from pdrelay.policy.judge import Policy
     from pdrelay.table import DedupStore
+    from pdrelay.timeutil import SYSTEM_CLOCK
 
-    store = DedupStore(resources.client("dynamodb"), resources.table_name, ttl_days)
+    store = DedupStore(resources.client("dynamodb"), resources.table_name, ttl_days, clock or SYSTEM_CLOCK)
     events = EventsClient(events_url, connect_timeout=connect_timeout, read_timeout=read_timeout)
     result = sweep(store, events, older_than_seconds=older_than_seconds).as_dict()
     if config is not None and resources.queue_url:
@@ -149,4 +154,8 @@ def run_sweep(
         released = release_held(store, policy, resources.client("sqs"), resources.queue_url)
         result.update({f"held_{k}": v for k, v in released.as_dict().items()})
         result["rollups_refreshed"] = refresh_rollups(policy, events)
+        relay = config()
+        if relay is not None and any(r.heartbeat for r in relay.routes.values()):
+            checked = heartbeats.check(store, relay, resources.client("sqs"), resources.queue_url)
+            result.update({f"heartbeats_{k}": v for k, v in checked.as_dict().items()})
     return result

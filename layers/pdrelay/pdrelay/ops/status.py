@@ -10,7 +10,9 @@
   alerts changed within the window; resolved before paged: alerts that resolved while their trigger
   waited to reach PagerDuty, within the window, whatever the route's ``resolved_before_paged`` did
   with them (paged late, recorded as a change event, or dropped);
-- dead-lettered: DLQ messages per route, and the DLQ's reasons grouped.
+- dead-lettered: DLQ messages per route, and the DLQ's reasons grouped;
+- heartbeats: each route heartbeat's last contact (when, how long ago, from whom) and state
+  (``ok``, or ``silent`` once the sweep has paged for it).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from pdrelay.delivery.decisions import OPEN_STATES
@@ -44,6 +47,16 @@ class RouteStatus:
 
 
 @dataclass
+class HeartbeatStatus:
+    route: str
+    state: str  # ok | silent (paged)
+    last_contact: str | None  # ISO 8601, or None: none yet
+    age_seconds: int | None  # since the last contact
+    last_sent: dict[str, str] = field(default_factory=dict)
+    silent_since: str | None = None
+
+
+@dataclass
 class QueueStatus:
     waiting: int
     in_flight: int
@@ -52,6 +65,7 @@ class QueueStatus:
     routes: list[RouteStatus] = field(default_factory=list)
     reasons: list[tuple[str, int]] = field(default_factory=list)
     window_seconds: int = 3600
+    heartbeats: list[HeartbeatStatus] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -60,6 +74,7 @@ class QueueStatus:
             "window_seconds": self.window_seconds,
             "routes": [vars(r) for r in self.routes],
             "dlq_reasons": [{"reason": r, "count": n} for r, n in self.reasons],
+            "heartbeats": [vars(h) for h in self.heartbeats],
         }
 
 
@@ -119,4 +134,25 @@ def queue_status(
         routes.setdefault(key, RouteStatus(route, masked)).dead_lettered += n
     status.routes = sorted(routes.values(), key=lambda r: (r.route, r.routing_key))
     status.reasons = Counter(inspection.reasons).most_common()
+    status.heartbeats = heartbeat_status(store, time.time())
     return status
+
+
+def heartbeat_status(store: DedupStore, now: float) -> list[HeartbeatStatus]:
+    """Every heartbeat the table knows of (the sweep records one when it first sees it configured)."""
+    from pdrelay.timeutil import iso
+
+    def when(seconds: float | None) -> str | None:
+        return iso(datetime.fromtimestamp(seconds, UTC)) if seconds is not None else None
+
+    return [
+        HeartbeatStatus(
+            route=item.route,
+            state=item.state,
+            last_contact=when(item.last_contact),
+            age_seconds=int(now - item.last_contact) if item.last_contact is not None else None,
+            last_sent=item.last_sent,
+            silent_since=when(item.silent_since),
+        )
+        for item in store.heartbeats()
+    ]
