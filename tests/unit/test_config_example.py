@@ -59,7 +59,7 @@ def verdicts(config: RelayConfig, body: bytes, route: str, at: str) -> dict[str,
 
 
 def test_the_example_validates(example: RelayConfig) -> None:
-    assert set(example.routes) == {"platform", "payments", "infra"}
+    assert set(example.routes) == {"platform", "payments", "infra", "watchdog"}
     assert [c.name for c in example.callers] == ["alertmanager-prod", "ci-payments"]
     assert [w.name for w in example.maintenance] == [
         "payments-db-failover",
@@ -99,6 +99,22 @@ def test_a_critical_alert_on_payments_pages_both_teams_with_the_escalation_note(
 
 def test_a_canary_pages_nobody_on_payments(example: RelayConfig) -> None:
     assert sent(example, firing(canary="true"), "payments") == {}
+
+
+def test_the_watchdog_pages_nobody_and_is_the_only_contact_of_its_heartbeat(example: RelayConfig) -> None:
+    from pdrelay.formats import ParseContext, get
+
+    assert sent(example, firing(alertname="Watchdog"), "watchdog") == {}
+    assert set(sent(example, firing(), "watchdog")) == {"default"}
+    heartbeat = example.routes["watchdog"].heartbeat
+    assert heartbeat is not None and heartbeat.every.total_seconds() == 300
+    fmt = get("alertmanager")
+
+    def alerts(body: bytes) -> list[Any]:
+        return fmt.parse(json.loads(body), ParseContext(received_at=datetime.now().astimezone())).alerts
+
+    assert heartbeat.counts(alerts(firing(alertname="Watchdog")))
+    assert not heartbeat.counts(alerts(firing()))
 
 
 def test_a_checkout_warning_pages_payments_as_an_error(example: RelayConfig) -> None:
