@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ TEAM_KEY = "TEAMR0UT1NGKEY0000000000000000e1"
 PLATFORM_KEY = "PLATF0RMR0UT1NGKEY000000000000e2"
 OPS_KEY = "0PSR0UT1NGKEY00000000000000000e3"
 STORM_KEY = "ST0RMR0UT1NGKEY0000000000000e004"
+BEAT_KEY = "BEATR0UT1NGKEY00000000000000e005"
 
 CONFIG = {
     "default_route": "shop",
@@ -37,6 +39,7 @@ CONFIG = {
         },
         "ops": {"routing_key": OPS_KEY},
         "storm": {"routing_key": STORM_KEY, "storm": {"max_new_per_minute": 2, "rollup_update_seconds": 0}},
+        "beat": {"routing_key": BEAT_KEY, "heartbeat": {"every": "2s"}},  # silent from the start: pages
     },
 }
 
@@ -153,6 +156,26 @@ def test_a_storm_rolls_up_above_the_cap_and_the_roll_up_resolves_with_its_last_a
         relay.post("/v1/alerts/alertmanager?route=storm", alertmanager("resolved", fingerprint=fp))
     relay.wait_until(lambda: all(i["status"] == "resolved" for i in by_key(relay, STORM_KEY)))
     assert len(by_key(relay, STORM_KEY)) == 3
+
+
+def test_a_silent_route_pages_once_and_resolves_when_traffic_returns(
+    relay: Relay, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Route 'beat' expects contact every 2 s and has had none since the stack's sweep first saw it.
+    relay.wait_until(lambda: len(relay.events_for("heartbeat:beat")) == 1, timeout=30)
+    (incident,) = by_key(relay, BEAT_KEY)
+    assert incident["status"] == "triggered" and "Heartbeat missed: route beat silent for" in incident["summary"]
+    before = time.monotonic()
+    relay.wait_until(lambda: time.monotonic() - before > 2)  # four more sweeps see the same silence
+    assert [e["event_action"] for e in relay.events_for("heartbeat:beat")] == ["trigger"]
+
+    assert relay.post("/v1/heartbeat/beat", None).json() == {"status": "accepted", "route": "beat", "every": "2s"}
+    relay.wait_until(lambda: len(relay.events_for("heartbeat:beat")) == 2)
+    assert [e["event_action"] for e in relay.events_for("heartbeat:beat")] == ["trigger", "resolve"]
+    code, out = run(["queue", "status", "--json"], capsys)
+    assert code == 0
+    (row,) = [h for h in json.loads(out)["heartbeats"] if h["route"] == "beat"]
+    assert row["last_sent"] == {"caller": "tests", "format": "ping"} and row["last_contact"]
 
 
 def test_pdrelay_test_reports_each_destination_and_gives_advice_when_one_refuses(
