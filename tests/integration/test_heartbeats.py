@@ -180,3 +180,24 @@ def test_contact_is_written_once_per_interval_and_routes_without_a_heartbeat_wri
     (item,) = [i for i in items if i["pk"]["S"].startswith("heartbeat#")]
     assert item["pk"]["S"] == "heartbeat#ops"
     assert float(item["last_contact"]["N"]) == pytest.approx(at.time(), abs=0.01)
+
+
+def test_a_heartbeat_removed_while_silent_has_its_incident_resolved(
+    aws: Aws, pagerduty: EmulatorServer, configure: Any, at: ManualClock
+) -> None:
+    """No page stays open for a monitor nobody expects any more: the next sweep resolves it where it went."""
+    sweep(aws, at)
+    at.advance(EVERY + GRACE + 1)
+    assert sweep(aws, at)["heartbeats_triggered"] == 1
+    dispatch_all(aws)
+    assert [i["status"] for i in incidents(pagerduty, OPS_KEY) if i["dedup_key"] == "heartbeat:ops"] == ["triggered"]
+
+    without = watchdog_doc()
+    del without["routes"]["ops"]["heartbeat"]
+    configure(without)
+    at.advance(60)
+    assert sweep(aws, at)["heartbeats_resolved"] == 1
+    dispatch_all(aws)
+    assert [i["status"] for i in incidents(pagerduty, OPS_KEY) if i["dedup_key"] == "heartbeat:ops"] == ["resolved"]
+    at.advance(60)
+    assert sweep(aws, at)["heartbeats_resolved"] == 0 and aws.drain() == []  # once

@@ -25,6 +25,8 @@ Control items, in the same table, all versioned the same way:
 ``probe#<id>``                     a ``pdrelay test`` run's answers (:func:`probe_key`)
 ``routekeys#<route>``              the hashes of the routing keys a route has paged with (:func:`route_keys_key`)
 ``replay#...``                     ingest's replay records (:mod:`pdrelay.ingest.replay`, :data:`REPLAY_PREFIX`)
+``heartbeats#silent``              the heartbeats whose incident is open and its routing keys
+                                   (:data:`SILENT_HEARTBEATS_KEY`): resolved even if the heartbeat is removed
 ``heartbeat#<route>``              a route's heartbeat: last contact, first sighting, silent or not
                                    (:func:`heartbeat_key`, :mod:`pdrelay.policy.heartbeats`)
 =================================  ==================================================================
@@ -124,6 +126,9 @@ def route_keys_key(route: str | None) -> str:
 
 def heartbeat_key(route: str) -> str:
     return f"{HEARTBEAT_PREFIX}#{route}"
+
+
+SILENT_HEARTBEATS_KEY = "heartbeats#silent"  # the heartbeats whose incident is open, and where it is
 
 
 def key_hash(routing_key: str) -> str:

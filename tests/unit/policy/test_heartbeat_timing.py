@@ -32,6 +32,7 @@ class FakeStore:
         self.clock = clock
         self.items: dict[str, HeartbeatItem] = {}
         self.writes: list[tuple[str, str]] = []
+        self.docs: dict[str, tuple[dict[str, Any], int]] = {}
         self.fail = False
 
     def get_heartbeat(self, route: str) -> HeartbeatItem | None:
@@ -54,6 +55,14 @@ class FakeStore:
             return False
         self.items[route] = replace(item, last_contact=at, last_sent=last_sent)
         return True
+
+    def get_doc(self, pk: str, **_options: object) -> tuple[dict[str, Any], int]:
+        return self.docs.get(pk, ({}, 0))
+
+    def put_doc(self, pk: str, doc: dict[str, Any], previous_version: int, *, expires: bool = True) -> int:
+        self.docs[pk] = (doc, previous_version + 1)
+        self.writes.append(("doc", pk))
+        return previous_version + 1
 
     def set_heartbeat_state(self, route: str, version: int, state: str, silent_since: float | None) -> int | None:
         item = self.items[route]

@@ -155,7 +155,7 @@ def run_sweep(
         result.update({f"held_{k}": v for k, v in released.as_dict().items()})
         result["rollups_refreshed"] = refresh_rollups(policy, events)
         relay = config()
-        if relay is not None and any(r.heartbeat for r in relay.routes.values()):
+        if relay is not None:  # also with none configured: one removed while silent is resolved
             checked = heartbeats.check(store, relay, resources.client("sqs"), resources.queue_url)
             result.update({f"heartbeats_{k}": v for k, v in checked.as_dict().items()})
     return result

@@ -22,6 +22,11 @@ per destination, a queue message like any alert's (dedup key ``heartbeat:<route>
 ``heartbeat``), so the dispatcher's dedup, maintenance windows and pacing apply, and marks the
 item silent so later sweeps queue nothing more; contact again: it queues the resolve. The state
 changes are conditional on the item's version, so two sweeps never both queue.
+
+An open heartbeat incident is also listed, with the routing keys it went to, in one item
+(``heartbeats#silent``, read once per sweep): a heartbeat removed from the configuration (or its
+route) while silent has its incident resolved by the next sweep, so no page stays open for a
+monitor nobody expects any more.
 """
 
 from __future__ import annotations
@@ -222,17 +227,93 @@ def heartbeat_messages(name: str, route: Route, alert: Alert, now: float) -> lis
     ]
 
 
+def _open_incidents(store: DedupStore) -> dict[str, dict[str, str]]:
+    """The heartbeats whose incident is open: route -> {destination: routing key}."""
+    from pdrelay.table import SILENT_HEARTBEATS_KEY
+
+    doc, _version = store.get_doc(SILENT_HEARTBEATS_KEY)
+    routes = doc.get("routes")
+    return {str(k): dict(v) for k, v in routes.items()} if isinstance(routes, dict) else {}
+
+
+def _note_incident(store: DedupStore, name: str, targets: dict[str, str] | None) -> None:
+    """List ``name``'s open incident with where it went (``targets``), or take it off (None)."""
+    from pdrelay.table import SILENT_HEARTBEATS_KEY, read_modify_write
+
+    def step() -> None:
+        doc, version = store.get_doc(SILENT_HEARTBEATS_KEY)
+        routes = dict(doc.get("routes") or {})
+        if targets is None:
+            if name not in routes:
+                return
+            routes.pop(name)
+        else:
+            routes[name] = targets
+        store.put_doc(SILENT_HEARTBEATS_KEY, {"routes": routes}, version, expires=False)
+
+    read_modify_write(step, "the list of open heartbeat incidents")
+
+
+def _unconfigured_alert(name: str, now: float) -> Alert:
+    return Alert.model_validate(
+        {
+            "format": FORMAT,
+            "identity": name,
+            "action": "resolve",
+            "occurred_at": datetime.fromtimestamp(now, UTC),
+            "summary": f"Heartbeat removed: route {name} no longer expects a heartbeat",
+            "source": "pdrelay",
+            "severity": "info",
+            "custom_details": {"route": name},
+            "client": "pdrelay heartbeat",
+        }
+    )
+
+
 def check(
     store: DedupStore, config: RelayConfig, sqs: SQSClient, queue_url: str, now: datetime | None = None
 ) -> HeartbeatResult:
     """Each configured heartbeat: silent for too long and not yet paged, queue its trigger; paged
-    and heard from again, queue its resolve. Reads one item per heartbeat; writes only on changes."""
+    and heard from again, queue its resolve. Reads one item per heartbeat and the list of open
+    heartbeat incidents; writes only on changes. An open incident of a heartbeat no longer
+    configured is resolved where it went."""
     from pdrelay.errors import EnqueueError
     from pdrelay.ingest.enqueue import enqueue
+    from pdrelay.models import make_message
     from pdrelay.observability import HEARTBEAT_AGE, HEARTBEAT_SILENT, gauge, logger
 
     t = (now or store.clock.now()).timestamp()
     result = HeartbeatResult()
+    open_incidents = _open_incidents(store)
+    for name, targets in open_incidents.items():
+        route = config.routes.get(name)
+        if route is not None and route.heartbeat is not None:
+            continue
+        at = datetime.fromtimestamp(t, UTC)
+        alert = _unconfigured_alert(name, t)
+        messages = [
+            make_message(
+                alert,
+                route=name,
+                routing_key=key,
+                destination=d,
+                received_at=at,
+                request_id=f"heartbeat-{name}-{int(t)}",
+            )
+            for d, key in targets.items()
+        ]
+        try:
+            enqueue(messages, sqs, queue_url)
+        except EnqueueError as exc:
+            result.failed += 1
+            logger.warning("heartbeat removed: could not queue its resolve", extra={"route": name, "error": str(exc)})
+            continue
+        _note_incident(store, name, None)
+        item = store.get_heartbeat(name)
+        if item is not None and item.state == "silent":
+            store.set_heartbeat_state(name, item.version, "ok", None)
+        result.resolved += 1
+        logger.info("heartbeat removed while silent: resolve queued", extra={"route": name})
     for name, route in config.routes.items():
         heartbeat = route.heartbeat
         if heartbeat is None:
@@ -266,6 +347,8 @@ def check(
             result.failed += 1
             logger.warning("heartbeat: could not queue", extra={"route": name, "action": action, "error": str(exc)})
             continue
+        # Where the incident is open, so that it is resolved even if the heartbeat is removed.
+        _note_incident(store, name, {d: route.targets[d] for d in route.defaults} if silent else None)
         if silent:
             result.triggered += 1
         else:
