@@ -94,12 +94,6 @@ class MemoryStore:
     def release(self, pk: str, version: int) -> None:
         pass
 
-    def get_bucket(self, routing_key: str):
-        return self.items.get(("bucket", routing_key))
-
-    def put_bucket(self, routing_key: str, bucket, previous_version: int) -> None:
-        self.items[("bucket", routing_key)] = bucket
-
     def get_breaker(self):
         return None
 

@@ -273,23 +273,13 @@ class DedupStore:
         names: dict[str, str] | None = None,
     ) -> bool:
         """Apply ``expression`` if the item is still at ``version``; False when it has moved on."""
-        try:
-            kwargs: dict[str, Any] = {"ExpressionAttributeNames": names} if names else {}
-            self._client.update_item(
-                TableName=self._table,
-                Key={"pk": {"S": pk}},
-                UpdateExpression=expression,
-                ConditionExpression="version = :v" + (f" AND {condition}" if condition else ""),
-                ExpressionAttributeValues={**values, ":v": {"N": str(version)}},
-                **kwargs,
-            )
-        except ClientError as exc:
-            if _code(exc) == "ConditionalCheckFailedException":
-                return False
-            raise StoreError(f"updating the dedup table failed: {_code(exc)}") from exc
-        except BotoCoreError as exc:
-            raise StoreError(f"updating the dedup table failed: {type(exc).__name__}") from exc
-        return True
+        return self._update_if(
+            pk,
+            expression,
+            "version = :v" + (f" AND {condition}" if condition else ""),
+            {**values, ":v": {"N": str(version)}},
+            names,
+        )
 
     def mark_delivered(self, pk: str, version: int, *, trigger_sent_at: int | None = None, sent: bool = True) -> bool:
         """Record that the event applied at ``version`` reached PagerDuty (or, with ``sent`` false,

@@ -46,7 +46,7 @@ def test_each_load_is_an_execution_environment_of_its_own(spec: str) -> None:
         # When the handler is loaded twice
         first, second = functions[logical_id].load_handler(), functions[logical_id].load_handler()
 
-        # Then both are callable and share no module state (Powertools' resolver, the batch processor)
+        # Then both are callable and share no module state
         assert callable(first) and callable(second)
         assert inspect.unwrap(first).__globals__ is not inspect.unwrap(second).__globals__
 

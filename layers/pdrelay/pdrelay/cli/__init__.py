@@ -22,7 +22,7 @@ import argparse
 
 # Every command module is imported to build the parser, so their top-level imports are what each
 # command pays at start-up (`pdrelay send` runs from monitors' scripts): only the standard library,
-# requests and botocore's exceptions. pydantic models, boto3, Powertools, moto and the local stack are
+# requests and botocore's exceptions. pydantic models, boto3, moto and the local stack are
 # imported inside the commands that use them.
 from pdrelay.cli import config, dev, maintenance, queues, relay, send
 

@@ -33,7 +33,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
     if not _aws_emulator_installed():
         print(NEEDS_MOTO, file=sys.stderr)
         return 2
-    # Here, not at the top: the local stack and Powertools (behind `mask`) are for `pdrelay dev` alone.
+    # Here, not at the top: the local stack is for `pdrelay dev` alone.
     from pdrelay.local.stack import LocalStack, StackOptions
     from pdrelay.observability import mask
 

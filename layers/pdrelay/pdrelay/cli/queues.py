@@ -61,7 +61,7 @@ def cmd_queue_status(args: argparse.Namespace, resources: Resources) -> int:
 
 @operator
 def cmd_dlq_show(args: argparse.Namespace, resources: Resources) -> int:
-    # Here, not at the top: the redrive module loads Powertools (for `mask`).
+    # Here, not at the top: the redrive module loads boto3.
     from pdrelay.ops import redrive
 
     inspection = redrive.inspect(resources.client("sqs"), resources.dlq_url, limit=args.limit, keep=args.limit)
@@ -80,7 +80,7 @@ def cmd_dlq_show(args: argparse.Namespace, resources: Resources) -> int:
 
 @operator
 def cmd_dlq_purge(args: argparse.Namespace, resources: Resources) -> int:
-    # Here, not at the top: the redrive module loads Powertools (for `mask`).
+    # Here, not at the top: the redrive module loads boto3.
     from pdrelay.ops import redrive
 
     if not args.yes:
@@ -92,7 +92,7 @@ def cmd_dlq_purge(args: argparse.Namespace, resources: Resources) -> int:
 
 @operator
 def cmd_redrive(args: argparse.Namespace, resources: Resources) -> int:
-    # Here, not at the top: both load Powertools.
+    # Here, not at the top: the redrive module loads boto3.
     from pdrelay.observability import mask
     from pdrelay.ops import redrive
 

@@ -1,7 +1,7 @@
 """Dispatch: one queue message → one decision in the dedup table → at most one Events API call.
 
-:mod:`pdrelay.handlers.dispatch` runs :meth:`Dispatcher.process` for each SQS record through
-Powertools' ``BatchProcessor``. Outcomes:
+:mod:`pdrelay.handlers.dispatch` runs :meth:`Dispatcher.process` for each SQS record of a batch and
+reports the records that raised as the batch's failures. Outcomes:
 
 - ``delivered``: PagerDuty answered 2xx; the item is marked delivered.
 - ``skipped``: nothing to send (stale, duplicate, unchanged, unknown): no call.
@@ -292,11 +292,10 @@ class Dispatcher:
             logger.remove_keys(["request_id", "dedup_key", "route", "destination", "message_id", "receive_count"])
 
     # -- one alert event --------------------------------------------------------------------------
-    def _decide(self, message: QueueMessage, delivery: Delivery) -> Decided:
+    def _decide(self, message: QueueMessage, delivery: Delivery, route: Route | None) -> Decided:
         """Read the item (or, for a trigger this process has not seen, try to create it without a
         read), decide, ask the policy, ask the schedule when it sends, and write the result on
         condition of the version read. A lost race decides again on the item the write returned."""
-        route = self._route(message)
         event = to_event(
             message,
             unpaged=route.resolved_before_paged if route is not None else "page",
@@ -361,11 +360,10 @@ class Dispatcher:
         config = self.current_config()
         return config.routes.get(message.route or "") if config is not None else None
 
-    def _note_route_keys(self, message: QueueMessage) -> None:
+    def _note_route_keys(self, message: QueueMessage, route: Route | None) -> None:
         """Before a trigger can page: the route's history holds the routing keys it pages with, so a
         later resolve finds this incident even after the key is rotated or the destination removed
         (once per process and set of keys: a read, and a write only when the set is new)."""
-        route = self._route(message)
         if route is None or message.alert.action != "trigger":
             return
         fingerprint = route.targets_fingerprint()
@@ -374,9 +372,10 @@ class Dispatcher:
             self._noted_routes[message.route or ""] = fingerprint
 
     def _alert(self, message: QueueMessage, delivery: Delivery) -> Outcome:
-        self._note_route_keys(message)
+        route = self._route(message)  # one configuration read for the whole decision
+        self._note_route_keys(message, route)
         decided_at = self.clock.monotonic()  # the lease starts about now
-        verdict, decision, current, gate, route = self._decide(message, delivery)
+        verdict, decision, current, gate, route = self._decide(message, delivery, route)
         if decision.reason in FIRST_APPLIED:
             self._reach_orphans(message, current, route)
         if verdict is not None and verdict.kind != "send":

@@ -43,40 +43,40 @@ class Route(NamedTuple):
         return re.compile(f"^{regex}$")
 
 
-def _deps(context: Any) -> endpoints.Deps:
-    return endpoints.deps_from_environment(context)
+def _deps() -> endpoints.Deps:
+    return endpoints.deps_from_environment()
 
 
-def _health(_request: endpoints.IncomingRequest, _context: Any) -> Answer:
+def _health(_request: endpoints.IncomingRequest) -> Answer:
     return 200, {"status": "ok", "version": __version__, "formats": ["auto", *formats.names()]}
 
 
-def _alerts(request: endpoints.IncomingRequest, context: Any, format_name: str) -> Answer:
-    return 202, endpoints.accept_alerts(request, format_name, _deps(context))
+def _alerts(request: endpoints.IncomingRequest, format_name: str) -> Answer:
+    return 202, endpoints.accept_alerts(request, format_name, _deps())
 
 
-def _v2_event(request: endpoints.IncomingRequest, context: Any) -> Answer:
-    return 202, endpoints.accept_v2_event(request, _deps(context))
+def _v2_event(request: endpoints.IncomingRequest) -> Answer:
+    return 202, endpoints.accept_v2_event(request, _deps())
 
 
-def _change(request: endpoints.IncomingRequest, context: Any) -> Answer:
-    return 202, endpoints.accept_change(request, _deps(context))
+def _change(request: endpoints.IncomingRequest) -> Answer:
+    return 202, endpoints.accept_change(request, _deps())
 
 
-def _test(request: endpoints.IncomingRequest, context: Any, route_name: str) -> Answer:
-    return 202, endpoints.accept_test(request, route_name, _deps(context))
+def _test(request: endpoints.IncomingRequest, route_name: str) -> Answer:
+    return 202, endpoints.accept_test(request, route_name, _deps())
 
 
-def _test_report(request: endpoints.IncomingRequest, context: Any, probe_id: str) -> Answer:
-    return 200, endpoints.test_report(request, probe_id, _deps(context))
+def _test_report(request: endpoints.IncomingRequest, probe_id: str) -> Answer:
+    return 200, endpoints.test_report(request, probe_id, _deps())
 
 
-def _heartbeat(request: endpoints.IncomingRequest, context: Any, route_name: str) -> Answer:
-    return 202, endpoints.accept_heartbeat(request, route_name, _deps(context))
+def _heartbeat(request: endpoints.IncomingRequest, route_name: str) -> Answer:
+    return 202, endpoints.accept_heartbeat(request, route_name, _deps())
 
 
-def _v1_event(request: endpoints.IncomingRequest, context: Any) -> Answer:
-    return 200, endpoints.accept_v1_event(request, _deps(context))
+def _v1_event(request: endpoints.IncomingRequest) -> Answer:
+    return 200, endpoints.accept_v1_event(request, _deps())
 
 
 ROUTES = (
@@ -148,7 +148,7 @@ def _http(event: dict[str, Any], context: Any) -> dict[str, Any]:
         for route, pattern in _MATCHERS:
             found = pattern.match(path) if route.method == method else None
             if found is not None:
-                status, body = route.answer(_request(event), context, **found.groupdict())
+                status, body = route.answer(_request(event), **found.groupdict())
                 return _response(status, body)
         raise NOT_FOUND
     except PdrelayError as exc:
@@ -162,7 +162,7 @@ def _alarm_action(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """A CloudWatch alarm's Lambda action: the alarm event itself, not an HTTP request."""
     try:
         return endpoints.accept_alarm_action(
-            event, getattr(context, "aws_request_id", ""), datetime.now(UTC), endpoints.deps_from_environment(context)
+            event, getattr(context, "aws_request_id", ""), datetime.now(UTC), endpoints.deps_from_environment()
         )
     except PdrelayError as exc:
         status, body = endpoints.error_response(exc)
@@ -184,4 +184,4 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return _http(event, context)
 
 
-at_init(lambda: endpoints.deps_from_environment())  # clients and configuration before the first request
+at_init(endpoints.deps_from_environment)  # clients and configuration before the first request

@@ -250,7 +250,7 @@ def error_response(
     return 500, {"status": "error", "message": "internal error"}
 
 
-def deps_from_environment(lambda_context: Any = None) -> Deps:
+def deps_from_environment() -> Deps:
     """Settings and clients are cached; the configuration is re-read per its cache age."""
     from pdrelay.aws import client
     from pdrelay.config import load_config
@@ -262,5 +262,4 @@ def deps_from_environment(lambda_context: Any = None) -> Deps:
         config=load_config(settings),
         sqs=client("sqs"),
         dynamodb=client("dynamodb"),
-        lambda_context=lambda_context,
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pdrelay.config import RelayConfig
 from pdrelay.settings import Settings
@@ -30,4 +30,3 @@ class Deps:
     config: RelayConfig
     sqs: SQSClient
     dynamodb: DynamoDBClient | None = None  # for rate limits, replay protection and probes; None turns them off
-    lambda_context: Any = None  # Lambda's context object, for Powertools' idempotency

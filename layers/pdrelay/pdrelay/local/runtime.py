@@ -34,7 +34,7 @@ class FakeLambdaContext:
 class HandlerPool:
     """Execution environments for one function, as Lambda keeps them: each invocation gets an
     environment of its own (the handler module loaded afresh when none is free), so module-level
-    state such as Powertools' resolver and batch processor is never shared by concurrent calls."""
+    state is never shared by concurrent calls."""
 
     def __init__(self, function: FunctionSpec) -> None:
         self.function = function

@@ -95,9 +95,8 @@ class FunctionSpec:
 
         From the CodeUri when it is there (a checkout), else from :attr:`package_module`. The
         module that defines the handler is loaded afresh each time, even when the CodeUri's
-        ``app.py`` only re-exports it from the package: its module-level state (Powertools'
-        resolver and its current event, the batch processor) is then never shared by two
-        concurrent invocations.
+        ``app.py`` only re-exports it from the package: its module-level state is then never
+        shared by two concurrent invocations, as in Lambda.
         """
         module_name, _, attr = self.handler.rpartition(".")
         name = f"pdrelay_fn_{self.logical_id}"
