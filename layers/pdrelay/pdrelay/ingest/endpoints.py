@@ -200,6 +200,7 @@ def _accept_pagerduty_event(request: IncomingRequest, deps: Deps, format_name: s
                 "route": destination.route,
                 "caller": caller.name,
                 "dedup_key": dedup_key,
+                "action": alert.action,
                 "destinations": [m.destination or "-" for m in fanned.messages],
                 **(
                     {"rules": sorted({m.rule for m in fanned.messages if m.rule})}
