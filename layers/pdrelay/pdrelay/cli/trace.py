@@ -87,7 +87,11 @@ def run(args: argparse.Namespace, clock: Clock | None = None, cloudformation: An
         result.notes.append("no running `pdrelay dev`: no state from the dedup table")
     else:
         routes = [s.route for s in result.steps if s.route] + list(args.route or [])
-        result.states, scanned = current_states(where, keys, routes, now)
+        try:
+            result.states, scanned = current_states(where, keys, routes, now)
+        except (PdrelayError, ClientError, BotoCoreError) as exc:  # the timeline is worth showing anyway
+            result.notes.append(f"the dedup table could not be read ({exc}): no state shown")
+            scanned = False
         if scanned:
             result.notes.append("no route's key history named this alert: its state was found by scanning the table")
     return result
@@ -155,7 +159,7 @@ def render(found: Trace) -> str:
                 f"{'yes' if s['paged'] else 'no':<5} {_time(s['episode_started_at']):<23} {s['sends']:>5}  "
             )
             out.append((row + ", ".join(more)).rstrip())
-    elif not any("no running" in n for n in found.notes):
+    elif not any("no running" in n or "could not be read" in n for n in found.notes):
         out.append("state now: not in the dedup table (never sent, or resolved longer ago than it keeps alerts)")
     out.extend(f"note: {n}" for n in found.notes)
     return "\n".join(out)
