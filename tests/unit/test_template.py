@@ -149,7 +149,12 @@ def test_the_test_routes_are_throttled_below_the_default_route_settings() -> Non
     assert (default["ThrottlingBurstLimit"], default["ThrottlingRateLimit"]) == (200, 100)
     routes = api["RouteSettings"]
     # A key naming no route fails the deployment ("Unable to find Route by key"): they must match exactly.
-    assert set(routes) == {"POST /v1/test/{route_name}", "GET /v1/test/{probe_id}", "POST /v1/heartbeat/{route_name}"}
+    assert set(routes) == {
+        "POST /v1/test/{route_name}",
+        "GET /v1/test/{probe_id}",
+        "POST /v1/heartbeat/{route_name}",
+        "GET /v1/alerts/{dedup_key}",
+    }
     assert set(routes) <= _route_keys()
     for key, settings in routes.items():
         assert 0 < settings["ThrottlingRateLimit"] < default["ThrottlingRateLimit"], key

@@ -8,9 +8,10 @@ ingest and in the dispatcher; ``dedup_key``, ``route``, ...), then the line's ow
 never changes in an execution environment (function name, version, memory size) is written once,
 in its first line (``"execution environment started"``): the log group already says which function
 it is. Outside Lambda (the local stack, where the functions share one output) each line also says
-its ``function``. The keys of an invocation, and of each message within it, live in a context
-variable, so handlers running in threads side by side (the local stack) never lend each other
-theirs. Level: ``POWERTOOLS_LOG_LEVEL`` or ``LOG_LEVEL`` (template parameter ``LogLevel``).
+its ``function``, and :func:`copy_lines_to` sends a copy of each line to a file as well (``pdrelay
+dev``'s log file, which ``pdrelay trace`` reads). The keys of an invocation, and of each message
+within it, live in a context variable, so handlers running in threads side by side (the local
+stack) never lend each other theirs. Level: ``POWERTOOLS_LOG_LEVEL`` or ``LOG_LEVEL`` (template parameter ``LogLevel``).
 
 **Metrics** are CloudWatch embedded metric format (EMF) documents, on standard error too. During an
 invocation they are gathered and written when it ends as one document (more only when two values of one dimension
@@ -67,6 +68,19 @@ LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "WARN": 30, "ERROR": 40, "CRIT
 _KEYS: ContextVar[dict[str, Any] | None] = ContextVar("pdrelay_log_keys", default=None)
 _METRICS: ContextVar[list[_Metric] | None] = ContextVar("pdrelay_metrics", default=None)
 _STARTED: set[str] = set()  # functions whose execution environment has said its static context
+_COPIES: list[Callable[[str], None]] = []  # where each log line also goes (the local stack's file)
+
+
+def copy_lines_to(write: Callable[[str], None]) -> Callable[[], None]:
+    """Every log line from now on is also given to ``write`` (one JSON document, no newline);
+    call the function returned to stop."""
+    _COPIES.append(write)
+
+    def stop() -> None:
+        if write in _COPIES:
+            _COPIES.remove(write)
+
+    return stop
 
 
 def _in_lambda() -> bool:
@@ -128,7 +142,10 @@ class Logger:
         line.update(_KEYS.get() or {})
         if extra:
             line.update(extra)
-        sys.stderr.write(json.dumps(line, default=str, separators=(",", ":"), ensure_ascii=False) + "\n")
+        text = json.dumps(line, default=str, separators=(",", ":"), ensure_ascii=False)
+        sys.stderr.write(text + "\n")
+        for write in _COPIES:
+            write(text)
 
 
 logger = Logger()

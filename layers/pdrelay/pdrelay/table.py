@@ -377,37 +377,53 @@ class DedupStore:
 
     def copies_of(self, dedup_key: str, hashes: list[str]) -> list[AlertCopy]:
         """The items of this alert under each of these routing-key hashes that exist."""
-        keys = [{"pk": {"S": f"{h}#{dedup_key}"}} for h in dict.fromkeys(hashes)]
         copies = []
+        for item in self._alert_items(dedup_key, hashes, "pk, routing_key, #r, destination", {"#r": "route"}):
+            doc = {k: _DES.deserialize(v) for k, v in item.items()}
+            copies.append(
+                AlertCopy(
+                    pk=str(doc["pk"]),
+                    routing_key=str(doc.get("routing_key") or ""),
+                    route=doc.get("route"),
+                    destination=doc.get("destination"),
+                )
+            )
+        return copies
+
+    def alert_items(self, dedup_key: str, hashes: list[str]) -> list[Record]:
+        """This alert's items, whole, under each of these routing-key hashes that exist (for
+        operators: ``GET /v1/alerts/{dedup_key}`` and ``pdrelay trace``)."""
+        return [_from_item(item) for item in self._alert_items(dedup_key, hashes)]
+
+    def find_alert_items(self, dedup_key: str, limit: int = 100) -> list[Record]:
+        """This alert's items under any routing key, by scanning the whole table: for operators
+        only, when no route's history names the key it went to (a slow read on a large table)."""
+        return self._scan("dedup_key = :d", {":d": {"S": dedup_key}}, {}, limit)
+
+    def _alert_items(
+        self, dedup_key: str, hashes: list[str], projection: str = "", names: dict[str, str] | None = None
+    ) -> list[dict[str, Any]]:
+        keys = [{"pk": {"S": f"{h}#{dedup_key}"}} for h in dict.fromkeys(hashes)]
+        items: list[dict[str, Any]] = []  # in DynamoDB's wire shape
         for start in range(0, len(keys), 100):
-            request: dict[str, Any] = {
-                self._table: {
-                    "Keys": keys[start : start + 100],
-                    "ProjectionExpression": "pk, routing_key, #r, destination",
-                    "ExpressionAttributeNames": {"#r": "route"},
-                }
-            }
+            wanted: dict[str, Any] = {"Keys": keys[start : start + 100]}
+            if projection:
+                wanted["ProjectionExpression"] = projection
+            if names:
+                wanted["ExpressionAttributeNames"] = names
+            request: dict[str, Any] = {self._table: wanted}
             for _attempt in range(5):  # unprocessed keys (throttling) are asked for again
                 try:
                     answer = self._client.batch_get_item(RequestItems=request)
                 except (ClientError, BotoCoreError) as exc:
                     raise StoreError(f"reading an alert's other items failed: {_code(exc)}") from exc
-                for item in answer.get("Responses", {}).get(self._table, []):
-                    doc = {k: _DES.deserialize(v) for k, v in item.items()}
-                    copies.append(
-                        AlertCopy(
-                            pk=str(doc["pk"]),
-                            routing_key=str(doc.get("routing_key") or ""),
-                            route=doc.get("route"),
-                            destination=doc.get("destination"),
-                        )
-                    )
+                items.extend(answer.get("Responses", {}).get(self._table, []))
                 request = answer.get("UnprocessedKeys") or {}
                 if not request:
                     break
             else:
                 raise StoreError("reading an alert's other items failed: keys left unprocessed")
-        return copies
+        return sorted(items, key=lambda item: str(item["pk"]["S"]))
 
     def _pending(self, kind: str, until: int, limit: int) -> list[Record]:
         kwargs: dict[str, Any] = {

@@ -15,7 +15,7 @@ import requests
 
 from pdrelay.cli._common import Commands, read_state, write_state
 from pdrelay.errors import ConfigError
-from pdrelay.local.state import STATE_DIR_ENV, state_dir
+from pdrelay.local.state import STATE_DIR_ENV, dev_log_file, state_dir
 
 NEEDS_MOTO = "pdrelay dev needs the local stack's AWS emulator: pip install 'pdrelay[local]'"
 
@@ -52,6 +52,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
         token=token,
         config=args.config or "",
         retry_base_seconds=args.retry_base_seconds,
+        log_file=dev_log_file(),
     )
     try:
         stack = LocalStack(options)
@@ -82,6 +83,8 @@ def cmd_dev(args: argparse.Namespace) -> int:
             "queue_url": stack.queue_urls["AlertQueue"],
             "dlq_url": stack.queue_urls["DeadLetterQueue"],
             "table_name": stack.table_names["DedupTable"],
+            "log_file": str(options.log_file),
+            "max_receives": stack.max_receives,
         }
     )
     print(f"pdrelay is running at {stack.url}")
@@ -91,6 +94,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
     )
     print(f"  AWS emulator     : {stack.moto_url} (queues and table from {stack.template_source})")
     print(f"  state file       : {state_file} (how the other pdrelay commands find this one)")
+    print(f"  log file         : {options.log_file} (its JSON log lines too; `pdrelay trace KEY` reads it)")
     if not args.config:
         print(f"  routing key      : {mask(routing_key) if routing_key else 'demo key (emulator)'}")
         print(f"  bearer token     : {token}")
@@ -168,7 +172,7 @@ def register(commands: Commands) -> None:
     )
     dev.add_argument(
         "--state-dir",
-        help=f"where to write dev.json, which the other commands read (default: {state_dir()}); "
+        help=f"where to write dev.json and dev.log, which the other commands read (default: {state_dir()}); "
         f"env {STATE_DIR_ENV}, which the other commands also follow",
     )
     dev.add_argument(

@@ -185,6 +185,11 @@ class Answer:
     status: int | None = None
     error: str = ""
     wait: float = 0.0  # throttled: the key's pause; failed: until the open breaker's next probe (0: closed)
+    ms: int = 0  # how long the call took
+
+    def logged(self) -> dict[str, Any]:
+        """What a log line says of the call: PagerDuty's status (none: no answer), error and time."""
+        return {"status": self.status, **({"error": self.error} if self.error else {}), "call_ms": self.ms}
 
 
 @dataclass
@@ -272,6 +277,7 @@ class Dispatcher:
             dedup_key=message.dedup_key if isinstance(message, QueueMessage) else None,
             message_id=message_id,
             receive_count=receive_count,
+            redriven=delivery.attr("redriven") or None,  # moved back from the DLQ (how many times)
         )
         try:
             if isinstance(message, ChangeMessage):
@@ -289,7 +295,9 @@ class Dispatcher:
             self._dead_letter(delivery, reason, None)
             return Outcome("dead-lettered", reason)
         finally:
-            logger.remove_keys(["request_id", "dedup_key", "route", "destination", "message_id", "receive_count"])
+            logger.remove_keys(
+                ["request_id", "dedup_key", "route", "destination", "message_id", "receive_count", "redriven"]
+            )
 
     # -- one alert event --------------------------------------------------------------------------
     def _decide(self, message: QueueMessage, delivery: Delivery, route: Route | None) -> Decided:
@@ -429,6 +437,7 @@ class Dispatcher:
                     "action": decision.send,
                     "reason": decision.reason,
                     "status": answer.status,
+                    "call_ms": answer.ms,
                     "latency_ms": round(latency_ms),
                 },
             )
@@ -439,12 +448,11 @@ class Dispatcher:
                 # A test that PagerDuty refused: the answer is the result; nothing to keep in the DLQ.
                 return Outcome("rejected", answer.error, decision.send, answer.status)
             count(DELIVERY_FAILED, Kind="permanent")
-            self._dead_letter(delivery, answer.error, answer.status)
-            logger.warning("rejected by PagerDuty, sent to the DLQ", extra={"reason": answer.error})
+            self._dead_letter(delivery, answer.error, answer.status, answer, action=decision.send)
             return Outcome("dead-lettered", answer.error, decision.send, answer.status)
         if answer.kind == "throttled":
             self._send_ended(decision, due=answer.wait)
-            outcome = self._defer(message, delivery, "throttled", answer.wait, attempted=True)
+            outcome = self._defer(message, delivery, "throttled", answer.wait, attempted=answer)
             if outcome.result == "dead-lettered":
                 self._send_ended(decision, given_up=True)
             return outcome
@@ -453,13 +461,13 @@ class Dispatcher:
             # PagerDuty is down for everyone: wait for the breaker's next probe like the others (an
             # attempt spent), not for this message's own back-off, which grows with each failed probe.
             self._send_ended(decision, due=answer.wait)
-            outcome = self._defer(message, delivery, "circuit-open", answer.wait, attempted=True)
+            outcome = self._defer(message, delivery, "circuit-open", answer.wait, attempted=answer)
             if outcome.result == "dead-lettered":
                 self._send_ended(decision, given_up=True)
             return outcome
         if self._held_too_long(message, delivery):
             reason = f"not delivered within {self.settings.max_hold_seconds} s of receipt; last error: {answer.error}"
-            self._dead_letter(delivery, reason, answer.status)
+            self._dead_letter(delivery, reason, answer.status, answer, action=decision.send)
             self._send_ended(decision, given_up=True)
             return Outcome("dead-lettered", reason, decision.send, answer.status)
         delay = self.backoff_seconds(delivery.receive_count)
@@ -467,7 +475,7 @@ class Dispatcher:
         self._delay(delivery.receipt_handle, delay)
         logger.warning(
             "delivery failed, will retry",
-            extra={"error": answer.error, "attempt": delivery.attempts, "retry_in_s": delay},
+            extra={"action": decision.send, **answer.logged(), "attempt": delivery.attempts, "retry_in_s": delay},
         )
         raise RetryableDelivery(answer.error, answer.status)
 
@@ -618,17 +626,22 @@ class Dispatcher:
         or the DLQ once held too long."""
         action = message.alert.action if isinstance(message, QueueMessage) else "change"
         if answer.kind == "refused":
-            self._dead_letter(delivery, reason, answer.status)
+            self._dead_letter(delivery, reason, answer.status, answer, action=action)
             return Outcome("dead-lettered", reason, action, answer.status)
         if answer.kind == "throttled":
-            return self._defer(message, delivery, "throttled", answer.wait, attempted=True)
+            return self._defer(message, delivery, "throttled", answer.wait, attempted=answer)
         if answer.wait > 0:  # the breaker opened: wait for its next probe like the others
-            return self._defer(message, delivery, "circuit-open", answer.wait, attempted=True)
+            return self._defer(message, delivery, "circuit-open", answer.wait, attempted=answer)
         if self._held_too_long(message, delivery):
             held = f"not delivered within {self.settings.max_hold_seconds} s of receipt; last error: {answer.error}"
-            self._dead_letter(delivery, held, answer.status)
+            self._dead_letter(delivery, held, answer.status, answer, action=action)
             return Outcome("dead-lettered", held, action, answer.status)
-        self._delay(delivery.receipt_handle, self.backoff_seconds(delivery.receive_count))
+        delay = self.backoff_seconds(delivery.receive_count)
+        self._delay(delivery.receipt_handle, delay)
+        logger.warning(
+            "delivery failed, will retry",
+            extra={"action": action, **answer.logged(), "attempt": delivery.attempts, "retry_in_s": delay},
+        )
         raise RetryableDelivery(answer.error, answer.status)
 
     # -- change events -------------------------------------------------------------------------------
@@ -662,18 +675,26 @@ class Dispatcher:
         """Send one event and react to the answer the same way for alerts, roll-ups and change
         events: 2xx and 400 close the breaker (PagerDuty is up); 429 pauses the key; 5xx, timeouts
         and dropped connections count towards opening the breaker."""
+        started = self.clock.monotonic()
+
+        def took() -> int:
+            return round((self.clock.monotonic() - started) * 1000)
+
         try:
             delivered = self.events.send(event, path=path)
         except PermanentDelivery as exc:
+            ms = took()
             self._breaker_success()
-            return Answer("refused", exc.status, "; ".join([str(exc), *exc.errors]))
+            return Answer("refused", exc.status, "; ".join([str(exc), *exc.errors]), ms=ms)
         except RetryableDelivery as exc:
+            ms = took()
             if exc.status == 429:
-                return Answer("throttled", 429, str(exc), self._throttle(routing_key, exc.retry_after))
+                return Answer("throttled", 429, str(exc), self._throttle(routing_key, exc.retry_after), ms)
             open_for = self._breaker_failure()
-            return Answer("failed", exc.status, str(exc), open_for)
+            return Answer("failed", exc.status, str(exc), open_for, ms)
+        ms = took()
         self._breaker_success()
-        return Answer("delivered", delivered.status)
+        return Answer("delivered", delivered.status, ms=ms)
 
     # -- pacing and the breaker ---------------------------------------------------------------------
     def _admit(self, routing_key: str, action: str, delivery: Delivery | None) -> Gate:
@@ -831,11 +852,12 @@ class Dispatcher:
         delivery: Delivery,
         reason: str,
         wait: float,
-        attempted: bool = False,
+        attempted: Answer | None = None,
         slot: pacing.Slot | None = None,
     ) -> Outcome:
         """Put the message back on the queue after ``wait`` seconds, without spending an attempt
-        (with ``slot``: the send time the schedule gave it, used when it comes back)."""
+        unless ``attempted`` (PagerDuty's answer to this message's call: 429, or a failure that
+        opened the breaker); with ``slot``: the send time the schedule gave it, used when it comes back."""
         if self._held_too_long(message, delivery):
             held = f"not delivered within {self.settings.max_hold_seconds} s of receipt; last: {reason}"
             self._dead_letter(delivery, held, None)
@@ -848,7 +870,7 @@ class Dispatcher:
         else:
             delay = max(1, min(MAX_SQS_DELAY, math.ceil(wait + random.uniform(0, 0.5))))
         attributes = dict(delivery.attributes)
-        attempts = delivery.attempts if attempted else delivery.attempts - 1
+        attempts = delivery.attempts if attempted is not None else delivery.attempts - 1
         attributes["attempts"] = {"DataType": "Number", "StringValue": str(max(0, attempts))}
         attributes["deferrals"] = {"DataType": "Number", "StringValue": str(delivery.attr("deferrals") + 1)}
         attributes.pop(SLOT_ATTRIBUTE, None)
@@ -865,7 +887,8 @@ class Dispatcher:
         except (ClientError, BotoCoreError) as exc:
             raise StoreError(f"could not put the message back on the queue: {type(exc).__name__}") from exc
         count(EVENTS_DEFERRED, Reason=reason)
-        logger.info("deferred", extra={"reason": reason, "delay_s": delay})
+        said = attempted.logged() if attempted is not None else {}
+        logger.info("deferred", extra={"reason": reason, "delay_s": delay, **said})
         return Outcome("deferred", reason, delay=delay)
 
     def backoff_seconds(self, receive_count: int) -> int:
@@ -887,7 +910,16 @@ class Dispatcher:
             # The message still comes back after the queue's own visibility timeout.
             logger.warning("could not set the retry delay", extra={"error": type(exc).__name__})
 
-    def _dead_letter(self, delivery: Delivery, reason: str, status: int | None) -> None:
+    def _dead_letter(
+        self,
+        delivery: Delivery,
+        reason: str,
+        status: int | None,
+        answer: Answer | None = None,
+        action: str | None = None,
+    ) -> None:
+        """Into the DLQ with the reason (and PagerDuty's status), said once in the log: the only line
+        that tells an alert is there (``answer``: the call that put it there, if one did)."""
         attributes = dict(delivery.attributes)
         attributes.update(
             {
@@ -903,6 +935,14 @@ class Dispatcher:
         except (ClientError, BotoCoreError) as exc:
             # Not in the DLQ: fail the record so SQS keeps it (and moves it there eventually).
             raise StoreError(f"could not send to the dead-letter queue: {type(exc).__name__}") from exc
+        extra: dict[str, Any] = {"reason": reason[:1000], "attempt": delivery.attempts}
+        if action is not None:
+            extra["action"] = action
+        if answer is not None:
+            extra.update({"status": answer.status, "call_ms": answer.ms})
+        elif status:
+            extra["status"] = status
+        logger.warning("sent to the DLQ", extra=extra)
 
 
 def attributes_from_event(attributes: dict[str, Any] | None) -> dict[str, Any]:

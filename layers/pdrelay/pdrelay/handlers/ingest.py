@@ -1,6 +1,6 @@
 """API Gateway (HTTP API) → pdrelay ingest. An adapter: parse the event, call the domain, answer.
 
-Eight routes, matched here on the method and ``rawPath`` of the HTTP API's payload format 2.0 (a
+Nine routes, matched here on the method and ``rawPath`` of the HTTP API's payload format 2.0 (a
 routing table of its own: a web framework's resolver cost a fifth of a second of imports at every
 cold start). Every refusal is a :class:`~pdrelay.errors.PdrelayError` answered by
 :func:`pdrelay.ingest.endpoints.error_response`; anything else is a 500 that says nothing more.
@@ -75,12 +75,17 @@ def _heartbeat(request: endpoints.IncomingRequest, route_name: str) -> Answer:
     return 202, endpoints.accept_heartbeat(request, route_name, _deps())
 
 
+def _alert_state(request: endpoints.IncomingRequest, dedup_key: str) -> Answer:
+    return 200, endpoints.alert_state(request, dedup_key, _deps())
+
+
 def _v1_event(request: endpoints.IncomingRequest) -> Answer:
     return 200, endpoints.accept_v1_event(request, _deps())
 
 
 ROUTES = (
     Route("POST", "/v1/alerts/<format_name>", _alerts),
+    Route("GET", "/v1/alerts/<dedup_key>", _alert_state),
     Route("POST", "/v2/enqueue", _v2_event),
     Route("POST", CHANGE_PATH, _change),
     Route("POST", "/v1/test/<route_name>", _test),
@@ -93,8 +98,8 @@ _MATCHERS = [(route, route.pattern) for route in ROUTES]
 NOT_FOUND = NotFound(
     "no such endpoint",
     [
-        f"POST /v1/alerts/{{format}}, POST /v2/enqueue, POST {CHANGE_PATH}, POST {V1_PATH}, "
-        "POST /v1/test/{route}, GET /v1/test/{probe}, POST /v1/heartbeat/{route}, GET /health"
+        f"POST /v1/alerts/{{format}}, GET /v1/alerts/{{dedup_key}}, POST /v2/enqueue, POST {CHANGE_PATH}, "
+        f"POST {V1_PATH}, POST /v1/test/{{route}}, GET /v1/test/{{probe}}, POST /v1/heartbeat/{{route}}, GET /health"
     ],
 )
 

@@ -14,6 +14,7 @@ and nowhere else. An alert's way through ingest, a module per step:
 - :mod:`~pdrelay.ingest.probes` (``/v1/test``), :mod:`~pdrelay.ingest.changes` (change events) and
   :mod:`~pdrelay.ingest.heartbeat` (``/v1/heartbeat``; and the contact every accepted request
   gives its route's heartbeat): the endpoints with a job of their own
+- :mod:`~pdrelay.ingest.lookup` (``GET /v1/alerts/{dedup_key}``): an alert's state in the table, read-only
 """
 
 from __future__ import annotations
@@ -38,8 +39,9 @@ from pdrelay.formats import ParseContext
 from pdrelay.ingest.admission import admit, answer_once
 from pdrelay.ingest.body import decode_json
 from pdrelay.ingest.changes import accept_change
-from pdrelay.ingest.fanout import enqueue_alerts, fan_out
+from pdrelay.ingest.fanout import enqueue_alerts, fan_out, logged
 from pdrelay.ingest.heartbeat import accept_heartbeat, note_contact
+from pdrelay.ingest.lookup import alert_state
 from pdrelay.ingest.parsing import parse_payload, tests_handled
 from pdrelay.ingest.probes import accept_test, test_report
 from pdrelay.ingest.replay import replay_key
@@ -59,6 +61,7 @@ __all__ = [
     "accept_test",
     "accept_v1_event",
     "accept_v2_event",
+    "alert_state",
     "decode_json",
     "deps_from_environment",
     "error_response",
@@ -122,7 +125,7 @@ def accept_alerts(
                 "format": fmt.name,
                 "route": destination.route,
                 "caller": caller.name,
-                "dedup_keys": [m.dedup_key for m in messages],
+                "alerts": [logged(m, several) for m in messages],
                 "rejected": len(parsed.rejected),
                 "notes": parsed.notes,
             },
@@ -197,7 +200,13 @@ def _accept_pagerduty_event(request: IncomingRequest, deps: Deps, format_name: s
                 "route": destination.route,
                 "caller": caller.name,
                 "dedup_key": dedup_key,
-                "destinations": len(fanned.messages),
+                "action": alert.action,
+                "destinations": [m.destination or "-" for m in fanned.messages],
+                **(
+                    {"rules": sorted({m.rule for m in fanned.messages if m.rule})}
+                    if any(m.rule for m in fanned.messages)
+                    else {}
+                ),
                 "notes": fanned.notes,
             },
         )

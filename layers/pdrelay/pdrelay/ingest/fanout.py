@@ -9,7 +9,7 @@ from pdrelay.config import RelayConfig
 from pdrelay.ingest import scrub
 from pdrelay.ingest.enqueue import enqueue
 from pdrelay.ingest.request import Deps, IncomingRequest
-from pdrelay.models import SUMMARY_LIMIT, Alert, QueueMessage, make_message, truncate
+from pdrelay.models import SUMMARY_LIMIT, Alert, QueueMessage, deterministic_dedup_key, make_message, truncate
 from pdrelay.observability import ALERTS_ACCEPTED, count, logger
 from pdrelay.policy import rules, templates
 from pdrelay.policy.routing import Destination
@@ -87,6 +87,20 @@ def fan_out(
                 if name not in planned:
                     add(alert, routing_key, name, None)
     return out
+
+
+def logged(message: QueueMessage, several: bool) -> dict[str, str]:
+    """What the "alerts accepted" line says of one queued message (what ``pdrelay trace`` reads):
+    its dedup key and action; its destination and rule when the route has several or rules; its
+    identity only when the dedup key does not spell it (a sender's own key). Log bytes are priced."""
+    entry = {"dedup_key": message.dedup_key, "action": message.alert.action}
+    if several:
+        entry["destination"] = message.destination or "-"
+        if message.rule:
+            entry["rule"] = message.rule
+    if message.dedup_key != deterministic_dedup_key(message.alert.format, message.alert.identity):
+        entry["identity"] = message.alert.identity
+    return entry
 
 
 def enqueue_alerts(messages: list[QueueMessage], deps: Deps) -> None:

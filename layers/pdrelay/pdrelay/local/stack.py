@@ -81,6 +81,34 @@ def create_resources(spec: TemplateSpec, sqs: Any, dynamodb: Any) -> tuple[dict[
     return queue_urls, table_names
 
 
+LOG_MAX_BYTES = 10 * 1024 * 1024
+LOG_BACKUPS = 2  # at most 30 MB of logs in all
+
+
+def log_to_file(path: Path, max_bytes: int = LOG_MAX_BYTES, backups: int = LOG_BACKUPS) -> Callable[[], None]:
+    """Copy every log line of this process to ``path``, rotated at ``max_bytes`` (``path.1`` the
+    newest of ``backups`` older files); the function returned stops it and closes the file."""
+    import logging.handlers
+
+    from pdrelay.observability import copy_lines_to
+
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    handler = logging.handlers.RotatingFileHandler(path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    record = logging.makeLogRecord  # the handler's lock keeps lines of threads side by side whole
+
+    def write(line: str) -> None:
+        handler.handle(record({"msg": line, "levelno": logging.INFO, "levelname": "INFO"}))
+
+    stop_copying = copy_lines_to(write)
+
+    def stop() -> None:
+        stop_copying()
+        handler.close()
+
+    return stop
+
+
 @dataclass
 class StackOptions:
     template: Path | None = None  # None: the checkout's around the working folder, else the packaged spec
@@ -99,6 +127,9 @@ class StackOptions:
     crash_rate: float = 0.0  # tests: chaos in the poller
     sweep_seconds: float = 60.0  # how often SweepFunction runs (its schedule in the template); 0: never
     openapi: Path = Path("docs/openapi.yaml")  # served at /openapi.yaml; relative: from the template's folder
+    log_file: Path | None = None  # also write the JSON log lines here (`pdrelay dev`: dev.log in the state folder)
+    log_max_bytes: int = LOG_MAX_BYTES  # then rotated: <name>.1, <name>.2, ... up to log_backups
+    log_backups: int = LOG_BACKUPS
 
 
 @contextmanager
@@ -134,9 +165,14 @@ class LocalStack:
         self._aws: AwsEmulator | None = None
         self._env: AbstractContextManager[None] | None = None
         self._threads: list[threading.Thread] = []
+        self._stop_log_file: Callable[[], None] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> LocalStack:
+        if self.options.log_file is not None:
+            self._stop_log_file = log_to_file(
+                self.options.log_file, self.options.log_max_bytes, self.options.log_backups
+            )
         self._aws = AwsEmulator(self.options.host).start()
         self.moto_url = self._aws.url
         if self.options.events_url:
@@ -236,6 +272,9 @@ class LocalStack:
         if self._env is not None:
             self._env.__exit__(None, None, None)
         self._reset_caches()
+        if self._stop_log_file is not None:
+            self._stop_log_file()
+            self._stop_log_file = None
 
     def __enter__(self) -> LocalStack:
         return self.start()
@@ -289,6 +328,13 @@ class LocalStack:
 
         client("sqs")
         client("dynamodb")
+
+    @property
+    def max_receives(self) -> int:
+        """Deliveries of one alert message before SQS moves it to the dead-letter queue."""
+        source = self.spec.functions["DispatchFunction"].sqs_source
+        assert source is not None
+        return self.spec.queues[source.queue].max_receive_count or 0
 
     def _dlq_of(self, function: FunctionSpec) -> str:
         assert function.sqs_source is not None

@@ -173,15 +173,25 @@ def _reason_group(reason: str) -> str:
     return reason.split("; ", 1)[0][:200]
 
 
+KEYS_LISTED = 100  # dedup keys a redrive's result lists (its log line: what `pdrelay trace` finds it by)
+
+
 @dataclass
 class RedriveResult:
     matched: int = 0
     moved: int = 0
     skipped: int = 0
     dry_run: bool = False
+    dedup_keys: list[str] = field(default_factory=list)  # of the messages moved (or that would be), the first 100
 
     def as_dict(self) -> dict[str, Any]:
-        return {"matched": self.matched, "moved": self.moved, "skipped": self.skipped, "dry_run": self.dry_run}
+        return {
+            "matched": self.matched,
+            "moved": self.moved,
+            "skipped": self.skipped,
+            "dry_run": self.dry_run,
+            "dedup_keys": self.dedup_keys,
+        }
 
 
 def redrive(
@@ -205,6 +215,9 @@ def redrive(
                 untouched.append(message.receipt_handle)
                 continue
             result.matched += 1
+            key = message.doc.get("dedup_key")
+            if isinstance(key, str) and len(result.dedup_keys) < KEYS_LISTED:
+                result.dedup_keys.append(key)
             if dry_run:
                 untouched.append(message.receipt_handle)
             else:
