@@ -34,8 +34,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
-import os
 import random
 import time
 from collections import Counter, defaultdict
@@ -58,6 +56,7 @@ from pdrelay.local.poller import SqsPoller
 from pdrelay.local.runtime import FakeLambdaContext
 from pdrelay.local.stack import create_resources, queue_arn
 from pdrelay.local.template import read_spec
+from pdrelay.observability import copy_lines_to
 from pdrelay.ops.status import queue_counts
 from tests.conftest import ROOT, TOKEN, reset_pdrelay_caches
 
@@ -123,18 +122,18 @@ class _EmulatorTime:
         time.sleep(seconds)
 
 
-class _LogReasons(logging.Handler):
-    """Counts the delivery code's log lines by message and reason (e.g. ``deferred: paced``)."""
+class _LogReasons:
+    """Counts the dispatcher's log lines by message and reason (e.g. ``deferred: paced``), from the
+    JSON lines pdrelay's logger writes (a copy of each, :func:`pdrelay.observability.copy_lines_to`)."""
 
     def __init__(self) -> None:
-        super().__init__(logging.INFO)
         self.counts: Counter[str] = Counter()
 
-    def emit(self, record: logging.LogRecord) -> None:
-        if f"{os.sep}delivery{os.sep}" not in record.pathname:
+    def __call__(self, line: str) -> None:
+        doc = json.loads(line)
+        if doc.get("function") != "DispatchFunction" or doc.get("level") == "DEBUG":
             return
-        reason = getattr(record, "reason", None)
-        message = record.getMessage()
+        reason, message = doc.get("reason"), doc.get("message", "")
         self.counts[f"{message}: {reason}" if reason else message] += 1
 
 
@@ -446,8 +445,7 @@ def driven_relay(
         config.clear_cache()
 
     reasons = _LogReasons()
-    dispatcher_log = logging.getLogger("pdrelay")
-    dispatcher_log.addHandler(reasons)
+    stop_counting = copy_lines_to(reasons)
     saved_random = random.getstate()
     random.seed(0)  # the dispatcher's jitter: the same figures on every run of the same code
     traveller = time_machine.travel(datetime.now(UTC), tick=False)
@@ -477,7 +475,7 @@ def driven_relay(
     finally:
         random.setstate(saved_random)
         traveller.stop()
-        dispatcher_log.removeHandler(reasons)
+        stop_counting()
         pd.state.set_faults([])
         set_clock(None)
         reset_pdrelay_caches()
