@@ -208,6 +208,7 @@ def _from_item(item: dict[str, Any]) -> Record:
         "sent_at",
         "suppressed",
         "send_at",
+        "pd_resolved_at",
     ):
         if name in doc:
             doc[name] = int(doc[name])
