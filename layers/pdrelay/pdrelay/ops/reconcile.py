@@ -1,0 +1,340 @@
+"""Does PagerDuty agree? What the relay's table says is open, beside what PagerDuty has open.
+
+PagerDuty's state drifts from the table's: a person resolves an incident by hand, an incident was
+opened before pdrelay existed, a resolve was lost, the table was restored. Per routing key the relay
+pages with (the configured routes' destinations, and every key the routes' histories remember),
+:func:`reconcile` finds the key's service through PagerDuty's REST API
+(:mod:`pdrelay.ops.pagerduty_api`), lists the service's open incidents (``incident_key`` is the
+dedup key) and compares them with the table's alert items. Each difference is one :class:`Drift`:
+
+=========================  ======================================================================
+kind                       what it means, and what ``fix`` does
+=========================  ======================================================================
+``resolved-here``          open at PagerDuty, resolved at the source per the table (its resolve was
+                           lost, or PagerDuty dropped it): the resolve is sent again
+``unknown-here``           open at PagerDuty, no item in the table (opened before pdrelay, the item
+                           lost, or another sender on the integration): reported; resolved only
+                           with ``resolve_unknown`` (the monitor may still be firing)
+``resolved-at-pagerduty``  open in the table, resolved at PagerDuty (by a person): the item is
+                           marked, so the monitor's next trigger, even an identical repeat, opens
+                           a new incident (:mod:`pdrelay.delivery.decisions`)
+``missing-at-pagerduty``   open and paged in the table, no incident at PagerDuty with its key:
+                           marked the same way, so the next trigger is sent again
+=========================  ======================================================================
+
+Why a resolve goes straight to the Events API and not through the queue: the dispatcher decides
+against the alert's item, which already says resolved and delivered, so a queued resolve would be a
+``duplicate`` and go nowhere; making it go would need a new kind of queue message for a rare
+repair. Reconcile takes the sweeper's path instead (:mod:`pdrelay.ops.sweeper`): it claims the item
+on the table (undelivered, ``pending = "resolve"``, under a lease), sends, and marks it delivered;
+a send that fails leaves it pending, so the sweeper retries it, and the table records it either
+way. It sends at most ``max_sends`` resolves a run and stops sending on a routing key at its first
+429 or 5xx (the rest wait for the sweep or the next run): a repair never floods an integration.
+
+What is left alone: alerts whose trigger is not delivered yet or being sent, those sent within
+``grace_seconds`` (PagerDuty processes events after answering 202), alerts never paged (held,
+rolled up), and routing keys no Events API v2 integration visible to the API key has (counted).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from pdrelay.delivery.decisions import Record
+from pdrelay.errors import PermanentDelivery, RetryableDelivery
+from pdrelay.observability import RECONCILE_DRIFT, count, logger, mask
+from pdrelay.ops.pagerduty_api import Incident, RestClient
+from pdrelay.ops.sweeper import LEASE_SECONDS, resolve_event
+from pdrelay.table import DedupStore, item_key, key_hash
+from pdrelay.timeutil import to_micros
+
+if TYPE_CHECKING:
+    from pdrelay.config import RelayConfig
+    from pdrelay.delivery.events_api import EventsClient
+
+KINDS = ("resolved-here", "unknown-here", "resolved-at-pagerduty", "missing-at-pagerduty")
+GRACE_SECONDS = 120
+MAX_SENDS = 100
+SERVICES_PER_QUERY = 25  # service_ids[] per incidents query (the URL stays short)
+
+_ACTIONS = {
+    "resolved-here": ("send the resolve again", "resolve sent"),
+    "unknown-here": ("report only (--resolve-unknown resolves it)", "resolve sent"),
+    "resolved-at-pagerduty": (
+        "mark: the next trigger opens a new incident",
+        "marked: the next trigger opens a new incident",
+    ),
+    "missing-at-pagerduty": ("mark: the next trigger is sent again", "marked: the next trigger is sent again"),
+}
+
+
+@dataclass
+class Drift:
+    kind: str
+    routing_key: str  # masked
+    dedup_key: str
+    route: str | None = None
+    incident: str = ""  # PagerDuty's incident id
+    incident_number: int = 0
+    pagerduty_status: str = ""  # open there: triggered | acknowledged; else resolved | none
+    table_state: str = ""  # the item's state, or none
+    action: str = ""  # what fix does (dry run), or did
+    done: bool = False
+    # What fix acts on; never shown (the key is a secret, the item is the table's).
+    key: str = field(default="", repr=False)
+    record: Record | None = field(default=None, repr=False)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if k not in ("key", "record")}
+
+
+@dataclass
+class KeyReport:
+    routing_key: str  # masked
+    service: str
+    open_at_pagerduty: int = 0
+    open_here: int = 0
+
+
+@dataclass
+class ReconcileReport:
+    fix: bool
+    keys: list[KeyReport] = field(default_factory=list)
+    not_at_pagerduty: list[str] = field(default_factory=list)  # masked keys (or hashes) with no visible integration
+    drifts: list[Drift] = field(default_factory=list)
+    skipped: dict[str, int] = field(default_factory=dict)  # why open items were not compared
+    api_requests: int = 0
+
+    def counts(self) -> dict[str, int]:
+        found = dict.fromkeys(KINDS, 0)
+        for d in self.drifts:
+            found[d.kind] += 1
+        return found
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "mode": "fix" if self.fix else "dry-run",
+            "routing_keys": [asdict(k) for k in self.keys],
+            "not_at_pagerduty": self.not_at_pagerduty,
+            "drift": self.counts(),
+            "differences": [d.as_dict() for d in self.drifts],
+            "skipped": self.skipped,
+            "api_requests": self.api_requests,
+        }
+
+
+@dataclass(frozen=True)
+class Options:
+    fix: bool = False
+    resolve_unknown: bool = False
+    grace_seconds: int = GRACE_SECONDS
+    max_sends: int = MAX_SENDS
+
+
+def _configured_keys(config: RelayConfig | None) -> dict[str, str]:
+    """Routing key → route, for every destination of every configured route."""
+    found: dict[str, str] = {}
+    for name, route in (config.routes if config is not None else {}).items():
+        for key in route.targets.values():
+            found.setdefault(key, name)
+    return found
+
+
+def reconcile(
+    store: DedupStore,
+    api: RestClient,
+    events: EventsClient | None,
+    config: RelayConfig | None = None,
+    options: Options | None = None,
+) -> ReconcileReport:
+    """Compare, report, and with ``options.fix`` act (``events`` sends the resolves)."""
+    options = options or Options()
+    report = ReconcileReport(fix=options.fix)
+    now = to_micros(store.clock.now())
+    open_records, history = store.open_alerts_and_route_keys()
+    configured = _configured_keys(config)
+    wanted = (
+        history | {key_hash(k) for k in configured} | {key_hash(r.routing_key) for r in open_records if r.routing_key}
+    )
+    services = {k: s for k, s in api.services_by_integration_key().items() if key_hash(k) in wanted}
+    seen = {key_hash(k) for k in services}
+    known_keys = {key_hash(k): k for k in [*configured, *(r.routing_key for r in open_records if r.routing_key)]}
+    report.not_at_pagerduty = sorted(mask(known_keys[h]) if h in known_keys else f"#{h[:8]}" for h in wanted - seen)
+
+    keys_of: dict[str, list[str]] = defaultdict(list)  # service → our routing keys on it
+    for key, service in services.items():
+        keys_of[service].append(key)
+    open_at_pd: dict[tuple[str, str], Incident] = {}
+    service_ids = sorted(keys_of)
+    for start in range(0, len(service_ids), SERVICES_PER_QUERY):
+        for incident in api.incidents(service_ids[start : start + SERVICES_PER_QUERY]):
+            if incident.incident_key:
+                open_at_pd[(incident.service_id, incident.incident_key)] = incident
+    per_key = {k: KeyReport(mask(k), s) for k, s in sorted(services.items(), key=lambda i: (i[1], mask(i[0])))}
+
+    # PagerDuty's open incidents, beside the table's items under each of the service's keys.
+    candidates = {
+        item_key(k, dedup): (k, incident) for (service, dedup), incident in open_at_pd.items() for k in keys_of[service]
+    }
+    items = store.records(list(candidates))
+    by_incident: dict[str, list[Record]] = defaultdict(list)
+    for service, _dedup in open_at_pd:
+        per_key[keys_of[service][0]].open_at_pagerduty += 1
+    for pk, (_key, incident) in candidates.items():
+        if pk in items:
+            by_incident[incident.id].append(items[pk])
+    for (service, dedup), incident in sorted(open_at_pd.items(), key=lambda i: i[1].number):
+        found = by_incident.get(incident.id, [])
+        if any(r.state != "resolved" for r in found):
+            continue  # open on both sides
+        if found:
+            for record in found:
+                report.drifts.append(_drift("resolved-here", record.routing_key, dedup, incident, record))
+        else:
+            report.drifts.append(_drift("unknown-here", keys_of[service][0], dedup, incident, None))
+
+    # The table's open alerts PagerDuty does not show open.
+    for record in sorted(open_records, key=lambda r: (r.routing_key, r.dedup_key)):
+        key = record.routing_key
+        if key not in services:
+            continue
+        per_key[key].open_here += 1
+        why = _not_comparable(record, now, options.grace_seconds)
+        if why:
+            report.skipped[why] = report.skipped.get(why, 0) + 1
+            continue
+        if (services[key], record.dedup_key) in open_at_pd:
+            continue
+        resolved = api.incidents([services[key]], ("resolved",), incident_key=record.dedup_key)
+        kind = "resolved-at-pagerduty" if resolved else "missing-at-pagerduty"
+        last = max(resolved, key=lambda i: i.number) if resolved else None
+        report.drifts.append(_drift(kind, key, record.dedup_key, last, record))
+    report.keys = list(per_key.values())
+
+    if options.fix:
+        _fix(store, events, report, options, now)
+    report.api_requests = api.requests
+    return report
+
+
+def _not_comparable(record: Record, now: int, grace_seconds: int) -> str:
+    """Why an open item cannot be compared with PagerDuty now ("" when it can)."""
+    if not record.paged:
+        return "never paged (held, rolled up, waiting)"
+    if record.pd_resolved_at:
+        return "already marked"
+    if not record.delivered or record.lease_until > now:
+        return "being sent"
+    if grace_seconds and record.sent_at and now - record.sent_at < grace_seconds * 1_000_000:
+        return "sent moments ago"
+    return ""
+
+
+def _drift(kind: str, key: str, dedup: str, incident: Incident | None, record: Record | None) -> Drift:
+    return Drift(
+        kind=kind,
+        routing_key=mask(key),
+        dedup_key=dedup,
+        route=record.route if record else None,
+        incident=incident.id if incident else "",
+        incident_number=incident.number if incident else 0,
+        pagerduty_status=incident.status if incident else "none",
+        table_state=record.state if record else "none",
+        action=_ACTIONS[kind][0],
+        key=key,
+        record=record,
+    )
+
+
+def _fix(
+    store: DedupStore,
+    events: EventsClient | None,
+    report: ReconcileReport,
+    options: Options,
+    now: int,
+) -> None:
+    sends = 0
+    stopped: set[str] = set()  # routing keys PagerDuty said to slow down for (429, 5xx)
+    for drift in report.drifts:
+        record = drift.record
+        if drift.kind in ("resolved-at-pagerduty", "missing-at-pagerduty") and record is not None:
+            drift.done = store.mark_resolved_at_pagerduty(record, now)
+        elif drift.kind == "resolved-here" and record is not None and events is not None:
+            if sends >= options.max_sends or drift.routing_key in stopped:
+                continue
+            sends += 1
+            drift.done = _resend_resolve(store, events, record, now, stopped)
+        elif drift.kind == "unknown-here" and options.resolve_unknown and events is not None:
+            if sends >= options.max_sends or drift.routing_key in stopped:
+                continue
+            sends += 1
+            drift.done = _send_resolve(events, _unknown_resolve(drift.key, drift), drift, stopped)
+        if drift.done:
+            drift.action = _ACTIONS[drift.kind][1]
+            logger.info(
+                "reconcile: drift fixed",
+                extra={"kind": drift.kind, "dedup_key": drift.dedup_key, "incident": drift.incident},
+            )
+
+
+def _resend_resolve(store: DedupStore, events: EventsClient, record: Record, now: int, stopped: set[str]) -> bool:
+    version = store.claim_reconcile_resolve(record, now, LEASE_SECONDS * 1_000_000)
+    if version is None:
+        return False  # the alert moved on (re-opened, or someone else is sending)
+    drift_key = mask(record.routing_key)
+    event = resolve_event(record)
+    event["payload"]["custom_details"] = {"pdrelay_note": "resolve re-sent by pdrelay reconcile: PagerDuty had it open"}
+    try:
+        events.send(event)
+    except PermanentDelivery as exc:
+        store.set_aside(record.pk, version)
+        store.release(record.pk, version)
+        logger.warning(
+            "reconcile: PagerDuty refused a resolve", extra={"dedup_key": record.dedup_key, "error": str(exc)}
+        )
+        return False
+    except RetryableDelivery as exc:
+        store.release(record.pk, version, resolve=True)  # pending: the sweeper retries it
+        stopped.add(drift_key)
+        logger.warning("reconcile: resolve not delivered; the sweeper retries it", extra={"error": str(exc)})
+        return False
+    store.mark_delivered(record.pk, version)
+    return True
+
+
+def _unknown_resolve(routing_key: str, drift: Drift) -> dict[str, Any]:
+    return {
+        "routing_key": routing_key,
+        "event_action": "resolve",
+        "dedup_key": drift.dedup_key,
+        "payload": {
+            "summary": f"resolved by pdrelay reconcile (incident {drift.incident})",
+            "source": "pdrelay",
+            "severity": "info",
+            "custom_details": {"pdrelay_note": "the relay has no open alert for this incident"},
+        },
+        "client": "pdrelay",
+    }
+
+
+def _send_resolve(events: EventsClient, event: dict[str, Any], drift: Drift, stopped: set[str]) -> bool:
+    try:
+        events.send(event)
+    except PermanentDelivery as exc:
+        logger.warning(
+            "reconcile: PagerDuty refused a resolve", extra={"dedup_key": drift.dedup_key, "error": str(exc)}
+        )
+        return False
+    except RetryableDelivery as exc:
+        stopped.add(drift.routing_key)
+        logger.warning("reconcile: resolve not delivered", extra={"dedup_key": drift.dedup_key, "error": str(exc)})
+        return False
+    return True
+
+
+def count_drift(report: ReconcileReport) -> None:
+    """One ``ReconcileDrift`` value per kind (zeros too: a quiet run is a data point)."""
+    for kind, n in report.counts().items():
+        count(RECONCILE_DRIFT, value=n, Kind=kind)
