@@ -320,3 +320,28 @@ def test_the_sweep_function_reconciles_from_its_settings(
     assert (
         "cannot read the PagerDuty API key" in lambda_handler({}, FakeLambdaContext("SweepFunction"))["reconcile_error"]
     )
+
+
+def test_a_roll_up_incident_agrees_while_its_document_is_open_and_is_resolved_once_closed(
+    aws: Aws, pagerduty: EmulatorServer, clock: ManualClock
+) -> None:
+    from pdrelay.policy.judge import ROLLUP_PREFIX
+    from pdrelay.table import rollup_key
+
+    table = store(aws, clock)
+    table.remember_route_keys("default", {key_hash(ROUTING_KEY)})
+    dedup = f"{ROLLUP_PREFIX}default:{int(ON_THE_FIVE)}-abc123"
+    version = table.put_doc(rollup_key("default", ROUTING_KEY), {"state": "open", "dedup_key": dedup, "members": {}}, 0)
+    EventsClient(pagerduty.url).send(
+        {
+            "routing_key": ROUTING_KEY,
+            "event_action": "trigger",
+            "dedup_key": dedup,
+            "payload": {"summary": "3 alerts", "source": "pdrelay", "severity": "error"},
+        }
+    )
+    assert run(aws, pagerduty, clock).drifts == []
+    table.put_doc(rollup_key("default", ROUTING_KEY), {"state": "closed", "dedup_key": dedup, "members": {}}, version)
+    assert kinds(run(aws, pagerduty, clock)) == [("resolved-here", dedup)]
+    assert [d.done for d in run(aws, pagerduty, clock, fix=True).drifts] == [True]
+    assert incidents(pagerduty, dedup) == ["resolved"]

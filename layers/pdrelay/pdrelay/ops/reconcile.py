@@ -11,7 +11,8 @@ dedup key) and compares them with the table's alert items. Each difference is on
 kind                       what it means, and what ``fix`` does
 =========================  ======================================================================
 ``resolved-here``          open at PagerDuty, resolved at the source per the table (its resolve was
-                           lost, or PagerDuty dropped it): the resolve is sent again
+                           lost, or PagerDuty dropped it), or a roll-up incident the table shows
+                           closed: the resolve is sent again
 ``unknown-here``           open at PagerDuty, no item in the table (opened before pdrelay, the item
                            lost, or another sender on the integration): reported; resolved only
                            with ``resolve_unknown`` (the monitor may still be firing)
@@ -47,7 +48,8 @@ from pdrelay.errors import PermanentDelivery, RetryableDelivery
 from pdrelay.observability import RECONCILE_DRIFT, count, logger, mask
 from pdrelay.ops.pagerduty_api import Incident, RestClient
 from pdrelay.ops.sweeper import LEASE_SECONDS, resolve_event
-from pdrelay.table import DedupStore, item_key, key_hash
+from pdrelay.policy.judge import ROLLUP_PREFIX
+from pdrelay.table import DedupStore, item_key, key_hash, rollup_key
 from pdrelay.timeutil import to_micros
 
 if TYPE_CHECKING:
@@ -186,6 +188,10 @@ def reconcile(
         if pk in items:
             by_incident[incident.id].append(items[pk])
     for (service, dedup), incident in sorted(open_at_pd.items(), key=lambda i: i[1].number):
+        if dedup.startswith(ROLLUP_PREFIX):
+            if not _rollup_open(store, dedup, keys_of[service]):
+                report.drifts.append(_drift("resolved-here", keys_of[service][0], dedup, incident, None))
+            continue
         found = by_incident.get(incident.id, [])
         if any(r.state != "resolved" for r in found):
             continue  # open on both sides
@@ -217,6 +223,16 @@ def reconcile(
         _fix(store, events, report, options, now)
     report.api_requests = api.requests
     return report
+
+
+def _rollup_open(store: DedupStore, dedup: str, keys: list[str]) -> bool:
+    """Whether the table has this roll-up incident open (its route's roll-up under one of the keys)."""
+    route = dedup.removeprefix(ROLLUP_PREFIX).split(":", 1)[0]
+    for key in keys:
+        doc, _version = store.get_doc(rollup_key(None if route == "-" else route, key))
+        if doc.get("state") == "open" and doc.get("dedup_key") == dedup:
+            return True
+    return False
 
 
 def _not_comparable(record: Record, now: int, grace_seconds: int) -> str:
@@ -261,11 +277,14 @@ def _fix(
         record = drift.record
         if drift.kind in ("resolved-at-pagerduty", "missing-at-pagerduty") and record is not None:
             drift.done = store.mark_resolved_at_pagerduty(record, now)
-        elif drift.kind == "resolved-here" and record is not None and events is not None:
+        elif drift.kind == "resolved-here" and events is not None:
             if sends >= options.max_sends or drift.routing_key in stopped:
                 continue
             sends += 1
-            drift.done = _resend_resolve(store, events, record, now, stopped)
+            if record is not None:
+                drift.done = _resend_resolve(store, events, record, now, stopped)
+            else:  # a roll-up incident: its document has no alert item to claim
+                drift.done = _send_resolve(events, _unknown_resolve(drift.key, drift), drift, stopped)
         elif drift.kind == "unknown-here" and options.resolve_unknown and events is not None:
             if sends >= options.max_sends or drift.routing_key in stopped:
                 continue
