@@ -95,10 +95,10 @@ def cmd_reconcile(args: argparse.Namespace, resources: Resources) -> int:
     print(f"\n{len(report.drifts)} difference(s): " + ", ".join(f"{n} {kind}" for kind, n in counts.items()))
     for d in report.drifts:
         incident = f"{d.incident} (#{d.incident_number}) {d.pagerduty_status}" if d.incident else "no incident"
-        verb = "done:" if d.done else ("would" if not args.fix else "not done:")
+        verb = "" if not d.acts else "done: " if d.done else "not done: " if args.fix else "would "
         print(
             f"  {d.kind:<22} {d.routing_key:<6} {d.dedup_key}\n"
-            f"  {'':<22} PagerDuty: {incident}; table: {d.table_state}; {verb} {d.action}"
+            f"  {'':<22} PagerDuty: {incident}; table: {d.table_state} -> {verb}{d.action}"
         )
     if report.skipped:
         print("\nnot compared: " + ", ".join(f"{n} {why}" for why, n in sorted(report.skipped.items())))

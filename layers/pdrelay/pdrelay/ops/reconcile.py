@@ -61,15 +61,16 @@ GRACE_SECONDS = 120
 MAX_SENDS = 100
 SERVICES_PER_QUERY = 25  # service_ids[] per incidents query (the URL stays short)
 
-_ACTIONS = {
+_ACTIONS = {  # kind → (what fix does, what it did)
     "resolved-here": ("send the resolve again", "resolve sent"),
-    "unknown-here": ("report only (--resolve-unknown resolves it)", "resolve sent"),
+    "unknown-here": ("resolve it (asked with --resolve-unknown)", "resolve sent"),
     "resolved-at-pagerduty": (
-        "mark: the next trigger opens a new incident",
+        "mark it: the next trigger opens a new incident",
         "marked: the next trigger opens a new incident",
     ),
-    "missing-at-pagerduty": ("mark: the next trigger is sent again", "marked: the next trigger is sent again"),
+    "missing-at-pagerduty": ("mark it: the next trigger is sent again", "marked: the next trigger is sent again"),
 }
+REPORT_ONLY = "reported only (--fix --resolve-unknown resolves it)"
 
 
 @dataclass
@@ -82,14 +83,15 @@ class Drift:
     incident_number: int = 0
     pagerduty_status: str = ""  # open there: triggered | acknowledged; else resolved | none
     table_state: str = ""  # the item's state, or none
-    action: str = ""  # what fix does (dry run), or did
+    action: str = ""  # what fix does (would do, in a dry run), or did
     done: bool = False
+    acts: bool = True  # False: fix leaves it alone (reported only)
     # What fix acts on; never shown (the key is a secret, the item is the table's).
     key: str = field(default="", repr=False)
     record: Record | None = field(default=None, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if k not in ("key", "record")}
+        return {k: v for k, v in asdict(self).items() if k not in ("key", "record", "acts")}
 
 
 @dataclass
@@ -218,6 +220,9 @@ def reconcile(
         last = max(resolved, key=lambda i: i.number) if resolved else None
         report.drifts.append(_drift(kind, key, record.dedup_key, last, record))
     report.keys = list(per_key.values())
+    for drift in report.drifts:
+        if drift.kind == "unknown-here" and not options.resolve_unknown:
+            drift.acts, drift.action = False, REPORT_ONLY
 
     if options.fix:
         _fix(store, events, report, options, now)
@@ -285,7 +290,7 @@ def _fix(
                 drift.done = _resend_resolve(store, events, record, now, stopped)
             else:  # a roll-up incident: its document has no alert item to claim
                 drift.done = _send_resolve(events, _unknown_resolve(drift.key, drift), drift, stopped)
-        elif drift.kind == "unknown-here" and options.resolve_unknown and events is not None:
+        elif drift.kind == "unknown-here" and drift.acts and events is not None:
             if sends >= options.max_sends or drift.routing_key in stopped:
                 continue
             sends += 1
