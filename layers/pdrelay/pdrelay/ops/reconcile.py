@@ -40,6 +40,7 @@ rolled up), and routing keys no Events API v2 integration visible to the API key
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -167,59 +168,22 @@ def reconcile(
     known_keys = {key_hash(k): k for k in [*configured, *(r.routing_key for r in open_records if r.routing_key)]}
     report.not_at_pagerduty = sorted(mask(known_keys[h]) if h in known_keys else f"#{h[:8]}" for h in wanted - seen)
 
-    keys_of: dict[str, list[str]] = defaultdict(list)  # service → our routing keys on it
-    for key, service in services.items():
-        keys_of[service].append(key)
-    open_at_pd: dict[tuple[str, str], Incident] = {}
-    service_ids = sorted(keys_of)
+    open_at_pd: list[Incident] = []
+    service_ids = sorted(set(services.values()))
     for start in range(0, len(service_ids), SERVICES_PER_QUERY):
-        for incident in api.incidents(service_ids[start : start + SERVICES_PER_QUERY]):
-            if incident.incident_key:
-                open_at_pd[(incident.service_id, incident.incident_key)] = incident
-    per_key = {k: KeyReport(mask(k), s) for k, s in sorted(services.items(), key=lambda i: (i[1], mask(i[0])))}
+        open_at_pd.extend(api.incidents(service_ids[start : start + SERVICES_PER_QUERY]))
+    sides = Sides(services, open_at_pd, store.records(candidate_items(services, open_at_pd)), open_records)
 
-    # PagerDuty's open incidents, beside the table's items under each of the service's keys.
-    candidates = {
-        item_key(k, dedup): (k, incident) for (service, dedup), incident in open_at_pd.items() for k in keys_of[service]
-    }
-    items = store.records(list(candidates))
-    by_incident: dict[str, list[Record]] = defaultdict(list)
-    for service, _dedup in open_at_pd:
-        per_key[keys_of[service][0]].open_at_pagerduty += 1
-    for pk, (_key, incident) in candidates.items():
-        if pk in items:
-            by_incident[incident.id].append(items[pk])
-    for (service, dedup), incident in sorted(open_at_pd.items(), key=lambda i: i[1].number):
-        if dedup.startswith(ROLLUP_PREFIX):
-            if not _rollup_open(store, dedup, keys_of[service]):
-                report.drifts.append(_drift("resolved-here", keys_of[service][0], dedup, incident, None))
-            continue
-        found = by_incident.get(incident.id, [])
-        if any(r.state != "resolved" for r in found):
-            continue  # open on both sides
-        if found:
-            for record in found:
-                report.drifts.append(_drift("resolved-here", record.routing_key, dedup, incident, record))
-        else:
-            report.drifts.append(_drift("unknown-here", keys_of[service][0], dedup, incident, None))
+    def resolved_at_pagerduty(service: str, dedup_key: str) -> Incident | None:
+        resolved = api.incidents([service], ("resolved",), incident_key=dedup_key)
+        return max(resolved, key=lambda i: i.number) if resolved else None
 
-    # The table's open alerts PagerDuty does not show open.
-    for record in sorted(open_records, key=lambda r: (r.routing_key, r.dedup_key)):
-        key = record.routing_key
-        if key not in services:
-            continue
-        per_key[key].open_here += 1
-        why = _not_comparable(record, now, options.grace_seconds)
-        if why:
-            report.skipped[why] = report.skipped.get(why, 0) + 1
-            continue
-        if (services[key], record.dedup_key) in open_at_pd:
-            continue
-        resolved = api.incidents([services[key]], ("resolved",), incident_key=record.dedup_key)
-        kind = "resolved-at-pagerduty" if resolved else "missing-at-pagerduty"
-        last = max(resolved, key=lambda i: i.number) if resolved else None
-        report.drifts.append(_drift(kind, key, record.dedup_key, last, record))
-    report.keys = list(per_key.values())
+    def rollup_open(dedup_key: str, keys: list[str]) -> bool:
+        return _rollup_open(store, dedup_key, keys)
+
+    report.keys, report.drifts, report.skipped = compare(
+        sides, now, options.grace_seconds, resolved_at_pagerduty, rollup_open
+    )
     for drift in report.drifts:
         if drift.kind == "unknown-here" and not options.resolve_unknown:
             drift.acts, drift.action = False, REPORT_ONLY
@@ -228,6 +192,80 @@ def reconcile(
         _fix(store, events, report, options, now)
     report.api_requests = api.requests
     return report
+
+
+@dataclass(frozen=True)
+class Sides:
+    """What reconcile compares, as read from PagerDuty and the table."""
+
+    services: dict[str, str]  # each of the relay's routing keys PagerDuty has → its service
+    open_at_pagerduty: list[Incident]  # those services' open incidents
+    items: dict[str, Record]  # the table's items for them (:func:`candidate_items`), by pk
+    open_here: list[Record]  # the table's open alerts
+
+
+def _keys_of(services: dict[str, str]) -> dict[str, list[str]]:
+    """Service → the relay's routing keys on it (a service may have several integrations)."""
+    keys: dict[str, list[str]] = defaultdict(list)
+    for key, service in sorted(services.items()):
+        keys[service].append(key)
+    return keys
+
+
+def candidate_items(services: dict[str, str], open_at_pagerduty: list[Incident]) -> list[str]:
+    """The table keys an open incident's alert may have: its dedup key under each of its service's
+    routing keys (PagerDuty's incident does not say which integration opened it)."""
+    keys_of = _keys_of(services)
+    return [item_key(k, i.incident_key) for i in open_at_pagerduty if i.incident_key for k in keys_of[i.service_id]]
+
+
+def compare(
+    sides: Sides,
+    now: int,
+    grace_seconds: int,
+    resolved_at_pagerduty: Callable[[str, str], Incident | None],
+    rollup_open: Callable[[str, list[str]], bool],
+) -> tuple[list[KeyReport], list[Drift], dict[str, int]]:
+    """The differences (no I/O but the two lookups: PagerDuty's last resolved incident of a
+    service and dedup key, and whether the table has a roll-up incident open), a row per routing
+    key, and why open alerts were not compared. ``now`` in µs."""
+    keys_of = _keys_of(sides.services)
+    per_key = {k: KeyReport(mask(k), s) for k, s in sorted(sides.services.items(), key=lambda i: (i[1], mask(i[0])))}
+    drifts: list[Drift] = []
+    skipped: dict[str, int] = {}
+    open_at_pd = {(i.service_id, i.incident_key): i for i in sides.open_at_pagerduty if i.incident_key}
+
+    # PagerDuty's open incidents, beside the table's items under each of the service's keys.
+    for (service, dedup), incident in sorted(open_at_pd.items(), key=lambda i: i[1].number):
+        per_key[keys_of[service][0]].open_at_pagerduty += 1
+        if dedup.startswith(ROLLUP_PREFIX):
+            if not rollup_open(dedup, keys_of[service]):
+                drifts.append(_drift("resolved-here", keys_of[service][0], dedup, incident, None))
+            continue
+        found = [sides.items[pk] for pk in (item_key(k, dedup) for k in keys_of[service]) if pk in sides.items]
+        if any(r.state != "resolved" for r in found):
+            continue  # open on both sides
+        if found:
+            drifts.extend(_drift("resolved-here", r.routing_key, dedup, incident, r) for r in found)
+        else:
+            drifts.append(_drift("unknown-here", keys_of[service][0], dedup, incident, None))
+
+    # The table's open alerts PagerDuty does not show open.
+    for record in sorted(sides.open_here, key=lambda r: (r.routing_key, r.dedup_key)):
+        key = record.routing_key
+        if key not in sides.services:
+            continue
+        per_key[key].open_here += 1
+        why = _not_comparable(record, now, grace_seconds)
+        if why:
+            skipped[why] = skipped.get(why, 0) + 1
+            continue
+        if (sides.services[key], record.dedup_key) in open_at_pd:
+            continue
+        resolved = resolved_at_pagerduty(sides.services[key], record.dedup_key)
+        kind = "resolved-at-pagerduty" if resolved else "missing-at-pagerduty"
+        drifts.append(_drift(kind, key, record.dedup_key, resolved, record))
+    return list(per_key.values()), drifts, skipped
 
 
 def _rollup_open(store: DedupStore, dedup: str, keys: list[str]) -> bool:
