@@ -122,3 +122,8 @@ def test_a_roll_up_incident_agrees_while_open_here_and_is_resolved_here_once_clo
 def test_routing_keys_pagerduty_lacks_are_left_out_and_incidents_without_a_key_ignored() -> None:
     stranger = record("a", key="Z" * 32)
     assert diff([incident("")], [stranger])[:2] == ([], {})
+
+
+def test_an_alert_grouped_into_another_open_incident_agrees() -> None:
+    grouped = replace(incident("first-alert"), status="triggered")
+    assert diff([], [record("a")], resolved=grouped)[:2] == ([], {})

@@ -174,16 +174,16 @@ def reconcile(
         open_at_pd.extend(api.incidents(service_ids[start : start + SERVICES_PER_QUERY]))
     sides = Sides(services, open_at_pd, store.records(candidate_items(services, open_at_pd)), open_records)
 
-    def resolved_at_pagerduty(service: str, dedup_key: str) -> Incident | None:
-        resolved = api.incidents([service], ("resolved",), incident_key=dedup_key)
-        return max(resolved, key=lambda i: i.number) if resolved else None
+    def last_incident(service: str, dedup_key: str) -> Incident | None:
+        # Any status: on a service that groups alerts, an alert's key is found on the incident it
+        # joined (PagerDuty matches incident_key against its alerts' keys), which may be open.
+        found = api.incidents([service], ("triggered", "acknowledged", "resolved"), incident_key=dedup_key)
+        return max(found, key=lambda i: (i.status != "resolved", i.number)) if found else None
 
     def rollup_open(dedup_key: str, keys: list[str]) -> bool:
         return _rollup_open(store, dedup_key, keys)
 
-    report.keys, report.drifts, report.skipped = compare(
-        sides, now, options.grace_seconds, resolved_at_pagerduty, rollup_open
-    )
+    report.keys, report.drifts, report.skipped = compare(sides, now, options.grace_seconds, last_incident, rollup_open)
     for drift in report.drifts:
         if drift.kind == "unknown-here" and not options.resolve_unknown:
             drift.acts, drift.action = False, REPORT_ONLY
@@ -223,12 +223,12 @@ def compare(
     sides: Sides,
     now: int,
     grace_seconds: int,
-    resolved_at_pagerduty: Callable[[str, str], Incident | None],
+    last_incident: Callable[[str, str], Incident | None],
     rollup_open: Callable[[str, list[str]], bool],
 ) -> tuple[list[KeyReport], list[Drift], dict[str, int]]:
-    """The differences (no I/O but the two lookups: PagerDuty's last resolved incident of a
-    service and dedup key, and whether the table has a roll-up incident open), a row per routing
-    key, and why open alerts were not compared. ``now`` in µs."""
+    """The differences (no I/O but the two lookups: PagerDuty's incident for a service and dedup
+    key, an open one first, else the last resolved; and whether the table has a roll-up incident
+    open), a row per routing key, and why open alerts were not compared. ``now`` in µs."""
     keys_of = _keys_of(sides.services)
     per_key = {k: KeyReport(mask(k), s) for k, s in sorted(sides.services.items(), key=lambda i: (i[1], mask(i[0])))}
     drifts: list[Drift] = []
@@ -262,9 +262,11 @@ def compare(
             continue
         if (sides.services[key], record.dedup_key) in open_at_pd:
             continue
-        resolved = resolved_at_pagerduty(sides.services[key], record.dedup_key)
-        kind = "resolved-at-pagerduty" if resolved else "missing-at-pagerduty"
-        drifts.append(_drift(kind, key, record.dedup_key, resolved, record))
+        last = last_incident(sides.services[key], record.dedup_key)
+        if last is not None and last.status != "resolved":
+            continue  # open, as an alert grouped into another incident
+        kind = "resolved-at-pagerduty" if last else "missing-at-pagerduty"
+        drifts.append(_drift(kind, key, record.dedup_key, last, record))
     return list(per_key.values()), drifts, skipped
 
 

@@ -63,6 +63,8 @@ def from_stack(stack_name: str, cloudformation: Any = None) -> Resources:
         outputs["AlertQueueUrl"],
         outputs["DeadLetterQueueUrl"],
         outputs["DedupTableName"],
+        events_url=parameters.get("EventsApiUrl", ""),
+        api_url=parameters.get("PagerDutyApiUrl", ""),
         api_key_secret=parameters.get("ReconcileApiKeySecretArn", ""),
     )
 
