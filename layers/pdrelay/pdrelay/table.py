@@ -488,12 +488,14 @@ class DedupStore:
             "SET delivered = :f, pending = :p, lease_until = :l, version = :nv",
             {
                 ":f": {"BOOL": False},
+                ":t": {"BOOL": True},
                 ":p": {"S": "resolve"},
                 ":l": {"N": str(now + lease)},
                 ":nv": {"N": str(record.version + 1)},
                 ":r": {"S": "resolved"},
+                ":now": {"N": str(now)},
             },
-            condition="#s = :r",
+            condition="#s = :r AND delivered = :t AND lease_until < :now",
             names={"#s": "state"},
         )
         return record.version + 1 if claimed else None

@@ -127,3 +127,8 @@ def test_routing_keys_pagerduty_lacks_are_left_out_and_incidents_without_a_key_i
 def test_an_alert_grouped_into_another_open_incident_agrees() -> None:
     grouped = replace(incident("first-alert"), status="triggered")
     assert diff([], [record("a")], resolved=grouped)[:2] == ([], {})
+
+
+@pytest.mark.parametrize("fields", [{"delivered": False}, {"lease_until": NOW + 1}])
+def test_a_resolve_on_its_way_is_not_called_drift(fields: dict[str, object]) -> None:
+    assert diff([incident("a")], [record("a", "resolved", **fields)])[:2] == ([], {"resolve on the way": 1})

@@ -245,7 +245,10 @@ def compare(
         found = [sides.items[pk] for pk in (item_key(k, dedup) for k in keys_of[service]) if pk in sides.items]
         if any(r.state != "resolved" for r in found):
             continue  # open on both sides
-        if found:
+        sending = [r for r in found if not r.delivered or r.lease_until > now]
+        if sending:  # its resolve is on the way (the dispatcher's, or pending for the sweeper)
+            skipped["resolve on the way"] = skipped.get("resolve on the way", 0) + 1
+        elif found:
             drifts.extend(_drift("resolved-here", r.routing_key, dedup, incident, r) for r in found)
         else:
             drifts.append(_drift("unknown-here", keys_of[service][0], dedup, incident, None))
