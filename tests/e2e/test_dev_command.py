@@ -116,3 +116,23 @@ def test_dev_runs_from_a_folder_without_template_yaml_and_writes_nothing_there(
     state = json.loads((Path(env["XDG_STATE_HOME"]) / "pdrelay" / "dev.json").read_text())
     assert state["url"] == url and state["token"] == TOKEN
     assert "forgotten" in log  # the banner still says what a restart loses
+
+
+def test_dev_tells_how_to_reconcile_against_its_emulator_and_reconcile_runs_there(
+    dev_process: tuple[str, str, str, dict[str, str]],
+) -> None:
+    _, emulator_url, workdir, env = dev_process
+    log = (Path(workdir) / "dev.log").read_text()
+    assert "pdrelay reconcile" in log and f"{emulator_url}/rest" in log
+    state = json.loads((Path(env["XDG_STATE_HOME"]) / "pdrelay" / "dev.json").read_text())
+    assert state["pagerduty_api_url"] == f"{emulator_url}/rest" and state["pagerduty_api_key"] in log
+    run = subprocess.run(
+        [sys.executable, "-m", "pdrelay.cli", "reconcile", "--json"],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode in (0, 1), run.stderr
+    assert json.loads(run.stdout)["mode"] == "dry-run"

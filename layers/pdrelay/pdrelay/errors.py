@@ -18,9 +18,11 @@
     │                            SNS subscription (HTTP 502, the sender retries)
     ├── StoreError               DynamoDB failed in a way a retry may fix
     │   └── ConcurrentUpdate     the conditional write lost a race
-    └── DeliveryError            the Events API did not take an event
-        ├── PermanentDelivery    400 from PagerDuty: never retried, goes to the DLQ
-        └── RetryableDelivery    429, 5xx, timeouts, connection errors
+    ├── DeliveryError            the Events API did not take an event
+    │   ├── PermanentDelivery    400 from PagerDuty: never retried, goes to the DLQ
+    │   └── RetryableDelivery    429, 5xx, timeouts, connection errors
+    └── RestApiError             PagerDuty's REST API (read by `pdrelay reconcile`) failed: ``status``
+                                 says how (401 a wrong key, 429 too fast, 0 unreachable)
 
 HTTP status codes are decided in one place: :func:`pdrelay.ingest.endpoints.error_response`.
 """
@@ -137,3 +139,11 @@ class RetryableDelivery(DeliveryError):
     ) -> None:
         super().__init__(message, status, errors)
         self.retry_after = retry_after
+
+
+class RestApiError(PdrelayError):
+    """PagerDuty's REST API refused or failed a request (``status`` 0: no answer)."""
+
+    def __init__(self, message: str, status: int = 0) -> None:
+        super().__init__(message)
+        self.status = status

@@ -62,6 +62,7 @@ CHANGES_SENT = "ChangesSent"  # dims: Status
 HEARTBEAT_AGE = "HeartbeatContactAge"  # dims: Route; seconds since a heartbeat's last contact, every sweep
 HEARTBEAT_SILENT = "HeartbeatSilent"  # dims: Route; 1 while a heartbeat is silent, else 0, every sweep
 RESOLVED_BEFORE_PAGED = "ResolvedBeforePaged"  # dims: Outcome (page|record|drop): resolved while its trigger waited
+RECONCILE_DRIFT = "ReconcileDrift"  # dims: Kind (resolved-here|unknown-here|resolved-at-pagerduty|missing-at-pagerduty)
 
 LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "WARN": 30, "ERROR": 40, "CRITICAL": 50}
 

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pdrelay.errors import ConfigError, validation_problems
 
 DEFAULT_EVENTS_URL = "https://events.pagerduty.com"
+DEFAULT_API_URL = "https://api.pagerduty.com"
 
 
 class Settings(BaseModel):
@@ -98,6 +99,19 @@ class Settings(BaseModel):
     max_string_chars: int = Field(
         65536, alias="PDRELAY_MAX_STRING_CHARS", gt=0, description="The longest string (or key) a JSON body may hold."
     )
+    reconcile_every_minutes: int = Field(
+        0,
+        alias="PDRELAY_RECONCILE_EVERY_MINUTES",
+        ge=0,
+        le=1440,
+        description="The sweep runs `pdrelay reconcile --fix` every this many minutes (0: never).",
+    )
+    reconcile_api_key_secret: str = Field(
+        "",
+        alias="PDRELAY_RECONCILE_API_KEY_SECRET",
+        description="The Secrets Manager secret (ARN) with a read-only PagerDuty REST API key (empty: none).",
+    )
+    pagerduty_api_url: str = Field(DEFAULT_API_URL, alias="PDRELAY_PAGERDUTY_API_URL")
     windows_max_age_seconds: float = Field(
         15.0,
         alias="PDRELAY_WINDOWS_MAX_AGE",

@@ -120,8 +120,11 @@ def probe_key(probe: str) -> str:
     return f"probe#{probe}"
 
 
+ROUTE_KEYS_PREFIX = "routekeys"
+
+
 def route_keys_key(route: str | None) -> str:
-    return f"routekeys#{route or '-'}"
+    return f"{ROUTE_KEYS_PREFIX}#{route or '-'}"
 
 
 def heartbeat_key(route: str) -> str:
@@ -208,6 +211,7 @@ def _from_item(item: dict[str, Any]) -> Record:
         "sent_at",
         "suppressed",
         "send_at",
+        "pd_resolved_at",
     ):
         if name in doc:
             doc[name] = int(doc[name])
@@ -424,6 +428,93 @@ class DedupStore:
             else:
                 raise StoreError("reading an alert's other items failed: keys left unprocessed")
         return sorted(items, key=lambda item: str(item["pk"]["S"]))
+
+    # -- reconcile: what the table says is open, and the marks reconcile leaves ----------------
+    def open_alerts_and_route_keys(self, limit: int = 100000) -> tuple[list[Record], set[str]]:
+        """The alerts open as far as pdrelay knows and the routing-key hashes every route's history
+        holds (also of routes since removed), in one scan (``pdrelay reconcile``, not the hot path)."""
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "FilterExpression": "(#s IN (:a, :b) AND attribute_exists(dedup_key)) OR begins_with(pk, :rk)",
+            "ExpressionAttributeValues": {
+                ":a": {"S": OPEN_STATES[0]},
+                ":b": {"S": OPEN_STATES[1]},
+                ":rk": {"S": ROUTE_KEYS_PREFIX + "#"},
+            },
+            "ExpressionAttributeNames": {"#s": "state"},
+        }
+        records: list[Record] = []
+        hashes: set[str] = set()
+        try:
+            while len(records) < limit:
+                answer = self._client.scan(**kwargs)
+                for item in answer.get("Items", []):
+                    if "dedup_key" in item:
+                        records.append(_from_item(item))
+                    else:
+                        doc = json.loads(str(_DES.deserialize(item.get("doc", {"S": "{}"})) or "{}"))
+                        hashes.update(str(h) for h in doc.get("keys", []))
+                if "LastEvaluatedKey" not in answer:
+                    break
+                kwargs["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+        except (ClientError, BotoCoreError) as exc:
+            raise StoreError(f"scanning the dedup table failed: {_code(exc)}") from exc
+        return records[:limit], hashes
+
+    def records(self, pks: list[str]) -> dict[str, Record]:
+        """The alert items with these keys that exist (strongly consistent BatchGetItem)."""
+        found: dict[str, Record] = {}
+        keys = [{"pk": {"S": pk}} for pk in dict.fromkeys(pks)]
+        for start in range(0, len(keys), 100):
+            request: dict[str, Any] = {self._table: {"Keys": keys[start : start + 100], "ConsistentRead": True}}
+            for _attempt in range(5):  # unprocessed keys (throttling) are asked for again
+                try:
+                    answer = self._client.batch_get_item(RequestItems=request)
+                except (ClientError, BotoCoreError) as exc:
+                    raise StoreError(f"reading alert items failed: {_code(exc)}") from exc
+                for item in answer.get("Responses", {}).get(self._table, []):
+                    if "dedup_key" in item:
+                        record = _from_item(item)
+                        found[record.pk] = record
+                request = answer.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+            else:
+                raise StoreError("reading alert items failed: keys left unprocessed")
+        return found
+
+    def mark_resolved_at_pagerduty(self, record: Record, at: int) -> bool:
+        """Reconcile found the alert's incident resolved at PagerDuty while it is open here: its next
+        trigger opens a new incident (:mod:`pdrelay.delivery.decisions`). Only if the item is still
+        as read (``version``); False when it moved on."""
+        return self._update_at_version(
+            record.pk,
+            record.version,
+            "SET pd_resolved_at = :t, version = :nv",
+            {":t": {"N": str(at)}, ":nv": {"N": str(record.version + 1)}},
+        )
+
+    def claim_reconcile_resolve(self, record: Record, now: int, lease: int) -> int | None:
+        """Take a resolved alert whose incident PagerDuty still shows open, to send its resolve again:
+        marked undelivered and pending (so the sweeper re-sends it should this send fail or the
+        sender die) under a lease; the new version, or None when the item moved on."""
+        claimed = self._update_at_version(
+            record.pk,
+            record.version,
+            "SET delivered = :f, pending = :p, lease_until = :l, version = :nv",
+            {
+                ":f": {"BOOL": False},
+                ":t": {"BOOL": True},
+                ":p": {"S": "resolve"},
+                ":l": {"N": str(now + lease)},
+                ":nv": {"N": str(record.version + 1)},
+                ":r": {"S": "resolved"},
+                ":now": {"N": str(now)},
+            },
+            condition="#s = :r AND delivered = :t AND lease_until < :now",
+            names={"#s": "state"},
+        )
+        return record.version + 1 if claimed else None
 
     def _pending(self, kind: str, until: int, limit: int) -> list[Record]:
         kwargs: dict[str, Any] = {

@@ -204,3 +204,55 @@ def test_a_resolve_timed_by_our_receipt_is_not_stale_against_a_sender_clock_runn
     assert decide(record, resolve).send == "resolve"
     old_resolve = replace(event("resolve", T1), received=NOW - 5, own_time=False)
     assert decide(record, old_resolve).reason == "stale"
+
+
+# -- an incident resolved at PagerDuty by hand (found by `pdrelay reconcile`) -----------------------
+def resolved_by_hand(record: Record | None) -> Record:
+    """What reconcile writes when PagerDuty shows the alert's incident resolved while it is open here."""
+    assert record is not None
+    return replace(record, pd_resolved_at=NOW, version=record.version + 1)
+
+
+def test_an_identical_repeat_is_unchanged_while_pagerduty_agrees() -> None:
+    record = applied(event("trigger", T0))
+    assert decide(record, event("trigger", T0, content="h1"), NOW).send is None
+
+
+@pytest.mark.parametrize("at", [T0, T1])
+def test_after_a_resolve_by_hand_the_identical_repeat_opens_a_new_incident(at: int) -> None:
+    # Given an alert paged and resolved at PagerDuty by a person while it still fires
+    record = resolved_by_hand(applied(event("trigger", T0)))
+    # When the monitor repeats the very same notification (or a later one)
+    decision = decide(record, event("trigger", at), NOW, LEASE)
+    # Then it opens a new incident, as a new episode whose mark is gone
+    assert (decision.send, decision.reason) == ("trigger", "reopen")
+    assert decision.record is not None
+    assert (decision.record.state, decision.record.paged, decision.record.pd_resolved_at) == ("triggered", False, 0)
+    assert decision.record.started_at == max(T0, at)
+    assert decision.write
+
+
+def test_once_reopened_the_next_repeat_is_unchanged_again() -> None:
+    record = resolved_by_hand(applied(event("trigger", T0)))
+    reopened = decide(record, event("trigger", T0), NOW, LEASE).record
+    assert reopened is not None
+    delivered = replace(reopened, delivered=True, lease_until=0)
+    assert decide(delivered, event("trigger", T0), NOW).send is None
+
+
+def test_a_trigger_older_than_the_episode_stays_stale_after_a_resolve_by_hand() -> None:
+    record = resolved_by_hand(applied(event("trigger", T1)))
+    assert decide(record, event("trigger", T0), NOW).reason == "stale"
+
+
+def test_a_resolve_after_a_resolve_by_hand_closes_the_alert_as_usual() -> None:
+    record = resolved_by_hand(applied(event("trigger", T0)))
+    decision = decide(record, event("resolve", T1), NOW, LEASE)
+    assert (decision.send, decision.reason) == ("resolve", "resolve")
+    assert decision.record is not None and decision.record.state == "resolved"
+
+
+def test_a_trigger_being_sent_is_not_overtaken_by_the_reopen() -> None:
+    record = resolved_by_hand(applied(event("trigger", T0)))
+    busy = replace(record, lease_until=NOW + 1)
+    assert decide(busy, event("trigger", T0), NOW, LEASE).reason == "in-flight"

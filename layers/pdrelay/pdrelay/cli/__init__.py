@@ -9,6 +9,7 @@ dlq purge      empty the dead-letter queue
 redrive        move dead-lettered alerts back to the queue (like pd-queue retry)
 sweep          re-send resolves never confirmed delivered
 trace          what happened to an alert: its timeline from the logs, its state now
+reconcile      compare PagerDuty's open incidents with the relay's table (--fix acts)
 maintenance    add, list or end maintenance windows and silences
 test           send a labelled test event to every destination of a route, then resolve it
 change         send a change event (a deploy marker)
@@ -25,7 +26,7 @@ import argparse
 # command pays at start-up (`pdrelay send` runs from monitors' scripts): only the standard library,
 # requests and botocore's exceptions. pydantic models, boto3, moto and the local stack are
 # imported inside the commands that use them.
-from pdrelay.cli import config, dev, maintenance, queues, relay, send, trace
+from pdrelay.cli import config, dev, maintenance, queues, reconcile, relay, send, trace
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     dev.register_incidents(commands)  # after send, as `pdrelay --help` has always listed them
     queues.register(commands)
     trace.register(commands)
+    reconcile.register(commands)
     relay.register(commands)
     maintenance.register(commands)
     config.register(commands)

@@ -85,6 +85,9 @@ def cmd_dev(args: argparse.Namespace) -> int:
             "table_name": stack.table_names["DedupTable"],
             "log_file": str(options.log_file),
             "max_receives": stack.max_receives,
+            # The emulator's REST API and its key (not a secret): what `pdrelay reconcile` reads.
+            "pagerduty_api_url": stack.emulator.rest_url if stack.emulator else "",
+            "pagerduty_api_key": stack.emulator.api_key if stack.emulator else "",
         }
     )
     print(f"pdrelay is running at {stack.url}")
@@ -103,6 +106,11 @@ def cmd_dev(args: argparse.Namespace) -> int:
         print(f"       --data {_sample_data(stack.template)} {stack.url}/v1/alerts/alertmanager")
         print("  pdrelay incidents")
         print("  pdrelay test --route default     # a labelled test event, then its resolve")
+    if stack.emulator:
+        print(
+            f"\nDoes PagerDuty agree? `pdrelay reconcile` compares the emulator's open incidents (its REST API at"
+            f"\n{stack.emulator.rest_url}, key {stack.emulator.api_key!r}) with the relay's table; --fix acts."
+        )
     print(
         "\nFor development, demos and tests: queues and the table live in memory, so alerts still"
         "\nqueued and incidents still open when it stops are forgotten (deploy with `sam deploy`)."

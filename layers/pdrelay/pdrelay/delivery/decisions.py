@@ -15,7 +15,10 @@ Rules, for an event with action *a*, time *t* (when the reported state began) an
   content is ``unchanged``; with new content it is an ``update``; a resolve closes it; an
   acknowledge acknowledges a triggered alert;
 - a resolved alert: a trigger newer than the resolve opens a new episode (``reopen``); anything
-  else is ``stale`` or ``duplicate`` (a resolve not yet confirmed delivered is re-sent).
+  else is ``stale`` or ``duplicate`` (a resolve not yet confirmed delivered is re-sent);
+- an open alert whose incident a person resolved at PagerDuty (``pd_resolved_at``, set by
+  ``pdrelay reconcile``, :mod:`pdrelay.ops.reconcile`): its next trigger that is not stale, even an
+  identical repeat, opens a new episode (``reopen``), so the problem still firing pages again.
 
 Alert policy (maintenance windows, storm control; decided by the dispatcher, see
 :mod:`pdrelay.policy.judge`) may keep a trigger from PagerDuty: the record then says why (``hold``) and
@@ -40,7 +43,7 @@ from pdrelay.models import Action
 Reason = Literal[
     "new",  # a trigger for an alert with no open incident: opens one
     "update",  # a trigger whose content changed while its incident is open: updates it
-    "reopen",  # a trigger after the alert resolved: a new episode, a new incident
+    "reopen",  # a trigger after the alert resolved (here, or at PagerDuty by hand): a new episode, a new incident
     "resolve",  # a resolve of an open (or opening) incident
     "acknowledge",  # an acknowledge of an open incident
     "retry",  # the event whose send was interrupted (its lease expired): send it again
@@ -93,6 +96,7 @@ class Record:
     send_at: int = 0  # µs: when the undelivered last event is due to be tried again (later events wait)
     targets: str = ""  # the route's routing keys when the trigger came (a fingerprint): changed → orphans
     before_paged: str = ""  # the episode resolved before its trigger reached PagerDuty: page | record | drop
+    pd_resolved_at: int = 0  # µs: reconcile found the episode's incident resolved at PagerDuty (by a person)
 
 
 @dataclass(frozen=True)
@@ -158,7 +162,15 @@ def _applied(rec: Record | None, ev: Event, state: str, *, started_at: int, deli
 
 def _new_episode(record: Record) -> Record:
     return replace(
-        record, paged=False, hold="", drop_at_end=False, rollup="", suppressed=0, message="", before_paged=""
+        record,
+        paged=False,
+        hold="",
+        drop_at_end=False,
+        rollup="",
+        suppressed=0,
+        message="",
+        before_paged="",
+        pd_resolved_at=0,
     )
 
 
@@ -196,6 +208,16 @@ def _decide(rec: Record | None, ev: Event, now: int) -> Decision:
         # Held by a maintenance window: a repeat, or the held message itself put back when the
         # window ended, may now go (the dispatcher holds it again if the window still runs).
         return Decision("trigger", "release", _applied(rec, ev, rec.state, started_at=rec.started_at, delivered=False))
+    if rec is not None and rec.pd_resolved_at and rec.state in OPEN_STATES and ev.action == "trigger":
+        # Its incident was resolved at PagerDuty by hand while the alert still fires here: the
+        # trigger opens a new incident (PagerDuty opens one for a resolved key), even an exact repeat.
+        if _is_stale(rec, ev):
+            return Decision(None, "stale", None, write=False)
+        return Decision(
+            "trigger",
+            "reopen",
+            _new_episode(_applied(rec, ev, "triggered", started_at=max(rec.started_at, ev.at), delivered=False)),
+        )
     if rec is None:
         if ev.action == "trigger":
             return Decision("trigger", "new", _applied(None, ev, "triggered", started_at=ev.at, delivered=False))

@@ -1,6 +1,7 @@
 """On a schedule: re-send resolves the dedup table shows as never confirmed delivered, put
-alerts held by a maintenance window back on the queue when the window is over, and page routes
-whose heartbeat has gone silent (:mod:`pdrelay.policy.heartbeats`)."""
+alerts held by a maintenance window back on the queue when the window is over, page routes
+whose heartbeat has gone silent (:mod:`pdrelay.policy.heartbeats`), and, when a PagerDuty API key
+is configured, reconcile with PagerDuty every few minutes (:mod:`pdrelay.ops.reconcile`)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,14 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         settings.connect_timeout_seconds,
         settings.read_timeout_seconds,
         config=config_reader(settings),
+        reconcile=resources.ReconcileSchedule(
+            settings.reconcile_every_minutes,
+            settings.reconcile_api_key_secret,
+            settings.pagerduty_api_url,
+            resources.read_secret_string,
+        )
+        if settings.reconcile_every_minutes and settings.reconcile_api_key_secret
+        else None,
     )
     # Every minute: say something only when there was something to do (not for heartbeats only checked).
     done = any(v for k, v in result.items() if k not in QUIET)

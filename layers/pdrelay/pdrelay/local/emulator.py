@@ -20,10 +20,26 @@ Faults, for tests and demos (``POST /_faults`` with a list of rules, ``DELETE /_
 Any rule may add ``"routing_key": KEY`` to apply to that integration only, and a 400 rule may give
 PagerDuty's ``errors`` (e.g. ``["Invalid routing key"]``, its answer for a key that is no
 Events API v2 integration).
+
+The REST API v2 subset ``pdrelay reconcile`` reads, under ``/rest`` (so its base URL is
+``<emulator>/rest``, where PagerDuty's is ``https://api.pagerduty.com``), with PagerDuty's request
+and answer shapes: every request needs ``Authorization: Token token=<api key>`` (401 otherwise;
+the key is :data:`EMULATOR_API_KEY` unless the server is given another); lists use classic paging
+(``limit`` at most 100, ``offset``, ``more``, ``total`` with ``total=true``; ``offset + limit``
+over 10000 is a 400).
+
+- ``GET /rest/services?include[]=integrations``: a service per routing key the emulator has seen
+  (or was given), each with one Events API v2 integration whose ``integration_key`` is that key;
+- ``GET /rest/incidents`` with ``service_ids[]``, ``statuses[]``, ``incident_key``, ``date_range``:
+  incidents, ``incident_key`` being the dedup key;
+- ``GET /rest/incidents/{id}``, and ``PUT /rest/incidents/{id}`` with
+  ``{"incident": {"type": "incident_reference", "status": "resolved"}}`` and a ``From`` header:
+  a person resolving (or acknowledging) the incident by hand.
 """
 
 from __future__ import annotations
 
+import hashlib
 import html
 import itertools
 import json
@@ -41,6 +57,9 @@ from urllib.parse import parse_qs, urlparse
 ROUTING_KEY_RE = re.compile(r"^[A-Za-z0-9]{32}$")
 MAX_EVENT_BYTES = 512 * 1024
 SEVERITIES = ("critical", "error", "warning", "info")
+EMULATOR_API_KEY = "pdrelay-emulator-api-key"  # the emulator's REST API key: not a secret
+REST_PREFIX = "/rest"
+REST_MAX_RECORDS = 10000  # PagerDuty's classic paging: offset + limit may not exceed it
 
 
 def _now() -> str:
@@ -64,10 +83,80 @@ class Incident:
     updated_at: str
     log: list[dict[str, Any]] = field(default_factory=list)
 
+    @property
+    def id(self) -> str:
+        return f"Q{self.number:06d}"
+
     def public(self) -> dict[str, Any]:
         doc = asdict(self)
         doc["routing_key"] = _mask(self.routing_key)
+        doc["id"] = self.id
         return doc
+
+    def rest(self, base: str) -> dict[str, Any]:
+        """The incident as PagerDuty's REST API v2 shows it."""
+        service = service_id(self.routing_key)
+        return {
+            "id": self.id,
+            "type": "incident",
+            "summary": f"[#{self.number}] {self.summary}",
+            "self": f"{base}/incidents/{self.id}",
+            "html_url": f"{base}/incidents/{self.id}",
+            "incident_number": self.number,
+            "title": self.summary,
+            "status": self.status,
+            "incident_key": self.dedup_key,
+            "urgency": "high",
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "last_status_change_at": self.updated_at,
+            "service": {
+                "id": service,
+                "type": "service_reference",
+                "summary": _service_name(self.routing_key),
+                "self": f"{base}/services/{service}",
+                "html_url": f"{base}/services/{service}",
+            },
+        }
+
+
+def service_id(routing_key: str) -> str:
+    """The emulator's service for a routing key (PagerDuty-like: P and six characters)."""
+    return "P" + hashlib.sha256(routing_key.encode()).hexdigest()[:6].upper()
+
+
+def _service_name(routing_key: str) -> str:
+    return f"emulated service {_mask(routing_key)}"
+
+
+def rest_service(routing_key: str, base: str, with_integrations: bool) -> dict[str, Any]:
+    """A service as PagerDuty's REST API v2 lists it, with its Events API v2 integration."""
+    sid = service_id(routing_key)
+    integration = "PI" + hashlib.sha256(b"integration:" + routing_key.encode()).hexdigest()[:5].upper()
+    reference: dict[str, Any] = {
+        "id": integration,
+        "type": "events_api_v2_inbound_integration_reference",
+        "summary": "Events API v2",
+        "self": f"{base}/services/{sid}/integrations/{integration}",
+    }
+    if with_integrations:
+        reference = {
+            **reference,
+            "type": "events_api_v2_inbound_integration",
+            "name": "Events API v2",
+            "integration_key": routing_key,
+            "service": {"id": sid, "type": "service_reference"},
+        }
+    return {
+        "id": sid,
+        "type": "service",
+        "name": _service_name(routing_key),
+        "summary": _service_name(routing_key),
+        "self": f"{base}/services/{sid}",
+        "html_url": f"{base}/services/{sid}",
+        "status": "active",
+        "integrations": [reference],
+    }
 
 
 def _envelope_errors(event: Any, raw_size: int) -> list[str] | None:
@@ -149,8 +238,10 @@ def validate_change_event(event: Any, raw_size: int) -> list[str]:
 
 
 class EmulatorState:
-    def __init__(self) -> None:
+    def __init__(self, routing_keys: tuple[str, ...] = ()) -> None:
         self.lock = threading.Lock()
+        self.configured = tuple(routing_keys)
+        self.services: dict[str, None] = dict.fromkeys(routing_keys)  # routing keys with a service, in order
         self.incidents: list[Incident] = []
         self.events: list[dict[str, Any]] = []
         self.change_events: list[dict[str, Any]] = []
@@ -169,6 +260,7 @@ class EmulatorState:
             self.requests.clear()
             self.answers.clear()
             self._windows.clear()
+            self.services = dict.fromkeys(self.configured)
 
     def set_faults(self, rules: list[dict[str, Any]]) -> None:
         with self.lock:
@@ -218,6 +310,7 @@ class EmulatorState:
             self.events.append(
                 {"received_at": now, "t": time.time(), **event, "routing_key": _mask(key), "dedup_key": dedup}
             )
+            self.services.setdefault(key, None)
             incident = self._open(key, dedup)
             entry = {"at": now, "action": action, "summary": payload.get("summary")}
             if action == "trigger":
@@ -258,6 +351,18 @@ class EmulatorState:
                 best = max(best, end - start + 1)
             result[key] = best
         return result
+
+    def set_status(self, incident_id: str, status: str) -> Incident | None:
+        """A person acknowledging or resolving an incident at PagerDuty (REST ``PUT /incidents/{id}``)."""
+        with self.lock:
+            for incident in self.incidents:
+                if incident.id == incident_id:
+                    if incident.status != status and incident.status != "resolved":
+                        incident.status = status
+                        incident.updated_at = _now()
+                        incident.log.append({"at": incident.updated_at, "action": status, "summary": "by hand"})
+                    return incident
+        return None
 
     def snapshot(self, routing_key: str | None = None) -> list[dict[str, Any]]:
         with self.lock:
@@ -369,6 +474,93 @@ class _Handler(BaseHTTPRequestHandler):
             time.sleep(float(fault.get("delay", 10)))
         self._send(202, {"status": "success", "message": "Event processed", "dedup_key": dedup})
 
+    # -- the REST API v2 subset (see the module's docstring) -------------------------------------
+    def _rest_error(self, status: int, message: str, code: int, errors: list[str] | None = None) -> None:
+        self._send(status, {"error": {"message": message, "code": code, "errors": errors or []}})
+
+    def _rest_authorized(self) -> bool:
+        if self.headers.get("Authorization") == f"Token token={self.server.api_key}":
+            return True
+        self._rest_error(401, "Unauthorized", 2006, ["Authentication failed"])
+        return False
+
+    def _rest_page(self, name: str, items: list[dict[str, Any]], query: dict[str, list[str]]) -> None:
+        try:
+            limit = min(int(query.get("limit", ["25"])[0]), 100)
+            offset = int(query.get("offset", ["0"])[0])
+        except ValueError:
+            self._rest_error(400, "Invalid Input Provided", 2001, ["limit and offset are whole numbers"])
+            return
+        if limit < 1 or offset < 0 or offset + limit > REST_MAX_RECORDS:
+            self._rest_error(400, "Invalid Input Provided", 2001, [f"offset + limit may not exceed {REST_MAX_RECORDS}"])
+            return
+        page = items[offset : offset + limit]
+        total = len(items) if query.get("total", ["false"])[0] == "true" else None
+        more = offset + len(page) < len(items)
+        self._send(200, {name: page, "limit": limit, "offset": offset, "more": more, "total": total})
+
+    def _rest_get(self, path: str, query: dict[str, list[str]]) -> None:
+        state = self.server.state
+        base = self.server.url + REST_PREFIX
+        if path == "/services":
+            with state.lock:
+                keys = list(state.services)
+            wanted = "integrations" in query.get("include[]", [])
+            self._rest_page("services", [rest_service(k, base, wanted) for k in keys], query)
+            return
+        if path == "/incidents":
+            services = set(query.get("service_ids[]", []))
+            statuses = set(query.get("statuses[]", []))
+            key = query.get("incident_key", [None])[0]
+            with state.lock:
+                found = [
+                    i.rest(base)
+                    for i in state.incidents
+                    if (not services or service_id(i.routing_key) in services)
+                    and (not statuses or i.status in statuses)
+                    and key in (None, i.dedup_key)
+                ]
+            self._rest_page("incidents", found, query)
+            return
+        if path.startswith("/incidents/"):
+            with state.lock:
+                match = [i.rest(base) for i in state.incidents if i.id == path.removeprefix("/incidents/")]
+            if match:
+                self._send(200, {"incident": match[0]})
+            else:
+                self._rest_error(404, "Not Found", 2100)
+            return
+        self._rest_error(404, "Not Found", 2100)
+
+    def do_PUT(self) -> None:
+        url = urlparse(self.path)
+        raw = self._body()
+        if not url.path.startswith(REST_PREFIX + "/"):
+            self._send(404, {"status": "not found"})
+            return
+        if not self._rest_authorized():
+            return
+        path = url.path.removeprefix(REST_PREFIX)
+        if not path.startswith("/incidents/"):
+            self._rest_error(404, "Not Found", 2100)
+            return
+        if not self.headers.get("From"):
+            self._rest_error(400, "Invalid Input Provided", 2001, ["A From header (a user's email) is required"])
+            return
+        try:
+            incident = json.loads(raw or b"{}").get("incident") or {}
+        except (ValueError, AttributeError):
+            incident = {}
+        status = incident.get("status") if isinstance(incident, dict) else None
+        if status not in ("acknowledged", "resolved"):
+            self._rest_error(400, "Invalid Status Provided", 1003)
+            return
+        changed = self.server.state.set_status(path.removeprefix("/incidents/"), status)
+        if changed is None:
+            self._rest_error(404, "Not Found", 2100)
+            return
+        self._send(200, {"incident": changed.rest(self.server.url + REST_PREFIX)})
+
     def do_DELETE(self) -> None:
         if urlparse(self.path).path == "/_faults":
             self.server.state.set_faults([])
@@ -380,6 +572,10 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlparse(self.path)
         query = parse_qs(url.query)
         state = self.server.state
+        if url.path.startswith(REST_PREFIX + "/"):
+            if self._rest_authorized():
+                self._rest_get(url.path.removeprefix(REST_PREFIX), query)
+            return
         if url.path == "/incidents":
             self._send(200, state.snapshot(query.get("routing_key", [None])[0]))
         elif url.path in ("/events", "/change_events"):
@@ -414,14 +610,27 @@ def render_page(incidents: list[dict[str, Any]]) -> str:
 class EmulatorServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        api_key: str = EMULATOR_API_KEY,
+        routing_keys: tuple[str, ...] = (),
+    ) -> None:
         super().__init__((host, port), _Handler)
-        self.state = EmulatorState()
+        self.state = EmulatorState(routing_keys)
+        self.api_key = api_key  # what the REST API accepts in `Authorization: Token token=...`
         self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
         return f"http://{self.server_name_str}:{self.server_address[1]}"
+
+    @property
+    def rest_url(self) -> str:
+        """The REST API v2 subset's base URL (PagerDuty's: https://api.pagerduty.com)."""
+        return self.url + REST_PREFIX
 
     @property
     def server_name_str(self) -> str:

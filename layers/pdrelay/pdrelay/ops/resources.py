@@ -27,6 +27,9 @@ class Resources:
     table_name: str
     endpoint_url: str | None = None  # the local stack's AWS emulator
     events_url: str = ""
+    api_url: str = ""  # PagerDuty's REST API (the local stack's: its emulator's)
+    api_key: str = ""  # the local stack's emulator's REST API key (never a real one)
+    api_key_secret: str = ""  # a deployed stack's ReconcileApiKeySecretArn
 
     def client(self, service: str) -> Any:
         """A client for ``service``: against AWS the process's own (:func:`pdrelay.aws.client`, so
@@ -52,10 +55,18 @@ def from_stack(stack_name: str, cloudformation: Any = None) -> Resources:
         cloudformation = boto3.client("cloudformation")
     stacks = cloudformation.describe_stacks(StackName=stack_name)["Stacks"]
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
+    parameters = {p["ParameterKey"]: p.get("ParameterValue", "") for p in stacks[0].get("Parameters", [])}
     missing = [k for k in ("AlertQueueUrl", "DeadLetterQueueUrl", "DedupTableName") if k not in outputs]
     if missing:
         raise ConfigError(f"stack {stack_name} lacks outputs", missing)
-    return Resources(outputs["AlertQueueUrl"], outputs["DeadLetterQueueUrl"], outputs["DedupTableName"])
+    return Resources(
+        outputs["AlertQueueUrl"],
+        outputs["DeadLetterQueueUrl"],
+        outputs["DedupTableName"],
+        events_url=parameters.get("EventsApiUrl", ""),
+        api_url=parameters.get("PagerDutyApiUrl", ""),
+        api_key_secret=parameters.get("ReconcileApiKeySecretArn", ""),
+    )
 
 
 def from_dev_state(path: Path | None = None) -> Resources:
@@ -70,6 +81,8 @@ def from_dev_state(path: Path | None = None) -> Resources:
             state["table_name"],
             state["aws_endpoint"],
             state.get("events_url", ""),
+            state.get("pagerduty_api_url", ""),
+            state.get("pagerduty_api_key", ""),
         )
     except (OSError, ValueError, KeyError) as exc:
         raise ConfigError("no local stack found: start `pdrelay dev`, or pass --stack NAME") from exc
@@ -134,11 +147,13 @@ def run_sweep(
     read_timeout: float = 6.0,
     config: Callable[[], RelayConfig | None] | None = None,
     clock: Clock | None = None,
+    reconcile: ReconcileSchedule | None = None,
 ) -> dict[str, Any]:
     """Re-send pending resolves; with ``config`` (the routes' windows and heartbeats) also end holds
     whose maintenance window is over, and page (or resolve) silent heartbeats. Without it, held
     alerts are left alone: releasing them without knowing the configured windows could page in the
-    middle of one."""
+    middle of one. With ``reconcile``, when it is due, compare with PagerDuty and fix the drift
+    (:func:`run_scheduled_reconcile`)."""
     from pdrelay.delivery.events_api import EventsClient
     from pdrelay.ops.sweeper import refresh_rollups, release_held, sweep
     from pdrelay.policy import heartbeats
@@ -158,4 +173,59 @@ def run_sweep(
         if relay is not None:  # also with none configured: one removed while silent is resolved
             checked = heartbeats.check(store, relay, resources.client("sqs"), resources.queue_url)
             result.update({f"heartbeats_{k}": v for k, v in checked.as_dict().items()})
+    if reconcile is not None and reconcile.due(store.clock.time()):
+        result.update(run_scheduled_reconcile(store, events, reconcile, config))
     return result
+
+
+@dataclass(frozen=True)
+class ReconcileSchedule:
+    """The sweep's reconcile: every ``every_minutes`` (0: never), with the API key read from
+    ``secret`` (Secrets Manager; empty: never) by ``read_secret``."""
+
+    every_minutes: int
+    secret: str
+    api_url: str
+    read_secret: Callable[[str], str]
+
+    def due(self, now: float) -> bool:
+        """On the minutes that are a multiple of ``every_minutes`` (the sweep runs each minute):
+        deciding costs no call."""
+        return self.every_minutes > 0 and bool(self.secret) and int(now // 60) % self.every_minutes == 0
+
+
+def read_secret_string(secret: str, client: Any = None) -> str:
+    """A secret's value (the REST API key), from Secrets Manager."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from pdrelay import aws
+
+    try:
+        value = (client or aws.client("secretsmanager")).get_secret_value(SecretId=secret).get("SecretString")
+    except (ClientError, BotoCoreError) as exc:
+        code = exc.response.get("Error", {}).get("Code", "Unknown") if isinstance(exc, ClientError) else type(exc)
+        raise ConfigError(f"cannot read the PagerDuty API key's secret: {code}") from exc
+    if not value or not str(value).strip():
+        raise ConfigError("the PagerDuty API key's secret is empty")
+    return str(value).strip()
+
+
+def run_scheduled_reconcile(
+    store: Any, events: Any, schedule: ReconcileSchedule, config: Callable[[], RelayConfig | None] | None
+) -> dict[str, Any]:
+    """Reconcile with fix, as the sweep runs it: drift counted per kind (ReconcileDrift); a failure
+    is logged and reported, never fails the sweep."""
+    from pdrelay.errors import PdrelayError
+    from pdrelay.observability import logger
+    from pdrelay.ops.pagerduty_api import RestClient
+    from pdrelay.ops.reconcile import Options, count_drift, reconcile
+
+    try:
+        api = RestClient(schedule.read_secret(schedule.secret), schedule.api_url)
+        report = reconcile(store, api, events, config() if config else None, Options(fix=True))
+    except PdrelayError as exc:
+        logger.warning("reconcile: not run", extra={"error": str(exc)})
+        return {"reconcile_error": str(exc)}
+    count_drift(report)
+    fixed = sum(1 for d in report.drifts if d.done)
+    return {**{f"reconcile_{k.replace('-', '_')}": n for k, n in report.counts().items()}, "reconcile_fixed": fixed}

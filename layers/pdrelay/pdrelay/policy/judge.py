@@ -44,6 +44,7 @@ from pdrelay.timeutil import to_micros
 
 WINDOWS_CACHE_SECONDS = 15.0
 ROLLUP_LISTED = 50
+ROLLUP_PREFIX = "pdrelay-rollup:"  # a roll-up incident's dedup key: pdrelay-rollup:<route or ->:<time>-<random>
 
 
 # -- maintenance windows kept in the table ------------------------------------------------------------
@@ -235,7 +236,7 @@ class Policy:
                     "members": {},
                     "route": message.route,
                     "total": 0,
-                    "dedup_key": f"pdrelay-rollup:{message.route or '-'}:{int(self.clock())}-{secrets.token_hex(3)}",
+                    "dedup_key": f"{ROLLUP_PREFIX}{message.route or '-'}:{int(self.clock())}-{secrets.token_hex(3)}",
                 }
             members = dict(doc["members"])
             if record.dedup_key not in members:
