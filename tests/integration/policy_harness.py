@@ -100,12 +100,12 @@ def window(name: str, minutes_ago: int = 5, minutes_ahead: int = 60, **extra: An
 
 
 # -- through the ingest handler ----------------------------------------------------------------------------
-def post(ingest: Handler, path: str, body: Any) -> tuple[int, dict[str, Any]]:
+def post(ingest: Handler, path: str, body: Any, token: str = TOKEN) -> tuple[int, dict[str, Any]]:
     answer = ingest(
         api_gateway_event(
             "POST",
             path,
-            {"authorization": f"Bearer {TOKEN}", "content-type": "application/json"},
+            {"authorization": f"Bearer {token}", "content-type": "application/json"},
             json.dumps(body).encode(),
         )
     )

@@ -17,16 +17,24 @@ from tests.integration.conftest import Aws, ConfigWriter, Handler
 from tests.integration.policy_harness import OPS_KEY, PLATFORM_KEY, TEAM_KEY, alertmanager, dispatch_all, post
 
 OPS_ONLY_TOKEN = "ops-only-token-0000000000000001"
+SENDER_TOKEN = "sender-only-token-00000000000001"
 
 
 def doc() -> dict[str, Any]:
     """Route 'shop' pages team and platform (critical alerts), route 'ops' one key; a second caller
-    may send to 'ops' only."""
+    may read 'ops' only; a third only sends."""
     return {
         "default_route": "shop",
         "callers": [
-            {"name": "tests", "token": TOKEN},
-            {"name": "ops-team", "token": OPS_ONLY_TOKEN, "routes": ["ops"], "default_route": "ops"},
+            {"name": "tests", "token": TOKEN, "read_alerts": True},
+            {
+                "name": "ops-team",
+                "token": OPS_ONLY_TOKEN,
+                "routes": ["ops"],
+                "default_route": "ops",
+                "read_alerts": True,
+            },
+            {"name": "monitor", "token": SENDER_TOKEN},
         ],
         "routes": {
             "shop": {
@@ -102,6 +110,20 @@ def test_without_or_with_wrong_credentials_nothing_is_read(
 ) -> None:
     assert look_up(ingest, "alertmanager:x", token=None)[0] == 401
     assert look_up(ingest, "alertmanager:x", token="wrong-token-00000000000000")[0] == 401
+
+
+def test_a_caller_without_read_alerts_reads_nothing_even_of_its_own_alerts(
+    aws: Aws, pagerduty: EmulatorServer, ingest: Handler, configure: Any
+) -> None:
+    status, accepted = post(ingest, "/v1/alerts/alertmanager", alertmanager(), token=SENDER_TOKEN)
+    assert status == 202
+    key = accepted["alerts"][0]["dedup_key"]
+    dispatch_all(aws)
+
+    status, body = look_up(ingest, key, token=SENDER_TOKEN)
+    assert status == 403
+    assert body["message"] == "caller 'monitor' may not read alerts" and "read_alerts: true" in body["errors"][0]
+    assert look_up(ingest, key)[0] == 200  # a caller allowed to read sees it
 
 
 def test_a_caller_limited_to_some_routes_sees_only_those(

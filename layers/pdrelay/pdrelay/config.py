@@ -281,6 +281,11 @@ class Caller(BaseModel):
     rate_limit: RateLimit | None = Field(None, description="Per-caller limit; default PDRELAY_CALLER_RATE_LIMIT.")
     routes: tuple[str, ...] = ()
     default_route: str | None = None
+    read_alerts: bool = Field(
+        False,
+        description="May also read alerts' state on its routes (GET /v1/alerts/{dedup_key}); "
+        "off by default, so a sender's leaked token reads nothing.",
+    )
 
     @field_validator("tokens")
     @classmethod

@@ -1,9 +1,10 @@
 """``GET /v1/alerts/{dedup_key}``: an alert's state per destination, from the dedup table.
 
-Read-only, for operators and tools: the caller authenticates as for any endpoint and sees only the
-routes it may send to (``?route=NAME`` narrows to one). The items are found from each route's
-routing-key history (:mod:`pdrelay.ops.alerts`): no scan. A dedup key with ``/`` in it is sent
-percent-encoded (``%2F``).
+Read-only, for operators and tools: the caller authenticates as for any endpoint, needs
+``read_alerts: true`` in its configuration (a sender's token reads nothing: summaries and details
+can be sensitive), and sees only the routes it may send to (``?route=NAME`` narrows to one). The
+items are found from each route's routing-key history (:mod:`pdrelay.ops.alerts`): no scan. A dedup
+key with ``/`` in it is sent percent-encoded (``%2F``).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import unquote
 
-from pdrelay.errors import ConfigError, NotFound
+from pdrelay.errors import ConfigError, Forbidden, NotFound
 from pdrelay.ingest.admission import admit
 from pdrelay.ingest.request import Deps, IncomingRequest
 from pdrelay.ops.alerts import describe, items_of
@@ -21,6 +22,11 @@ from pdrelay.table import DedupStore
 
 def alert_state(request: IncomingRequest, dedup_key: str, deps: Deps) -> dict[str, Any]:
     caller, request = admit(request, deps)
+    if not caller.read_alerts:
+        raise Forbidden(
+            f"caller {caller.name!r} may not read alerts",
+            ["set read_alerts: true on a caller meant for reading (callers in the configuration)"],
+        )
     if deps.dynamodb is None or not deps.settings.table_name:
         raise ConfigError("looking up an alert needs the dedup table")
     key = unquote(dedup_key)
