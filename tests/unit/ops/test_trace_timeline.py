@@ -162,6 +162,30 @@ def test_decisions_without_a_call_say_why() -> None:
     assert steps[3].text == "resolve delivered"
 
 
+def test_what_reconcile_did_to_the_alert_is_a_step() -> None:
+    lines = [
+        line(
+            1,
+            "reconcile: drift fixed",
+            function="SweepFunction",
+            kind="resolved-at-pagerduty",
+            dedup_key=KEY,
+            incident="Q1",
+        ),
+        line(
+            2,
+            "reconcile: resolve not delivered; the sweeper retries it",
+            function="SweepFunction",
+            dedup_key=KEY,
+            error="PagerDuty answered 503",
+        ),
+    ]
+    steps = timeline([KEY], lines)
+    assert [s.kind for s in steps] == ["reconciled", "reconciled"]
+    assert steps[0].text == "drift fixed; kind resolved-at-pagerduty; incident Q1"
+    assert steps[1].text == "resolve not delivered; the sweeper retries it; error PagerDuty answered 503"
+
+
 def test_key_is_a_dedup_key_a_request_id_or_an_identity() -> None:
     lines = [ACCEPTED, dispatch(1, "delivered", action="trigger", reason="new", status=202)]
     assert resolve_key(KEY, lines) == ([KEY], "dedup key")

@@ -365,7 +365,10 @@ def _resend_resolve(store: DedupStore, events: EventsClient, record: Record, now
     except RetryableDelivery as exc:
         store.release(record.pk, version, resolve=True)  # pending: the sweeper retries it
         stopped.add(drift_key)
-        logger.warning("reconcile: resolve not delivered; the sweeper retries it", extra={"error": str(exc)})
+        logger.warning(
+            "reconcile: resolve not delivered; the sweeper retries it",
+            extra={"dedup_key": record.dedup_key, "error": str(exc)},
+        )
         return False
     store.mark_delivered(record.pk, version)
     return True

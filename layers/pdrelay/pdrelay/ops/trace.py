@@ -351,6 +351,10 @@ def _step(line: LogLine, wanted: set[str], max_receives: int | None) -> Step | N
     elif message.startswith("sweeper: "):
         kind = "swept"
         text = message.removeprefix("sweeper: ") + (f": {doc['error']}" if doc.get("error") else "")
+    elif message.startswith("reconcile: "):
+        kind = "reconciled"
+        text = message.removeprefix("reconcile: ")
+        text += "".join(f"; {name} {doc[name]}" for name in ("kind", "incident", "error") if doc.get(name))
     elif message.startswith("maintenance over"):
         kind, text = "released", f"{doc.get('window')} over: back on the queue"
     elif message == "redrive done":
