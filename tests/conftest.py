@@ -76,8 +76,11 @@ def reset_pdrelay_caches() -> None:
 
 
 @pytest.fixture(autouse=True)
-def _clean_process(monkeypatch: pytest.MonkeyPatch) -> Any:
+def _clean_process(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> Any:
     from pdrelay.delivery.dispatcher import set_clock
+
+    # Never the user's own `pdrelay dev` (its state file, its log file): a folder of the test run's.
+    monkeypatch.setenv("PDRELAY_STATE_DIR", str(tmp_path_factory.getbasetemp() / "pdrelay-state"))
 
     for name in (
         "AWS_ENDPOINT_URL",

@@ -33,6 +33,7 @@ def reconcile(relay: Relay, state_dir: Path, *args: str) -> subprocess.Completed
         "table_name": stack.table_names["DedupTable"],
         "pagerduty_api_url": relay.pd.rest_url,
         "pagerduty_api_key": relay.pd.api_key,
+        "log_file": str(state_dir / "dev.log"),
     }
     (state_dir / "dev.json").write_text(json.dumps(state))  # as `pdrelay dev` writes it
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PDRELAY_", "AWS_"))}
@@ -83,6 +84,11 @@ def test_after_a_resolve_by_hand_the_repeat_pages_again_only_once_reconcile_fixe
     fixed = reconcile(relay, tmp_path, "--fix", "--grace", "0")
     assert fixed.returncode == 0, fixed.stdout + fixed.stderr
     assert "resolved-at-pagerduty" in fixed.stdout and EMULATOR_API_KEY not in fixed.stdout
+    # what it did is in the stack's log file, where `pdrelay trace` finds it
+    logged = [json.loads(line) for line in (tmp_path / "dev.log").read_text().splitlines()]
+    assert [(d["message"], d["kind"], d["dedup_key"]) for d in logged] == [
+        ("reconcile: drift fixed", "resolved-at-pagerduty", key)
+    ]
     doc["alerts"][0]["endsAt"] = "2026-11-24T09:15:00Z"
     assert relay.post("/v1/alerts/alertmanager", doc).status_code == 202
     relay.wait_until(lambda: [i["status"] for i in relay.incidents(key)] == ["resolved", "triggered"])

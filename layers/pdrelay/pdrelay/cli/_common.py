@@ -72,11 +72,31 @@ def _resources(args: argparse.Namespace) -> Resources:
     return resources.from_dev_state()
 
 
+def _copy_to_dev_log(args: argparse.Namespace) -> Callable[[], None]:
+    """On the running `pdrelay dev`, the command's log lines also go to its log file, where
+    `pdrelay trace` finds them beside the functions' (what `pdrelay sweep`, `redrive` or `reconcile`
+    did to an alert); on a deployed stack they stay on this terminal. Returns how to stop."""
+    log_file = "" if getattr(args, "stack", None) else str(read_state().get("log_file") or "")
+    if not log_file:
+        return lambda: None
+    from pdrelay.observability import copy_lines_to
+
+    def write(line: str) -> None:
+        try:
+            with open(log_file, "a", encoding="utf-8") as out:  # a few lines: `pdrelay dev` rotates the file
+                out.write(line + "\n")
+        except OSError:
+            pass  # the stack stopped and its folder went: the terminal still has the line
+
+    return copy_lines_to(write)
+
+
 def operator(command: OperatorCommand) -> Command:
     """Run an operators' command on its stack's resources, turning problems into one clear line."""
 
     @functools.wraps(command)
     def run(args: argparse.Namespace) -> int:
+        stop_copying = _copy_to_dev_log(args)
         try:
             return command(args, _resources(args))
         except PdrelayError as exc:
@@ -85,5 +105,7 @@ def operator(command: OperatorCommand) -> Command:
         except (ClientError, BotoCoreError) as exc:
             print(f"pdrelay {args.command}: AWS said: {exc}", file=sys.stderr)
             return 1
+        finally:
+            stop_copying()
 
     return run
