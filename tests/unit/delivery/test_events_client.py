@@ -9,8 +9,8 @@ from email.utils import format_datetime
 from typing import Any
 
 import pytest
-import requests
-from requests.adapters import BaseAdapter
+import urllib3
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, ProtocolError, ReadTimeoutError
 
 from pdrelay.delivery.events_api import EventsClient, retry_after_seconds
 from pdrelay.errors import PermanentDelivery, RetryableDelivery
@@ -18,42 +18,41 @@ from pdrelay.errors import PermanentDelivery, RetryableDelivery
 RECEIVED = datetime(2026, 11, 24, 9, 30, tzinfo=UTC)
 
 
-class ScriptedTransport(BaseAdapter):
-    """Answers each request with the next scripted status/body, or raises the scripted exception."""
+class ScriptedPool:
+    """In place of urllib3's pool manager: answers each request with the next scripted status/body
+    (a real ``urllib3.HTTPResponse``), or raises the scripted exception."""
 
     def __init__(self, *answers: Any) -> None:
-        super().__init__()
         self.answers = list(answers)
-        self.requests: list[requests.PreparedRequest] = []
+        self.requests: list[dict[str, Any]] = []
 
-    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
-        self.requests.append(request)
+    def request(self, method: str, url: str, **kwargs: Any) -> urllib3.HTTPResponse:
+        self.requests.append({"method": method, "url": url, **kwargs})
         answer = self.answers.pop(0)
         if isinstance(answer, Exception):
             raise answer
-        status, body = answer
-        response = requests.Response()
-        response.status_code = status
-        response._content = json.dumps(body).encode() if not isinstance(body, bytes) else body
-        response.request = request
-        return response
-
-    def close(self) -> None:
-        pass
+        status, body, *headers = answer
+        data = json.dumps(body).encode() if not isinstance(body, bytes) else body
+        return urllib3.HTTPResponse(body=data, status=status, headers=(headers or [{}])[0], preload_content=True)
 
 
-def client_with(*answers: Any) -> tuple[EventsClient, ScriptedTransport]:
-    transport = ScriptedTransport(*answers)
-    session = requests.Session()
-    session.mount("https://", transport)
-    return EventsClient("https://events.example.test", session=session), transport
+def client_with(*answers: Any) -> tuple[EventsClient, ScriptedPool]:
+    pool = ScriptedPool(*answers)
+    return EventsClient("https://events.example.test", pool=pool), pool
 
 
 def test_202_is_delivered_with_pagerdutys_dedup_key() -> None:
     client, transport = client_with((202, {"status": "success", "dedup_key": "k1"}))
-    delivered = client.send({"event_action": "trigger"})
+    delivered = client.send({"event_action": "trigger", "payload": {"summary": "Plattenplatz fast voll: db-1 \u00e4"}})
     assert (delivered.status, delivered.dedup_key) == (202, "k1")
-    assert transport.requests[0].url == "https://events.example.test/v2/enqueue"
+    (sent,) = transport.requests
+    assert (sent["method"], sent["url"]) == ("POST", "https://events.example.test/v2/enqueue")
+    assert sent["headers"]["Content-Type"] == "application/json"
+    assert json.loads(sent["body"]) == {
+        "event_action": "trigger",
+        "payload": {"summary": "Plattenplatz fast voll: db-1 \u00e4"},
+    }
+    assert sent["retries"] is False  # the dispatcher decides when to try again
 
 
 def test_400_is_permanent_with_pagerdutys_error_text() -> None:
@@ -81,11 +80,28 @@ def test_throttling_and_server_errors_are_retryable(status: int) -> None:
     assert caught.value.status == status
 
 
-@pytest.mark.parametrize("error", [requests.ConnectTimeout(), requests.ReadTimeout(), requests.ConnectionError()])
-def test_timeouts_and_connection_errors_are_retryable(error: Exception) -> None:
+@pytest.mark.parametrize(
+    ("error", "said"),
+    [
+        (ConnectTimeoutError(None, "connect timed out"), "timed out waiting for the Events API"),
+        (ReadTimeoutError(None, "/v2/enqueue", "read timed out"), "timed out waiting for the Events API"),
+        (NewConnectionError(None, "refused"), "could not connect to the Events API"),  # type: ignore[arg-type]
+        (ProtocolError("Connection aborted."), "could not connect to the Events API"),
+    ],
+)
+def test_timeouts_and_connection_errors_are_retryable(error: Exception, said: str) -> None:
     client, _ = client_with(error)
-    with pytest.raises(RetryableDelivery):
+    with pytest.raises(RetryableDelivery) as caught:
         client.send({})
+    assert str(caught.value) == said and caught.value.status is None
+
+
+def test_a_429_says_how_long_pagerduty_asked_to_wait() -> None:
+    client, _ = client_with((429, {"status": "throttle event", "message": "Requests throttled"}, {"Retry-After": "30"}))
+    with pytest.raises(RetryableDelivery) as caught:
+        client.send({})
+    assert (caught.value.status, caught.value.retry_after) == (429, 30.0)
+    assert str(caught.value) == "PagerDuty answered 429: Requests throttled"
 
 
 def test_retry_after_as_an_http_date_without_zone_is_read_as_utc() -> None:
