@@ -63,6 +63,7 @@ sam: $(TOOLS)/.installed
 	@command -v python3.13 >/dev/null 2>&1 || [ -n "$(PY313_DIR)" ] || \
 		{ echo "sam build needs python3.13 on PATH (or run: sam build --use-container)"; exit 1; }
 	PATH="$(SAM_PATH)" $(SAM) build --region $(REGION)
+	$(PYTHON) scripts/check_layer.py .aws-sam/build/PdrelayLayer/python
 
 bench: $(VENV)/.installed
 	$(PY) bench/run.py $(ARGS)

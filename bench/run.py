@@ -615,7 +615,8 @@ def main() -> None:
     parser.add_argument("--pipeline-alerts", type=int, default=20, help="alerts per end-to-end cost scenario")
     parser.add_argument("--local-seconds", type=float, default=20, help="seconds of load per rate (local stack)")
     parser.add_argument(
-        "--only", choices=["dispatch", "cost", "pipeline", "imports", "coldstart", "formats", "ingest", "local"]
+        "--only",
+        choices=["dispatch", "cost", "pipeline", "imports", "coldstart", "formats", "ingest", "local", "layer"],
     )
     args = parser.parse_args()
     if args.only in (None, "pipeline"):
@@ -626,6 +627,10 @@ def main() -> None:
         bench_costs(args.cost_alerts, args.cost_spacing)
     if args.only in (None, "imports"):
         coldstart.bench_imports(args.runs)
+    if args.only in (None, "layer"):
+        import layer
+
+        layer.bench_layer(args.runs)
     if args.only in (None, "formats"):
         bench_formats()
     if args.only in (None, "ingest"):
