@@ -309,7 +309,8 @@ def _step(line: LogLine, wanted: set[str], max_receives: int | None) -> Step | N
         kind, text = "accepted", _accepted(doc, wanted)
     elif message == "delivered":
         kind = "sent"
-        text = f"{doc.get('action')} ({doc.get('reason')}): {_answer(doc)}"
+        action, reason = doc.get("action"), doc.get("reason")
+        text = f"{action}{f' ({reason})' if reason and reason != action else ''}: {_answer(doc)}"
         if doc.get("latency_ms") is not None:
             text += f"; {doc['latency_ms']} ms after receipt"
     elif message == "skipped":
