@@ -58,6 +58,12 @@ def paged(aws: Aws, pd: EmulatorServer, clock: ManualClock, fingerprint: str | N
     return message
 
 
+def repeated(message: Any, clock: ManualClock) -> Any:
+    """The monitor's next notification of the same alert: the same content, received later."""
+    clock.advance(60)
+    return message.model_copy(update={"received_at": clock.now()})
+
+
 def by_hand(pd: EmulatorServer, dedup_key: str) -> None:
     (incident,) = [i for i in pd.state.snapshot() if i["dedup_key"] == dedup_key and i["status"] != "resolved"]
     answer = requests.put(
@@ -106,7 +112,8 @@ def test_a_resolve_by_hand_is_reported_then_marked_so_the_identical_repeat_pages
     # When it fixes, the next identical trigger opens a new incident
     fixed = run(aws, pagerduty, clock, fix=True)
     assert [(d.kind, d.done) for d in fixed.drifts] == [("resolved-at-pagerduty", True)]
-    outcome = dispatcher(aws, pagerduty, clock).process(message.to_json())
+    assert d.process(message.to_json()).result == "skipped"  # a late copy of what PagerDuty had: no page
+    outcome = dispatcher(aws, pagerduty, clock).process(repeated(message, clock).to_json())
     assert (outcome.result, outcome.reason) == ("delivered", "reopen")
     assert incidents(pagerduty, message.dedup_key) == ["resolved", "triggered"]
     # ...and only one: its repeats are unchanged again, and PagerDuty agrees once more
@@ -125,6 +132,7 @@ def test_a_resolve_pagerduty_never_applied_is_sent_again_and_recorded(
     record = table.get(pk)
     assert record is not None
     table.write(replace(record, state="resolved", last_action="resolve", version=record.version + 1), record.version)
+    clock.advance(600)  # resolved a while ago: past reconcile's grace
     sent = len(pagerduty.state.events)
 
     dry = run(aws, pagerduty, clock)
@@ -148,6 +156,7 @@ def test_a_resolve_that_fails_is_left_pending_for_the_sweeper(
     record = table.get(item_key(ROUTING_KEY, message.dedup_key))
     assert record is not None
     table.write(replace(record, state="resolved", last_action="resolve", version=record.version + 1), record.version)
+    clock.advance(600)  # resolved a while ago: past reconcile's grace
     pagerduty.state.set_faults([{"mode": "outage", "status": 503}])
     fixed = run(aws, pagerduty, clock, fix=True)
     assert [(d.kind, d.done) for d in fixed.drifts] == [("resolved-here", False)]
@@ -183,7 +192,7 @@ def test_an_open_alert_pagerduty_has_no_incident_for_is_marked_so_its_next_trigg
     pagerduty.state.incidents.clear()  # PagerDuty lost it (or never opened it), the key still there
     assert kinds(run(aws, pagerduty, clock)) == [("missing-at-pagerduty", message.dedup_key)]
     run(aws, pagerduty, clock, fix=True)
-    assert dispatcher(aws, pagerduty, clock).process(message.to_json()).reason == "reopen"
+    assert dispatcher(aws, pagerduty, clock).process(repeated(message, clock).to_json()).reason == "reopen"
     assert incidents(pagerduty, message.dedup_key) == ["triggered"]
 
 
@@ -285,7 +294,7 @@ def test_the_sweep_reconciles_with_fix_when_configured_and_due_and_counts_each_k
         **dict.fromkeys(KINDS, 0),
         "resolved-at-pagerduty": 1,
     }
-    assert dispatcher(aws, pagerduty, clock).process(message.to_json()).reason == "reopen"
+    assert dispatcher(aws, pagerduty, clock).process(repeated(message, clock).to_json()).reason == "reopen"
 
 
 @pytest.mark.parametrize(("every", "secret"), [(0, "arn"), (5, "")])

@@ -213,6 +213,11 @@ def resolved_by_hand(record: Record | None) -> Record:
     return replace(record, pd_resolved_at=NOW, version=record.version + 1)
 
 
+def after_mark(ev: Event) -> Event:
+    """The event as received after reconcile marked the alert."""
+    return replace(ev, received=NOW + 1)
+
+
 def test_an_identical_repeat_is_unchanged_while_pagerduty_agrees() -> None:
     record = applied(event("trigger", T0))
     assert decide(record, event("trigger", T0, content="h1"), NOW).send is None
@@ -223,7 +228,7 @@ def test_after_a_resolve_by_hand_the_identical_repeat_opens_a_new_incident(at: i
     # Given an alert paged and resolved at PagerDuty by a person while it still fires
     record = resolved_by_hand(applied(event("trigger", T0)))
     # When the monitor repeats the very same notification (or a later one)
-    decision = decide(record, event("trigger", at), NOW, LEASE)
+    decision = decide(record, after_mark(event("trigger", at)), NOW, LEASE)
     # Then it opens a new incident, as a new episode whose mark is gone
     assert (decision.send, decision.reason) == ("trigger", "reopen")
     assert decision.record is not None
@@ -234,7 +239,7 @@ def test_after_a_resolve_by_hand_the_identical_repeat_opens_a_new_incident(at: i
 
 def test_once_reopened_the_next_repeat_is_unchanged_again() -> None:
     record = resolved_by_hand(applied(event("trigger", T0)))
-    reopened = decide(record, event("trigger", T0), NOW, LEASE).record
+    reopened = decide(record, after_mark(event("trigger", T0)), NOW, LEASE).record
     assert reopened is not None
     delivered = replace(reopened, delivered=True, lease_until=0)
     assert decide(delivered, event("trigger", T0), NOW).send is None
@@ -242,7 +247,14 @@ def test_once_reopened_the_next_repeat_is_unchanged_again() -> None:
 
 def test_a_trigger_older_than_the_episode_stays_stale_after_a_resolve_by_hand() -> None:
     record = resolved_by_hand(applied(event("trigger", T1)))
-    assert decide(record, event("trigger", T0), NOW).reason == "stale"
+    assert decide(record, after_mark(event("trigger", T0)), NOW).reason == "stale"
+
+
+def test_an_old_copy_received_before_the_mark_does_not_reopen() -> None:
+    # SQS's at-least-once delivery, a sender's retry or a redrive of the trigger PagerDuty already had
+    record = resolved_by_hand(applied(replace(event("trigger", T0), received=NOW - 10)))
+    copy = replace(event("trigger", T0), received=NOW - 10)
+    assert decide(record, copy, NOW, LEASE).send is None
 
 
 def test_a_resolve_after_a_resolve_by_hand_closes_the_alert_as_usual() -> None:
@@ -255,4 +267,4 @@ def test_a_resolve_after_a_resolve_by_hand_closes_the_alert_as_usual() -> None:
 def test_a_trigger_being_sent_is_not_overtaken_by_the_reopen() -> None:
     record = resolved_by_hand(applied(event("trigger", T0)))
     busy = replace(record, lease_until=NOW + 1)
-    assert decide(busy, event("trigger", T0), NOW, LEASE).reason == "in-flight"
+    assert decide(busy, after_mark(event("trigger", T0)), NOW, LEASE).reason == "in-flight"

@@ -12,7 +12,7 @@ import pytest
 import urllib3
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, ProtocolError, ReadTimeoutError
 
-from pdrelay.delivery.events_api import EventsClient, retry_after_seconds
+from pdrelay.delivery.events_api import EventsClient, pool_for, retry_after_seconds
 from pdrelay.errors import PermanentDelivery, RetryableDelivery
 
 RECEIVED = datetime(2026, 11, 24, 9, 30, tzinfo=UTC)
@@ -111,3 +111,15 @@ def test_retry_after_as_an_http_date_without_zone_is_read_as_utc() -> None:
     assert retry_after_seconds(value, RECEIVED + timedelta(seconds=40)) == 0.0  # already past: no wait
     assert retry_after_seconds("soon", RECEIVED) is None
     assert retry_after_seconds("120", RECEIVED) == 120.0
+
+
+def test_the_environments_proxy_is_used_unless_no_proxy_exempts_the_host(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    assert not isinstance(pool_for("https://events.pagerduty.com"), urllib3.ProxyManager)
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example.test:3128")
+    pool = pool_for("https://events.pagerduty.com")
+    assert isinstance(pool, urllib3.ProxyManager) and pool.proxy is not None
+    assert (pool.proxy.host, pool.proxy.port) == ("proxy.example.test", 3128)
+    monkeypatch.setenv("NO_PROXY", "events.pagerduty.com")
+    assert not isinstance(pool_for("https://events.pagerduty.com"), urllib3.ProxyManager)

@@ -145,3 +145,16 @@ def test_a_resolve_by_hand_needs_the_key_and_a_from_header(emulator: EmulatorSer
     assert emulator.state.snapshot()[0]["status"] == "triggered"
     assert resolve_by_hand(emulator, incident).status_code == 200
     assert emulator.state.snapshot()[0]["status"] == "resolved"
+
+
+def test_an_incidents_alerts_say_whether_the_alert_with_a_key_is_still_open(emulator: EmulatorServer) -> None:
+    trigger(emulator, KEY_A, "disk-full")
+    incident = emulator.state.snapshot()[0]["id"]
+    client = RestClient(EMULATOR_API_KEY, emulator.rest_url)
+    assert client.alert_statuses(incident, "disk-full") == ["triggered"]
+    assert client.alert_statuses(incident, "another-key") == []
+    assert resolve_by_hand(emulator, incident).status_code == 200
+    assert client.alert_statuses(incident, "disk-full") == ["resolved"]
+    with pytest.raises(RestApiError) as caught:
+        client.alert_statuses("Q999999", "disk-full")
+    assert caught.value.status == 404

@@ -49,6 +49,7 @@ def diff(
     resolved: Incident | None = None,
     rollups: tuple[str, ...] = (),
     services: dict[str, str] | None = None,
+    alerts_open: bool = True,
 ) -> tuple[list[tuple[str, str]], dict[str, int], list[Drift]]:
     services = services or {KEY: SERVICE}
     items = {r.pk: r for r in table}
@@ -59,7 +60,9 @@ def diff(
         asked.append(dedup)
         return resolved
 
-    _keys, drifts, skipped = compare(sides, NOW, GRACE, resolved_lookup, lambda dedup, keys: dedup in rollups)
+    _keys, drifts, skipped = compare(
+        sides, NOW, GRACE, resolved_lookup, lambda dedup, keys: dedup in rollups, lambda incident, dedup: alerts_open
+    )
     return [(d.kind, d.dedup_key) for d in drifts], skipped, drifts
 
 
@@ -132,3 +135,18 @@ def test_an_alert_grouped_into_another_open_incident_agrees() -> None:
 @pytest.mark.parametrize("fields", [{"delivered": False}, {"lease_until": NOW + 1}])
 def test_a_resolve_on_its_way_is_not_called_drift(fields: dict[str, object]) -> None:
     assert diff([incident("a")], [record("a", "resolved", **fields)])[:2] == ([], {"resolve on the way": 1})
+
+
+def test_an_incident_open_only_for_other_alerts_grouped_into_it_is_no_difference() -> None:
+    # The alert that opened it resolved here and there; PagerDuty keeps the incident open for the
+    # alerts grouped into it since: nothing to send, and no drift to count on every run.
+    kinds, skipped, _ = diff([incident("a")], [record("a", "resolved")], alerts_open=False)
+    assert (kinds, skipped) == ([], {"open for other alerts": 1})
+
+
+def test_a_resolve_delivered_moments_ago_is_not_compared_yet() -> None:
+    just_now = record("a", "resolved", updated_at=NOW // 1_000_000 - 5)  # seconds, as the store writes it
+    kinds, skipped, _ = diff([incident("a")], [just_now])
+    assert (kinds, skipped) == ([], {"resolved moments ago": 1})
+    long_ago = record("a", "resolved", updated_at=NOW // 1_000_000 - GRACE - 1)
+    assert diff([incident("a")], [long_ago])[0] == [("resolved-here", "a")]

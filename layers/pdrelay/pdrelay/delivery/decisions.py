@@ -17,8 +17,9 @@ Rules, for an event with action *a*, time *t* (when the reported state began) an
 - a resolved alert: a trigger newer than the resolve opens a new episode (``reopen``); anything
   else is ``stale`` or ``duplicate`` (a resolve not yet confirmed delivered is re-sent);
 - an open alert whose incident a person resolved at PagerDuty (``pd_resolved_at``, set by
-  ``pdrelay reconcile``, :mod:`pdrelay.ops.reconcile`): its next trigger that is not stale, even an
-  identical repeat, opens a new episode (``reopen``), so the problem still firing pages again.
+  ``pdrelay reconcile``, :mod:`pdrelay.ops.reconcile`): its next trigger received after the mark
+  that is not stale, even an identical repeat, opens a new episode (``reopen``), so the problem
+  still firing pages again.
 
 Alert policy (maintenance windows, storm control; decided by the dispatcher, see
 :mod:`pdrelay.policy.judge`) may keep a trigger from PagerDuty: the record then says why (``hold``) and
@@ -208,7 +209,15 @@ def _decide(rec: Record | None, ev: Event, now: int) -> Decision:
         # Held by a maintenance window: a repeat, or the held message itself put back when the
         # window ended, may now go (the dispatcher holds it again if the window still runs).
         return Decision("trigger", "release", _applied(rec, ev, rec.state, started_at=rec.started_at, delivered=False))
-    if rec is not None and rec.pd_resolved_at and rec.state in OPEN_STATES and ev.action == "trigger":
+    if (
+        rec is not None
+        and rec.pd_resolved_at
+        and rec.state in OPEN_STATES
+        and ev.action == "trigger"
+        and ev.received > rec.pd_resolved_at
+    ):
+        # Only a trigger received after the mark: an older copy (SQS's at-least-once delivery, a
+        # sender's retry, a redrive) is the event PagerDuty already had, decided by the rules below.
         # Its incident was resolved at PagerDuty by hand while the alert still fires here: the
         # trigger opens a new incident (PagerDuty opens one for a resolved key), even an exact repeat.
         if _is_stale(rec, ev):

@@ -15,9 +15,11 @@ to every cold start of the dispatch and sweep functions.
 from __future__ import annotations
 
 import json
+import urllib.request
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import urllib3
 from urllib3.exceptions import HTTPError, NewConnectionError, ProtocolError
@@ -143,8 +145,7 @@ class EventsClient:
         self.base_url = base_url.rstrip("/")
         self.clock = clock  # reads Retry-After dates
         self.timeout = urllib3.Timeout(connect=connect_timeout, read=read_timeout)
-        # No retries here: the dispatcher decides when to try again (back-off, breaker, DLQ).
-        self.pool = pool if pool is not None else urllib3.PoolManager(num_pools=4, maxsize=16, retries=False)
+        self.pool = pool if pool is not None else pool_for(self.base_url)
 
     def send(self, event: dict[str, Any], path: str = "/v2/enqueue") -> Delivered:
         body = json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode()
@@ -164,6 +165,17 @@ class EventsClient:
 
 
 HEADERS = {"Content-Type": "application/json", "User-Agent": "pdrelay"}
+
+
+def pool_for(base_url: str) -> urllib3.PoolManager:
+    """A pool manager for ``base_url``: through the proxy the environment names for its scheme
+    (``HTTPS_PROXY``...) unless ``NO_PROXY`` exempts its host, as requests and botocore do. No
+    retries here: the dispatcher decides when to try again (back-off, breaker, DLQ)."""
+    parts = urlsplit(base_url)
+    proxy = urllib.request.getproxies().get(parts.scheme)
+    if proxy and not urllib.request.proxy_bypass(parts.hostname or ""):
+        return urllib3.ProxyManager(proxy, num_pools=4, maxsize=16, retries=False)
+    return urllib3.PoolManager(num_pools=4, maxsize=16, retries=False)
 
 
 def classify(answer: urllib3.BaseHTTPResponse, now: datetime) -> Delivered:

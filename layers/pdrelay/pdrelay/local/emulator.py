@@ -32,6 +32,8 @@ over 10000 is a 400).
   (or was given), each with one Events API v2 integration whose ``integration_key`` is that key;
 - ``GET /rest/incidents`` with ``service_ids[]``, ``statuses[]``, ``incident_key``, ``date_range``:
   incidents, ``incident_key`` being the dedup key;
+- ``GET /rest/incidents/{id}/alerts``: the incident's alerts (here one, its ``alert_key`` the
+  incident's key, triggered until the incident resolves: the emulator does not group alerts);
 - ``GET /rest/incidents/{id}``, and ``PUT /rest/incidents/{id}`` with
   ``{"incident": {"type": "incident_reference", "status": "resolved"}}`` and a ``From`` header:
   a person resolving (or acknowledging) the incident by hand.
@@ -92,6 +94,18 @@ class Incident:
         doc["routing_key"] = _mask(self.routing_key)
         doc["id"] = self.id
         return doc
+
+    def rest_alert(self, base: str) -> dict[str, Any]:
+        """The incident's one alert as PagerDuty's REST API v2 lists it (``/incidents/{id}/alerts``)."""
+        return {
+            "id": f"A{self.number:06d}",
+            "type": "alert",
+            "summary": self.summary,
+            "status": "resolved" if self.status == "resolved" else "triggered",
+            "alert_key": self.dedup_key,
+            "created_at": self.created_at,
+            "incident": {"id": self.id, "type": "incident_reference", "self": f"{base}/incidents/{self.id}"},
+        }
 
     def rest(self, base: str) -> dict[str, Any]:
         """The incident as PagerDuty's REST API v2 shows it."""
@@ -521,6 +535,16 @@ class _Handler(BaseHTTPRequestHandler):
                     and key in (None, i.dedup_key)
                 ]
             self._rest_page("incidents", found, query)
+            return
+        if path.startswith("/incidents/") and path.endswith("/alerts"):
+            wanted_id = path.removeprefix("/incidents/").removesuffix("/alerts")
+            with state.lock:
+                incidents = [i for i in state.incidents if i.id == wanted_id]
+                alerts = [i.rest_alert(base) for i in incidents]
+            if incidents:
+                self._rest_page("alerts", alerts, query)
+            else:
+                self._rest_error(404, "Not Found", 2100)
             return
         if path.startswith("/incidents/"):
             with state.lock:

@@ -72,6 +72,8 @@ def describe(record: Record, now: datetime) -> dict[str, Any]:
         doc["suppressed"] = record.suppressed
     if record.before_paged:
         doc["resolved_before_paged"] = record.before_paged
+    if record.pd_resolved_at:  # reconcile found its incident resolved at PagerDuty: the next trigger pages
+        doc["resolved_at_pagerduty"] = _iso(record.pd_resolved_at)
     if record.updated_at:
         doc["updated_at"] = datetime.fromtimestamp(record.updated_at, UTC).isoformat().replace("+00:00", "Z")
     return doc

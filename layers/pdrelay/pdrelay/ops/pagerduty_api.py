@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import requests
 
@@ -130,6 +131,12 @@ class RestClient:
         if incident_key is not None:
             params.append(("incident_key", incident_key))
         return [Incident.from_api(i) for i in self.pages("/incidents", "incidents", params)]
+
+    def alert_statuses(self, incident_id: str, alert_key: str) -> list[str]:
+        """The statuses of the incident's alerts with this key (``GET /incidents/{id}/alerts``): an
+        incident stays open while any of its alerts is, also after the alert it opened with resolved."""
+        alerts = self.pages(f"/incidents/{quote(incident_id, safe='')}/alerts", "alerts", [])
+        return [str(a.get("status") or "") for a in alerts if a.get("alert_key") == alert_key]
 
 
 def _why(answer: requests.Response) -> str:

@@ -183,13 +183,19 @@ def reconcile(
     def rollup_open(dedup_key: str, keys: list[str]) -> bool:
         return _rollup_open(store, dedup_key, keys)
 
-    report.keys, report.drifts, report.skipped = compare(sides, now, options.grace_seconds, last_incident, rollup_open)
+    def alert_open(incident: Incident, dedup_key: str) -> bool:
+        statuses = api.alert_statuses(incident.id, dedup_key)
+        return not statuses or any(s != "resolved" for s in statuses)  # none listed: take it as open
+
+    report.keys, report.drifts, report.skipped = compare(
+        sides, now, options.grace_seconds, last_incident, rollup_open, alert_open
+    )
     for drift in report.drifts:
         if drift.kind == "unknown-here" and not options.resolve_unknown:
             drift.acts, drift.action = False, REPORT_ONLY
 
     if options.fix:
-        _fix(store, events, report, options, now)
+        _fix(store, events, report, options)
     report.api_requests = api.requests
     return report
 
@@ -225,10 +231,12 @@ def compare(
     grace_seconds: int,
     last_incident: Callable[[str, str], Incident | None],
     rollup_open: Callable[[str, list[str]], bool],
+    alert_open: Callable[[Incident, str], bool] = lambda _incident, _dedup: True,
 ) -> tuple[list[KeyReport], list[Drift], dict[str, int]]:
-    """The differences (no I/O but the two lookups: PagerDuty's incident for a service and dedup
-    key, an open one first, else the last resolved; and whether the table has a roll-up incident
-    open), a row per routing key, and why open alerts were not compared. ``now`` in µs."""
+    """The differences (no I/O but the lookups: PagerDuty's incident for a service and dedup key,
+    an open one first, else the last resolved; whether the table has a roll-up incident open;
+    whether an open incident's own alert with a dedup key is still open there), a row per routing
+    key, and why alerts were not compared. ``now`` in µs."""
     keys_of = _keys_of(sides.services)
     per_key = {k: KeyReport(mask(k), s) for k, s in sorted(sides.services.items(), key=lambda i: (i[1], mask(i[0])))}
     drifts: list[Drift] = []
@@ -246,8 +254,19 @@ def compare(
         if any(r.state != "resolved" for r in found):
             continue  # open on both sides
         sending = [r for r in found if not r.delivered or r.lease_until > now]
+        recent = [
+            r
+            for r in found
+            if grace_seconds and r.updated_at and now - r.updated_at * 1_000_000 < grace_seconds * 1_000_000
+        ]
         if sending:  # its resolve is on the way (the dispatcher's, or pending for the sweeper)
             skipped["resolve on the way"] = skipped.get("resolve on the way", 0) + 1
+        elif recent:  # PagerDuty applies events after its 202: the incident may not show it yet
+            skipped["resolved moments ago"] = skipped.get("resolved moments ago", 0) + 1
+        elif found and not alert_open(incident, dedup):
+            # The alert this key opened the incident with is resolved there; others grouped into the
+            # incident keep it open. Nothing to send: the incident closes with its last alert.
+            skipped["open for other alerts"] = skipped.get("open for other alerts", 0) + 1
         elif found:
             drifts.extend(_drift("resolved-here", r.routing_key, dedup, incident, r) for r in found)
         else:
@@ -317,12 +336,13 @@ def _fix(
     events: EventsClient | None,
     report: ReconcileReport,
     options: Options,
-    now: int,
 ) -> None:
     sends = 0
     stopped: set[str] = set()  # routing keys PagerDuty said to slow down for (429, 5xx)
     for drift in report.drifts:
         record = drift.record
+        # Read the clock for each: a run can outlast a lease, and a claim's lease starts when it is taken.
+        now = to_micros(store.clock.now())
         if drift.kind in ("resolved-at-pagerduty", "missing-at-pagerduty") and record is not None:
             drift.done = store.mark_resolved_at_pagerduty(record, now)
         elif drift.kind == "resolved-here" and events is not None:
