@@ -88,12 +88,21 @@ def post(stack: LocalStack, path: str, body: dict[str, Any]) -> dict[str, Any]:
     return dict(answer.json())
 
 
+def delivered_logged(state_dir: Path, dedup_key: str) -> bool:
+    """The dispatcher's "delivered" line is in dev.log: written after PagerDuty's answer and the
+    table's update, so a moment after the emulator shows the incident."""
+    lines = (state_dir / "dev.log").read_text(encoding="utf-8").splitlines()
+    return any(f'"dedup_key":"{dedup_key}"' in line and '"message":"delivered"' in line for line in lines)
+
+
 def incident_status(stack: LocalStack, dedup_key: str) -> list[str]:
     assert stack.emulator is not None
     return [i["status"] for i in stack.emulator.state.snapshot() if i["dedup_key"] == dedup_key]
 
 
-def test_a_trigger_that_met_a_500_then_a_429_then_went_through(stack: LocalStack, pdrelay: Callable[..., str]) -> None:
+def test_a_trigger_that_met_a_500_then_a_429_then_went_through(
+    stack: LocalStack, pdrelay: Callable[..., str], state_dir: Path
+) -> None:
     assert stack.emulator is not None
     stack.emulator.state.set_faults(
         [{"mode": "status", "status": 500, "count": 1}, {"mode": "status", "status": 429, "count": 1, "retry_after": 1}]
@@ -102,7 +111,7 @@ def test_a_trigger_that_met_a_500_then_a_429_then_went_through(stack: LocalStack
     doc["alerts"][0]["fingerprint"] = unique("fp")
     accepted = post(stack, "/v1/alerts/alertmanager", doc)
     key = accepted["alerts"][0]["dedup_key"]
-    wait_until(lambda: incident_status(stack, key) == ["triggered"])
+    wait_until(lambda: incident_status(stack, key) == ["triggered"] and delivered_logged(state_dir, key))
 
     traced = json.loads(pdrelay("trace", key, "--json"))
 
@@ -130,7 +139,9 @@ def test_a_trigger_that_met_a_500_then_a_429_then_went_through(stack: LocalStack
     assert "failed" in by_identity and "PagerDuty 500" in by_identity and "state now (dedup table):" in by_identity
 
 
-def test_an_alert_refused_into_the_dlq_then_redriven(stack: LocalStack, pdrelay: Callable[..., str]) -> None:
+def test_an_alert_refused_into_the_dlq_then_redriven(
+    stack: LocalStack, pdrelay: Callable[..., str], state_dir: Path
+) -> None:
     assert stack.emulator is not None
     stack.emulator.state.set_faults(
         [{"mode": "status", "status": 400, "count": 1, "errors": ["payload.summary is too dull"]}]
@@ -146,7 +157,7 @@ def test_an_alert_refused_into_the_dlq_then_redriven(stack: LocalStack, pdrelay:
     dlq = stack.queue_urls["DeadLetterQueue"]
     wait_until(lambda: key in {m["dedup_key"] for m in redrive.inspect(stack.sqs, dlq).messages})
     assert "moved 1 message(s)" in pdrelay("redrive")
-    wait_until(lambda: incident_status(stack, key) == ["triggered"])
+    wait_until(lambda: incident_status(stack, key) == ["triggered"] and delivered_logged(state_dir, key))
 
     traced = json.loads(pdrelay("trace", key, "--json"))
 

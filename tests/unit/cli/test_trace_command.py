@@ -35,3 +35,23 @@ def test_a_stopped_stacks_log_file_still_tells_the_story(
     # and a key nobody logged exits 3
     assert main(["trace", "nobody-knows", "--since", "2000-01-01T00:00:00Z", "--json"]) == 3
     assert json.loads(capsys.readouterr().out)["timeline"] == []
+
+
+def test_on_the_local_stack_it_reads_the_running_stacks_own_lines_unless_asked_for_more(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a dev.log that holds an earlier run's lines of the alert (05:07 on 2026-12-07), and a
+    # `pdrelay dev` started after them (its queues and table start empty)
+    shutil.copy(ROOT / "docs" / "samples" / "trace-dead-lettered.log", tmp_path / "dev.log")
+    state = {"aws_endpoint": "http://127.0.0.1:9", "queue_url": "q", "dlq_url": "d", "table_name": "t"}
+    started = {"log_file": str(tmp_path / "dev.log"), "started_at": "2026-12-07T06:00:00+00:00"}
+    (tmp_path / "dev.json").write_text(json.dumps({**state, **started}))
+    monkeypatch.setenv("PDRELAY_STATE_DIR", str(tmp_path))
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+
+    # Then by default the earlier run's lines are not this run's story
+    assert main(["trace", "disk-full-db-1", "--json"]) == 3
+    assert "since this `pdrelay dev` started" in json.loads(capsys.readouterr().out)["source"]
+    # and --since asks for them
+    assert main(["trace", "disk-full-db-1", "--since", "2026-12-07T05:00:00Z", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["timeline"] != []

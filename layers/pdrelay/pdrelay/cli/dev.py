@@ -9,6 +9,7 @@ import secrets
 import signal
 import sys
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 
 import requests
@@ -74,6 +75,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
         stack.stop()
         print(f"pdrelay: cannot start the local stack: {exc}", file=sys.stderr)
         return 2
+    started_at = datetime.now(UTC).isoformat()
     state_file = write_state(
         {
             "url": stack.url,
@@ -84,6 +86,8 @@ def cmd_dev(args: argparse.Namespace) -> int:
             "dlq_url": stack.queue_urls["DeadLetterQueue"],
             "table_name": stack.table_names["DedupTable"],
             "log_file": str(options.log_file),
+            # Its queues and table start empty: `pdrelay trace` reads this run's log lines by default.
+            "started_at": started_at,
             "max_receives": stack.max_receives,
             # The emulator's REST API and its key (not a secret): what `pdrelay reconcile` reads.
             "pagerduty_api_url": stack.emulator.rest_url if stack.emulator else "",

@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from pdrelay.ops.trace import Trace
     from pdrelay.timeutil import Clock
 
+DEFAULT_SINCE = "24h"
+
 
 def cmd_trace(args: argparse.Namespace) -> int:
     try:
@@ -51,7 +53,7 @@ def run(args: argparse.Namespace, clock: Clock | None = None, cloudformation: An
 
     clock = clock or SYSTEM_CLOCK
     now = clock.now()
-    since = trace.since_option(args.since, now)
+    since = trace.since_option(args.since or DEFAULT_SINCE, now)
     where: Resources | None
     if args.stack:
         import boto3
@@ -74,10 +76,16 @@ def run(args: argparse.Namespace, clock: Clock | None = None, cloudformation: An
                 f"no log file at {path}", ["start `pdrelay dev` (it writes one), pass --log-file, or --stack NAME"]
             )
 
+        this_run = args.since is None and not args.log_file and bool(state.get("started_at"))
+        if this_run:
+            # The running stack's queues and table started empty: its own lines tell this alert's
+            # story beside its table's state; an earlier run's are asked for with --since.
+            since = datetime.fromisoformat(str(state["started_at"]))
+
         def fetch(texts: list[str]) -> tuple[list[trace.LogLine], bool]:
             return trace.read_log_files(path, since, texts), True
 
-        source = str(path)
+        source = str(path) + (" (since this `pdrelay dev` started; --since for earlier runs)" if this_run else "")
         max_receives = state.get("max_receives")
         where = stack_resources.from_dev_state() if state else None
     result = trace.trace_from_logs(args.key, fetch, max_receives)
@@ -170,7 +178,11 @@ def register(commands: Commands) -> None:
         commands.add_parser("trace", help="what happened to an alert: its timeline from the logs, its state now")
     )
     trace.add_argument("key", help="a dedup key, an alert identity (as the ingest answer shows it) or a request id")
-    trace.add_argument("--since", default="24h", help="how far back to look: 30m, 24h, 7d or a time (default 24h)")
+    trace.add_argument(
+        "--since",
+        help=f"how far back to look: 30m, 24h, 7d or a time (default {DEFAULT_SINCE}; on the local stack, "
+        "since the running `pdrelay dev` started)",
+    )
     trace.add_argument(
         "--log-file",
         help="the local stack's log file (default: the running `pdrelay dev`'s, dev.log in its state folder)",
