@@ -50,7 +50,7 @@ def run(aws: Aws, pd: EmulatorServer, clock: ManualClock, **options: Any) -> Rec
 
 def paged(aws: Aws, pd: EmulatorServer, clock: ManualClock, fingerprint: str | None = None) -> Any:
     """An alert triggered through the dispatcher, delivered, and PagerDuty's grace period over."""
-    message = firing(fingerprint=fingerprint or unique())
+    message = firing(fingerprint=fingerprint or unique(), received_at=clock.now())
     assert dispatcher(aws, pd, clock).process(message.to_json()).result == "delivered"
     # What a dispatcher with the route configured writes before paging: the route's routing keys.
     store(aws, clock).remember_route_keys("default", {key_hash(ROUTING_KEY)})
@@ -199,7 +199,7 @@ def test_an_open_alert_pagerduty_has_no_incident_for_is_marked_so_its_next_trigg
 def test_alerts_sent_moments_ago_and_keys_pagerduty_lacks_are_not_called_drift(
     aws: Aws, pagerduty: EmulatorServer, clock: ManualClock
 ) -> None:
-    message = firing(fingerprint=unique())
+    message = firing(fingerprint=unique(), received_at=clock.now())
     assert dispatcher(aws, pagerduty, clock).process(message.to_json()).result == "delivered"
     pagerduty.state.incidents.clear()
     store(aws, clock).remember_route_keys("gone", {key_hash("N0SUCHKEY0000000000000000000000X")})
