@@ -91,6 +91,18 @@ def _copy_to_dev_log(args: argparse.Namespace) -> Callable[[], None]:
     return copy_lines_to(write)
 
 
+def one_line_errors(name: str, call: Callable[[], int]) -> int:
+    """``call()``, its problems turned into one clear line: 2 for pdrelay's own, 1 for AWS's."""
+    try:
+        return call()
+    except PdrelayError as exc:
+        print(f"pdrelay {name}: {exc}", file=sys.stderr)
+        return 2
+    except (ClientError, BotoCoreError) as exc:
+        print(f"pdrelay {name}: AWS said: {exc}", file=sys.stderr)
+        return 1
+
+
 def operator(command: OperatorCommand) -> Command:
     """Run an operators' command on its stack's resources, turning problems into one clear line."""
 
@@ -98,13 +110,7 @@ def operator(command: OperatorCommand) -> Command:
     def run(args: argparse.Namespace) -> int:
         stop_copying = _copy_to_dev_log(args)
         try:
-            return command(args, _resources(args))
-        except PdrelayError as exc:
-            print(f"pdrelay {args.command}: {exc}", file=sys.stderr)
-            return 2
-        except (ClientError, BotoCoreError) as exc:
-            print(f"pdrelay {args.command}: AWS said: {exc}", file=sys.stderr)
-            return 1
+            return one_line_errors(args.command, lambda: command(args, _resources(args)))
         finally:
             stop_copying()
 

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from pdrelay.cli._common import Commands, add_stack_option, read_state
+from pdrelay.cli._common import Commands, add_stack_option, one_line_errors, read_state
 from pdrelay.errors import ConfigError, PdrelayError
 
 if TYPE_CHECKING:
@@ -28,18 +27,12 @@ DEFAULT_SINCE = "24h"
 
 
 def cmd_trace(args: argparse.Namespace) -> int:
-    try:
-        found = run(args)
-    except PdrelayError as exc:
-        print(f"pdrelay trace: {exc}", file=sys.stderr)
-        return 2
-    except (ClientError, BotoCoreError) as exc:
-        print(f"pdrelay trace: AWS said: {exc}", file=sys.stderr)
-        return 1
-    if args.json:
-        print(json.dumps(found.as_dict(), indent=2, ensure_ascii=False))
-    else:
-        print(render(found))
+    # Not an `operator` command: it reads the logs of a stopped `pdrelay dev` too.
+    return one_line_errors("trace", lambda: _show(run(args), args.json))
+
+
+def _show(found: Trace, as_json: bool) -> int:
+    print(json.dumps(found.as_dict(), indent=2, ensure_ascii=False) if as_json else render(found))
     return 0 if found.steps or found.states else 3
 
 
