@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pdrelay.aws import at_init
 from pdrelay.delivery.dispatcher import config_reader
 from pdrelay.observability import invocation, logger
 from pdrelay.ops import resources
@@ -39,3 +40,19 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     done = any(v for k, v in result.items() if k not in QUIET)
     (logger.info if done else logger.debug)("sweep done", extra=result)
     return result
+
+
+def _prepare() -> None:
+    """INIT: the modules a run imports, the process's clients and the configuration, so the first
+    run (a minute after a deploy, and after every new execution environment) costs what the others do."""
+    import pdrelay.ops.sweeper
+    import pdrelay.policy.heartbeats
+    import pdrelay.policy.judge  # noqa: F401
+
+    here = resources.from_environment()
+    here.client("dynamodb")
+    here.client("sqs")
+    config_reader(get_settings())()
+
+
+at_init(_prepare)
