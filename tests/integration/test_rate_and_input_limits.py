@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.edge_harness import INLINE, LATIN1_JUNK, bearer, call, firing, local_doc, signers_doc
+from tests.edge_harness import INLINE, KEY, LATIN1_JUNK, OTHER_KEY, bearer, call, firing, local_doc, signers_doc
 from tests.integration.conftest import Aws, Handler
 
 V1_PATH = "/generic/2010-04-15/create_event.json"
@@ -78,6 +78,43 @@ def test_over_its_limit_the_events_api_v1_endpoint_answers_403_as_pagerduty_did_
     assert 1 <= int(headers["Retry-After"]) <= 12
     assert on_v2[0] == 429 and on_v2[1] == body and "Retry-After" in on_v2[2]
     assert len(aws.drain()) == 1
+
+
+def test_a_route_the_caller_may_not_use_is_a_final_400_on_the_events_api_v1_endpoint(
+    aws: Aws, ingest: Handler, configure: Any
+) -> None:
+    # Given an Agent's caller allowed only route 'ops', and a second route 'db'
+    configure(
+        local_doc(
+            routes={"ops": {"routing_key": KEY}, "db": {"routing_key": OTHER_KEY}},
+            callers=[{"name": "agent", "token": AGENT_TOKEN, "routes": ["ops"]}],
+        )
+    )
+    auth = {"authorization": f"Bearer {AGENT_TOKEN}"}
+    event = {"service_key": "db", "event_type": "trigger", "description": "disk full"}
+
+    # When it sends to 'db' through the v1 endpoint and through /v2/enqueue
+    on_v1 = call(ingest, json.dumps(event).encode(), auth, path=V1_PATH)
+    on_v2 = call(
+        ingest,
+        json.dumps(
+            {
+                "routing_key": "db",
+                "event_action": "trigger",
+                "payload": {"summary": "s", "source": "h", "severity": "info"},
+            }
+        ).encode(),
+        auth,
+        path="/v2/enqueue",
+    )
+
+    # Then v1 answers 400 with the reason (the Agent parks it where an operator sees it; a 403 it would
+    # retry for ever), no Retry-After; /v2/enqueue keeps its 403; nothing is queued
+    assert on_v1[0] == 400
+    assert on_v1[1]["errors"] == ["caller 'agent' may not send to route 'db'"]
+    assert "Retry-After" not in (on_v1[2] or {})
+    assert on_v2[0] == 403
+    assert aws.drain() == []
 
 
 # --- input limits ---------------------------------------------------------------------------------

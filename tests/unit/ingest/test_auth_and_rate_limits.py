@@ -14,6 +14,7 @@ from pdrelay.config import Caller, RelayConfig, parse_config
 from pdrelay.errors import (
     BadRequest,
     ConfigError,
+    Forbidden,
     TooManyRequests,
     Unauthorized,
 )
@@ -307,6 +308,16 @@ def test_the_events_api_v1_endpoint_answers_its_other_refusals_as_before() -> No
     assert error_response(Unauthorized("invalid credentials"), pagerduty_style=True, events_v1=True)[0] == 401
     status, body = error_response(BadRequest("Event object is invalid", ["x"]), pagerduty_style=True, events_v1=True)
     assert (status, body["status"]) == (400, "invalid event")
+
+
+def test_a_route_refused_on_the_events_api_v1_endpoint_is_final_not_throttled() -> None:
+    # The PagerDuty Agent retries every 403 for ever: a caller that may not use the route must get an
+    # answer that lands the event in the Agent's error queue, with the reason.
+    refused = Forbidden("caller 'agent' may not send to route 'payments'")
+    status, body = error_response(refused, pagerduty_style=True, events_v1=True)
+    assert (status, body["status"]) == (400, "invalid event")
+    assert body["errors"] == ["caller 'agent' may not send to route 'payments'"]
+    assert error_response(refused, pagerduty_style=True)[0] == 403  # the other endpoints keep their 403
 
 
 def test_a_zero_default_turns_rate_limits_off() -> None:

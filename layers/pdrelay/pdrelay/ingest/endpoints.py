@@ -232,9 +232,16 @@ def error_response(
 ) -> tuple[int, dict[str, Any]]:
     """The one place that maps errors to HTTP statuses and bodies. ``pagerduty_style``: a
     PagerDuty-compatible endpoint (a 400 in PagerDuty's words); ``events_v1``: the Events API v1
-    endpoint, where being over the rate limit is a 403 (:data:`V1_THROTTLED`), not a 429."""
+    endpoint, where being over the rate limit is a 403 (:data:`V1_THROTTLED`), not a 429, and a
+    refusal that is final (a route the caller may not use) is a 400."""
     if isinstance(exc, RequestError):
-        status = V1_THROTTLED if events_v1 and isinstance(exc, TooManyRequests) else exc.status
+        status = exc.status
+        if events_v1 and isinstance(exc, TooManyRequests):
+            status = V1_THROTTLED
+        elif events_v1 and status == V1_THROTTLED:
+            # A route this caller may not use: final, so a 400 the Agent puts in its error queue
+            # (where an operator sees it), not a 403 it would retry for ever.
+            status = 400
         count(REQUESTS_REJECTED, Status=str(status))
         if pagerduty_style and status == 400:
             return status, {
