@@ -22,15 +22,15 @@ OK = {"status": 202, "ok": True, "error": None, "advice": "ok: PagerDuty accepte
 class FakeRelay(BaseAdapter):
     """``POST /v1/test/{route}`` and ``GET /v1/test/{probe}`` answered from memory."""
 
-    def __init__(self, started: dict[str, Any], report: dict[str, Any]) -> None:
+    def __init__(self, started: dict[str, Any], report: dict[str, Any], report_status: int = 200) -> None:
         super().__init__()
-        self.started, self.report = started, report
+        self.started, self.report, self.report_status = started, report, report_status
         self.seen: list[tuple[str, str]] = []
 
     def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
         self.seen.append((str(request.method), str(request.path_url)))
         answer = requests.Response()
-        answer.status_code, body = (200, self.report) if request.method == "GET" else (202, self.started)
+        answer.status_code, body = (self.report_status, self.report) if request.method == "GET" else (202, self.started)
         answer._content = json.dumps(body).encode()
         answer.headers["Content-Type"] = "application/json"
         answer.request, answer.url = request, str(request.url)
@@ -123,3 +123,23 @@ def test_a_relay_that_answers_one_dedup_key_for_all_has_it_printed_for_each(
 
     out = capsys.readouterr().out
     assert out.count(f"(dedup key pdrelay-test:shop:{PROBE})") == 2
+
+
+def test_when_the_report_cannot_be_read_each_destination_is_still_named_with_its_dedup_key(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Given a relay that queues the test trigger but then answers its report with a 500
+    answer = started(team="pdrelay-test:shop:team-key", platform="pdrelay-test:shop:platform-key")
+    fake = FakeRelay(answer, {"status": "error", "message": "internal error"}, report_status=500)
+    session = requests.Session()
+    session.mount(URL, fake)
+
+    # When the test runs (a short wait: the report never comes)
+    code = run(session, "--no-resolve", "--timeout", "0.1")
+
+    # Then the command fails, says the outcome is unknown (not that PagerDuty refused), and still gives
+    # each destination's dedup key, to look the incident up by
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "(dedup key pdrelay-test:shop:team-key)" in out and "(dedup key pdrelay-test:shop:platform-key)" in out
+    assert "no report from the relay" in out and "did not accept" not in out

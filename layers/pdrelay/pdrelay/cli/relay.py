@@ -105,16 +105,23 @@ def cmd_test(args: argparse.Namespace, session: requests.Session | None = None) 
     if not args.no_resolve:
         _call(session, "POST", f"{base}/v1/test/{args.route}", headers, "test", {"action": "resolve", "probe": probe})
         report = _wait_for(session, base, headers, probe, "resolve", args.timeout) or report
-    rows = (report or {}).get("destinations", [])
+    rows = (report or {}).get("destinations") or []
+    unreported = not rows  # the report could not be read: each destination is still named, with its key
+    if unreported:
+        rows = [
+            {"destination": d["destination"], "routing_key": d.get("routing_key", "-")} for d in started["destinations"]
+        ]
     if args.json:
         print(json.dumps({**(report or {}), "destinations": [_with_key(r, dedup_keys) for r in rows]}, indent=2))
-    ok = bool(rows)
+    ok = not unreported
     for row in rows:
         for action in ("trigger", "resolve"):
             if action == "resolve" and args.no_resolve:
                 continue
             answer = row.get(action)
-            if answer is None:
+            if answer is None and unreported:
+                line = "no report from the relay"
+            elif answer is None:
                 ok = False
                 line = "no answer yet (the dispatcher has not sent it: see `pdrelay queue status`)"
             else:
@@ -125,6 +132,11 @@ def cmd_test(args: argparse.Namespace, session: requests.Session | None = None) 
             if not args.json:
                 print(f"  {row['destination']:<16} {row['routing_key']:<8} {action:<8} {line}")
     verdict = "all destinations accepted the test" if ok else "some destinations did not accept the test"
+    if unreported:
+        verdict = (
+            f"no report for test {probe} from the relay: the trigger was queued, whether PagerDuty took it is"
+            " not known (look for the dedup keys above in PagerDuty, or run the test again)"
+        )
     print(verdict, file=progress)
     return 0 if ok else 1
 
