@@ -86,8 +86,8 @@ def test_after_a_resolve_by_hand_the_repeat_pages_again_only_once_reconcile_fixe
     assert "resolved-at-pagerduty" in fixed.stdout and EMULATOR_API_KEY not in fixed.stdout
     # what it did is in the stack's log file, where `pdrelay trace` finds it
     logged = [json.loads(line) for line in (tmp_path / "dev.log").read_text().splitlines()]
-    assert [(d["message"], d["kind"], d["dedup_key"]) for d in logged] == [
-        ("reconcile: drift fixed", "resolved-at-pagerduty", key)
+    assert [(d["message"], d["kind"], d["dedup_key"], d["function"]) for d in logged] == [
+        ("reconcile: drift fixed", "resolved-at-pagerduty", key, "pdrelay reconcile")
     ]
     doc["alerts"][0]["endsAt"] = "2026-11-24T09:15:00Z"
     assert relay.post("/v1/alerts/alertmanager", doc).status_code == 202

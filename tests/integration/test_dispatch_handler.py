@@ -140,3 +140,33 @@ def test_the_emulator_is_reachable_over_real_http(pagerduty: EmulatorServer) -> 
     answer = requests.post(pagerduty.url + "/v2/enqueue", json={"event_action": "trigger"}, timeout=5)
     assert answer.status_code == 400
     assert answer.json()["status"] == "invalid event"
+
+
+def test_an_unexpected_error_is_logged_with_the_alert_it_happened_to(
+    aws: Aws,
+    pagerduty: EmulatorServer,
+    dispatch: Handler,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Given a dispatcher that fails in a way nobody foresaw
+    from pdrelay.delivery.dispatcher import Dispatcher
+
+    def broken(self: Dispatcher, *args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("unforeseen")
+
+    monkeypatch.setattr(Dispatcher, "process", broken)
+    (firing,) = alert_messages("formats/alertmanager/firing.json", unique())
+
+    # When a batch arrives
+    answer = dispatch(sqs_event(firing))
+
+    # Then the message goes back to the queue, and the line saying so names its alert (so that
+    # `pdrelay trace` shows it), never the routing key
+    assert answer == {"batchItemFailures": [{"itemIdentifier": "msg-0"}]}
+    err = capsys.readouterr().err
+    lines = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    (line,) = [x for x in lines if x.get("message") == "message returned to the queue after an unexpected error"]
+    assert (line["dedup_key"], line["request_id"], line["route"]) == (firing.dedup_key, "req-1", "default")
+    assert line["error"] == "RuntimeError"
+    assert ROUTING_KEY not in err

@@ -79,7 +79,7 @@ def _copy_to_dev_log(args: argparse.Namespace) -> Callable[[], None]:
     log_file = "" if getattr(args, "stack", None) else str(read_state().get("log_file") or "")
     if not log_file:
         return lambda: None
-    from pdrelay.observability import copy_lines_to
+    from pdrelay.observability import copy_lines_to, logger
 
     def write(line: str) -> None:
         try:
@@ -88,7 +88,14 @@ def _copy_to_dev_log(args: argparse.Namespace) -> Callable[[], None]:
         except OSError:
             pass  # the stack stopped and its folder went: the terminal still has the line
 
-    return copy_lines_to(write)
+    logger.append_keys(function=f"pdrelay {args.command}")  # beside the functions' lines: say whose
+    stop = copy_lines_to(write)
+
+    def done() -> None:
+        stop()
+        logger.remove_keys(["function"])
+
+    return done
 
 
 def one_line_errors(name: str, call: Callable[[], int]) -> int:

@@ -7,6 +7,7 @@ order; a record that raises is reported in ``batchItemFailures`` (the event sour
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from pdrelay.aws import at_init
@@ -32,6 +33,16 @@ def record_handler(record: dict[str, Any], lambda_context: Any = None) -> str:
     return outcome.result
 
 
+def _alert_of(record: dict[str, Any]) -> dict[str, Any]:
+    """The alert a record carries (its dedup key, request, route), read as plainly as possible: the
+    line about an unexpected error must be found by `pdrelay trace` even when the message is the cause."""
+    try:
+        doc = json.loads(record.get("body") or "")
+        return {k: doc[k] for k in ("dedup_key", "request_id", "route") if isinstance(doc.get(k), str)}
+    except (ValueError, TypeError, AttributeError):
+        return {}
+
+
 @invocation()
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     failures = []
@@ -43,7 +54,7 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         except Exception as exc:
             logger.warning(
                 "message returned to the queue after an unexpected error",
-                extra={"message_id": record.get("messageId", ""), "error": type(exc).__name__},
+                extra={"message_id": record.get("messageId", ""), "error": type(exc).__name__, **_alert_of(record)},
             )
             failures.append({"itemIdentifier": record.get("messageId", "")})
     return {"batchItemFailures": failures}
