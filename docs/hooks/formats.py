@@ -5,7 +5,9 @@ whether ``auto`` detects it, whether an identical body is a retry) and ``<!-- pd
 where its per-route options are listed (name, values, default and description, from the module's
 ``Options`` model). A fix to an option's default or description then lands once, in the module.
 ``<!-- pdrelay:severity-words -->`` lists the words formats read as each severity, and
-``<!-- pdrelay:template-parameters -->`` the stack's parameters, from template.yaml.
+``<!-- pdrelay:template-parameters -->`` the stack's parameters, from template.yaml, and
+``<!-- pdrelay:replay-formats -->`` which formats' identical bodies are a sender's retry and which
+keep ingest's replay protection (each module's ``REPLAY_BY_BODY``).
 """
 
 from __future__ import annotations
@@ -28,10 +30,13 @@ from pdrelay.formats._common import SEVERITY_WORDS as SEVERITY_WORD_MAP
 MARKER = re.compile(r"^<!-- pdrelay:(format|options) ([a-z0-9_]+) -->$", re.M)
 SEVERITY_WORDS = "<!-- pdrelay:severity-words -->"
 TEMPLATE_PARAMETERS = "<!-- pdrelay:template-parameters -->"
+REPLAY_FORMATS = "<!-- pdrelay:replay-formats -->"
 
 
 def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
     markdown = markdown.replace(SEVERITY_WORDS, _severity_words())
+    if REPLAY_FORMATS in markdown:
+        markdown = markdown.replace(REPLAY_FORMATS, _replay_formats())
     if TEMPLATE_PARAMETERS in markdown:
         markdown = markdown.replace(TEMPLATE_PARAMETERS, _template_parameters(Path(config.config_file_path).parent))
 
@@ -67,6 +72,20 @@ def _facts(fmt: formats.Format) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _replay_formats() -> str:
+    """Which formats' identical bodies the dispatcher tells apart, and which ingest guards."""
+    by_body = [f"[{f.name}](senders/{f.name}.md)" for f in formats.registry().values() if f.replay_by_body]
+    guarded = [f"[{f.name}](senders/{f.name}.md)" for f in formats.registry().values() if not f.replay_by_body]
+    return "\n".join(
+        [
+            "| | formats |",
+            "|---|---|",
+            f"| every notification carries its own times: nothing written at ingest | {', '.join(sorted(by_body))} |",
+            f"| guarded at ingest when the request carries an explicit id | {', '.join(sorted(guarded))} |",
+        ]
+    )
 
 
 def _severity_words() -> str:

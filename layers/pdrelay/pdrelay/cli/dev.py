@@ -18,7 +18,12 @@ from pdrelay.cli._common import Commands, read_state, write_state
 from pdrelay.errors import ConfigError
 from pdrelay.local.state import STATE_DIR_ENV, dev_log_file, state_dir
 
-NEEDS_MOTO = "pdrelay dev needs the local stack's AWS emulator: pip install 'pdrelay[local]'"
+# What the `local` extra holds, named as itself: "pdrelay[local]" would send pip to a package index
+# where the name "pdrelay" may belong to somebody else.
+NEEDS_MOTO = (
+    "pdrelay dev needs the local stack's AWS emulator, moto's server (the 'local' extra):"
+    " pip install 'moto[server]>=5.1,<6', or '.[local]' from a pdrelay checkout"
+)
 
 
 def _aws_emulator_installed() -> bool:
