@@ -1,8 +1,12 @@
 """The prices and sizes the benchmark turns counts into dollars with: us-east-1 list prices.
 
-Where they come from: /work/shared/FACTS.md, "Prices and sizes that decide cost" (AWS's pricing
-pages for API Gateway, Lambda, SQS, DynamoDB, CloudWatch and X-Ray, us-east-1, on-demand, no free
-tier). Check them there before quoting; change them here only, nothing else holds a price.
+Where they come from: AWS's public pricing pages, us-east-1, on-demand, no free tier, as read in
+November 2026 — https://aws.amazon.com/api-gateway/pricing/ (HTTP APIs),
+https://aws.amazon.com/lambda/pricing/ (arm64), https://aws.amazon.com/sqs/pricing/ (standard),
+https://aws.amazon.com/dynamodb/pricing/on-demand/, https://aws.amazon.com/cloudwatch/pricing/
+(Logs ingestion, custom metrics) and https://aws.amazon.com/xray/pricing/. Check them there before
+quoting; change them here only: the benchmark reads no price from anywhere else (template.yaml's
+Tracing description and docs/operating.md quote the X-Ray figure for readers).
 """
 
 from __future__ import annotations
@@ -21,8 +25,9 @@ CLOUDWATCH_METRIC_PER_SERIES_MONTH = 0.30  # custom metrics (EMF included), per 
 XRAY_PER_MILLION_TRACES = 5.00  # traces recorded
 GB = 1024**3
 
-# Lambda gives CPU in proportion to memory, 1,769 MB being about one vCPU (FACTS.md: at 256 MB
-# about 0.15 vCPU, so CPU time measured on one core here grows roughly 7x).
+# Lambda gives CPU in proportion to memory, 1,769 MB being about one vCPU (Lambda's "memory and
+# computing power" documentation): at 256 MB about 0.15 vCPU, so CPU time measured on one core here
+# grows roughly 7x.
 FULL_VCPU_MB = 1769
 
 
@@ -33,5 +38,6 @@ def cpu_factor(memory_mb: int) -> float:
 
 def floor_per_million() -> float:
     """The least this design can cost per alert, one alert per request: an API Gateway request, the
-    queue's send, receive and delete, and one DynamoDB write unit (FACTS.md: about $2.83)."""
+    queue's send, receive and delete, and one DynamoDB write unit: about $2.83. It leaves out the two
+    Lambda requests ($0.40), counted in the measured figures beside it."""
     return API_GATEWAY_HTTP_PER_MILLION + 3 * SQS_STANDARD_PER_MILLION + DYNAMODB_WRITE_UNIT_PER_MILLION
