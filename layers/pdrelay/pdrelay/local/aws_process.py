@@ -13,7 +13,7 @@ import logging
 import subprocess
 import sys
 import threading
-from typing import IO
+from typing import IO, Any
 
 
 class AwsEmulator:
@@ -71,20 +71,48 @@ class AwsEmulator:
             process.stdout.close()
 
 
-def serve(host: str, port: int, stdin: IO[str], stdout: IO[str]) -> None:
-    """The child: moto's server on a thread until ``stdin`` closes."""
-    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
-    from werkzeug.serving import make_server
+def moto_app() -> Any:
+    """moto's WSGI application (every service, routed by the request's host, signature or body),
+    with each host's backend looked up once: moto looks it up afresh on every request, listing its
+    own package's folders on disk and trying every service's URL patterns, under a lock."""
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no log line per request
-    server = make_server(
-        host, port, DomainDispatcherApplication(create_backend_app), threaded=True, request_handler=MotoRequestHandler
-    )
-    thread = threading.Thread(target=server.serve_forever, name="moto", daemon=True)
+    class Dispatcher(DomainDispatcherApplication):
+        def __init__(self) -> None:
+            super().__init__(create_backend_app)
+            self._backends: dict[str | None, Any] = {}
+
+        def get_backend_for_host(self, host: str | None) -> Any:  # called under self.lock
+            try:
+                return self._backends[host]
+            except KeyError:
+                found = self._backends[host] = super().get_backend_for_host(host)
+                return found
+
+    return Dispatcher()
+
+
+def serve(host: str, port: int, stdin: IO[str], stdout: IO[str]) -> None:
+    """The child: moto's application behind waitress until ``stdin`` closes.
+
+    Waitress, not werkzeug's development server (what ``moto_server`` runs): that one answers
+    HTTP/1.0-style, closing every connection, so each AWS call of the stack paid a new connection
+    and a new thread. Waitress keeps botocore's connections open (HTTP/1.1) and answers on a pool
+    of threads; enough of them that long polls (``ReceiveMessage`` with a wait) do not hold up the
+    other calls.
+    """
+    from waitress.server import create_server
+
+    logging.getLogger("waitress").setLevel(logging.ERROR)  # no "task queue depth" warnings under load
+    server = create_server(moto_app(), host=host, port=port, threads=THREADS, ident="moto")
+    thread = threading.Thread(target=server.run, name="moto", daemon=True)
     thread.start()
-    print(f"ready {server.server_address[1]}", file=stdout, flush=True)
+    print(f"ready {server.effective_port}", file=stdout, flush=True)
     stdin.read()  # returns at end of file: the stack stopped, or died
-    server.shutdown()
+    server.close()
+
+
+THREADS = 16
 
 
 if __name__ == "__main__":
