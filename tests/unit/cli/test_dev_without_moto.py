@@ -13,11 +13,12 @@ from pdrelay.cli import main
 from tests.conftest import ROOT
 
 
-@pytest.mark.parametrize("missing", ["moto", "moto.server"])
+@pytest.mark.parametrize("missing", ["moto", "moto.server", "cheroot.wsgi"])
 def test_dev_without_moto_says_how_to_install_it_in_one_line(
     missing: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # Given moto is not installed (or installed without its server: `moto` rather than `moto[server]`)
+    # Given moto is not installed (or installed without its server: `moto` rather than `moto[server]`),
+    # or cheroot, which serves it, is not (an install from before the extra listed it)
     monkeypatch.setitem(sys.modules, missing, None)  # None in sys.modules makes `import` fail
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("PDRELAY_STATE_DIR", str(tmp_path / "state"))

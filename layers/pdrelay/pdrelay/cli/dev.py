@@ -27,8 +27,10 @@ NEEDS_MOTO = (
 
 
 def _aws_emulator_installed() -> bool:
-    """moto's server is the optional 'local' extra (never in Lambda); the local stack starts it."""
+    """moto's server, and cheroot that serves it, are the optional 'local' extra (never in Lambda);
+    the local stack starts them."""
     try:
+        import cheroot.wsgi  # noqa: F401
         import moto.server  # noqa: F401 - imported to learn whether it can be; slow (~1 s), so only here
     except ImportError:
         return False
