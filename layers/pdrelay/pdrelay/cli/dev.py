@@ -89,6 +89,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
             "events_url": stack.events_url,
             "token": token if not args.config else "",
             "aws_endpoint": stack.moto_url,
+            "aws_endpoints": stack.aws_endpoints,  # services with an emulator of their own (SQS)
             "queue_url": stack.queue_urls["AlertQueue"],
             "dlq_url": stack.queue_urls["DeadLetterQueue"],
             "table_name": stack.table_names["DedupTable"],
@@ -106,7 +107,8 @@ def cmd_dev(args: argparse.Namespace) -> int:
         f"  PagerDuty target : {stack.events_url}"
         + ("  (local emulator: open it in a browser)" if stack.emulator else "")
     )
-    print(f"  AWS emulator     : {stack.moto_url} (queues and table from {stack.template_source})")
+    apart = "".join(f", {service.upper()} at {url}" for service, url in stack.aws_endpoints.items())
+    print(f"  AWS emulator     : {stack.moto_url}{apart} (queues and table from {stack.template_source})")
     print(f"  state file       : {state_file} (how the other pdrelay commands find this one)")
     print(f"  log file         : {options.log_file} (its JSON log lines too; `pdrelay trace KEY` reads it)")
     if not args.config:

@@ -2,9 +2,12 @@
 
 In the stack's own process moto and the handlers would share one interpreter lock, so one core:
 apart, each has a core. :class:`AwsEmulator` starts ``python -m pdrelay.local.aws_process HOST
-PORT``; the child binds (port 0: any free one), prints ``ready PORT`` on stdout, and serves until
-its stdin closes, which it does when the stack stops or its process dies, so no emulator outlives
-its stack. Its state lives in memory: it is gone when it stops, as the banner says.
+PORT [NAME]``; the child binds (port 0: any free one), prints ``ready PORT`` on stdout, and serves
+until its stdin closes, which it does when the stack stops or its process dies, so no emulator
+outlives its stack. Its state lives in memory: it is gone when it stops, as the banner says.
+Each child serves every service moto has; which ones it holds state for is up to the clients
+that call it (the stack gives SQS one of its own: :class:`~pdrelay.local.stack.LocalStack`).
+NAME only labels the process for ``ps`` and the benchmark.
 """
 
 from __future__ import annotations
@@ -18,10 +21,11 @@ from typing import IO, Any
 class AwsEmulator:
     """Start with :meth:`start` (returns once it answers), stop with :meth:`stop`."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, python: str = sys.executable) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, python: str = sys.executable, name: str = "") -> None:
         self.host = host
         self.port = port
         self.python = python
+        self.name = name  # on its command line: what it is for
         self._process: subprocess.Popen[str] | None = None
 
     @property
@@ -33,13 +37,23 @@ class AwsEmulator:
         return self._process.pid if self._process is not None else None
 
     def start(self, timeout: float = 60.0) -> AwsEmulator:
+        return self.launch().wait_ready(timeout)
+
+    def launch(self) -> AwsEmulator:
+        """Start the child and return at once; :meth:`wait_ready` waits for it (emulators launched
+        one after the other load moto side by side)."""
+        argv = [self.python, "-m", "pdrelay.local.aws_process", self.host, str(self.port)]
         self._process = subprocess.Popen(  # noqa: S603 - this interpreter, our own module
-            [self.python, "-m", "pdrelay.local.aws_process", self.host, str(self.port)],
+            [*argv, self.name] if self.name else argv,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
         )
-        assert self._process.stdout is not None
+        return self
+
+    def wait_ready(self, timeout: float = 60.0) -> AwsEmulator:
+        """Return once the child answers (it printed its port); stop it and raise if it does not."""
+        assert self._process is not None and self._process.stdout is not None
         line: list[str] = []
         reader = threading.Thread(target=lambda: line.append(self._readline()), daemon=True)
         reader.start()
