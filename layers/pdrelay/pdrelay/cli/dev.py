@@ -19,10 +19,10 @@ from pdrelay.errors import ConfigError
 from pdrelay.local.state import STATE_DIR_ENV, dev_log_file, state_dir
 
 # What the `local` extra holds, named as itself: "pdrelay[local]" would send pip to a package index
-# where the name "pdrelay" may belong to somebody else.
+# where the name "pdrelay" may belong to somebody else. (A test holds it to pyproject.toml's list.)
 NEEDS_MOTO = (
-    "pdrelay dev needs the local stack's AWS emulator, moto's server (the 'local' extra):"
-    " pip install 'moto[server]>=5.1,<6', or '.[local]' from a pdrelay checkout"
+    "pdrelay dev needs the local stack's AWS emulator, moto's server and cheroot (the 'local' extra):"
+    " pip install 'moto[server]>=5.1,<6' 'cheroot>=10', or '.[local]' from a pdrelay checkout"
 )
 
 
