@@ -4,8 +4,9 @@ found in the PagerDuty emulator's event list. Prints figures, asserts nothing.
 
 Per rate: alerts sent and delivered, the POST's latency, the end-to-end latency (from the moment
 the POST starts to the moment the emulator received the event; both clocks are this machine's),
-and the CPU seconds per alert of `pdrelay dev` and every process it started (read from /proc, so
-Linux only). The stack is started afresh for each rate, so one rate's backlog does not slow the next.
+and the CPU seconds per alert of `pdrelay dev` and every process it started, in all and split by
+process beside the load generator's own (read from /proc, so Linux only). The stack is started
+afresh for each rate, so one rate's backlog does not slow the next.
 
 The relay's own limits would shape the figures rather than measure the stack: PagerDuty's
 per-routing-key limit (120 events a minute) holds sends back and the per-caller limit (600
@@ -70,16 +71,31 @@ def _children(pid: int) -> list[int]:
     return tree
 
 
-def _cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU time of these processes (their threads included)."""
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
-    return total / CLOCK_TICKS
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of this process (its threads included); 0 once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime (fields 14 and 15 of stat)
+
+
+def _label(pid: int, root: int) -> str:
+    """What a process of the stack is: ``stack`` (`pdrelay dev` itself), else the module it runs
+    (``-m pdrelay.local.aws_process`` → ``aws_process``) with its first argument after the host
+    and port, if any (which services it serves)."""
+    if pid == root:
+        return "stack"
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return f"pid {pid}"
+    if "-m" in argv:
+        rest = argv[argv.index("-m") + 1 :]
+        name = rest[0].rsplit(".", 1)[-1]
+        extra = [a for a in rest[3:] if a]
+        return f"{name}:{extra[0]}" if extra else name
+    return Path(argv[0]).name if argv and argv[0] else f"pid {pid}"
 
 
 @dataclass
@@ -127,9 +143,14 @@ class DevStack:
         self.stop()
         raise RuntimeError(f"pdrelay dev did not start: {(self.workdir / 'dev.log').read_text()[-2000:]}")
 
-    def cpu_seconds(self) -> float:
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU seconds so far of `pdrelay dev` and of each process under it, by :func:`_label`."""
         assert self.process is not None
-        return _cpu_seconds(_children(self.process.pid))
+        cpu: dict[str, float] = {}
+        for pid in _children(self.process.pid):
+            label = _label(pid, self.process.pid)
+            cpu[label] = cpu.get(label, 0.0) + _cpu_seconds(pid)
+        return cpu
 
     def stop(self) -> None:
         if self.process is None:
@@ -190,7 +211,7 @@ def run_rate(command: list[str], rate: float, seconds: float, drain_seconds: flo
         try:
             docs = [_alert(sample) for _ in range(count)]
             local = threading.local()
-            cpu_before = stack.cpu_seconds()
+            cpu_before, load_before = stack.cpu_seconds(), time.process_time()
             begin = time.monotonic() + 0.2
             with ThreadPoolExecutor(max_workers=min(128, max(4, int(rate * 3)))) as pool:
                 futures = [pool.submit(_post, stack.url, doc, begin + i / rate, local) for i, doc in enumerate(docs)]
@@ -201,7 +222,9 @@ def run_rate(command: list[str], rate: float, seconds: float, drain_seconds: flo
             while not keys <= received.keys() and time.monotonic() < deadline:
                 time.sleep(1.0)
                 received = _received(stack.emulator_url)
-            cpu = stack.cpu_seconds() - cpu_before
+            load = time.process_time() - load_before  # this process: the load generator (and its polls)
+            cpu_after = stack.cpu_seconds()
+            cpu = {k: v - cpu_before.get(k, 0.0) for k, v in cpu_after.items()}
         finally:
             stack.stop()
     accepted = [s for s in sent if s.dedup_key]
@@ -218,7 +241,8 @@ def run_rate(command: list[str], rate: float, seconds: float, drain_seconds: flo
         "e2e_p50": _percentile(e2e, 0.50),
         "e2e_p99": _percentile(e2e, 0.99),
         "e2e_max": max(e2e) if e2e else float("nan"),
-        "cpu_per_alert": cpu / max(1, count),
+        "cpu_per_alert": sum(cpu.values()) / max(1, count),  # the stack's processes, not the load generator
+        "cpu_split": {**{k: v / max(1, count) for k, v in sorted(cpu.items())}, "load generator": load / max(1, count)},
     }
 
 
@@ -235,6 +259,10 @@ def _print(label: str, rows: list[dict[str, Any]]) -> None:
             f"{r['e2e_max'] * 1000:>6.0f}ms  {r['cpu_per_alert'] * 1000:>12.1f}  {r['errors'] or ''}",
             flush=True,
         )
+    print("CPU ms per alert, by process:")
+    for r in rows:
+        split = ", ".join(f"{name} {seconds * 1000:.1f}" for name, seconds in r["cpu_split"].items())
+        print(f"{r['rate']:>7g}  {split}", flush=True)
 
 
 def bench_local(

@@ -84,6 +84,7 @@ def _clean_process(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.Tem
 
     for name in (
         "AWS_ENDPOINT_URL",
+        "AWS_ENDPOINT_URL_SQS",
         "AWS_PROFILE",
         "PDRELAY_CONFIG",
         "PDRELAY_QUEUE_URL",

@@ -435,7 +435,7 @@ def driven_relay(
         **env,
     }.items():
         monkeypatch.setenv(name, value)
-    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "PDRELAY_ROUTING_KEY", "PDRELAY_TOKEN"):
+    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SQS", "AWS_PROFILE", "PDRELAY_ROUTING_KEY", "PDRELAY_TOKEN"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(emulator_module, "time", _EmulatorTime)
     pd.state.reset()

@@ -195,6 +195,7 @@ def test_2_rejected_events_wait_in_the_dlq_with_the_reason_then_redrive_delivers
         stack.queue_urls["DeadLetterQueue"],
         stack.table_names["DedupTable"],
         stack.moto_url,
+        endpoint_urls=stack.aws_endpoints,
     )
     assert run_redrive({"action": "redrive", "route": "search"}, resources)["moved"] == 3
     wait_until(settled(stack, keys, ledger))

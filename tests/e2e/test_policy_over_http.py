@@ -73,6 +73,7 @@ def relay(policy_stack: LocalStack, tmp_path: Path, monkeypatch: pytest.MonkeyPa
                 "events_url": policy_stack.events_url,
                 "token": TOKEN,
                 "aws_endpoint": policy_stack.moto_url,
+                "aws_endpoints": policy_stack.aws_endpoints,
                 "queue_url": policy_stack.queue_urls["AlertQueue"],
                 "dlq_url": policy_stack.queue_urls["DeadLetterQueue"],
                 "table_name": policy_stack.table_names["DedupTable"],

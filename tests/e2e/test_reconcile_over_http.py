@@ -28,6 +28,7 @@ def reconcile(relay: Relay, state_dir: Path, *args: str) -> subprocess.Completed
         "url": stack.url,
         "events_url": stack.events_url,
         "aws_endpoint": stack.moto_url,
+        "aws_endpoints": stack.aws_endpoints,
         "queue_url": stack.queue_urls["AlertQueue"],
         "dlq_url": stack.queue_urls["DeadLetterQueue"],
         "table_name": stack.table_names["DedupTable"],

@@ -45,6 +45,7 @@ def stack(state_dir: Path) -> Iterator[LocalStack]:
                     "url": running.url,
                     "events_url": running.events_url,
                     "aws_endpoint": running.moto_url,
+                    "aws_endpoints": running.aws_endpoints,
                     "queue_url": running.queue_urls["AlertQueue"],
                     "dlq_url": running.queue_urls["DeadLetterQueue"],
                     "table_name": running.table_names["DedupTable"],

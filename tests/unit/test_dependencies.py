@@ -36,6 +36,7 @@ def test_the_local_stacks_aws_emulator_is_an_extra_not_a_runtime_dependency() ->
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     assert not any(layer_requirements.requirement_name(d) == "moto" for d in project["dependencies"])
     assert any(d.startswith("moto[server]") for d in project["optional-dependencies"]["local"])
+    assert any(layer_requirements.requirement_name(d) == "cheroot" for d in project["optional-dependencies"]["local"])
 
 
 check_spec = importlib.util.spec_from_file_location("check_layer", ROOT / "scripts" / "check_layer.py")

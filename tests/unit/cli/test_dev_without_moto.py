@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -13,11 +14,12 @@ from pdrelay.cli import main
 from tests.conftest import ROOT
 
 
-@pytest.mark.parametrize("missing", ["moto", "moto.server"])
+@pytest.mark.parametrize("missing", ["moto", "moto.server", "cheroot.wsgi"])
 def test_dev_without_moto_says_how_to_install_it_in_one_line(
     missing: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # Given moto is not installed (or installed without its server: `moto` rather than `moto[server]`)
+    # Given moto is not installed (or installed without its server: `moto` rather than `moto[server]`),
+    # or cheroot, which serves it, is not (an install from before the extra listed it)
     monkeypatch.setitem(sys.modules, missing, None)  # None in sys.modules makes `import` fail
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("PDRELAY_STATE_DIR", str(tmp_path / "state"))
@@ -29,7 +31,11 @@ def test_dev_without_moto_says_how_to_install_it_in_one_line(
     out, err = capsys.readouterr()
     assert code == 2
     assert err.count("\n") == 1 and err.startswith("pdrelay dev needs the local stack's AWS emulator")
-    assert "pip install 'moto[server]>=5.1,<6'" in err  # what the extra holds (pyproject.toml), not a package name
+    local_extra = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"][
+        "optional-dependencies"
+    ]
+    wanted = " ".join(f"'{requirement}'" for requirement in local_extra["local"])
+    assert f"pip install {wanted}," in err  # what the extra holds (pyproject.toml), not a package name
     assert out == ""
     assert not (tmp_path / "state").exists()
     assert list(tmp_path.iterdir()) == []

@@ -19,16 +19,18 @@ from pdrelay.errors import ConfigError
 from pdrelay.local.state import STATE_DIR_ENV, dev_log_file, state_dir
 
 # What the `local` extra holds, named as itself: "pdrelay[local]" would send pip to a package index
-# where the name "pdrelay" may belong to somebody else.
+# where the name "pdrelay" may belong to somebody else. (A test holds it to pyproject.toml's list.)
 NEEDS_MOTO = (
-    "pdrelay dev needs the local stack's AWS emulator, moto's server (the 'local' extra):"
-    " pip install 'moto[server]>=5.1,<6', or '.[local]' from a pdrelay checkout"
+    "pdrelay dev needs the local stack's AWS emulator, moto's server and cheroot (the 'local' extra):"
+    " pip install 'moto[server]>=5.1,<6' 'cheroot>=10', or '.[local]' from a pdrelay checkout"
 )
 
 
 def _aws_emulator_installed() -> bool:
-    """moto's server is the optional 'local' extra (never in Lambda); the local stack starts it."""
+    """moto's server, and cheroot that serves it, are the optional 'local' extra (never in Lambda);
+    the local stack starts them."""
     try:
+        import cheroot.wsgi  # noqa: F401
         import moto.server  # noqa: F401 - imported to learn whether it can be; slow (~1 s), so only here
     except ImportError:
         return False
@@ -87,6 +89,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
             "events_url": stack.events_url,
             "token": token if not args.config else "",
             "aws_endpoint": stack.moto_url,
+            "aws_endpoints": stack.aws_endpoints,  # services with an emulator of their own (SQS)
             "queue_url": stack.queue_urls["AlertQueue"],
             "dlq_url": stack.queue_urls["DeadLetterQueue"],
             "table_name": stack.table_names["DedupTable"],
@@ -104,7 +107,8 @@ def cmd_dev(args: argparse.Namespace) -> int:
         f"  PagerDuty target : {stack.events_url}"
         + ("  (local emulator: open it in a browser)" if stack.emulator else "")
     )
-    print(f"  AWS emulator     : {stack.moto_url} (queues and table from {stack.template_source})")
+    apart = "".join(f", {service.upper()} at {url}" for service, url in stack.aws_endpoints.items())
+    print(f"  AWS emulator     : {stack.moto_url}{apart} (queues and table from {stack.template_source})")
     print(f"  state file       : {state_file} (how the other pdrelay commands find this one)")
     print(f"  log file         : {options.log_file} (its JSON log lines too; `pdrelay trace KEY` reads it)")
     if not args.config:

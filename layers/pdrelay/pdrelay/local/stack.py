@@ -1,7 +1,8 @@
 """The whole relay on one machine: moto server + API Gateway adapter + SQS poller + PD emulator.
 
-:class:`LocalStack` starts moto in server mode in a process of its own (:mod:`~pdrelay.local.aws_process`:
-it and the handlers each get a core), creates the queues and table with template.yaml's properties
+:class:`LocalStack` starts moto in server mode in processes of its own (:mod:`~pdrelay.local.aws_process`:
+one for SQS, one for the rest; they and the handlers get cores of their own), creates the queues and table
+with template.yaml's properties
 (:func:`create_resources`; the checkout's template.yaml, else the spec packaged with pdrelay:
 :mod:`~pdrelay.local.template`), loads each function's ``lambda_handler`` as Lambda would
 (:mod:`~pdrelay.local.runtime`), and starts the pieces: the API Gateway adapter
@@ -80,6 +81,11 @@ def create_resources(spec: TemplateSpec, sqs: Any, dynamodb: Any) -> tuple[dict[
         table_names[table.logical_id] = name
     return queue_urls, table_names
 
+
+# Services served by a moto process of their own; the clients find it through boto3's
+# AWS_ENDPOINT_URL_<SERVICE>. One moto process uses one core at most (its interpreter lock), and at
+# 50 alerts/s SQS (send, receive, delete) and DynamoDB (lease, delivered) together need more.
+OWN_AWS_PROCESS = ("sqs",)
 
 LOG_MAX_BYTES = 10 * 1024 * 1024
 LOG_BACKUPS = 2  # at most 30 MB of logs in all
@@ -160,9 +166,10 @@ class LocalStack:
         self.pollers: list[SqsPoller] = []
         self.queue_urls: dict[str, str] = {}
         self.table_names: dict[str, str] = {}
-        self.moto_url = ""
+        self.moto_url = ""  # the AWS emulator of every service but those in aws_endpoints
+        self.aws_endpoints: dict[str, str] = {}  # services with an emulator of their own: SQS
         self.events_url = ""
-        self._aws: AwsEmulator | None = None
+        self._aws: list[AwsEmulator] = []
         self._env: AbstractContextManager[None] | None = None
         self._threads: list[threading.Thread] = []
         self._stop_log_file: Callable[[], None] | None = None
@@ -173,8 +180,7 @@ class LocalStack:
             self._stop_log_file = log_to_file(
                 self.options.log_file, self.options.log_max_bytes, self.options.log_backups
             )
-        self._aws = AwsEmulator(self.options.host).start()
-        self.moto_url = self._aws.url
+        self._start_aws()
         if self.options.events_url:
             self.events_url = self.options.events_url
         else:
@@ -182,6 +188,7 @@ class LocalStack:
             self.events_url = self.emulator.url
         env = {
             "AWS_ENDPOINT_URL": self.moto_url,
+            **{f"AWS_ENDPOINT_URL_{service.upper()}": url for service, url in self.aws_endpoints.items()},
             "AWS_ACCESS_KEY_ID": "local",
             "AWS_SECRET_ACCESS_KEY": "local",
             "AWS_DEFAULT_REGION": REGION,
@@ -243,6 +250,18 @@ class LocalStack:
             self._spawn(lambda: self._schedule(HandlerPool(sweep_fn), self.options.sweep_seconds), "sweep")
         return self
 
+    def _start_aws(self) -> None:
+        """moto, in two processes: SQS in one (:data:`OWN_AWS_PROCESS`), every other service in
+        the other, each process with a core of its own."""
+        main = AwsEmulator(self.options.host, name="aws").launch()
+        self._aws.append(main)
+        apart = {service: AwsEmulator(self.options.host, name=service).launch() for service in OWN_AWS_PROCESS}
+        self._aws.extend(apart.values())
+        for aws in self._aws:
+            aws.wait_ready()  # raises (stop() stops them all)
+        self.moto_url = main.url
+        self.aws_endpoints = {service: aws.url for service, aws in apart.items()}
+
     def _schedule(self, function: HandlerPool, every: float) -> None:
         """Invoke ``function`` as EventBridge Scheduler would, every ``every`` seconds."""
         import logging
@@ -265,8 +284,9 @@ class LocalStack:
             self.api.server_close()
         if self.emulator is not None:
             self.emulator.stop()
-        if self._aws is not None:
-            self._aws.stop()
+        for aws in self._aws:
+            aws.stop()
+        self._aws = []
         for key in getattr(self, "_env_keys", []):
             os.environ.pop(key, None)
         if self._env is not None:

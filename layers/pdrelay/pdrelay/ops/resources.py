@@ -10,7 +10,7 @@ import functools
 import json
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,18 +32,21 @@ class Resources:
     api_url: str = ""  # PagerDuty's REST API (the local stack's: its emulator's)
     api_key: str = ""  # the local stack's emulator's REST API key (never a real one)
     api_key_secret: str = ""  # a deployed stack's ReconcileApiKeySecretArn
+    endpoint_urls: dict[str, str] = field(default_factory=dict)  # the local stack's services with an emulator apart
 
     def client(self, service: str) -> Any:
         """A client for ``service``: against AWS the process's own (:func:`pdrelay.aws.client`, so
         the sweep, run every minute in one execution environment, does not build a session and
-        clients each time); against the local stack's emulator a new one pointed at it."""
+        clients each time); against the local stack's emulator (the service's own, if it has one) a new one
+        pointed at it."""
         from pdrelay import aws  # here, not at import: `pdrelay send` and friends need no AWS SDK
 
-        if not self.endpoint_url:
+        endpoint = self.endpoint_urls.get(service, self.endpoint_url)
+        if not endpoint:
             return aws.client(service)  # type: ignore[call-overload]
         return aws.new_client(
             service,  # type: ignore[arg-type]
-            endpoint_url=self.endpoint_url,
+            endpoint_url=endpoint,
             region_name="us-east-1",
             aws_access_key_id="local",
             aws_secret_access_key="local",  # noqa: S106 - moto's
@@ -85,6 +88,7 @@ def from_dev_state(path: Path | None = None) -> Resources:
             state.get("events_url", ""),
             state.get("pagerduty_api_url", ""),
             state.get("pagerduty_api_key", ""),
+            endpoint_urls=state.get("aws_endpoints", {}),
         )
     except (OSError, ValueError, KeyError) as exc:
         raise ConfigError("no local stack found: start `pdrelay dev`, or pass --stack NAME") from exc
