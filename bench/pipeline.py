@@ -621,10 +621,26 @@ def report(facts: TemplateFacts, runs: dict[str, list[AlertRun]], left: str, spa
         cells = "".join(f"{dollars[s]:>9.3f}" for s in services)
         print(f"  ({key}) {names[key]:<50}{cells} {sum(dollars.values()):>8.3f} {adjusted:>8.3f}  {floor:>6.3f}")
     print(
-        f"  floor of this design (FACTS.md, from bench/prices.py): 1 HTTP API request + SQS send, receive, delete +"
+        f"  floor of this design (bench/prices.py): 1 HTTP API request + SQS send, receive, delete +"
         f" 1 WRU = ${floor:.3f} per million"
     )
     new = totals["a"]
+    # What this design cannot go below for a new alert whatever pdrelay's code does: the floor, the two
+    # Lambda requests, the second write of lease-then-deliver (the lease keeps a resolve from
+    # overtaking its trigger), and the log lines others write (Lambda's START/END/REPORT, the access log).
+    unavoidable = (
+        floor
+        + 2 * prices.LAMBDA_REQUEST_PER_MILLION
+        + prices.DYNAMODB_WRITE_UNIT_PER_MILLION
+        + (new.log_bytes.get("platform", 0.0) + new.log_bytes.get("access", 0.0))
+        * prices.MILLION
+        / prices.GB
+        * prices.CLOUDWATCH_LOGS_PER_GB
+    )
+    print(
+        f"  with what the design needs besides (2 Lambda requests, the lease's second write, Lambda's and the"
+        f" access log's lines): ${unavoidable:.3f} per million"
+    )
     spent, adjusted = sum(new.dollars().values()), sum(new.dollars(adjusted=True).values())
     print(
         f"  goal for (a): <= ${GOAL_DOLLARS:.2f} per million: measured ${spent:.3f}"
