@@ -133,6 +133,18 @@ def bench_imports(runs: int) -> None:
     print(f"\ncold import (median of {runs} fresh interpreters; goal: a handler <= {GOAL_IMPORT_RATIO:g}x boto3)")
     print(f"  empty interpreter                : {bare * 1000:7.1f} ms   peak RSS {bare_rss:6.1f} MiB")
     print(f"  import boto3 alone               : {baseline * 1000:7.1f} ms   peak RSS {base_rss:6.1f} MiB")
+    # What the validation library costs before any handler code: pydantic itself, then its internals
+    # that load with the first model (pdrelay's queue-message models), then the configuration's models.
+    for label, body in (
+        ("boto3 + pydantic's BaseModel", "import boto3; from pydantic import BaseModel"),
+        ("boto3 + pdrelay.models", "import boto3, pdrelay.models"),
+        ("boto3 + pdrelay.config", "import boto3, pdrelay.config"),
+    ):
+        elapsed, rss = _cold(body, runs)
+        print(
+            f"  {label:<33}: {elapsed * 1000:7.1f} ms   peak RSS {rss:6.1f} MiB"
+            f"   ratio {elapsed / baseline:4.2f}x boto3"
+        )
     for name in HANDLERS:
         elapsed, rss = _cold(f"importlib.import_module('pdrelay.handlers.{name}')", runs)
         ratio = elapsed / baseline
