@@ -64,6 +64,7 @@ def reset_pdrelay_caches() -> None:
     from pdrelay.aws import clear_clients
     from pdrelay.delivery.dispatcher import reset_dispatcher
     from pdrelay.ingest.auth import forget_counts
+    from pdrelay.ops.resources import forget_events_clients
     from pdrelay.policy.heartbeats import forget_contacts
     from pdrelay.settings import get_settings
 
@@ -73,6 +74,7 @@ def reset_pdrelay_caches() -> None:
     reset_dispatcher()
     forget_counts()
     forget_contacts()
+    forget_events_clients()
 
 
 @pytest.fixture(autouse=True)

@@ -29,6 +29,7 @@ import hashlib
 import json
 import re
 import time
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -550,3 +551,19 @@ def _with_credentials(digest: str, text: str, secret: str, origin: str) -> Relay
     raw.pop("credentials_secret", None)
     result = parse_config(json.dumps(raw), f"{origin} with {where}")
     return result
+
+
+def config_reader(settings: Settings) -> Callable[[], RelayConfig | None]:
+    """The configuration for the dispatcher's and the sweep's policy, re-read per its cache age;
+    None (no policy) when there is none or it cannot be read, which is logged."""
+
+    def read() -> RelayConfig | None:
+        try:
+            return load_config(settings, with_credentials=False)
+        except ConfigError as exc:
+            from pdrelay.observability import logger
+
+            logger.warning("no readable configuration: windows and storm control are off", extra={"error": str(exc)})
+            return None
+
+    return read

@@ -126,7 +126,7 @@ def test_a_relay_that_answers_one_dedup_key_for_all_has_it_printed_for_each(
 
 
 def test_when_the_report_cannot_be_read_each_destination_is_still_named_with_its_dedup_key(
-    capsys: pytest.CaptureFixture[str],
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given a relay that queues the test trigger but then answers its report with a 500
     answer = started(team="pdrelay-test:shop:team-key", platform="pdrelay-test:shop:platform-key")
@@ -135,6 +135,7 @@ def test_when_the_report_cannot_be_read_each_destination_is_still_named_with_its
     session.mount(URL, fake)
 
     # When the test runs (a short wait: the report never comes)
+    monkeypatch.setattr("pdrelay.cli.relay.time.sleep", lambda seconds: None)
     code = run(session, "--no-resolve", "--timeout", "0.1")
 
     # Then the command fails, says the outcome is unknown (not that PagerDuty refused), and still gives
@@ -143,3 +144,33 @@ def test_when_the_report_cannot_be_read_each_destination_is_still_named_with_its
     assert code == 1
     assert "(dedup key pdrelay-test:shop:team-key)" in out and "(dedup key pdrelay-test:shop:platform-key)" in out
     assert "no report from the relay" in out and "did not accept" not in out
+
+
+def test_an_error_answer_while_waiting_for_the_resolve_keeps_the_trigger_report_already_read(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a relay whose report shows both triggers accepted, then answers every later poll with a
+    # 429 (the template throttles GET /v1/test/{probe} for all callers together)
+    answer = started(team="pdrelay-test:shop:team-key", platform="pdrelay-test:shop:platform-key")
+    session, fake = relay(answer)
+    good = fake.report
+    trigger_only = {**good, "destinations": [{**d, "resolve": None} for d in good["destinations"]]}
+    answers = iter([(200, trigger_only)])
+
+    def send(request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
+        if request.method == "GET":
+            fake.report_status, fake.report = next(answers, (429, {"status": "rejected", "message": "slow down"}))
+        return FakeRelay.send(fake, request, *args, **kwargs)
+
+    monkeypatch.setattr(fake, "send", send)
+    monkeypatch.setattr("pdrelay.cli.relay.time.sleep", lambda seconds: None)
+
+    # When the test runs to its resolve, which never shows
+    code = run(session, "--timeout", "0.05")
+
+    # Then what was read stands: both triggers accepted, each with its key; the resolves have no answer
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "(dedup key pdrelay-test:shop:team-key)" in out and "HTTP 202" in out
+    assert "no report from the relay" not in out
+    assert out.count("no answer yet") == 2

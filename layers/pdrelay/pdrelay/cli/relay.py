@@ -52,11 +52,15 @@ def _final(answer: Any) -> bool:
 def _wait_for(
     session: requests.Session, base: str, headers: dict[str, str], probe: str, action: str, timeout: float
 ) -> dict[str, Any] | None:
+    """The test's report once every destination has its answer to ``action``; at the deadline the
+    last report read (None if none could be: an error answer is not a report)."""
     deadline = time.monotonic() + timeout
     report: dict[str, Any] | None = None
     while time.monotonic() < deadline:
-        status, report = _call(session, "GET", f"{base}/v1/test/{probe}", headers, "test")
-        rows = (report or {}).get("destinations", []) if status == 200 else []
+        status, answer = _call(session, "GET", f"{base}/v1/test/{probe}", headers, "test")
+        rows = (answer or {}).get("destinations", []) if status == 200 else []
+        if rows:
+            report = answer
         if rows and all(_final(row.get(action)) for row in rows):
             return report
         time.sleep(0.5)

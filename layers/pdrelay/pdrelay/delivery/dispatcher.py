@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
-from pdrelay.config import RelayConfig, Route
+from pdrelay.config import RelayConfig, Route, config_reader
 from pdrelay.delivery import pacing
 from pdrelay.delivery.decisions import Decision, Event, Record, Unpaged, decide
 from pdrelay.delivery.events_api import EventsClient, build_event, change_event, payload_snapshot
@@ -990,21 +990,6 @@ def get_dispatcher() -> Dispatcher:
             clock=_CLOCK,
         )
     return _DISPATCHER
-
-
-def config_reader(settings: Settings) -> Callable[[], RelayConfig | None]:
-    """The configuration, re-read per its cache age; None (no policy) when there is none."""
-    from pdrelay.config import load_config
-    from pdrelay.errors import ConfigError
-
-    def read() -> RelayConfig | None:
-        try:
-            return load_config(settings, with_credentials=False)
-        except ConfigError as exc:
-            logger.warning("no readable configuration: windows and storm control are off", extra={"error": str(exc)})
-            return None
-
-    return read
 
 
 def reset_dispatcher() -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from pdrelay.aws import at_init
-from pdrelay.delivery.dispatcher import config_reader
+from pdrelay.config import config_reader
 from pdrelay.observability import invocation, logger
 from pdrelay.ops import resources
 from pdrelay.settings import get_settings

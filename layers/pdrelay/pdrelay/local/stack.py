@@ -176,6 +176,15 @@ class LocalStack:
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> LocalStack:
+        """Start every piece; if one fails, stop those already started (their processes and
+        threads), then raise: ``with LocalStack(...)`` never reaches ``__exit__`` then."""
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> LocalStack:
         if self.options.log_file is not None:
             self._stop_log_file = log_to_file(
                 self.options.log_file, self.options.log_max_bytes, self.options.log_backups
@@ -275,22 +284,28 @@ class LocalStack:
                 logging.getLogger("pdrelay.local").exception("scheduled sweep failed")
 
     def stop(self) -> None:
+        """Stop what was started (all of it, or what a failed start got to); again, it does nothing."""
         if getattr(self, "_stopping", None) is not None:
             self._stopping.set()
         for poller in self.pollers:
             poller.stop()
+        self.pollers = []
         if self.api is not None:
             self.api.shutdown()
             self.api.server_close()
+            self.api = None
         if self.emulator is not None:
             self.emulator.stop()
+            self.emulator = None
         for aws in self._aws:
             aws.stop()
         self._aws = []
         for key in getattr(self, "_env_keys", []):
             os.environ.pop(key, None)
+        self._env_keys = []
         if self._env is not None:
             self._env.__exit__(None, None, None)
+            self._env = None
         self._reset_caches()
         if self._stop_log_file is not None:
             self._stop_log_file()
@@ -333,11 +348,13 @@ class LocalStack:
     def _reset_caches() -> None:
         from pdrelay.aws import clear_clients
         from pdrelay.delivery.dispatcher import reset_dispatcher
+        from pdrelay.ops.resources import forget_events_clients
         from pdrelay.settings import get_settings
 
         get_settings.cache_clear()
         clear_clients()
         reset_dispatcher()
+        forget_events_clients()
 
     @staticmethod
     def _warm_clients() -> None:

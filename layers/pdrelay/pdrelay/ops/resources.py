@@ -186,10 +186,16 @@ def run_sweep(
 @functools.cache
 def _events_client(events_url: str, connect_timeout: float, read_timeout: float) -> EventsClient:
     """The process's Events API client for the sweep: its connections to PagerDuty are kept between
-    runs (a minute apart), as the dispatcher keeps its own."""
+    runs (a minute apart), as the dispatcher keeps its own. On the system clock, as before it was
+    kept (the sweeper reads no Retry-After); the proxy environment is read when it is made."""
     from pdrelay.delivery.events_api import EventsClient
 
     return EventsClient(events_url, connect_timeout=connect_timeout, read_timeout=read_timeout)
+
+
+def forget_events_clients() -> None:
+    """Drop the sweep's kept clients (the configuration or the environment changed: tests, the local stack)."""
+    _events_client.cache_clear()
 
 
 @dataclass(frozen=True)
