@@ -1,7 +1,8 @@
 """Cold start: what a new execution environment costs before and during its first invocation.
 
 1. Import: each handler module (``pdrelay.handlers.<name>``) in a fresh interpreter, next to
-   ``import boto3`` alone, with the interpreter's peak RSS.
+   ``import boto3`` alone, in rounds side by side: CPU time, and the interpreter's peak RSS; pdrelay
+   with its bytecode, as Lambda's layer ships it (:func:`with_bytecode`).
 2. First invocation: in a fresh interpreter that looks like Lambda (``AWS_LAMBDA_FUNCTION_NAME``
    set, so the handler prepares its clients and configuration at import: INIT), import a handler,
    then invoke it twice against a moto
@@ -34,9 +35,9 @@ GOAL_SESSIONS = 1  # boto3 Sessions per process
 # Peak RSS from VmHWM: ru_maxrss would include the forked parent's memory from before exec.
 IMPORT_SNIPPET = """
 import sys, time, importlib
-t = time.perf_counter()
+t = time.process_time()
 {body}
-elapsed = time.perf_counter() - t
+elapsed = time.process_time() - t
 hwm = [line.split()[1] for line in open("/proc/self/status") if line.startswith("VmHWM")][0]
 print(elapsed, hwm)
 """
@@ -112,19 +113,34 @@ def _child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def _cold(body: str, runs: int) -> tuple[float, float]:
-    times, rss = [], []
+def _cold_once(body: str) -> tuple[float, float]:
+    """One fresh interpreter running ``body``: seconds, peak RSS in MiB."""
+    out = subprocess.run(
+        [sys.executable, "-c", IMPORT_SNIPPET.format(body=body)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=_child_env(),
+    ).stdout.split()
+    return float(out[-2]), int(out[-1]) / 1024
+
+
+def _cold(bodies: list[str], runs: int) -> list[tuple[float, float, float]]:
+    """Each body's median seconds, median peak RSS and median ratio to the first body, measured in
+    rounds (every body once per round, side by side) so that the machine's load falls on all alike."""
+    seen: list[list[tuple[float, float]]] = [[] for _ in bodies]
     for _ in range(runs):
-        out = subprocess.run(
-            [sys.executable, "-c", IMPORT_SNIPPET.format(body=body)],
-            capture_output=True,
-            text=True,
-            check=True,
-            env=_child_env(),
-        ).stdout.split()
-        times.append(float(out[-2]))
-        rss.append(int(out[-1]) / 1024)
-    return statistics.median(times), statistics.median(rss)
+        for i, body in enumerate(bodies):
+            seen[i].append(_cold_once(body))
+    base = [t for t, _ in seen[0]]
+    return [
+        (
+            statistics.median(t for t, _ in got),
+            statistics.median(r for _, r in got),
+            statistics.median(t / b for (t, _), b in zip(got, base, strict=True)),
+        )
+        for got in seen
+    ]
 
 
 def with_bytecode() -> None:
@@ -142,30 +158,34 @@ def with_bytecode() -> None:
 
 def bench_imports(runs: int) -> None:
     with_bytecode()
-    bare, bare_rss = _cold("pass", runs)
-    baseline, base_rss = _cold("import boto3", runs)
-    print(f"\ncold import (median of {runs} fresh interpreters; goal: a handler <= {GOAL_IMPORT_RATIO:g}x boto3)")
-    print(f"  empty interpreter                : {bare * 1000:7.1f} ms   peak RSS {bare_rss:6.1f} MiB")
-    print(f"  import boto3 alone               : {baseline * 1000:7.1f} ms   peak RSS {base_rss:6.1f} MiB")
     # What the validation library costs before any handler code: pydantic itself, then its internals
     # that load with the first model (pdrelay's queue-message models), then the configuration's models.
-    for label, body in (
+    references = [
         ("boto3 + pydantic's BaseModel", "import boto3; from pydantic import BaseModel"),
         ("boto3 + pdrelay.models", "import boto3, pdrelay.models"),
         ("boto3 + pdrelay.config", "import boto3, pdrelay.config"),
-    ):
-        elapsed, rss = _cold(body, runs)
-        print(
-            f"  {label:<33}: {elapsed * 1000:7.1f} ms   peak RSS {rss:6.1f} MiB"
-            f"   ratio {elapsed / baseline:4.2f}x boto3"
-        )
-    for name in HANDLERS:
-        elapsed, rss = _cold(f"importlib.import_module('pdrelay.handlers.{name}')", runs)
-        ratio = elapsed / baseline
+    ]
+    handlers = [(name, f"importlib.import_module('pdrelay.handlers.{name}')") for name in HANDLERS]
+    bodies = ["import boto3", "pass"] + [b for _, b in references] + [b for _, b in handlers]
+    (baseline, base_rss, _), (bare, bare_rss, _), *rest = _cold(bodies, runs)
+    print(
+        f"\ncold import (median of {runs} rounds of fresh interpreters, every import once per round;"
+        f" goal: a handler <= {GOAL_IMPORT_RATIO:g}x boto3)"
+    )
+    print(f"  empty interpreter                : {bare * 1000:7.1f} ms   peak RSS {bare_rss:6.1f} MiB")
+    print(f"  import boto3 alone               : {baseline * 1000:7.1f} ms   peak RSS {base_rss:6.1f} MiB")
+    for (label, _), (elapsed, rss, ratio) in zip(references, rest, strict=False):
+        print(f"  {label:<33}: {elapsed * 1000:7.1f} ms   peak RSS {rss:6.1f} MiB   ratio {ratio:4.2f}x boto3")
+    for (name, _), (elapsed, rss, ratio) in zip(handlers, rest[len(references) :], strict=True):
         print(
             f"  import pdrelay.handlers.{name:<9}: {elapsed * 1000:7.1f} ms   peak RSS {rss:6.1f} MiB"
             f"   ratio {ratio:4.2f}x boto3  {'ok' if ratio <= GOAL_IMPORT_RATIO else 'over'}"
         )
+    print(
+        "  CPU time of the import (what Lambda's CPU share stretches; wall time here also counts the"
+        " host's other guests);\n  ratio: the median of each round's ratio to that round's `import boto3`;"
+        " pdrelay with its bytecode"
+    )
 
 
 # -- first invocation ----------------------------------------------------------------------------
