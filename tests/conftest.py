@@ -63,8 +63,8 @@ def reset_pdrelay_caches() -> None:
     from pdrelay import config
     from pdrelay.aws import clear_clients
     from pdrelay.delivery.dispatcher import reset_dispatcher
+    from pdrelay.delivery.events_api import forget_pools
     from pdrelay.ingest.auth import forget_counts
-    from pdrelay.ops.resources import forget_events_clients
     from pdrelay.policy.heartbeats import forget_contacts
     from pdrelay.settings import get_settings
 
@@ -74,7 +74,7 @@ def reset_pdrelay_caches() -> None:
     reset_dispatcher()
     forget_counts()
     forget_contacts()
-    forget_events_clients()
+    forget_pools()
 
 
 @pytest.fixture(autouse=True)

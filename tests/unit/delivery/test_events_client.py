@@ -123,3 +123,15 @@ def test_the_environments_proxy_is_used_unless_no_proxy_exempts_the_host(monkeyp
     assert (pool.proxy.host, pool.proxy.port) == ("proxy.example.test", 3128)
     monkeypatch.setenv("NO_PROXY", "events.pagerduty.com")
     assert not isinstance(pool_for("https://events.pagerduty.com"), urllib3.ProxyManager)
+
+
+def test_every_client_in_a_process_shares_one_pool_and_so_its_kept_connections(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The sweep makes a client each minute; its connection to PagerDuty is the one kept since the last
+    for name in ("HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    first, later = EventsClient("https://events.pagerduty.com"), EventsClient("https://events.pagerduty.com")
+    assert first.pool is later.pool
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example.test:3128")
+    assert EventsClient("https://events.pagerduty.com").pool is not first.pool  # another proxy, another pool

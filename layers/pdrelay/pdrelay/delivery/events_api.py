@@ -14,6 +14,7 @@ to every cold start of the dispatch and sweep functions.
 
 from __future__ import annotations
 
+import functools
 import json
 import urllib.request
 from dataclasses import dataclass
@@ -168,14 +169,28 @@ HEADERS = {"Content-Type": "application/json", "User-Agent": "pdrelay"}
 
 
 def pool_for(base_url: str) -> urllib3.PoolManager:
-    """A pool manager for ``base_url``: through the proxy the environment names for its scheme
-    (``HTTPS_PROXY``...) unless ``NO_PROXY`` exempts its host, as requests and botocore do. No
-    retries here: the dispatcher decides when to try again (back-off, breaker, DLQ)."""
+    """The process's pool manager for ``base_url``: through the proxy the environment names for its
+    scheme (``HTTPS_PROXY``...) unless ``NO_PROXY`` exempts its host, as requests and botocore do.
+    One per proxy (or none) per process, so every Events API client in it (the dispatcher's, the
+    sweep's made each minute, reconcile's) keeps its connections to PagerDuty. No retries here: the
+    dispatcher decides when to try again (back-off, breaker, DLQ)."""
     parts = urlsplit(base_url)
     proxy = urllib.request.getproxies().get(parts.scheme)
     if proxy and not urllib.request.proxy_bypass(parts.hostname or ""):
+        return _pool(proxy)
+    return _pool(None)
+
+
+@functools.cache
+def _pool(proxy: str | None) -> urllib3.PoolManager:
+    if proxy:
         return urllib3.ProxyManager(proxy, num_pools=4, maxsize=16, retries=False)
     return urllib3.PoolManager(num_pools=4, maxsize=16, retries=False)
+
+
+def forget_pools() -> None:
+    """Drop the kept pools (tests, and the local stack when it starts or stops)."""
+    _pool.cache_clear()
 
 
 def classify(answer: urllib3.BaseHTTPResponse, now: datetime) -> Delivered:

@@ -348,13 +348,13 @@ class LocalStack:
     def _reset_caches() -> None:
         from pdrelay.aws import clear_clients
         from pdrelay.delivery.dispatcher import reset_dispatcher
-        from pdrelay.ops.resources import forget_events_clients
+        from pdrelay.delivery.events_api import forget_pools
         from pdrelay.settings import get_settings
 
         get_settings.cache_clear()
         clear_clients()
         reset_dispatcher()
-        forget_events_clients()
+        forget_pools()
 
     @staticmethod
     def _warm_clients() -> None:

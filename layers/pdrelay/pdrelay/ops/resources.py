@@ -6,7 +6,6 @@ outputs, or the running local stack (its ``dev.json``: :mod:`pdrelay.local.state
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 from collections.abc import Callable
@@ -18,7 +17,6 @@ from pdrelay.errors import ConfigError
 
 if TYPE_CHECKING:
     from pdrelay.config import RelayConfig
-    from pdrelay.delivery.events_api import EventsClient
     from pdrelay.timeutil import Clock
 
 
@@ -160,6 +158,7 @@ def run_sweep(
     alerts are left alone: releasing them without knowing the configured windows could page in the
     middle of one. With ``reconcile``, when it is due, compare with PagerDuty and fix the drift
     (:func:`run_scheduled_reconcile`)."""
+    from pdrelay.delivery.events_api import EventsClient
     from pdrelay.ops.sweeper import refresh_rollups, release_held, sweep
     from pdrelay.policy import heartbeats
     from pdrelay.policy.judge import Policy
@@ -167,7 +166,7 @@ def run_sweep(
     from pdrelay.timeutil import SYSTEM_CLOCK
 
     store = DedupStore(resources.client("dynamodb"), resources.table_name, ttl_days, clock or SYSTEM_CLOCK)
-    events = _events_client(events_url, connect_timeout, read_timeout)
+    events = EventsClient(events_url, connect_timeout=connect_timeout, read_timeout=read_timeout)
     result = sweep(store, events, older_than_seconds=older_than_seconds).as_dict()
     if config is not None and resources.queue_url:
         policy = Policy(store, config)
@@ -181,21 +180,6 @@ def run_sweep(
     if reconcile is not None and reconcile.due(store.clock.time()):
         result.update(run_scheduled_reconcile(store, events, reconcile, config))
     return result
-
-
-@functools.cache
-def _events_client(events_url: str, connect_timeout: float, read_timeout: float) -> EventsClient:
-    """The process's Events API client for the sweep: its connections to PagerDuty are kept between
-    runs (a minute apart), as the dispatcher keeps its own. On the system clock, as before it was
-    kept (the sweeper reads no Retry-After); the proxy environment is read when it is made."""
-    from pdrelay.delivery.events_api import EventsClient
-
-    return EventsClient(events_url, connect_timeout=connect_timeout, read_timeout=read_timeout)
-
-
-def forget_events_clients() -> None:
-    """Drop the sweep's kept clients (the configuration or the environment changed: tests, the local stack)."""
-    _events_client.cache_clear()
 
 
 @dataclass(frozen=True)
